@@ -1,0 +1,113 @@
+"""Validated pipeline settings -> the dictionaries dag-factory renders into DAGs.
+
+This is where the knobs of a DAG reach its tasks: the step functions get their section as
+`op_kwargs`, the e-mail and trigger operators get theirs as arguments. Relative paths are made
+absolute against the project root here, once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Any
+
+from adclick_ops.config import Catalog
+from adclick_ops.config.models import (
+    EMAIL_OPERATOR,
+    MONITOR_CALLABLES,
+    PYTHON_OPERATOR,
+    TRAINING_CALLABLES,
+    TRIGGER_OPERATOR,
+    Dag,
+    DefaultArgs,
+)
+
+PROJECT_ROOT_ENV = "ADCLICK_OPS_HOME"
+
+
+def project_root(catalog: Catalog) -> Path:
+    """Relative paths in pipeline files are relative to this: $ADCLICK_OPS_HOME, else pipelines/.."""
+    env = os.environ.get(PROJECT_ROOT_ENV)
+    return Path(env).resolve() if env else catalog.root.resolve().parent
+
+
+def _absolute(value: str, root: Path) -> str:
+    if "://" in value or os.path.isabs(value):
+        return value
+    return str(root / value)
+
+
+def training_settings(dag_id: str, dag: Dag, root: Path) -> dict[str, Any]:
+    assert dag.training is not None
+    settings = dag.training.model_dump(mode="json")
+    for key in ("dataset", "model_dir", "artifacts_root"):
+        settings[key] = _absolute(settings[key], root)
+    settings["dag_id"] = dag_id
+    return settings
+
+
+def _default_args(dag: Dag, shared: DefaultArgs) -> dict[str, Any]:
+    merged = shared.model_dump(exclude_none=True)
+    if dag.default_args is not None:
+        merged.update(dag.default_args.model_dump(exclude_unset=True, exclude_none=True))
+    start = dag.start_date
+    if not isinstance(start, dt.datetime):
+        start = dt.datetime(start.year, start.month, start.day, tzinfo=dt.timezone.utc)
+    merged["start_date"] = start
+    return merged
+
+
+def _task(task_id: str, dag_id: str, dag: Dag, root: Path) -> dict[str, Any]:
+    from adclick_ops import notify
+
+    spec = dag.tasks[task_id]
+    out: dict[str, Any] = {"operator": spec.operator}
+    if spec.dependencies:
+        out["dependencies"] = list(spec.dependencies)
+    for key in ("trigger_rule", "retries", "retry_delay_sec", "execution_timeout_secs", "doc_md"):
+        value = getattr(spec, key)
+        if value is not None:
+            out[key] = value
+    if spec.operator == PYTHON_OPERATOR:
+        out["python_callable"] = spec.python_callable
+        if spec.python_callable in TRAINING_CALLABLES:
+            out["op_kwargs"] = {"settings": training_settings(dag_id, dag, root)}
+        elif spec.python_callable in MONITOR_CALLABLES:
+            assert dag.monitor is not None
+            out["op_kwargs"] = {"settings": dag.monitor.model_dump(mode="json")}
+    elif spec.operator == EMAIL_OPERATOR:
+        assert dag.notify is not None
+        out.update(notify.email_operator_args(dag.notify.email, dag))
+    elif spec.operator == TRIGGER_OPERATOR:
+        assert dag.trigger is not None
+        out["trigger_dag_id"] = dag.trigger.dag_id
+        out["conf"] = dict(dag.trigger.conf)
+        out["wait_for_completion"] = False
+    return out
+
+
+def dag_config(dag_id: str, dag: Dag, shared: DefaultArgs, root: Path) -> dict[str, Any]:
+    """The dag-factory configuration of one DAG."""
+    cfg: dict[str, Any] = {
+        "description": dag.description,
+        "schedule": dag.schedule,
+        "catchup": dag.catchup,
+        "max_active_runs": dag.max_active_runs,
+        "tags": list(dag.tags),
+        "default_args": _default_args(dag, shared),
+        "tasks": {task_id: _task(task_id, dag_id, dag, root) for task_id in dag.tasks},
+    }
+    if dag.is_paused_upon_creation is not None:
+        cfg["is_paused_upon_creation"] = dag.is_paused_upon_creation
+    if dag.notify is not None and dag.notify.email.on_failure:
+        from adclick_ops import notify
+
+        cfg["default_args"]["on_failure_callback"] = notify.failure_callback_config(dag.notify.email)
+    return cfg
+
+
+def dag_configs(catalog: Catalog) -> dict[str, dict[str, Any]]:
+    """dag-factory configurations of every valid DAG of the catalog, by DAG id."""
+    root = project_root(catalog)
+    return {dag_id: dag_config(dag_id, dag, catalog.defaults, root) for dag_id, dag in catalog.dags.items()}

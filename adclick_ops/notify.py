@@ -1,0 +1,65 @@
+"""E-mail content: the run report sent by `send_email` and the failure alert.
+
+Both are Airflow templates, rendered by Airflow at run time with the task's context, and sent
+through the SMTP provider (EmailOperator and SmtpNotifier) with the connection named in the YAML.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adclick_ops.config.models import Dag, EmailNotification
+
+SMTP_NOTIFIER = "airflow.providers.smtp.notifications.smtp.SmtpNotifier"
+
+# Links to the Airflow UI use [api] base_url, which the run command and the compose stack set.
+_RUN_URL = "{{ conf.get('api', 'base_url', fallback='http://localhost:8080').rstrip('/') }}/dags/{{ dag.dag_id }}/runs/{{ run_id | urlencode }}"
+
+REPORT_HTML = (
+    "{% set m = ti.xcom_pull(task_ids='load_model_task') or {} %}"
+    "<html><body>"
+    "<h2>{{ dag.dag_id }}: model trained</h2>"
+    "<p>Run <code>{{ run_id }}</code>, logical date {{ logical_date }}.</p>"
+    "<table border='1' cellpadding='4' cellspacing='0'>"
+    "<tr><th align='left'>accuracy</th><td>{{ '%.4f' % m.get('accuracy', 0) }}</td></tr>"
+    "<tr><th align='left'>precision</th><td>{{ '%.4f' % m.get('precision', 0) }}</td></tr>"
+    "<tr><th align='left'>recall</th><td>{{ '%.4f' % m.get('recall', 0) }}</td></tr>"
+    "<tr><th align='left'>F1</th><td>{{ '%.4f' % m.get('f1', 0) }}</td></tr>"
+    "<tr><th align='left'>ROC AUC</th><td>{{ '%.4f' % m.get('roc_auc', 0) }}</td></tr>"
+    "<tr><th align='left'>test rows</th><td>{{ m.get('n_test') }}</td></tr>"
+    "</table>"
+    "<p>Model saved to <code>{{ m.get('model_path') }}</code>.</p>"
+    f"<p><a href=\"{_RUN_URL}\">This run in Airflow</a> · "
+    "<a href=\"{{ params.get('monitor_url', 'http://localhost:5555') }}\">Monitor</a></p>"
+    "</body></html>"
+)
+
+FAILURE_HTML = (
+    "<html><body>"
+    "<h2>{{ dag.dag_id }}: task {{ ti.task_id }} failed</h2>"
+    "<p>Run <code>{{ run_id }}</code>, try {{ ti.try_number }}.</p>"
+    "<pre>{{ exception }}</pre>"
+    "<p><a href=\"{{ ti.log_url }}\">Log of the task</a></p>"
+    "</body></html>"
+)
+
+
+def email_operator_args(email: EmailNotification, dag: Dag) -> dict[str, Any]:
+    """Arguments of the EmailOperator task that sends the run report."""
+    return {
+        "to": list(email.to),
+        "subject": email.subject,
+        "html_content": REPORT_HTML,
+        "conn_id": email.conn_id,
+    }
+
+
+def failure_callback_config(email: EmailNotification) -> dict[str, Any]:
+    """dag-factory callback spec: SmtpNotifier as every task's on_failure_callback."""
+    return {
+        "callback": SMTP_NOTIFIER,
+        "to": list(email.to),
+        "subject": "[adclick-ops] FAILED {{ dag.dag_id }}.{{ ti.task_id }} run {{ run_id }}",
+        "html_content": FAILURE_HTML,
+        "smtp_conn_id": email.conn_id,
+    }

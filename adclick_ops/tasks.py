@@ -1,0 +1,100 @@
+"""The Airflow task callables that pipeline files may name (see the allow-list in config.models).
+
+Each is a few lines: read the run's inputs, call a step function, write the outputs, return a small
+JSON summary as the task's XCom. Heavy imports stay inside the functions, so that parsing a DAG
+file never loads pandas or scikit-learn.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from adclick_ops.artifacts import RunFiles
+
+log = logging.getLogger(__name__)
+
+
+class QualityGateError(RuntimeError):
+    """The new model scores below `training.min_accuracy`; it was not promoted."""
+
+
+def load_data(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any]:
+    """load_data_task: read and check the dataset, keep the used columns for the next tasks."""
+    from adclick_ops.steps.data import read_dataset
+
+    frame = read_dataset(settings["dataset"], settings["features"], settings["target"])
+    x = frame[settings["features"]].to_numpy(dtype="float64")
+    y = frame[settings["target"]].to_numpy(dtype="int64")
+    saved = RunFiles(settings, run_id).save_arrays("dataset", x=x, y=y)
+    summary = {"rows": int(len(y)), "positives": int(y.sum()), "features": settings["features"], "saved": saved}
+    log.info("dataset %s: %s rows, %s positives", settings["dataset"], summary["rows"], summary["positives"])
+    return summary
+
+
+def preprocess(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any]:
+    """data_preprocessing_task: split, and fit the configured scalers on the training part only."""
+    from adclick_ops.steps.model import make_preprocessor, split
+
+    run = RunFiles(settings, run_id)
+    data = run.load_arrays("dataset")
+    s = settings["split"]
+    x_train, x_test, y_train, y_test = split(data["x"], data["y"], s["test_size"], s["random_state"], s["stratify"])
+    scaled_columns = make_preprocessor(settings["scalers"]).fit(x_train).transform(x_train[:1]).shape[1]
+    run.save_arrays("split", x_train=x_train, x_test=x_test, y_train=y_train, y_test=y_test)
+    return {"train_rows": int(len(y_train)), "test_rows": int(len(y_test)), "scaled_columns": int(scaled_columns), "scalers": settings["scalers"]}
+
+
+def separate_data_outputs(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any]:
+    """separate_data_outputs_task: hand the training and test sets on as two files."""
+    run = RunFiles(settings, run_id)
+    parts = run.load_arrays("split")
+    train = run.save_arrays("train", x=parts["x_train"], y=parts["y_train"])
+    test = run.save_arrays("test", x=parts["x_test"], y=parts["y_test"])
+    return {"train": train, "test": test}
+
+
+def build_save_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any]:
+    """build_save_model_task: fit the whole pipeline and promote it atomically, gate permitting."""
+    from adclick_ops.artifacts import dump_model, sha256, write_bytes_atomic
+    from adclick_ops.steps.model import build_pipeline
+
+    run = RunFiles(settings, run_id)
+    train = run.load_arrays("train")
+    est = settings["estimator"]
+    model = build_pipeline(settings["scalers"], est["name"], est["params"]).fit(train["x"], train["y"])
+    blob = dump_model(model)
+    write_bytes_atomic(run.candidate_model, blob)
+    threshold = settings.get("min_accuracy")
+    if threshold is not None:
+        test = run.load_arrays("test")
+        accuracy = float(model.score(test["x"], test["y"]))
+        if accuracy < threshold:
+            raise QualityGateError(
+                f"test accuracy {accuracy:.4f} is below training.min_accuracy {threshold}; "
+                f"the model was not promoted and {run.promoted_model} is unchanged"
+            )
+    write_bytes_atomic(run.promoted_model, blob)
+    log.info("model promoted to %s", run.promoted_model)
+    return {"model_path": str(run.promoted_model), "candidate": str(run.candidate_model), "sha256": sha256(blob), "estimator": est["name"]}
+
+
+def load_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any]:
+    """load_model_task: load this run's model back and evaluate it on the test set."""
+    from adclick_ops.artifacts import as_path, load_model_file
+    from adclick_ops.steps.model import evaluate
+
+    run = RunFiles(settings, run_id)
+    model = load_model_file(run.candidate_model, [run.folder, as_path(settings["model_dir"])])
+    test = run.load_arrays("test")
+    metrics = evaluate(model, test["x"], test["y"])
+    metrics.update({"model_path": str(run.promoted_model), "estimator": settings["estimator"]["name"], "run_id": run_id})
+    log.info("metrics of %s: %s", run_id, {k: metrics[k] for k in ("accuracy", "precision", "recall", "f1", "roc_auc")})
+    return metrics
+
+
+def start_flask_api(settings: dict[str, Any], **_: Any) -> str:
+    """start_Flask_API: make sure the monitor answers; serve it here if nothing does."""
+    from adclick_ops.monitor.service import ensure_monitor
+
+    return ensure_monitor(settings)
