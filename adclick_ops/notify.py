@@ -12,8 +12,13 @@ from adclick_ops.config.models import Dag, EmailNotification
 
 SMTP_NOTIFIER = "airflow.providers.smtp.notifications.smtp.SmtpNotifier"
 
-# Links to the Airflow UI use [api] base_url, which the run command and the compose stack set.
-_RUN_URL = "{{ conf.get('api', 'base_url', fallback='http://localhost:8080').rstrip('/') }}/dags/{{ dag.dag_id }}/runs/{{ run_id | urlencode }}"
+
+def airflow_ui_url() -> str:
+    """Base URL of the Airflow UI for links in e-mails: Airflow's [api] base_url."""
+    from airflow.configuration import conf
+
+    return (conf.get("api", "base_url", fallback=None) or "http://localhost:8080").rstrip("/")
+
 
 REPORT_HTML = (
     "{% set m = ti.xcom_pull(task_ids='load_model_task') or {} %}"
@@ -29,8 +34,8 @@ REPORT_HTML = (
     "<tr><th align='left'>test rows</th><td>{{ m.get('n_test') }}</td></tr>"
     "</table>"
     "<p>Model saved to <code>{{ m.get('model_path') }}</code>.</p>"
-    f"<p><a href=\"{_RUN_URL}\">This run in Airflow</a> · "
-    "<a href=\"{{ params.get('monitor_url', 'http://localhost:5555') }}\">Monitor</a></p>"
+    "<p><a href=\"__AIRFLOW__/dags/{{ dag.dag_id }}/runs/{{ run_id | urlencode }}\">This run in Airflow</a> · "
+    "<a href=\"__MONITOR__\">Monitor</a></p>"
     "</body></html>"
 )
 
@@ -38,7 +43,7 @@ FAILURE_HTML = (
     "<html><body>"
     "<h2>{{ dag.dag_id }}: task {{ ti.task_id }} failed</h2>"
     "<p>Run <code>{{ run_id }}</code>, try {{ ti.try_number }}.</p>"
-    "<pre>{{ exception }}</pre>"
+    "<pre>{{ exception | default('(see the log)', true) }}</pre>"
     "<p><a href=\"{{ ti.log_url }}\">Log of the task</a></p>"
     "</body></html>"
 )
@@ -49,7 +54,7 @@ def email_operator_args(email: EmailNotification, dag: Dag) -> dict[str, Any]:
     return {
         "to": list(email.to),
         "subject": email.subject,
-        "html_content": REPORT_HTML,
+        "html_content": REPORT_HTML.replace("__AIRFLOW__", airflow_ui_url()).replace("__MONITOR__", email.monitor_url),
         "conn_id": email.conn_id,
     }
 

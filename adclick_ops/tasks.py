@@ -7,6 +7,7 @@ file never loads pandas or scikit-learn.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -81,7 +82,7 @@ def build_save_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[st
 
 def load_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any]:
     """load_model_task: load this run's model back and evaluate it on the test set."""
-    from adclick_ops.artifacts import as_path, load_model_file
+    from adclick_ops.artifacts import as_path, load_model_file, write_bytes_atomic
     from adclick_ops.steps.model import evaluate
 
     run = RunFiles(settings, run_id)
@@ -89,6 +90,7 @@ def load_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any
     test = run.load_arrays("test")
     metrics = evaluate(model, test["x"], test["y"])
     metrics.update({"model_path": str(run.promoted_model), "estimator": settings["estimator"]["name"], "run_id": run_id})
+    write_bytes_atomic(run.path("metrics.json"), json.dumps(metrics, indent=2).encode())
     log.info("metrics of %s: %s", run_id, {k: metrics[k] for k in ("accuracy", "precision", "recall", "f1", "roc_auc")})
     return metrics
 

@@ -214,6 +214,7 @@ class EmailNotification(Model):
     )
     conn_id: str = Field("smtp_default", pattern=r"^[A-Za-z0-9_.\-]+$", description="Airflow connection holding the SMTP server's settings.")
     on_failure: bool = Field(True, description="Also e-mail the recipients when a task of the DAG fails.")
+    monitor_url: str = Field("http://localhost:5555", pattern=r"^https?://", description="Link to the Flask monitor given in the report.")
 
     @field_validator("to")
     @classmethod
@@ -358,8 +359,6 @@ class Dag(Model):
         for section, users in needs.items():
             if users and getattr(self, section) is None:
                 problems.append(f"task(s) {', '.join(users)} need a `{section}` section in this DAG")
-        if self.notify and self.notify.email.on_failure is False and not needs["notify"]:
-            pass  # a DAG may keep its recipients for later use
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -1,0 +1,176 @@
+"""`adclick-ops`: validate pipeline files, write their schema, show a DAG, run the pipeline, serve the monitor."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from adclick_ops.config import ConfigError, Issue, load_catalog, pipeline_paths, pipelines_dir
+
+SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schema"
+
+
+def _collect(paths: list[str]) -> tuple[Path, list[Path] | None, list[Issue]]:
+    """Turn the command line's files and folders into (pipelines folder, files) for the catalog."""
+    if not paths:
+        return pipelines_dir(), None, []
+    files: list[Path] = []
+    missing: list[Issue] = []
+    root: Path | None = None
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            root = root or p
+            files.extend(pipeline_paths(p))
+        elif p.exists():
+            root = root or p.parent
+            if p.name not in ("defaults.yaml", "defaults.yml"):
+                files.append(p)
+        else:
+            missing.append(Issue(raw, None, "", "no such file or folder"))
+    return root or pipelines_dir(), files, missing
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    root, files, issues = _collect(args.paths)
+    try:
+        catalog = load_catalog(root, files)
+    except ConfigError as exc:
+        issues.extend(exc.issues)
+        catalog = None
+    if catalog is not None:
+        issues.extend(i for e in catalog.errors.values() for i in e.issues)
+    if issues:
+        for issue in issues:
+            print(issue, file=sys.stderr)
+        print(f"{len(issues)} error(s)", file=sys.stderr)
+        return 1
+    assert catalog is not None
+    n_files = len(catalog.files)
+    print(f"OK: {n_files} pipeline file(s), {len(catalog.dags)} DAG(s): {', '.join(catalog.dags)}")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from adclick_ops.config.models import defaults_json_schema, json_schema
+
+    out = Path(args.output)
+    targets = {out / "pipeline.schema.json": json_schema(), out / "defaults.schema.json": defaults_json_schema()}
+    stale = []
+    for path, schema in targets.items():
+        text = json.dumps(schema, indent=2, sort_keys=True) + "\n"
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(str(path))
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            print(f"wrote {path}")
+    if stale:
+        print(f"out of date: {', '.join(stale)}; run `adclick-ops schema`", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from adclick_ops.loader import render
+
+    rendered: dict = {}
+    try:
+        render(rendered, args.pipelines)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    dag = rendered.get(args.dag_id)
+    if dag is None:
+        print(f"DAG {args.dag_id!r} not found; declared: {', '.join(sorted(rendered)) or 'none'}", file=sys.stderr)
+        return 1
+    print(f"{dag.dag_id}  (schedule: {dag.timetable.summary})")
+    for task in dag.topological_sort():
+        down = sorted(task.downstream_task_ids)
+        rule = f"  [trigger_rule={task.trigger_rule}]" if str(task.trigger_rule) != "all_success" else ""
+        print(f"  {task.task_id} ({type(task).__name__}){rule}" + (f" -> {', '.join(down)}" if down else ""))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from adclick_ops.run import run_forever, run_once
+
+    return run_once(Path(args.airflow_home)) if args.once else run_forever(Path(args.airflow_home), args.port)
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from adclick_ops.monitor.service import serve
+
+    serve(host=args.host, port=args.port, airflow_url=args.airflow_url, dag_id=args.dag_id)
+    return 0
+
+
+def cmd_reference(args: argparse.Namespace) -> int:
+    from adclick_ops.config.reference import render_reference
+
+    text = render_reference()
+    path = Path(args.output)
+    if args.check:
+        if not path.exists() or path.read_text() != text:
+            print(f"{path} is out of date; run `adclick-ops reference`", file=sys.stderr)
+            return 1
+        return 0
+    path.write_text(text)
+    print(f"wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from adclick_ops.runtime import PROJECT
+
+    parser = argparse.ArgumentParser(prog="adclick-ops", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="check pipeline files; exit 1 with every error")
+    p.add_argument("paths", nargs="*", help="pipeline files or folders (default: pipelines/)")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("schema", help="write the JSON Schema of pipeline files")
+    p.add_argument("--output", default=str(SCHEMA_DIR), help="folder to write to (default: schema/)")
+    p.add_argument("--check", action="store_true", help="exit 1 if the files there are out of date")
+    p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("graph", help="print the task graph of a rendered DAG")
+    p.add_argument("dag_id")
+    p.add_argument("--pipelines", default=None, help="pipelines folder (default: pipelines/)")
+    p.set_defaults(func=cmd_graph)
+
+    p = sub.add_parser("run", help="run Airflow_Lab2 on the embedded Airflow (SQLite, LocalExecutor)")
+    p.add_argument("--once", action="store_true", help="one headless run (airflow dags test); exit 1 if a task failed")
+    p.add_argument("--airflow-home", default=str(PROJECT / ".airflow"), help="Airflow home (default: .airflow/)")
+    p.add_argument("--port", type=int, default=8080, help="port of the Airflow API server and UI")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("monitor", help="serve the Flask monitor (production WSGI server)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5555)
+    p.add_argument("--airflow-url", default="http://localhost:8080")
+    p.add_argument("--dag-id", default="Airflow_Lab2")
+    p.set_defaults(func=cmd_monitor)
+
+    p = sub.add_parser("reference", help="write docs/configuration.md from the models")
+    p.add_argument("--output", default=str(PROJECT / "docs" / "configuration.md"))
+    p.add_argument("--check", action="store_true")
+    p.set_defaults(func=cmd_reference)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

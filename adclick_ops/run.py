@@ -1,0 +1,212 @@
+"""The main job on the embedded default: Airflow with SQLite and the LocalExecutor, no Docker.
+
+`run_forever` starts Airflow's components and the monitor, triggers Airflow_Lab2, follows it to the
+end, prints the metrics and the URLs and keeps everything up until Ctrl-C. `run_once` is the
+headless form for scripts: one `airflow dags test` run, exit status 1 when a task failed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from adclick_ops.mailsink import MailSink
+from adclick_ops.runtime import ADMIN_PASSWORD, ADMIN_USER, PROJECT, Stack, airflow, airflow_env, port_is_free
+
+DAG_ID = "Airflow_Lab2"
+MONITOR_PORT = 5555
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _migrate(env: dict[str, str], home: Path) -> None:
+    _say(f"Preparing the Airflow metadata database in {home} ...")
+    with open(home / "migrate.log", "wb") as log:
+        result = airflow(["db", "migrate"], env, stdout=log, stderr=subprocess.STDOUT)
+    if result.returncode != 0:
+        raise SystemExit(f"airflow db migrate failed; see {home / 'migrate.log'}")
+
+
+def _metrics_line(m: dict[str, Any]) -> str:
+    keys = ("accuracy", "precision", "recall", "f1", "roc_auc")
+    return "  ".join(f"{k}={m[k]:.4f}" for k in keys if isinstance(m.get(k), (int, float)))
+
+
+def _latest_metrics(since: float) -> dict[str, Any] | None:
+    """metrics.json written by load_model_task during this run (newest first)."""
+    from adclick_ops.artifacts import as_path
+    from adclick_ops.config import load_catalog
+    from adclick_ops.factory import project_root, training_settings
+
+    catalog = load_catalog()
+    settings = training_settings(DAG_ID, catalog.dags[DAG_ID], project_root(catalog))
+    folder = as_path(settings["artifacts_root"]) / DAG_ID
+    candidates = [p for p in folder.glob("*/metrics.json") if p.stat().st_mtime >= since]
+    if not candidates:
+        return None
+    return json.loads(max(candidates, key=lambda p: p.stat().st_mtime).read_text())
+
+
+def run_once(home: Path) -> int:
+    """One run of Airflow_Lab2 through `airflow dags test`; returns 0 when every task succeeded."""
+    home = home.resolve()
+    env = airflow_env(home)
+    mail_dir = PROJECT / "mail"
+    with MailSink(mail_dir) as sink:
+        env.update(sink.connection_env())
+        _migrate(env, home)
+        _say(f"Running {DAG_ID} with `airflow dags test` (log: {home / 'dags-test.log'}) ...")
+        started = time.time()
+        states: dict[str, str] = {}
+        last_state = "unknown"
+        with open(home / "dags-test.log", "w") as log:
+            proc = subprocess.Popen(
+                [str(Path(sys.executable).parent / "airflow"), "dags", "test", DAG_ID],
+                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            )
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                log.write(line)
+                if "Task instance state updated" in line and "new_state=" in line:
+                    last_state = line.split("new_state=", 1)[1].split()[0]
+                if "[DAG TEST] end task" in line and "task_id=" in line:
+                    task = line.split("task_id=", 1)[1].split()[0]
+                    states[task] = last_state
+                    _say(f"  {task:<28} {last_state}")
+                if "DagRun Finished" in line:
+                    final = line.split("state=", 1)[1].split(",")[0].strip() if "state=" in line else "unknown"
+                    states["__run__"] = final
+            proc.wait()
+        run_state = states.get("__run__", "unknown")
+        _say(f"{DAG_ID}: run {run_state} in {time.time() - started:.0f} s")
+        metrics = _latest_metrics(started)
+        if metrics:
+            _say(f"metrics: {_metrics_line(metrics)}")
+            _say(f"model:   {metrics.get('model_path')}")
+        emails = sorted(p for p in mail_dir.glob("*.eml") if p.stat().st_mtime >= started)
+        for p in emails:
+            _say(f"e-mail:  {p}")
+    if proc.returncode != 0 or run_state != "success":
+        _say(f"the run did not succeed; see {home / 'dags-test.log'}")
+        return 1
+    return 0
+
+
+class _Api:
+    """The few Airflow REST API v2 calls the run command needs."""
+
+    def __init__(self, base: str):
+        import requests
+
+        self.base = base.rstrip("/")
+        self.http = requests.Session()
+
+    def wait_until_up(self, deadline: float, stack: Stack) -> None:
+        while time.monotonic() < deadline:
+            if stack.dead():
+                raise SystemExit(f"{', '.join(stack.dead())} stopped:\n" + "\n".join(stack.log_tail(n) for n in stack.dead()))
+            try:
+                if self.http.get(f"{self.base}/api/v2/monitor/health", timeout=2).ok:
+                    break
+            except Exception:
+                pass
+            time.sleep(1)
+        else:
+            raise SystemExit("the Airflow API server did not come up; see .airflow/api-server.log")
+        token = self.http.post(f"{self.base}/auth/token", json={"username": ADMIN_USER, "password": ADMIN_PASSWORD}, timeout=10)
+        token.raise_for_status()
+        self.http.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+
+    def get(self, path: str, **params) -> Any:
+        r = self.http.get(f"{self.base}/api/v2{path}", params=params, timeout=10)
+        r.raise_for_status()
+        return r.json()
+
+    def call(self, method: str, path: str, body: dict) -> Any:
+        r = self.http.request(method, f"{self.base}/api/v2{path}", json=body, timeout=10)
+        r.raise_for_status()
+        return r.json()
+
+
+def follow_run(api: _Api, dag_id: str, run_id: str, stack: Stack, timeout: float = 900) -> str:
+    """Print task states as they change until the run ends; return its final state."""
+    seen: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        tis = api.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+        for ti in tis:
+            state = ti.get("state") or "none"
+            if seen.get(ti["task_id"]) != state:
+                seen[ti["task_id"]] = state
+                _say(f"  {ti['task_id']:<28} {state}")
+        run = api.get(f"/dags/{dag_id}/dagRuns/{run_id}")
+        if run["state"] in ("success", "failed"):
+            return run["state"]
+        if stack.dead():
+            raise SystemExit(f"{', '.join(stack.dead())} stopped:\n" + "\n".join(stack.log_tail(n) for n in stack.dead()))
+        time.sleep(2)
+    return "timed out"
+
+
+def run_forever(home: Path, port: int = 8080) -> int:
+    home = home.resolve()
+    if not port_is_free(port):
+        raise SystemExit(f"port {port} is in use; stop what holds it or pass --port")
+    env = airflow_env(home, api_port=port)
+    mail_dir = PROJECT / "mail"
+    base = f"http://localhost:{port}"
+    with MailSink(mail_dir) as sink:
+        env.update(sink.connection_env())
+        _migrate(env, home)
+        stack = Stack(env, home)
+        try:
+            _say("Starting Airflow: api-server, scheduler, dag-processor, triggerer ...")
+            stack.start_airflow()
+            if port_is_free(MONITOR_PORT):
+                stack.start("monitor", ["python", "-m", "adclick_ops.cli", "monitor", "--port", str(MONITOR_PORT), "--airflow-url", base])
+            api = _Api(base)
+            api.wait_until_up(time.monotonic() + 180, stack)
+            _say(f"Airflow UI: {base}  (login {ADMIN_USER} / {ADMIN_PASSWORD}, a development default)")
+            deadline = time.monotonic() + 180
+            while True:
+                try:
+                    api.get(f"/dags/{DAG_ID}")
+                    break
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise SystemExit(f"{DAG_ID} was not parsed; run `adclick-ops validate` and see {home / 'dag-processor.log'}")
+                    time.sleep(2)
+            run = api.call("POST", f"/dags/{DAG_ID}/dagRuns", {"logical_date": None, "note": "triggered by adclick-ops run"})
+            api.call("PATCH", f"/dags/{DAG_ID}", {"is_paused": False})
+            run_id = run["dag_run_id"]
+            _say(f"Triggered {DAG_ID}: {run_id}")
+            state = follow_run(api, DAG_ID, run_id, stack)
+            _say(f"{DAG_ID} run {run_id}: {state}")
+            try:
+                xcom = api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/load_model_task/xcomEntries/return_value", deserialize=True)
+                value = xcom.get("value")
+                metrics = json.loads(value) if isinstance(value, str) else value
+                _say(f"metrics: {_metrics_line(metrics)}")
+                _say(f"model:   {metrics.get('model_path')}")
+            except Exception as exc:  # the run may have failed before evaluation
+                _say(f"no metrics for this run ({exc})")
+            for p in sorted(mail_dir.glob("*.eml"))[-2:]:
+                _say(f"e-mail:  {p}")
+            _say(f"Airflow UI: {base}/dags/{DAG_ID}")
+            _say(f"Monitor:    http://localhost:{MONITOR_PORT}")
+            _say("Everything keeps running; press Ctrl-C to stop.")
+            while not stack.dead():
+                time.sleep(2)
+            _say(f"{', '.join(stack.dead())} stopped; shutting down.")
+            return 1
+        except KeyboardInterrupt:
+            _say("Stopping ...")
+            return 0
+        finally:
+            stack.stop()

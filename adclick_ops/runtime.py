@@ -1,0 +1,126 @@
+"""The embedded Airflow: an Airflow home inside the project, its environment, and its processes.
+
+`config/embedded.env` holds the settings; this module fills in the paths and per-home secrets,
+and starts or stops Airflow's components. Used by `adclick-ops run` and by the tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+ENV_TEMPLATE = PROJECT / "config" / "embedded.env"
+ADMIN_USER, ADMIN_PASSWORD = "airflow", "airflow"  # development default, printed by the run command
+
+
+def _secret(home: Path, name: str, make) -> str:
+    path = home / f".{name}"
+    if not path.exists():
+        path.write_text(make())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def airflow_env(home: Path, project: Path = PROJECT, api_port: int = 8080, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for Airflow commands on the embedded default, with `home` as AIRFLOW_HOME."""
+    home = home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    generated = {
+        "AIRFLOW__API_AUTH__JWT_SECRET": _secret(home, "jwt_secret", lambda: secrets.token_urlsafe(32)),
+        "AIRFLOW__CORE__FERNET_KEY": _secret(home, "fernet_key", lambda: base64.urlsafe_b64encode(os.urandom(32)).decode()),
+    }
+    env = dict(os.environ)
+    for raw in ENV_TEMPLATE.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.partition("=")
+        if value == "{generated}":
+            value = generated[key]
+        env[key] = value.format(project=project.resolve(), airflow_home=home, api_port=api_port)
+    env["AIRFLOW_HOME"] = str(home)
+    passwords = home / "passwords.json"
+    if not passwords.exists():
+        passwords.write_text(json.dumps({ADMIN_USER: ADMIN_PASSWORD}))
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+    env.update(extra or {})
+    return env
+
+
+def airflow(args: list[str], env: dict[str, str], **kwargs) -> subprocess.CompletedProcess:
+    exe = shutil.which("airflow", path=env["PATH"]) or "airflow"
+    return subprocess.run([exe, *args], env=env, **kwargs)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass
+class Stack:
+    """Airflow's components as child processes, each logging to a file of the Airflow home."""
+
+    env: dict[str, str]
+    home: Path
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def start(self, name: str, args: list[str]) -> None:
+        log = open(self.home / f"{name}.log", "ab")
+        exe = shutil.which("airflow", path=self.env["PATH"]) or "airflow"
+        self.processes[name] = subprocess.Popen(
+            [exe, *args] if args and args[0] != "python" else [sys.executable, *args[1:]],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def start_airflow(self, components=("api-server", "scheduler", "dag-processor", "triggerer")) -> None:
+        for component in components:
+            self.start(component, [component])
+
+    def dead(self) -> list[str]:
+        return [name for name, p in self.processes.items() if p.poll() is not None]
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        path = self.home / f"{name}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    def stop(self, timeout: float = 20) -> None:
+        for p in self.processes.values():
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + timeout
+        for p in self.processes.values():
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                p.wait()
