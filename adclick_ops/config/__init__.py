@@ -139,6 +139,29 @@ def _model_at(model: type, loc: tuple[Any, ...]) -> type | None:
     return current if isinstance(current, type) and hasattr(current, "model_fields") else None
 
 
+def _issues_from_validation(doc: YamlDocument, prefix: tuple[Any, ...], exc: ValidationError, model: type) -> list[Issue]:
+    """One issue per place in the file: the branches of a union (str | int | ...) become one message."""
+    issues: list[Issue] = []
+    branches: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for err in exc.errors():
+        loc = prefix + tuple(err["loc"])
+        if err["type"] not in ("missing", "extra_forbidden") and loc not in doc.lines:
+            at = loc
+            while at and at not in doc.lines:
+                at = at[:-1]
+            if at and len(at) < len(loc):
+                branches.setdefault(at, []).append(err)
+                continue
+        issues.append(_issue_from_pydantic(doc, prefix, err, model))
+    for at, errs in branches.items():
+        if len(errs) == 1:
+            issues.append(_issue_from_pydantic(doc, prefix, {**errs[0], "loc": at[len(prefix):]}, model))
+            continue
+        forms = sorted({str(e["loc"][len(at) - len(prefix)]).split("[")[0] for e in errs})
+        issues.append(Issue(doc.path, doc.line_of(at), _field_path(at), f"found {_describe(errs[0].get('input'))}; expected one of: {', '.join(forms)}"))
+    return issues
+
+
 def _validate_dags(doc: YamlDocument) -> tuple[dict[str, Dag], list[Issue]]:
     import re
 
@@ -155,9 +178,16 @@ def _validate_dags(doc: YamlDocument) -> tuple[dict[str, Dag], list[Issue]]:
             issues.append(Issue(doc.path, doc.line_of((dag_id,)), dag_id, f"expected a mapping of DAG settings; found {_describe(body)}"))
             continue
         try:
-            dags[dag_id] = Dag.model_validate(body)
+            dag = Dag.model_validate(body)
         except ValidationError as exc:
-            issues.extend(_issue_from_pydantic(doc, (dag_id,), e, Dag) for e in exc.errors())
+            issues.extend(_issues_from_validation(doc, (dag_id,), exc, Dag))
+            continue
+        graph = dag.graph_problems()
+        for loc, message in graph:
+            full = (dag_id, *loc)
+            issues.append(Issue(doc.path, doc.line_of(full), _field_path(full), message))
+        if not graph:
+            dags[dag_id] = dag
     return dags, issues
 
 
@@ -180,10 +210,12 @@ def _cached(path: Path, build):
 
 
 def _shown(path: Path) -> str:
+    """A path as the user best recognises it: relative to the working folder when inside it."""
     try:
-        return os.path.relpath(path)
+        rel = os.path.relpath(path)
     except ValueError:
         return str(path)
+    return str(path) if rel.startswith("..") else rel
 
 
 def load_pipeline_file(path: str | os.PathLike[str]) -> PipelineFile:
@@ -219,7 +251,7 @@ def _load_defaults(root: Path) -> tuple[DefaultArgs, ConfigError | None]:
             try:
                 return Defaults.model_validate(doc.data).default_args, None
             except ValidationError as exc:
-                return DefaultArgs(), ConfigError([_issue_from_pydantic(doc, (), e, Defaults) for e in exc.errors()])
+                return DefaultArgs(), ConfigError(_issues_from_validation(doc, (), exc, Defaults))
     return DefaultArgs(), None
 
 

@@ -338,18 +338,19 @@ class Dag(Model):
             raise ValueError(f"schedule {v!r} is neither a preset nor a 5-field cron expression")
         return v
 
-    @model_validator(mode="after")
-    def _graph(self) -> Dag:
-        problems: list[str] = []
+    def graph_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Checks across tasks, each with the location (field path inside the DAG) it is about."""
+        problems: list[tuple[tuple[str | int, ...], str]] = []
         for task_id, task in self.tasks.items():
-            for dep in task.dependencies:
+            for i, dep in enumerate(task.dependencies):
+                loc = ("tasks", task_id, "dependencies", i)
                 if dep == task_id:
-                    problems.append(f"task {task_id!r} depends on itself")
+                    problems.append((loc, f"task {task_id!r} depends on itself"))
                 elif dep not in self.tasks:
-                    problems.append(f"task {task_id!r} depends on {dep!r}, which is not a task of this DAG (tasks: {', '.join(self.tasks)})")
+                    problems.append((loc, f"{dep!r} is not a task of this DAG; expected one of: {', '.join(self.tasks)}"))
         cycle = _find_cycle({t: [d for d in s.dependencies if d in self.tasks and d != t] for t, s in self.tasks.items()})
         if cycle:
-            problems.append(f"the tasks form a cycle: {' -> '.join(cycle)}")
+            problems.append((("tasks", cycle[0], "dependencies"), f"the tasks form a cycle: {' -> '.join(cycle)}"))
         needs = {
             "training": [t for t, s in self.tasks.items() if s.python_callable in TRAINING_CALLABLES],
             "monitor": [t for t, s in self.tasks.items() if s.python_callable in MONITOR_CALLABLES],
@@ -358,10 +359,8 @@ class Dag(Model):
         }
         for section, users in needs.items():
             if users and getattr(self, section) is None:
-                problems.append(f"task(s) {', '.join(users)} need a `{section}` section in this DAG")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
+                problems.append((("tasks", users[0]), f"task(s) {', '.join(users)} need a `{section}` section in this DAG; it is missing"))
+        return problems
 
 
 def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:

@@ -1,0 +1,45 @@
+# adclick-ops: the two commands of the README, and a few more.
+#   make run    set up everything and run the pipeline on the embedded Airflow (Ctrl-C to stop)
+#   make test   install and run the tests
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+UV     := $(VENV)/bin/uv
+STAMP  := $(VENV)/.installed
+
+.PHONY: run run-once test bench validate schema reference lock clean
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check uv==0.9.30
+	$(UV) pip install --quiet -p $(PY) -r requirements.lock
+	$(UV) pip install --quiet -p $(PY) --no-deps -e .
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/adclick-ops run
+
+run-once: $(STAMP)
+	$(VENV)/bin/adclick-ops run --once
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+validate: $(STAMP)
+	$(VENV)/bin/adclick-ops validate
+
+schema: $(STAMP)
+	$(VENV)/bin/adclick-ops schema
+
+reference: $(STAMP)
+	$(VENV)/bin/adclick-ops reference
+
+# Regenerate the full lock after changing requirements*.txt.
+lock: $(STAMP)
+	$(UV) pip compile requirements.txt requirements-dev.txt -p 3.11 --no-header -o requirements.lock
+
+clean:
+	rm -rf .airflow runs mail test-artifacts

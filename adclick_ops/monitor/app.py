@@ -1,0 +1,117 @@
+"""The Flask application factory of the monitor: settings, the shared run source, security headers."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from flask import Flask, Response, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from adclick_ops.monitor.airflow_api import AirflowClient
+from adclick_ops.monitor.cache import TTLCache
+from adclick_ops.monitor.runs import RunSource
+
+log = logging.getLogger(__name__)
+
+EXTENSION_KEY = "adclick_monitor"
+
+# Setting -> environment variable that provides it when create_app's argument does not.
+ENVIRONMENT = {
+    "AIRFLOW_URL": "ADCLICK_AIRFLOW_URL",
+    "AIRFLOW_UI_URL": "ADCLICK_AIRFLOW_UI_URL",
+    "AIRFLOW_USER": "ADCLICK_AIRFLOW_USER",
+    "AIRFLOW_PASSWORD": "ADCLICK_AIRFLOW_PASSWORD",
+    "DAG_ID": "ADCLICK_MONITOR_DAG_ID",
+    "CACHE_TTL": "ADCLICK_MONITOR_CACHE_TTL",
+}
+DEFAULTS: dict[str, Any] = {
+    "AIRFLOW_URL": "http://localhost:8080",
+    "AIRFLOW_UI_URL": None,  # None: the same as AIRFLOW_URL
+    "AIRFLOW_USER": "airflow",
+    "AIRFLOW_PASSWORD": "airflow",
+    "DAG_ID": "Airflow_Lab2",
+    "CACHE_TTL": 5.0,  # seconds; 0 turns the cache off
+    "AIRFLOW_CONNECT_TIMEOUT": 2.0,
+    "AIRFLOW_READ_TIMEOUT": 5.0,
+    "CHART_RUNS": 20,
+}
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def _settings(config: dict[str, Any] | None) -> dict[str, Any]:
+    settings = dict(DEFAULTS)
+    for key, env in ENVIRONMENT.items():
+        if os.environ.get(env):
+            settings[key] = os.environ[env]
+    settings.update({k: v for k, v in (config or {}).items() if v is not None})
+    settings["CACHE_TTL"] = float(settings["CACHE_TTL"])
+    settings["CHART_RUNS"] = int(settings["CHART_RUNS"])
+    settings["AIRFLOW_URL"] = str(settings["AIRFLOW_URL"]).rstrip("/")
+    settings["AIRFLOW_UI_URL"] = str(settings["AIRFLOW_UI_URL"] or settings["AIRFLOW_URL"]).rstrip("/")
+    return settings
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the monitor. `config` overrides the environment, which overrides DEFAULTS."""
+    app = Flask(__name__)
+    app.config.update(_settings(config))
+    # Whatever the caller passed: no debugger, no tracebacks in pages.
+    app.config["DEBUG"] = False
+    app.debug = False
+    app.json.sort_keys = False
+
+    client = AirflowClient(
+        app.config["AIRFLOW_URL"],
+        str(app.config["AIRFLOW_USER"]),
+        str(app.config["AIRFLOW_PASSWORD"]),
+        connect_timeout=float(app.config["AIRFLOW_CONNECT_TIMEOUT"]),
+        read_timeout=float(app.config["AIRFLOW_READ_TIMEOUT"]),
+    )
+    app.extensions[EXTENSION_KEY] = RunSource(
+        client, app.config["DAG_ID"], app.config["AIRFLOW_UI_URL"], TTLCache(app.config["CACHE_TTL"])
+    )
+
+    from adclick_ops.monitor.views import bp
+
+    app.register_blueprint(bp)
+    app.after_request(_security_headers)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+    return app
+
+
+def _security_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path == "/health"
+
+
+def _http_error(exc: HTTPException) -> tuple[Any, int]:
+    code = exc.code or 500
+    if _wants_json():
+        return jsonify({"error": exc.name, "status": code}), code
+    return render_template("error.html", code=code, title=exc.name), code
+
+
+def _unexpected_error(exc: Exception) -> tuple[Any, int]:
+    # A bug of the monitor, not a state of Airflow: logged in full, shown as one line, no traceback.
+    log.exception("monitor error on %s", request.path)
+    if _wants_json():
+        return jsonify({"error": "internal error of the monitor", "status": 500}), 500
+    return render_template("error.html", code=500, title="Internal error of the monitor"), 500

@@ -1,0 +1,80 @@
+"""Fixtures shared by the tests: copies of the pipeline files, Airflow homes, an SMTP server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT / "tests"))
+
+from helpers import SmtpCapture  # noqa: E402
+
+
+@pytest.fixture
+def pipelines(tmp_path: Path) -> Path:
+    """A copy of pipelines/ whose training outputs go to the test's own folders."""
+    dest = tmp_path / "pipelines"
+    shutil.copytree(PROJECT / "pipelines", dest)
+    edit_yaml(dest / "airflow_lab2.yaml", lambda d: d["Airflow_Lab2"]["training"].update(
+        model_dir=str(tmp_path / "model"), artifacts_root=str(tmp_path / "runs"),
+        dataset=str(PROJECT / "dags" / "data" / "advertising.csv")))
+    return dest
+
+
+def edit_yaml(path: Path, change) -> None:
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+@pytest.fixture(scope="session")
+def migrated_db(tmp_path_factory) -> Path:
+    """An Airflow metadata database migrated once; each test gets its own copy."""
+    from adclick_ops.runtime import airflow, airflow_env
+
+    home = tmp_path_factory.mktemp("airflow-template")
+    env = airflow_env(home)
+    result = airflow(["db", "migrate"], env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return home / "airflow.db"
+
+
+@pytest.fixture
+def airflow_home(tmp_path: Path, migrated_db: Path, pipelines: Path):
+    """An Airflow home with its own database, reading the test's copy of pipelines/."""
+    from adclick_ops.runtime import airflow_env
+
+    home = tmp_path / "airflow"
+    home.mkdir()
+    shutil.copy(migrated_db, home / "airflow.db")
+
+    def env(**extra: str) -> dict[str, str]:
+        return airflow_env(home, extra={"ADCLICK_OPS_PIPELINES": str(pipelines), "ADCLICK_OPS_HOME": str(PROJECT), **extra})
+
+    return env
+
+
+def run_airflow(args: list[str], env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
+    from adclick_ops.runtime import airflow
+
+    return airflow(args, env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def smtp_server():
+    with SmtpCapture() as server:
+        yield server
+
+
+def mandatory_in_ci(reason: str) -> None:
+    """Skip with `reason` on a box without the dependency; fail instead when CI=true."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(reason)

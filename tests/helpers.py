@@ -1,0 +1,63 @@
+"""Test helpers that are not fixtures: a real SMTP server that keeps what it receives."""
+
+from __future__ import annotations
+
+import email
+import json
+import socket
+from email.message import Message
+
+from aiosmtpd.controller import Controller
+
+
+class _Keep:
+    def __init__(self):
+        self.messages: list[tuple[list[str], Message]] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd hook
+        self.messages.append((list(envelope.rcpt_tos), email.message_from_bytes(envelope.original_content or envelope.content)))
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class SmtpCapture:
+    """aiosmtpd on a free loopback port; `.messages` holds (recipients, message) pairs."""
+
+    def __init__(self):
+        self.handler = _Keep()
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=free_port())
+
+    @property
+    def messages(self):
+        return self.handler.messages
+
+    def __enter__(self):
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.controller.stop()
+
+    def connection_env(self, conn_id: str = "smtp_default") -> dict[str, str]:
+        return {f"AIRFLOW_CONN_{conn_id.upper()}": connection_json("127.0.0.1", self.controller.port)}
+
+
+def connection_json(host: str, port: int) -> str:
+    return json.dumps({
+        "conn_type": "smtp", "host": host, "port": port,
+        "extra": {"from_email": "adclick-ops@localhost", "disable_tls": True, "disable_ssl": True, "timeout": 5, "retry_limit": 0},
+    })
+
+
+def body_text(message: Message) -> str:
+    """All text parts of a message, decoded."""
+    parts = []
+    for part in message.walk():
+        if part.get_content_maintype() == "text":
+            parts.append(part.get_payload(decode=True).decode(part.get_content_charset() or "utf-8"))
+    return "\n".join(parts)

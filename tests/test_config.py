@@ -1,0 +1,222 @@
+"""Pipeline files: the shipped ones validate, and mistakes are caught with file, line, field and cause."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from adclick_ops.cli import main
+from adclick_ops.config import ConfigError, load_catalog, load_pipeline_file
+from adclick_ops.config.models import json_schema
+
+PROJECT = Path(__file__).resolve().parents[1]
+LAB2 = "airflow_lab2.yaml"
+
+
+def validate(capsys, *paths: Path | str) -> tuple[int, str]:
+    code = main(["validate", *map(str, paths)])
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def test_shipped_pipelines_validate(capsys):
+    code, out = validate(capsys, PROJECT / "pipelines")
+    assert code == 0, out
+    assert "Airflow_Lab2, Airflow_Lab2_Flask" in out
+
+
+def test_shipped_files_point_editors_at_the_schema():
+    for path in (PROJECT / "pipelines").glob("*.yaml"):
+        first = path.read_text().splitlines()[0]
+        assert first.startswith("# yaml-language-server: $schema=../schema/"), path
+        assert (path.parent / first.split("=", 1)[1]).resolve().exists()
+
+
+def test_committed_schema_and_reference_are_up_to_date(capsys):
+    assert main(["schema", "--check"]) == 0, capsys.readouterr().err
+    assert main(["reference", "--check"]) == 0, capsys.readouterr().err
+
+
+def test_schema_describes_the_format():
+    schema = json_schema()
+    dag = schema["$defs"]["Dag"]
+    assert dag["additionalProperties"] is False
+    assert "tasks" in dag["required"]
+    split = schema["$defs"]["Split"]["properties"]["test_size"]
+    assert split["exclusiveMinimum"] == 0 and split["exclusiveMaximum"] == 1
+
+
+@pytest.fixture
+def broken(tmp_path):
+    """Copy pipelines/, replace `old` by `new` in airflow_lab2.yaml, return (folder, line of `new`)."""
+    def make(old: str, new: str, file: str = LAB2):
+        folder = tmp_path / "pipelines"
+        shutil.copytree(PROJECT / "pipelines", folder)
+        path = folder / file
+        text = path.read_text()
+        assert old in text, f"{old!r} not in {file}"
+        text = text.replace(old, new, 1)
+        path.write_bytes(text.encode("utf-8", "surrogateescape"))
+        line = text[: text.index(new)].count("\n") + 1 + (1 if new.startswith("\n") else 0)
+        return folder, line
+    return make
+
+
+# (name, old text, new text, field path expected in the message, words expected in the message)
+MISTAKES = [
+    ("test_size above 1", "test_size: 0.3", "test_size: 1.5", "Airflow_Lab2.training.split.test_size", "less than 1; found 1.5"),
+    ("test_size zero", "test_size: 0.3", "test_size: 0", "Airflow_Lab2.training.split.test_size", "greater than 0"),
+    ("unknown scaler", "scalers: [minmax, standard]", "scalers: [minmax, zscale]", "Airflow_Lab2.training.scalers[1]", "'zscale'"),
+    ("duplicate scaler", "scalers: [minmax, standard]", "scalers: [minmax, minmax]", "Airflow_Lab2.training.scalers", "listed twice"),
+    ("unknown estimator", "name: logistic_regression", "name: xgboost", "Airflow_Lab2.training.estimator.name", "'xgboost'"),
+    ("unknown estimator parameter", "max_iter: 1000", "max_iterations: 1000", "Airflow_Lab2.training.estimator", "'max_iterations'"),
+    ("unknown field", "  catchup: false\n", "  catchup: false\n  colour: blue\n", "Airflow_Lab2.colour", "unknown field 'colour'"),
+    ("dangling dependency", "dependencies: [load_data_task]", "dependencies: [load_dta_task]",
+     "Airflow_Lab2.tasks.data_preprocessing_task.dependencies[0]", "'load_dta_task' is not a task of this DAG"),
+    ("cycle", "      python_callable: adclick_ops.tasks.load_data\n",
+     "      python_callable: adclick_ops.tasks.load_data\n      dependencies: [load_model_task]\n",
+     "Airflow_Lab2.tasks.load_data_task.dependencies", "the tasks form a cycle: load_data_task -> data_preprocessing_task"),
+    ("duplicate task id", "    send_email:\n", "    load_model_task:\n", "", "duplicate key 'load_model_task'"),
+    ("invalid e-mail address", "ml-team@example.com", "ml-team-at-example", "Airflow_Lab2.notify.email.to", "not an e-mail address"),
+    ("callable outside the allow-list", "python_callable: adclick_ops.tasks.load_data", "python_callable: os.system",
+     "Airflow_Lab2.tasks.load_data_task.python_callable", "'os.system' is not allowed"),
+    ("operator outside the allow-list", "operator: airflow.providers.smtp.operators.smtp.EmailOperator",
+     "operator: airflow.providers.standard.operators.bash.BashOperator", "Airflow_Lab2.tasks.send_email.operator", "is not allowed"),
+    ("empty feature list", "    features:\n      - Daily Time Spent on Site\n      - Age\n      - Area Income\n      - Daily Internet Usage\n      - Male\n",
+     "    features: []\n", "Airflow_Lab2.training.features", "at least 1 item"),
+    ("duplicate feature", "      - Male\n", "      - Male\n      - Age\n", "Airflow_Lab2.training.features", "duplicate feature(s): 'Age'"),
+    ("wrong type", "max_active_runs: 1", "max_active_runs: many", "Airflow_Lab2.max_active_runs", "found 'many'"),
+    ("trigger target not declared", "dag_id: Airflow_Lab2_Flask", "dag_id: Airflow_Lab3", "Airflow_Lab2.trigger.dag_id", "'Airflow_Lab3' is not declared"),
+    ("missing operator", "    send_email:\n      operator: airflow.providers.smtp.operators.smtp.EmailOperator\n",
+     "    send_email:\n", "Airflow_Lab2.tasks.send_email.operator", "required field is missing"),
+    ("target among features", "target: Clicked on Ad", "target: Age", "Airflow_Lab2.training", "also listed in features"),
+    ("negative retries", "    retries: 1\n    retry_delay_sec: 30\n\n", "    retries: -1\n    retry_delay_sec: 30\n\n",
+     "Airflow_Lab2.default_args.retries", "greater than or equal to 0"),
+    ("path escaping the project", "dataset: dags/data/advertising.csv", "dataset: ../../etc/passwd", "Airflow_Lab2.training.dataset", "climbs out"),
+    ("unknown schedule preset", 'schedule: "@daily"', 'schedule: "@sometimes"', "Airflow_Lab2.schedule", "unknown schedule preset"),
+    ("unknown trigger rule", "trigger_rule: all_done", "trigger_rule: whenever", "Airflow_Lab2.tasks.my_trigger_task.trigger_rule", "unknown trigger_rule"),
+    ("python object tag", "max_iter: 1000", "max_iter: !!python/object/apply:os.system [id]", "", "is not allowed; pipeline files hold plain values only"),
+    ("value of no allowed form", "max_iter: 1000", "max_iter: [1, 2]", "Airflow_Lab2.training.estimator.params.max_iter",
+     "found [1, 2]; expected one of: bool, float, int, str"),
+    ("alias", "tags: [adclick, ml]", "tags: &t [adclick, ml]\n  description2: *t", "", "aliases"),
+    ("broken YAML syntax", "catchup: false", "catchup: [false", "", "invalid YAML"),
+    ("missing section for an e-mail task", "  notify:\n    email:\n      to: [ml-team@example.com]\n",
+     "  notify_off:\n    email:\n      to: [ml-team@example.com]\n", "", "unknown field 'notify_off'"),
+]
+
+
+@pytest.mark.parametrize("name,old,new,field,words", MISTAKES, ids=[m[0] for m in MISTAKES])
+def test_mistake_is_rejected_with_file_line_field_and_cause(capsys, broken, name, old, new, field, words):
+    folder, line = broken(old, new)
+    code, out = validate(capsys, folder)
+    assert code == 1, out
+    assert LAB2 in out
+    assert words in out, out
+    if field:
+        assert f": {field}: " in out, out
+    assert "Traceback" not in out
+    # the reported line is the line to edit (or the start of the block that holds it)
+    reported = int(out.split(f"{LAB2}:", 1)[1].split(":", 1)[0])
+    assert abs(reported - line) <= 10, (reported, line, out)
+
+
+def test_line_numbers_are_exact_for_a_scalar(capsys, broken):
+    folder, line = broken("test_size: 0.3", "test_size: 7")
+    _, out = validate(capsys, folder)
+    assert f"{LAB2}:{line}: Airflow_Lab2.training.split.test_size:" in out
+
+
+def test_every_error_of_a_file_is_reported_at_once(capsys, broken):
+    folder, _ = broken("test_size: 0.3", "test_size: 2")
+    path = folder / LAB2
+    path.write_text(path.read_text().replace("name: logistic_regression", "name: svm").replace("ml-team@example.com", "nobody"))
+    code, out = validate(capsys, folder)
+    assert code == 1
+    assert "test_size" in out and "'svm'" in out and "not an e-mail address" in out
+    assert "3 error(s)" in out
+
+
+def test_external_trigger_target_is_allowed(capsys, broken):
+    folder, _ = broken("dag_id: Airflow_Lab2_Flask", "dag_id: Some_Other_Dag\n    external: true")
+    code, out = validate(capsys, folder)
+    assert code == 0, out
+
+
+@pytest.mark.parametrize("content,words", [
+    (b"", "file is empty"),
+    (b"# only a comment\n", "file is empty"),
+    (b"- a\n- b\n", "found a list at the top level"),
+    (b"Airflow_Lab2: \xff\xfe\n", "not valid UTF-8"),
+    (b"Airflow_Lab2: 3\n", "expected a mapping of DAG settings"),
+    (b"'bad id!':\n  tasks: {}\n", "is not a valid DAG id"),
+])
+def test_unusable_files(capsys, tmp_path, content, words):
+    path = tmp_path / "p.yaml"
+    path.write_bytes(content)
+    code, out = validate(capsys, path)
+    assert code == 1
+    assert words in out and "p.yaml" in out
+
+
+def test_missing_path_is_an_error(capsys, tmp_path):
+    code, out = validate(capsys, tmp_path / "nope.yaml")
+    assert code == 1 and "no such file" in out
+
+
+def test_a_broken_file_does_not_hide_the_good_ones(tmp_path):
+    folder = tmp_path / "pipelines"
+    shutil.copytree(PROJECT / "pipelines", folder)
+    (folder / "broken.yaml").write_text("Broken_Dag:\n  tasks:\n    a:\n      operator: os.system\n")
+    catalog = load_catalog(folder)
+    assert set(catalog.dags) == {"Airflow_Lab2", "Airflow_Lab2_Flask"}
+    assert list(catalog.errors) == [str(folder / "broken.yaml").replace(str(Path.cwd()) + "/", "")] or len(catalog.errors) == 1
+    with pytest.raises(ConfigError) as info:
+        catalog.raise_for_errors()
+    assert "broken.yaml:4: Broken_Dag.tasks.a.operator" in str(info.value)
+
+
+def test_duplicate_dag_id_across_files(tmp_path, capsys):
+    folder = tmp_path / "pipelines"
+    shutil.copytree(PROJECT / "pipelines", folder)
+    shutil.copy(folder / "airflow_lab2_flask.yaml", folder / "copy.yaml")
+    code, out = validate(capsys, folder)
+    assert code == 1 and "also declared in" in out
+
+
+def test_defaults_file_is_validated(tmp_path, capsys):
+    folder = tmp_path / "pipelines"
+    shutil.copytree(PROJECT / "pipelines", folder)
+    (folder / "defaults.yaml").write_text("default_args:\n  owner: x\n  retrys: 2\n")
+    code, out = validate(capsys, folder)
+    assert code == 1 and "defaults.yaml:3: default_args.retrys: unknown field 'retrys'" in out
+
+
+def test_reread_only_when_the_file_changes(tmp_path):
+    path = tmp_path / "p.yaml"
+    shutil.copy(PROJECT / "pipelines" / "airflow_lab2_flask.yaml", path)
+    first = load_pipeline_file(path)
+    assert load_pipeline_file(path) is first
+    path.write_text(path.read_text().replace("port: 5555", "port: 5556"))
+    second = load_pipeline_file(path)
+    assert second is not first
+    assert second.dags["Airflow_Lab2_Flask"].monitor.port == 5556
+
+
+def test_validate_imports_no_airflow(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; from adclick_ops.cli import main; rc = main(['validate']); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('airflow', 'sklearn', 'pandas', 'dagfactory'))); sys.exit(rc)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_schema_command_writes_json(tmp_path, capsys):
+    assert main(["schema", "--output", str(tmp_path)]) == 0
+    schema = json.loads((tmp_path / "pipeline.schema.json").read_text())
+    assert schema["additionalProperties"] == {"$ref": "#/$defs/Dag"}
