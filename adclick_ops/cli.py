@@ -90,7 +90,8 @@ def cmd_graph(args: argparse.Namespace) -> int:
     print(f"{dag.dag_id}  (schedule: {dag.timetable.summary})")
     for task in dag.topological_sort():
         down = sorted(task.downstream_task_ids)
-        rule = f"  [trigger_rule={task.trigger_rule}]" if str(task.trigger_rule) != "all_success" else ""
+        rule_name = getattr(task.trigger_rule, "value", str(task.trigger_rule))
+        rule = f"  [trigger_rule={rule_name}]" if rule_name != "all_success" else ""
         print(f"  {task.task_id} ({type(task).__name__}){rule}" + (f" -> {', '.join(down)}" if down else ""))
     return 0
 

@@ -15,6 +15,7 @@ from typing import Any
 from adclick_ops.config import Catalog
 from adclick_ops.config.models import (
     EMAIL_OPERATOR,
+    REPORT_EMAIL_OPERATOR,
     MONITOR_CALLABLES,
     PYTHON_OPERATOR,
     TRAINING_CALLABLES,
@@ -76,9 +77,9 @@ def _task(task_id: str, dag_id: str, dag: Dag, root: Path) -> dict[str, Any]:
         elif spec.python_callable in MONITOR_CALLABLES:
             assert dag.monitor is not None
             out["op_kwargs"] = {"settings": dag.monitor.model_dump(mode="json")}
-    elif spec.operator == EMAIL_OPERATOR:
+    elif spec.operator in (EMAIL_OPERATOR, REPORT_EMAIL_OPERATOR):
         assert dag.notify is not None
-        out.update(notify.email_operator_args(dag.notify.email, dag))
+        out.update(notify.email_operator_args(dag.notify.email, with_text=spec.operator == REPORT_EMAIL_OPERATOR))
     elif spec.operator == TRIGGER_OPERATOR:
         assert dag.trigger is not None
         out["trigger_dag_id"] = dag.trigger.dag_id

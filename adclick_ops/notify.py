@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adclick_ops.config.models import Dag, EmailNotification
+from adclick_ops.config.models import EmailNotification
 
 SMTP_NOTIFIER = "airflow.providers.smtp.notifications.smtp.SmtpNotifier"
 
@@ -39,6 +39,22 @@ REPORT_HTML = (
     "</body></html>"
 )
 
+REPORT_TEXT = (
+    "{% set m = ti.xcom_pull(task_ids='load_model_task') or {} %}"
+    "{{ dag.dag_id }}: model trained\n\n"
+    "Run:          {{ run_id }}\n"
+    "Logical date: {{ logical_date }}\n\n"
+    "accuracy   {{ '%.4f' % m.get('accuracy', 0) }}\n"
+    "precision  {{ '%.4f' % m.get('precision', 0) }}\n"
+    "recall     {{ '%.4f' % m.get('recall', 0) }}\n"
+    "F1         {{ '%.4f' % m.get('f1', 0) }}\n"
+    "ROC AUC    {{ '%.4f' % m.get('roc_auc', 0) }}\n"
+    "test rows  {{ m.get('n_test') }}\n\n"
+    "Model saved to {{ m.get('model_path') }}\n"
+    "This run in Airflow: __AIRFLOW__/dags/{{ dag.dag_id }}/runs/{{ run_id | urlencode }}\n"
+    "Monitor: __MONITOR__\n"
+)
+
 FAILURE_HTML = (
     "<html><body>"
     "<h2>{{ dag.dag_id }}: task {{ ti.task_id }} failed</h2>"
@@ -49,14 +65,16 @@ FAILURE_HTML = (
 )
 
 
-def email_operator_args(email: EmailNotification, dag: Dag) -> dict[str, Any]:
-    """Arguments of the EmailOperator task that sends the run report."""
-    return {
-        "to": list(email.to),
-        "subject": email.subject,
-        "html_content": REPORT_HTML.replace("__AIRFLOW__", airflow_ui_url()).replace("__MONITOR__", email.monitor_url),
-        "conn_id": email.conn_id,
-    }
+def _links(template: str, email: EmailNotification) -> str:
+    return template.replace("__AIRFLOW__", airflow_ui_url()).replace("__MONITOR__", email.monitor_url)
+
+
+def email_operator_args(email: EmailNotification, with_text: bool) -> dict[str, Any]:
+    """Arguments of the e-mail task that sends the run report."""
+    args = {"to": list(email.to), "subject": email.subject, "html_content": _links(REPORT_HTML, email), "conn_id": email.conn_id}
+    if with_text:
+        args["text_content"] = _links(REPORT_TEXT, email)
+    return args
 
 
 def failure_callback_config(email: EmailNotification) -> dict[str, Any]:

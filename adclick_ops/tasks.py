@@ -7,9 +7,10 @@ file never loads pandas or scikit-learn.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-from typing import Any
+from typing import Any, Callable
 
 from adclick_ops.artifacts import RunFiles
 
@@ -20,6 +21,30 @@ class QualityGateError(RuntimeError):
     """The new model scores below `training.min_accuracy`; it was not promoted."""
 
 
+def _adapter(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Make a task's exception visible to its failure callback.
+
+    Airflow puts the exception into the callback's context in a worker, but not under
+    `airflow dags test`; the failure e-mail must say what went wrong in both.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except Exception as exc:
+            try:
+                from airflow.sdk import get_current_context
+
+                get_current_context().setdefault("exception", exc)
+            except Exception:  # not running inside Airflow
+                pass
+            raise
+
+    return wrapper
+
+
+@_adapter
 def load_data(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any]:
     """load_data_task: read and check the dataset, keep the used columns for the next tasks."""
     from adclick_ops.steps.data import read_dataset
@@ -33,6 +58,7 @@ def load_data(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any]
     return summary
 
 
+@_adapter
 def preprocess(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any]:
     """data_preprocessing_task: split, and fit the configured scalers on the training part only."""
     from adclick_ops.steps.model import make_preprocessor, split
@@ -46,6 +72,7 @@ def preprocess(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any
     return {"train_rows": int(len(y_train)), "test_rows": int(len(y_test)), "scaled_columns": int(scaled_columns), "scalers": settings["scalers"]}
 
 
+@_adapter
 def separate_data_outputs(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any]:
     """separate_data_outputs_task: hand the training and test sets on as two files."""
     run = RunFiles(settings, run_id)
@@ -55,6 +82,7 @@ def separate_data_outputs(settings: dict[str, Any], run_id: str, **_: Any) -> di
     return {"train": train, "test": test}
 
 
+@_adapter
 def build_save_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any]:
     """build_save_model_task: fit the whole pipeline and promote it atomically, gate permitting."""
     from adclick_ops.artifacts import dump_model, sha256, write_bytes_atomic
@@ -80,6 +108,7 @@ def build_save_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[st
     return {"model_path": str(run.promoted_model), "candidate": str(run.candidate_model), "sha256": sha256(blob), "estimator": est["name"]}
 
 
+@_adapter
 def load_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any]:
     """load_model_task: load this run's model back and evaluate it on the test set."""
     from adclick_ops.artifacts import as_path, load_model_file, write_bytes_atomic
@@ -95,6 +124,7 @@ def load_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any
     return metrics
 
 
+@_adapter
 def start_flask_api(settings: dict[str, Any], **_: Any) -> str:
     """start_Flask_API: make sure the monitor answers; serve it here if nothing does."""
     from adclick_ops.monitor.service import ensure_monitor

@@ -50,7 +50,7 @@ class SmtpCapture:
 def connection_json(host: str, port: int) -> str:
     return json.dumps({
         "conn_type": "smtp", "host": host, "port": port,
-        "extra": {"from_email": "adclick-ops@localhost", "disable_tls": True, "disable_ssl": True, "timeout": 5, "retry_limit": 0},
+        "extra": {"from_email": "adclick-ops@localhost", "disable_tls": True, "disable_ssl": True, "timeout": 5, "retry_limit": 1},
     })
 
 

@@ -19,12 +19,14 @@ PYTHON_OPERATOR = "airflow.providers.standard.operators.python.PythonOperator"
 EMPTY_OPERATOR = "airflow.providers.standard.operators.empty.EmptyOperator"
 TRIGGER_OPERATOR = "airflow.providers.standard.operators.trigger_dagrun.TriggerDagRunOperator"
 EMAIL_OPERATOR = "airflow.providers.smtp.operators.smtp.EmailOperator"
+REPORT_EMAIL_OPERATOR = "adclick_ops.operators.ReportEmailOperator"
 
 OPERATORS: dict[str, str] = {
     PYTHON_OPERATOR: "runs one of the adclick_ops step functions",
     EMPTY_OPERATOR: "does nothing; a join point or a placeholder",
     TRIGGER_OPERATOR: "triggers the DAG named in `trigger`",
-    EMAIL_OPERATOR: "sends the run report to `notify.email`",
+    REPORT_EMAIL_OPERATOR: "the SMTP provider's EmailOperator sending the run report to `notify.email`, HTML with a plain-text part",
+    EMAIL_OPERATOR: "the SMTP provider's EmailOperator as it is: the run report to `notify.email`, HTML only",
 }
 
 # python_callable -> the section of the DAG settings it needs
@@ -354,7 +356,7 @@ class Dag(Model):
         needs = {
             "training": [t for t, s in self.tasks.items() if s.python_callable in TRAINING_CALLABLES],
             "monitor": [t for t, s in self.tasks.items() if s.python_callable in MONITOR_CALLABLES],
-            "notify": [t for t, s in self.tasks.items() if s.operator == EMAIL_OPERATOR],
+            "notify": [t for t, s in self.tasks.items() if s.operator in (EMAIL_OPERATOR, REPORT_EMAIL_OPERATOR)],
             "trigger": [t for t, s in self.tasks.items() if s.operator == TRIGGER_OPERATOR],
         }
         for section, users in needs.items():

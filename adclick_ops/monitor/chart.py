@@ -41,8 +41,8 @@ def metrics_chart(runs: list[Run]) -> dict[str, Any] | None:
             if name in r.metrics
         ]
         series.append({"name": name, "label": label, "points": points, "polyline": " ".join(f"{p['x']},{p['y']}" for p in points)})
-    steps = round((high - low) / 0.1)
-    ticks = [{"label": f"{low + k * 0.1:.1f}", "y": round(y(low + k * 0.1), 1)} for k in range(steps + 1)]
+    step = 0.02 if high - low <= 0.2 + 1e-9 else 0.1
+    ticks = [{"label": f"{low + k * step:.2f}", "y": round(y(low + k * step), 1)} for k in range(round((high - low) / step) + 1)]
     return {
         "width": WIDTH,
         "height": HEIGHT,

@@ -127,17 +127,17 @@ class RunSource:
         self.ui_url = ui_url
         self.cache = cache
 
-    def _metrics(self, raw: dict[str, Any]) -> dict[str, Any] | None:
-        if raw.get("state") == "queued":
-            return None
-        # end_date in the key: a cleared and re-run run gets new metrics under the same run id.
-        key = ("metrics", raw["dag_run_id"], raw.get("end_date"))
-        return self.cache.get(key, lambda: self.client.run_metrics(self.dag_id, raw["dag_run_id"]))
+    def _fetch(self, limit: int) -> list[Run]:
+        runs = []
+        for raw in self.client.recent_runs(self.dag_id, limit):
+            # A queued run has no task output yet; every other state may have load_model_task's.
+            metrics = None if raw.get("state") == "queued" else self.client.run_metrics(self.dag_id, raw["dag_run_id"])
+            runs.append(parse_run(raw, metrics, self.ui_url, self.dag_id))
+        return runs
 
     def recent(self, limit: int) -> list[Run]:
         """Up to `limit` runs, newest first, each with its metrics when load_model_task returned them."""
-        raws = self.cache.get(("runs", limit), lambda: self.client.recent_runs(self.dag_id, limit))
-        return [parse_run(raw, self._metrics(raw), self.ui_url, self.dag_id) for raw in raws]
+        return self.cache.get(("recent", limit), lambda: self._fetch(limit))
 
     def status(self) -> Status:
         """The latest run and its case; never raises for anything Airflow does."""

@@ -1,0 +1,262 @@
+"""Running the monitor: gunicorn when standalone (`adclick-ops monitor`), waitress inside start_Flask_API.
+
+`ensure_monitor` is what the Airflow task calls: reuse a healthy monitor already on the port, refuse
+a port held by another program, else serve here. `MonitorServer` owns the waitress loop so that it
+can stop after `serve_for` seconds, or when asked, and always release its port and threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from flask import Flask
+from waitress import create_server
+from waitress.task import ThreadedTaskDispatcher
+
+from adclick_ops.monitor.app import create_app
+from adclick_ops.monitor.views import SERVICE_NAME
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5555
+DEFAULT_DAG_ID = "Airflow_Lab2"
+_WILDCARDS = {"", "0.0.0.0", "::", "*"}
+_POLL_SECONDS = 0.25  # how soon a stop request or the end of serve_for is noticed when idle
+
+
+class MonitorPortError(RuntimeError):
+    """The monitor cannot have its port: another program holds it, or binding failed."""
+
+
+def _url_host(host: str, *, connect: bool) -> str:
+    if host in _WILDCARDS:
+        host = "127.0.0.1" if connect else "localhost"
+    return f"[{host}]" if ":" in host else host
+
+
+def monitor_url(host: str, port: int) -> str:
+    """The address people open; a wildcard host is shown as localhost."""
+    return f"http://{_url_host(host, connect=False)}:{port}"
+
+
+@dataclass(frozen=True)
+class Probe:
+    kind: str  # "free" (nothing listens), "ours" (a healthy adclick monitor), "other"
+    detail: str = ""
+
+
+def probe(host: str, port: int, timeout: float = 5.0) -> Probe:
+    """What answers on host:port: nothing, our healthy monitor, or some other program."""
+    target = _url_host(host, connect=True).strip("[]")
+    try:
+        socket.create_connection((target, port), timeout=timeout).close()
+    except ConnectionRefusedError:
+        return Probe("free")
+    except OSError as exc:
+        return Probe("other", f"connecting failed: {exc.strerror or exc}")
+    try:
+        response = requests.get(f"http://{_url_host(host, connect=True)}:{port}/health", timeout=timeout)
+    except requests.RequestException as exc:
+        return Probe("other", f"GET /health failed: {type(exc).__name__}")
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.status_code == 200 and isinstance(body, dict) and body.get("status") == "ok" and body.get("service") == SERVICE_NAME:
+        return Probe("ours")
+    return Probe("other", f"GET /health answered HTTP {response.status_code}, not an adclick monitor")
+
+
+class MonitorServer:
+    """A waitress server bound at construction (so a busy port fails at once), served by `run`."""
+
+    def __init__(self, app: Flask, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, threads: int = 8):
+        self._map: dict[Any, Any] = {}
+        self._dispatcher = ThreadedTaskDispatcher()
+        self._dispatcher.set_thread_count(threads)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        try:
+            self._server = create_server(
+                app,
+                map=self._map,
+                _dispatcher=self._dispatcher,
+                host=host,
+                port=port,
+                threads=threads,
+                ident=SERVICE_NAME,
+                expose_tracebacks=False,
+                clear_untrusted_proxy_headers=True,
+                connection_limit=256,
+            )
+        except OSError as exc:
+            self._close()
+            raise MonitorPortError(f"the monitor cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        listen = getattr(self._server, "effective_listen", None)
+        self.port = int(listen[0][1] if listen else self._server.effective_port)
+        self.host = host
+        self.url = monitor_url(host, self.port)
+
+    def run(self, duration: float | None = None) -> None:
+        """Serve until `stop()`, until `duration` seconds have passed (None: no limit), or an exception."""
+        deadline = None if duration is None else time.monotonic() + duration
+        loop = self._server.asyncore.loop
+        try:
+            while not self._stop.is_set():
+                timeout = _POLL_SECONDS
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    timeout = min(timeout, left)
+                loop(timeout=timeout, map=self._map, use_poll=True, count=1)
+        finally:
+            self._close()
+
+    def start(self) -> MonitorServer:
+        """Serve in a daemon thread (tests, benchmarks); `stop()` ends it."""
+        self._thread = threading.Thread(target=self.run, name=f"adclick-monitor:{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def __enter__(self) -> MonitorServer:
+        return self.start()
+
+    def __exit__(self, *_: Any) -> None:
+        self.stop()
+
+    def _close(self) -> None:
+        self._dispatcher.shutdown(cancel_pending=True, timeout=5)
+        for dispatcher in list(self._map.values()):
+            try:
+                dispatcher.close()
+            except OSError:
+                pass
+        self._map.clear()
+
+
+def _port_is_free(host: str, port: int) -> None:
+    # gunicorn would retry a busy port five times and exit; check first and say so plainly.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise MonitorPortError(f"the monitor cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
+def _serve_gunicorn(config: dict[str, Any], host: str, port: int, workers: int) -> None:
+    """Pre-forked sync workers, each with its own app and cache: uses every core, unlike one GIL."""
+    from gunicorn.app.base import BaseApplication
+
+    class _Monitor(BaseApplication):
+        def load_config(self) -> None:
+            settings = {
+                "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+                "workers": workers,
+                "worker_class": "sync",
+                "timeout": 30,  # above the Airflow connect + read timeouts (2 + 5 s)
+                "graceful_timeout": 5,
+                "proc_name": SERVICE_NAME,
+                "accesslog": None,
+                "errorlog": "-",
+                "loglevel": "info",
+            }
+            for key, value in settings.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Flask:
+            return create_app(config)
+
+    _Monitor().run()
+
+
+def serve(
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    airflow_url: str | None = None,
+    dag_id: str | None = None,
+    *,
+    server: str = "gunicorn",
+    workers: int = 2,
+    threads: int = 8,
+    serve_for: float | None = None,
+    cache_ttl: float | None = None,
+) -> str:
+    """Serve the monitor on host:port until interrupted (or for `serve_for` seconds, waitress only).
+
+    server="gunicorn" (standalone, `adclick-ops monitor`): `workers` pre-forked processes.
+    server="waitress" (inside start_Flask_API): one process, `threads` threads, no fork.
+    `airflow_url`, `dag_id` and `cache_ttl` left to None come from the environment or the defaults
+    (see adclick_ops.monitor.app). Raises MonitorPortError when the port cannot be had.
+    Returns the monitor's URL once serving has ended.
+    """
+    if server not in ("gunicorn", "waitress"):
+        raise ValueError(f"server must be 'gunicorn' or 'waitress', got {server!r}")
+    if server == "gunicorn" and serve_for is not None:
+        raise ValueError("serve_for needs server='waitress' (gunicorn serves until it is stopped)")
+    config = {"AIRFLOW_URL": airflow_url, "DAG_ID": dag_id, "CACHE_TTL": cache_ttl}
+    app = create_app(config)
+    url = monitor_url(host, port)
+    described = f"(Airflow API {app.config['AIRFLOW_URL']}, DAG {app.config['DAG_ID']}, cache {app.config['CACHE_TTL']:g} s)"
+    if server == "gunicorn":
+        _port_is_free(host, port)
+        log.info("adclick monitor serving at %s with gunicorn, %d workers %s", url, workers, described)
+        _serve_gunicorn(config, host, port, workers)
+        return url
+    waitress_server = MonitorServer(app, host, port, threads=threads)
+    log.info(
+        "adclick monitor serving at %s with waitress %s%s",
+        waitress_server.url,
+        described,
+        f" for {serve_for:g} s" if serve_for is not None else "",
+    )
+    try:
+        waitress_server.run(serve_for)
+    except KeyboardInterrupt:
+        log.info("adclick monitor at %s stopped", waitress_server.url)
+    return waitress_server.url
+
+
+def ensure_monitor(settings: dict[str, Any]) -> str:
+    """start_Flask_API: make sure the monitor answers on the configured port; return its URL.
+
+    `settings` is the YAML `monitor:` section (host, port, airflow_url, dag_id, serve_for);
+    ADCLICK_MONITOR_HOST, ADCLICK_MONITOR_PORT and ADCLICK_AIRFLOW_URL override it.
+    """
+    host = os.environ.get("ADCLICK_MONITOR_HOST") or settings.get("host") or DEFAULT_HOST
+    raw_port = os.environ.get("ADCLICK_MONITOR_PORT") or settings.get("port") or DEFAULT_PORT
+    try:
+        port = int(raw_port)
+    except (TypeError, ValueError):
+        raise ValueError(f"monitor port must be an integer, got {raw_port!r} (monitor.port or ADCLICK_MONITOR_PORT)") from None
+    airflow_url = os.environ.get("ADCLICK_AIRFLOW_URL") or settings.get("airflow_url")
+    dag_id = settings.get("dag_id") or DEFAULT_DAG_ID
+    serve_for = settings.get("serve_for")
+    url = monitor_url(host, port)
+
+    found = probe(host, port)
+    if found.kind == "ours":
+        log.info("the adclick monitor already answers at %s; nothing to start", url)
+        return url
+    if found.kind == "other":
+        raise MonitorPortError(
+            f"{host}:{port} is held by another program, not the adclick monitor ({found.detail}); "
+            "stop that program or choose another port (monitor.port in the YAML, or ADCLICK_MONITOR_PORT)"
+        )
+    # In-process and without fork: the task runner's signals stop it, and serve_for can end it.
+    return serve(host, port, airflow_url, dag_id, server="waitress", serve_for=serve_for)

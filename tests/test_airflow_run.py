@@ -1,0 +1,94 @@
+"""Airflow_Lab2 through real Airflow (`airflow dags test`), with a real SMTP server (aiosmtpd)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from conftest import edit_yaml, run_airflow
+from helpers import body_text, connection_json, free_port
+
+pytestmark = pytest.mark.airflow
+
+
+def task_states(env: dict[str, str]) -> dict[str, str]:
+    db = Path(env["AIRFLOW_HOME"]) / "airflow.db"
+    with sqlite3.connect(db) as con:
+        return dict(con.execute("select task_id, state from task_instance where dag_id = 'Airflow_Lab2'").fetchall())
+
+
+def run_ids(env: dict[str, str]) -> list[str]:
+    with sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db") as con:
+        return [r[0] for r in con.execute("select run_id from dag_run where dag_id = 'Airflow_Lab2'")]
+
+
+def no_retries(pipelines: Path) -> None:
+    edit_yaml(pipelines / "airflow_lab2.yaml", lambda d: d["Airflow_Lab2"]["default_args"].update(retries=0))
+
+
+def test_dags_test_trains_reports_and_triggers(airflow_home, smtp_server, tmp_path):
+    env = airflow_home(**smtp_server.connection_env())
+    result = run_airflow(["dags", "test", "Airflow_Lab2"], env)
+    assert result.returncode == 0, result.stdout[-5000:]
+    assert task_states(env) == {t: "success" for t in (
+        "load_data_task", "data_preprocessing_task", "separate_data_outputs_task", "build_save_model_task",
+        "load_model_task", "send_email", "my_trigger_task")}
+    (run_id,) = run_ids(env)
+    model = tmp_path / "model" / "model.sav"
+    assert model.exists() and model.stat().st_size > 0
+    metrics_files = list((tmp_path / "runs" / "Airflow_Lab2").glob("*/metrics.json"))
+    metrics = json.loads(metrics_files[0].read_text())
+    assert metrics["accuracy"] >= 0.95 and metrics["run_id"] == run_id
+
+    assert len(smtp_server.messages) == 1
+    recipients, message = smtp_server.messages[0]
+    assert recipients == ["ml-team@example.com"]
+    assert run_id in message["Subject"]
+    assert [p.get_content_type() for p in message.walk()][1:] == ["text/plain", "text/html"]
+    text = body_text(message)
+    assert f"{metrics['accuracy']:.4f}" in text and f"{metrics['roc_auc']:.4f}" in text
+    assert str(model) in text
+    assert "/dags/Airflow_Lab2/runs/" in text and "http://localhost:5555" in text
+
+
+def test_recipients_from_the_yaml_receive_the_report(airflow_home, smtp_server, pipelines):
+    edit_yaml(pipelines / "airflow_lab2.yaml", lambda d: d["Airflow_Lab2"]["notify"]["email"].update(
+        to=["data-team@example.org", "lead@example.org"]))
+    env = airflow_home(**smtp_server.connection_env())
+    result = run_airflow(["dags", "test", "Airflow_Lab2"], env)
+    assert result.returncode == 0, result.stdout[-5000:]
+    assert [r for r, _ in smtp_server.messages] == [["data-team@example.org", "lead@example.org"]]
+
+
+def test_missing_dataset_sends_a_failure_alert(airflow_home, smtp_server, pipelines, tmp_path):
+    missing = tmp_path / "no-such-file.csv"
+    edit_yaml(pipelines / "airflow_lab2.yaml", lambda d: d["Airflow_Lab2"]["training"].update(dataset=str(missing)))
+    no_retries(pipelines)
+    env = airflow_home(**smtp_server.connection_env())
+    run_airflow(["dags", "test", "Airflow_Lab2"], env)
+    states = task_states(env)
+    assert states["load_data_task"] == "failed"
+    assert states["my_trigger_task"] == "success"  # all_done: the monitor is triggered anyway
+    alerts = [m for _, m in smtp_server.messages if "FAILED" in m["Subject"]]
+    assert len(alerts) == 1
+    assert "load_data_task" in alerts[0]["Subject"]
+    body = body_text(alerts[0])
+    assert str(missing) in body and "dataset file not found" in body
+    assert "try 1" in body
+
+
+def test_smtp_server_down_fails_send_email_clearly_and_still_triggers(airflow_home, pipelines, tmp_path):
+    no_retries(pipelines)
+    port = free_port()  # nothing listens there
+    env = airflow_home(AIRFLOW_CONN_SMTP_DEFAULT=connection_json("127.0.0.1", port))
+    result = run_airflow(["dags", "test", "Airflow_Lab2"], env)
+    states = task_states(env)
+    assert states["send_email"] == "failed"
+    assert states["load_model_task"] == "success" and states["my_trigger_task"] == "success"
+    assert f"cannot send the report through the SMTP server at 127.0.0.1:{port}" in result.stdout
+    assert "ConnectionRefusedError" in result.stdout
+    assert (tmp_path / "model" / "model.sav").exists()
+    assert list((tmp_path / "runs" / "Airflow_Lab2").glob("*/metrics.json"))

@@ -1,0 +1,93 @@
+"""The rendered DAGs: what Airflow's DagBag sees in dags/, and how YAML knobs change it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import PROJECT, edit_yaml
+
+EDGES = {
+    "load_data_task": ["data_preprocessing_task"],
+    "data_preprocessing_task": ["separate_data_outputs_task"],
+    "separate_data_outputs_task": ["build_save_model_task"],
+    "build_save_model_task": ["load_model_task"],
+    "load_model_task": ["my_trigger_task", "send_email"],
+    "send_email": [],
+    "my_trigger_task": [],
+}
+
+
+def parse(env: dict[str, str]) -> dict:
+    result = subprocess.run([sys.executable, str(PROJECT / "tests" / "dagbag_probe.py"), str(PROJECT / "dags")],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return json.loads(result.stdout.split("@@", 1)[1])
+
+
+def test_dags_folder_renders_the_two_dags_with_the_seed_graph(airflow_home):
+    report = parse(airflow_home())
+    assert report["import_errors"] == {}
+    assert set(report["dags"]) == {"Airflow_Lab2", "Airflow_Lab2_Flask"}
+    lab2 = report["dags"]["Airflow_Lab2"]
+    assert {t: i["downstream"] for t, i in lab2["tasks"].items()} == EDGES
+    assert lab2["tasks"]["my_trigger_task"]["trigger_rule"] == "all_done"
+    assert lab2["tasks"]["my_trigger_task"]["trigger_dag_id"] == "Airflow_Lab2_Flask"
+    assert lab2["tasks"]["send_email"]["operator"] == "ReportEmailOperator"
+    assert lab2["max_active_runs"] == 1 and lab2["catchup"] is False
+    assert "@daily" in lab2["schedule"] or "0 0 * * *" in lab2["schedule"]
+    flask = report["dags"]["Airflow_Lab2_Flask"]
+    assert list(flask["tasks"]) == ["start_Flask_API"]
+    assert flask["max_active_runs"] == 1
+
+
+def test_parsing_imports_neither_pandas_nor_scikit_learn(airflow_home):
+    assert parse(airflow_home())["heavy_modules"] == []
+
+
+def test_a_bad_file_gives_one_import_error_and_the_other_dags_still_load(airflow_home, pipelines):
+    (pipelines / "broken.yaml").write_text("Broken:\n  tasks:\n    t:\n      operator: airflow.providers.standard.operators.empty.EmptyOperator\n      dependencies: [nope]\n")
+    report = parse(airflow_home())
+    assert set(report["dags"]) == {"Airflow_Lab2", "Airflow_Lab2_Flask"}
+    assert len(report["import_errors"]) == 1
+    (key, message), = report["import_errors"].items()
+    assert key.endswith("broken.yaml")
+    assert "broken.yaml:5: Broken.tasks.t.dependencies[0]: 'nope' is not a task of this DAG" in message
+
+
+@pytest.mark.parametrize("change,check", [
+    (lambda d: d["Airflow_Lab2"]["notify"]["email"].update(to=["a@example.org", "b@example.org"]),
+     lambda r: r["dags"]["Airflow_Lab2"]["tasks"]["send_email"]["to"] == ["a@example.org", "b@example.org"]),
+    (lambda d: d["Airflow_Lab2"]["trigger"].update(dag_id="Other_Dag", external=True),
+     lambda r: r["dags"]["Airflow_Lab2"]["tasks"]["my_trigger_task"]["trigger_dag_id"] == "Other_Dag"),
+    (lambda d: d["Airflow_Lab2"]["training"]["split"].update(test_size=0.2),
+     lambda r: r["dags"]["Airflow_Lab2"]["tasks"]["load_data_task"]["op_kwargs"]["settings"]["split"]["test_size"] == 0.2),
+    (lambda d: d["Airflow_Lab2"]["notify"]["email"].update(on_failure=False),
+     lambda r: r["dags"]["Airflow_Lab2"]["tasks"]["load_data_task"]["on_failure_callback"] == []),
+], ids=["recipients", "trigger target", "test_size", "failure alerts off"])
+def test_knobs_change_the_rendered_dag(airflow_home, pipelines, change, check):
+    before = parse(airflow_home())
+    assert not check(before)
+    edit_yaml(pipelines / "airflow_lab2.yaml", change)
+    after = parse(airflow_home())
+    assert after["import_errors"] == {}
+    assert check(after), json.dumps(after["dags"]["Airflow_Lab2"]["tasks"]["send_email"], default=str)
+
+
+def test_failure_alerts_are_wired_by_default(airflow_home):
+    tasks = parse(airflow_home())["dags"]["Airflow_Lab2"]["tasks"]
+    assert all(t["on_failure_callback"] == ["SmtpNotifier"] for t in tasks.values())
+
+
+def test_graph_command_prints_the_rendered_graph(airflow_home):
+    result = subprocess.run([sys.executable, "-m", "adclick_ops.cli", "graph", "Airflow_Lab2"], env=airflow_home(),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Airflow_Lab2")
+    assert any(l.strip().startswith("load_model_task (PythonOperator) -> my_trigger_task, send_email") for l in lines)
+    assert any("my_trigger_task (TriggerDagRunOperator)  [trigger_rule=all_done]" in l for l in lines)
