@@ -48,10 +48,19 @@ def training_settings(dag_id: str, dag: Dag, root: Path) -> dict[str, Any]:
     return settings
 
 
+_DURATIONS = {"retry_delay_sec": "retry_delay", "execution_timeout_secs": "execution_timeout"}
+
+
+def _durations(args: dict[str, Any]) -> dict[str, Any]:
+    """Seconds in the YAML -> the timedeltas Airflow's operators take (dag-factory passes keys as they are)."""
+    return {_DURATIONS.get(k, k): dt.timedelta(seconds=v) if k in _DURATIONS else v for k, v in args.items()}
+
+
 def _default_args(dag: Dag, shared: DefaultArgs) -> dict[str, Any]:
     merged = shared.model_dump(exclude_none=True)
     if dag.default_args is not None:
         merged.update(dag.default_args.model_dump(exclude_unset=True, exclude_none=True))
+    merged = _durations(merged)
     start = dag.start_date
     if not isinstance(start, dt.datetime):
         start = dt.datetime(start.year, start.month, start.day, tzinfo=dt.timezone.utc)
@@ -69,7 +78,7 @@ def _task(task_id: str, dag_id: str, dag: Dag, root: Path) -> dict[str, Any]:
     for key in ("trigger_rule", "retries", "retry_delay_sec", "execution_timeout_secs", "doc_md"):
         value = getattr(spec, key)
         if value is not None:
-            out[key] = value
+            out.update(_durations({key: value}))
     if spec.operator == PYTHON_OPERATOR:
         out["python_callable"] = spec.python_callable
         if spec.python_callable in TRAINING_CALLABLES:

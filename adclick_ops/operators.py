@@ -30,10 +30,11 @@ class ReportEmailOperator(EmailOperator):
 
     def execute(self, context: Any) -> list[str]:
         recipients = [self.to] if isinstance(self.to, str) else list(self.to)
-        where = f"connection {self.conn_id!r}"
+        hook = SmtpHook(smtp_conn_id=self.conn_id)
+        conn = hook.get_connection(self.conn_id)
+        where = f"{conn.host}:{conn.port} (connection {self.conn_id!r})"
         try:
-            with SmtpHook(smtp_conn_id=self.conn_id) as hook:
-                where = f"{hook.host}:{hook.port} (connection {self.conn_id!r})"
+            with hook:
                 sender = self.from_email or hook.from_email
                 if not sender:
                     raise SmtpDeliveryError(f"no sender: set from_email in the extra of connection {self.conn_id!r}")

@@ -8,6 +8,7 @@ headless form for scripts: one `airflow dags test` run, exit status 1 when a tas
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from adclick_ops.mailsink import MailSink
 from adclick_ops.runtime import ADMIN_PASSWORD, ADMIN_USER, PROJECT, Stack, airflow, airflow_env, port_is_free
 
 DAG_ID = "Airflow_Lab2"
+FLASK_DAG_ID = "Airflow_Lab2_Flask"
 MONITOR_PORT = 5555
 
 
@@ -57,7 +59,7 @@ def run_once(home: Path) -> int:
     """One run of Airflow_Lab2 through `airflow dags test`; returns 0 when every task succeeded."""
     home = home.resolve()
     env = airflow_env(home)
-    mail_dir = PROJECT / "mail"
+    mail_dir = home.parent / "mail"
     with MailSink(mail_dir) as sink:
         env.update(sink.connection_env())
         _migrate(env, home)
@@ -154,13 +156,39 @@ def follow_run(api: _Api, dag_id: str, run_id: str, stack: Stack, timeout: float
     return "timed out"
 
 
+def _downstream_state(api: _Api, upstream_run_id: str, stack: Stack, timeout: float = 120) -> str:
+    """State of the Airflow_Lab2_Flask run that this run triggered."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = api.get(f"/dags/{FLASK_DAG_ID}/dagRuns", order_by="-run_after", limit=5)["dag_runs"]
+        mine = [r for r in runs if (r.get("conf") or {}).get("upstream_run_id") == upstream_run_id]
+        if mine and mine[0]["state"] in ("success", "failed"):
+            return f"run {mine[0]['dag_run_id']} {mine[0]['state']}"
+        time.sleep(2)
+    return "not finished yet"
+
+
+def _interrupt_on_sigterm() -> None:
+    """`kill` stops the run like Ctrl-C does: Airflow's processes are stopped, not orphaned."""
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def run_forever(home: Path, port: int = 8080) -> int:
+    _interrupt_on_sigterm()
     home = home.resolve()
     if not port_is_free(port):
         raise SystemExit(f"port {port} is in use; stop what holds it or pass --port")
     env = airflow_env(home, api_port=port)
-    mail_dir = PROJECT / "mail"
+    mail_dir = home.parent / "mail"
     base = f"http://localhost:{port}"
+    monitor_port = int(os.environ.get("ADCLICK_MONITOR_PORT", MONITOR_PORT))
+    # start_Flask_API (in Airflow_Lab2_Flask) looks for the monitor this command starts
+    env.update({"ADCLICK_AIRFLOW_URL": base, "ADCLICK_MONITOR_PORT": str(monitor_port)})
     with MailSink(mail_dir) as sink:
         env.update(sink.connection_env())
         _migrate(env, home)
@@ -168,8 +196,10 @@ def run_forever(home: Path, port: int = 8080) -> int:
         try:
             _say("Starting Airflow: api-server, scheduler, dag-processor, triggerer ...")
             stack.start_airflow()
-            if port_is_free(MONITOR_PORT):
-                stack.start("monitor", ["python", "-m", "adclick_ops.cli", "monitor", "--port", str(MONITOR_PORT), "--airflow-url", base])
+            if port_is_free(monitor_port):
+                stack.start("monitor", ["python", "-m", "adclick_ops.cli", "monitor", "--port", str(monitor_port), "--airflow-url", base])
+            else:
+                _say(f"port {monitor_port} is in use: the monitor is not started (ADCLICK_MONITOR_PORT chooses another)")
             api = _Api(base)
             api.wait_until_up(time.monotonic() + 180, stack)
             _say(f"Airflow UI: {base}  (login {ADMIN_USER} / {ADMIN_PASSWORD}, a development default)")
@@ -196,10 +226,12 @@ def run_forever(home: Path, port: int = 8080) -> int:
                 _say(f"model:   {metrics.get('model_path')}")
             except Exception as exc:  # the run may have failed before evaluation
                 _say(f"no metrics for this run ({exc})")
-            for p in sorted(mail_dir.glob("*.eml"))[-2:]:
-                _say(f"e-mail:  {p}")
+            for p in sorted(mail_dir.glob("*.eml")):
+                if run_id in p.read_text(errors="replace"):
+                    _say(f"e-mail:  {p}")
+            _say(f"{FLASK_DAG_ID}: {_downstream_state(api, run_id, stack)}")
             _say(f"Airflow UI: {base}/dags/{DAG_ID}")
-            _say(f"Monitor:    http://localhost:{MONITOR_PORT}")
+            _say(f"Monitor:    http://localhost:{monitor_port}")
             _say("Everything keeps running; press Ctrl-C to stop.")
             while not stack.dead():
                 time.sleep(2)

@@ -33,7 +33,10 @@ def _secret(home: Path, name: str, make) -> str:
 
 
 def airflow_env(home: Path, project: Path = PROJECT, api_port: int = 8080, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment for Airflow commands on the embedded default, with `home` as AIRFLOW_HOME."""
+    """The environment for Airflow commands on the embedded default, with `home` as AIRFLOW_HOME.
+
+    Values of config/embedded.env apply unless the variable is already set in the environment.
+    """
     home = home.resolve()
     home.mkdir(parents=True, exist_ok=True)
     generated = {
@@ -46,6 +49,8 @@ def airflow_env(home: Path, project: Path = PROJECT, api_port: int = 8080, extra
         if not line or line.startswith("#"):
             continue
         key, _, value = line.partition("=")
+        if key in os.environ:  # the caller's environment overrides the file
+            continue
         if value == "{generated}":
             value = generated[key]
         env[key] = value.format(project=project.resolve(), airflow_home=home, api_port=api_port)

@@ -15,6 +15,8 @@ for dag_id, dag in bag.dags.items():
         for attr in ("to", "subject", "conn_id", "trigger_dag_id", "conf", "op_kwargs"):
             if hasattr(t, attr):
                 info[attr] = getattr(t, attr)
+        info["retry_delay"] = t.retry_delay.total_seconds()
+        info["retries"] = t.retries
         info["on_failure_callback"] = [type(c).__name__ for c in (t.on_failure_callback or [])]
         tasks[t.task_id] = info
     report["dags"][dag_id] = {"tasks": tasks, "schedule": str(dag.timetable.summary), "max_active_runs": dag.max_active_runs,

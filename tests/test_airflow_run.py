@@ -88,7 +88,8 @@ def test_smtp_server_down_fails_send_email_clearly_and_still_triggers(airflow_ho
     states = task_states(env)
     assert states["send_email"] == "failed"
     assert states["load_model_task"] == "success" and states["my_trigger_task"] == "success"
-    assert f"cannot send the report through the SMTP server at 127.0.0.1:{port}" in result.stdout
-    assert "ConnectionRefusedError" in result.stdout
+    output = result.stdout + result.stderr
+    assert f"cannot send the report through the SMTP server at 127.0.0.1:{port}" in output, output[-5000:]
+    assert "ConnectionRefusedError" in output
     assert (tmp_path / "model" / "model.sav").exists()
     assert list((tmp_path / "runs" / "Airflow_Lab2").glob("*/metrics.json"))

@@ -39,6 +39,7 @@ def test_dags_folder_renders_the_two_dags_with_the_seed_graph(airflow_home):
     assert lab2["tasks"]["my_trigger_task"]["trigger_dag_id"] == "Airflow_Lab2_Flask"
     assert lab2["tasks"]["send_email"]["operator"] == "ReportEmailOperator"
     assert lab2["max_active_runs"] == 1 and lab2["catchup"] is False
+    assert lab2["tasks"]["load_data_task"]["retry_delay"] == 30.0  # default_args.retry_delay_sec
     assert "@daily" in lab2["schedule"] or "0 0 * * *" in lab2["schedule"]
     flask = report["dags"]["Airflow_Lab2_Flask"]
     assert list(flask["tasks"]) == ["start_Flask_API"]
@@ -68,7 +69,9 @@ def test_a_bad_file_gives_one_import_error_and_the_other_dags_still_load(airflow
      lambda r: r["dags"]["Airflow_Lab2"]["tasks"]["load_data_task"]["op_kwargs"]["settings"]["split"]["test_size"] == 0.2),
     (lambda d: d["Airflow_Lab2"]["notify"]["email"].update(on_failure=False),
      lambda r: r["dags"]["Airflow_Lab2"]["tasks"]["load_data_task"]["on_failure_callback"] == []),
-], ids=["recipients", "trigger target", "test_size", "failure alerts off"])
+    (lambda d: d["Airflow_Lab2"]["default_args"].update(retry_delay_sec=5, retries=3),
+     lambda r: {(t["retry_delay"], t["retries"]) for t in r["dags"]["Airflow_Lab2"]["tasks"].values()} == {(5.0, 3)}),
+], ids=["recipients", "trigger target", "test_size", "failure alerts off", "retries"])
 def test_knobs_change_the_rendered_dag(airflow_home, pipelines, change, check):
     before = parse(airflow_home())
     assert not check(before)

@@ -125,7 +125,7 @@ def stack_env(home: Path, pipelines: Path, database: str, queue: str, smtp_port:
         "AIRFLOW__CELERY__BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}",
         "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,
         "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
         "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
         "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps({
@@ -230,14 +230,15 @@ def test_airflow_lab2_on_celery_postgres_redis(tmp_path, pipelines, database, ce
         assert migrate.returncode == 0, f"airflow db migrate failed:\n{migrate.stdout[-3000:]}\n{migrate.stderr[-3000:]}"
 
         stack = Stack(env=env, home=home)
-        worker_name = f"{celery_queue}@{socket.gethostname()}"
+        # No --celery-hostname: with it, the provider inspects the workers over Redis before the
+        # pool forks, and the forked pool processes hang on the inherited socket (celery#8874).
+        worker_name = f"celery@{socket.gethostname()}"
         try:
             stack.start("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(ports["api"])])
             stack.start("scheduler", ["scheduler"])
             stack.start("dag-processor", ["dag-processor"])
             stack.start("triggerer", ["triggerer"])
-            stack.start("celery-worker", ["celery", "worker", "--queues", celery_queue, "--concurrency", "2",
-                                          "--celery-hostname", worker_name])
+            stack.start("celery-worker", ["celery", "worker", "--queues", celery_queue, "--concurrency", "2"])
             check_run(stack, env, api=Api(f"http://127.0.0.1:{ports['api']}"), ports=ports, smtp=smtp, worker_name=worker_name)
         except BaseException:
             report(stack, home)
