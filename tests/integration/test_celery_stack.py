@@ -40,7 +40,7 @@ ADMIN = ("airflow", "airflow")
 
 RUN_TIMEOUT = 8 * 60  # Airflow_Lab2, triggered to finished
 STARTUP_TIMEOUT = 4 * 60  # processes up and both DAGs parsed
-MONITOR_SERVE_FOR = 90  # seconds start_Flask_API serves the monitor before it succeeds
+MONITOR_SERVE_FOR = 60  # seconds start_Flask_API serves the monitor before it succeeds
 
 
 def _reachable(host: str, port: int) -> bool:

@@ -1,0 +1,83 @@
+"""What the benchmarks share: the project paths, an Airflow environment, the machine, the results file."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
+RESULTS = BENCH / "results"
+PYTHON = sys.executable
+SEED_DAGS = BENCH / "seed_replica" / "dags"
+FLOOR_DAGS = BENCH / "floor" / "dags"
+PLAIN_DAGS = BENCH / "dagfactory_plain" / "dags"
+OUR_DAGS = ROOT / "dags"
+
+sys.path.insert(0, str(ROOT))
+
+
+def airflow_env(home: Path, dags_folder: Path, extra: dict[str, str] | None = None, api_port: int = 8080) -> dict[str, str]:
+    """The embedded Airflow environment (config/embedded.env) with `home` and `dags_folder`."""
+    from adclick_ops.runtime import airflow_env as embedded
+
+    base = {"AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder), "AIRFLOW__DAG_FACTORY__ENABLE_TELEMETRY": "False",
+            "ADCLICK_OPS_HOME": str(ROOT), "ADCLICK_OPS_PIPELINES": str(ROOT / "pipelines")}
+    base.update(extra or {})
+    saved = {k: os.environ.get(k) for k in base}
+    os.environ.update(base)  # airflow_env lets the caller's environment win over embedded.env
+    try:
+        return embedded(home, api_port=api_port, extra=base)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def machine() -> dict[str, Any]:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    free = subprocess.run(["free", "-h"], capture_output=True, text=True).stdout.strip()
+    return {"cpu": cpu, "nproc": os.cpu_count(), "free_h": free, "python": platform.python_version(),
+            "platform": platform.platform(), "loadavg": os.getloadavg()}
+
+
+def load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def write(name: str, data: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    data = {"benchmark": name, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(), **data}
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2, default=str))
+    return path
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    line = lambda r: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    return "\n".join([line(cells[0]), "  ".join("-" * w for w in widths), *map(line, cells[1:])])
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+class Stopwatch:
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start

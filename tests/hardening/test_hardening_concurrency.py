@@ -1,0 +1,67 @@
+"""Two Airflow_Lab2 runs at once (`airflow dags test` with two logical dates): both succeed, each in its
+own working folder, and the promoted model is whole: it loads, scores, and is one run's candidate."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from adclick_ops.artifacts import load_model_file
+from conftest import PROJECT
+from hardening_tally import count
+
+pytestmark = pytest.mark.airflow
+
+FEATURES = ["Daily Time Spent on Site", "Age", "Area Income", "Daily Internet Usage", "Male"]
+TASKS = ("load_data_task", "data_preprocessing_task", "separate_data_outputs_task", "build_save_model_task",
+         "load_model_task", "send_email", "my_trigger_task")
+DATES = ("2024-01-01", "2024-01-02")
+
+
+def states_by_run(env: dict[str, str]) -> dict[str, dict[str, str]]:
+    with sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db") as con:
+        rows = con.execute("select run_id, task_id, state from task_instance where dag_id = 'Airflow_Lab2'").fetchall()
+    out: dict[str, dict[str, str]] = {}
+    for run_id, task_id, state in rows:
+        out.setdefault(run_id, {})[task_id] = state
+    return out
+
+
+def test_two_runs_at_once_share_one_airflow_home_and_one_coherent_model(airflow_home, smtp_server, tmp_path):
+    env = airflow_home(**smtp_server.connection_env())
+    exe = shutil.which("airflow", path=env["PATH"])
+    started = time.monotonic()
+    procs = [subprocess.Popen([exe, "dags", "test", "Airflow_Lab2", date], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for date in DATES]
+    outputs = [p.communicate(timeout=900)[0] for p in procs]
+    count("concurrent dags test runs", len(procs))
+    for p, out in zip(procs, outputs):
+        assert p.returncode == 0, out[-6000:]
+    assert time.monotonic() - started < 900
+
+    runs = states_by_run(env)
+    assert sorted(runs) == [f"manual__{d}T00:00:00+00:00" for d in DATES], runs
+    for run_id, states in runs.items():
+        assert states == {t: "success" for t in TASKS}, (run_id, states)
+
+    folders = sorted((tmp_path / "runs" / "Airflow_Lab2").iterdir())
+    assert [f.name for f in folders] == [f"manual__{d}T00_00_00_00_00" for d in DATES]
+    for folder in folders:
+        assert {"dataset.npz", "split.npz", "train.npz", "test.npz", "model.sav", "metrics.json"} <= {p.name for p in folder.iterdir()}
+
+    model_dir = tmp_path / "model"
+    assert [p.name for p in model_dir.iterdir()] == ["model.sav"]  # no half-written temporary file left
+    promoted = (model_dir / "model.sav").read_bytes()
+    assert promoted in [(f / "model.sav").read_bytes() for f in folders]
+    model = load_model_file(model_dir / "model.sav", [model_dir])
+    frame = pd.read_csv(PROJECT / "dags" / "data" / "advertising.csv")
+    accuracy = float(np.mean(model.predict(frame[FEATURES].to_numpy(float)) == frame["Clicked on Ad"].to_numpy()))
+    assert accuracy >= 0.9
+    assert len(smtp_server.messages) == 2
