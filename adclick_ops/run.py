@@ -28,7 +28,7 @@ def _use_sink(env: dict[str, str], sink: MailSink) -> None:
     if "AIRFLOW_CONN_SMTP_DEFAULT" in os.environ:
         _say("E-mail: using the smtp_default connection from the environment")
     else:
-        _use_sink(env, sink)
+        env.update(sink.connection_env())
         _say(f"E-mail: a local SMTP server on 127.0.0.1:{sink.port} saves messages in {sink.folder}")
 
 
