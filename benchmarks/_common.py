@@ -31,16 +31,26 @@ def airflow_env(home: Path, dags_folder: Path, extra: dict[str, str] | None = No
     base = {"AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder), "AIRFLOW__DAG_FACTORY__ENABLE_TELEMETRY": "False",
             "ADCLICK_OPS_HOME": str(ROOT), "ADCLICK_OPS_PIPELINES": str(ROOT / "pipelines")}
     base.update(extra or {})
-    saved = {k: os.environ.get(k) for k in base}
-    os.environ.update(base)  # airflow_env lets the caller's environment win over embedded.env
-    try:
-        return embedded(home, api_port=api_port, extra=base)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    return embedded(home, api_port=api_port, extra=base)
+
+
+PYCACHE = RESULTS / "pycache"
+
+
+def bytecode(env: dict[str, str], cached: bool) -> dict[str, str]:
+    """`env` with Python's bytecode cache on (in benchmarks/results/pycache, leaving .venv untouched) or off.
+
+    Real deployments import from .pyc files (Airflow's images ship them, and Python writes them at the
+    first import); a shell with PYTHONDONTWRITEBYTECODE=1 compiles every module at every import instead.
+    """
+    env = dict(env)
+    if cached:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
+    else:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env.pop("PYTHONPYCACHEPREFIX", None)
+    return env
 
 
 def machine() -> dict[str, Any]:

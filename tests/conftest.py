@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-PROJECT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from helpers import SmtpCapture  # noqa: E402
+from helpers import PROJECT, SmtpCapture, edit_yaml  # noqa: E402
 
 
 @pytest.fixture
@@ -26,12 +22,6 @@ def pipelines(tmp_path: Path) -> Path:
         model_dir=str(tmp_path / "model"), artifacts_root=str(tmp_path / "runs"),
         dataset=str(PROJECT / "dags" / "data" / "advertising.csv")))
     return dest
-
-
-def edit_yaml(path: Path, change) -> None:
-    data = yaml.safe_load(path.read_text())
-    change(data)
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 @pytest.fixture(scope="session")
@@ -61,20 +51,7 @@ def airflow_home(tmp_path: Path, migrated_db: Path, pipelines: Path):
     return env
 
 
-def run_airflow(args: list[str], env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
-    from adclick_ops.runtime import airflow
-
-    return airflow(args, env, capture_output=True, text=True, timeout=timeout)
-
-
 @pytest.fixture
 def smtp_server():
     with SmtpCapture() as server:
         yield server
-
-
-def mandatory_in_ci(reason: str) -> None:
-    """Skip with `reason` on a box without the dependency; fail instead when CI=true."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"required in CI: {reason}")
-    pytest.skip(reason)

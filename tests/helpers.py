@@ -1,13 +1,40 @@
-"""Test helpers that are not fixtures: a real SMTP server that keeps what it receives."""
+"""Test helpers that are not fixtures (import them from here, never from a conftest.py)."""
 
 from __future__ import annotations
 
 import email
 import json
+import os
 import socket
+import subprocess
 from email.message import Message
+from pathlib import Path
 
+import pytest
+import yaml
 from aiosmtpd.controller import Controller
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def edit_yaml(path: Path, change) -> None:
+    """Load a YAML file, let `change` edit the data in place, write it back."""
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def run_airflow(args: list[str], env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
+    from adclick_ops.runtime import airflow
+
+    return airflow(args, env, capture_output=True, text=True, timeout=timeout)
+
+
+def mandatory_in_ci(reason: str) -> None:
+    """Skip with `reason` on a box without the dependency; fail instead when CI=true."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(reason)
 
 
 class _Keep:

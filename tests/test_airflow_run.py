@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import edit_yaml, run_airflow
+from helpers import edit_yaml, run_airflow
 from helpers import body_text, connection_json, free_port
 
 pytestmark = pytest.mark.airflow

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import PROJECT, mandatory_in_ci
+from helpers import PROJECT, mandatory_in_ci
 
 COMPOSE_FILE = PROJECT / "docker-compose.yaml"
 AIRFLOW_SERVICES = {

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT, edit_yaml
+from helpers import PROJECT, edit_yaml
 
 EDGES = {
     "load_data_task": ["data_preprocessing_task"],

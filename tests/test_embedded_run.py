@@ -13,7 +13,7 @@ import time
 import pytest
 import requests
 
-from conftest import PROJECT
+from helpers import PROJECT
 from helpers import free_port
 
 pytestmark = pytest.mark.airflow
@@ -84,7 +84,7 @@ def test_run_once_is_the_headless_form(tmp_path, pipelines):
 
 
 def test_run_once_exits_1_when_a_task_fails(tmp_path, pipelines):
-    from conftest import edit_yaml
+    from helpers import edit_yaml
 
     edit_yaml(pipelines / "airflow_lab2.yaml", lambda d: (d["Airflow_Lab2"]["training"].update(dataset=str(tmp_path / "gone.csv")),
                                                             d["Airflow_Lab2"]["default_args"].update(retries=0)))

@@ -15,7 +15,7 @@ from adclick_ops.config import load_catalog
 from adclick_ops.factory import project_root, training_settings
 from adclick_ops.steps.data import DataError, check_dataset, read_dataset
 from adclick_ops.steps.model import build_pipeline, evaluate, make_preprocessor, split
-from conftest import PROJECT, edit_yaml
+from helpers import PROJECT, edit_yaml
 
 FEATURES = ["Daily Time Spent on Site", "Age", "Area Income", "Daily Internet Usage", "Male"]
 TARGET = "Clicked on Ad"

@@ -14,8 +14,7 @@ import pandas as pd
 import pytest
 
 from adclick_ops.artifacts import load_model_file
-from conftest import PROJECT
-from hardening_tally import count
+from hardening_support import PROJECT, count
 
 pytestmark = pytest.mark.airflow
 
@@ -37,6 +36,10 @@ def states_by_run(env: dict[str, str]) -> dict[str, dict[str, str]]:
 def test_two_runs_at_once_share_one_airflow_home_and_one_coherent_model(airflow_home, smtp_server, tmp_path):
     env = airflow_home(**smtp_server.connection_env())
     exe = shutil.which("airflow", path=env["PATH"])
+    # Two fresh `dags test` processes would both insert the DAG's first row (UNIQUE constraint failed:
+    # dag.dag_id). On a real home the DAG processor has written it long before; do that once here.
+    sync = subprocess.run([exe, "dags", "reserialize"], env=env, capture_output=True, text=True, timeout=600)
+    assert sync.returncode == 0, sync.stdout[-3000:] + sync.stderr[-3000:]
     started = time.monotonic()
     procs = [subprocess.Popen([exe, "dags", "test", "Airflow_Lab2", date], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for date in DATES]

@@ -25,7 +25,7 @@ from typing import Any, Callable
 import pytest
 import requests
 
-from conftest import PROJECT, edit_yaml, mandatory_in_ci
+from helpers import PROJECT, edit_yaml, mandatory_in_ci
 from helpers import SmtpCapture, free_port
 
 pytestmark = pytest.mark.integration

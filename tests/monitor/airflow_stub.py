@@ -218,3 +218,26 @@ class AirflowStub:
                 "value": self.xcoms[run_id],
             }
         )
+
+
+UI_URL = "http://airflow.example:8080"
+STATES = ("success", "failed", "running", "no_run", "unreachable")
+
+
+def set_state(airflow: AirflowStub, state: str) -> str | None:
+    """Put the stub in one of the monitor's cases; returns the latest run's id (None: no run)."""
+    older = dag_run("manual__older", "success")
+    airflow.xcoms = {"manual__older": metrics("manual__older", accuracy=0.91, roc_auc=0.95)}
+    later = T0 + timedelta(hours=1)
+    if state == "success":
+        airflow.runs = [older, dag_run("manual__success_run", "success", started=later)]
+        airflow.xcoms["manual__success_run"] = metrics("manual__success_run")
+        return "manual__success_run"
+    if state == "failed":
+        airflow.runs = [older, dag_run("manual__failed_run", "failed", started=later)]
+        return "manual__failed_run"
+    if state == "running":
+        airflow.runs = [older, dag_run("manual__running_run", "running", started=later, minutes=None)]
+        return "manual__running_run"
+    airflow.runs, airflow.xcoms = [], {}
+    return None

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from adclick_ops.monitor import create_app
-from airflow_stub import T0, AirflowStub, dag_run, metrics
-
-UI_URL = "http://airflow.example:8080"
-STATES = ("success", "failed", "running", "no_run", "unreachable")
+from airflow_stub import UI_URL, AirflowStub, set_state
+from helpers import free_port
 MONITOR_ENV = (
     "ADCLICK_AIRFLOW_URL",
     "ADCLICK_AIRFLOW_UI_URL",
@@ -48,13 +44,6 @@ def airflow(_stub_server: AirflowStub) -> AirflowStub:
     return _stub_server
 
 
-def free_port() -> int:
-    """A loopback port nothing listens on: the kernel picks it, the socket releases it."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def app(airflow: AirflowStub) -> Flask:
     return create_app({"TESTING": True, "AIRFLOW_URL": airflow.url, "AIRFLOW_UI_URL": UI_URL})
@@ -63,25 +52,6 @@ def app(airflow: AirflowStub) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
-
-
-def set_state(airflow: AirflowStub, state: str) -> str | None:
-    """Put the stub in one of the monitor's cases; returns the latest run's id (None: no run)."""
-    older = dag_run("manual__older", "success")
-    airflow.xcoms = {"manual__older": metrics("manual__older", accuracy=0.91, roc_auc=0.95)}
-    later = T0 + timedelta(hours=1)
-    if state == "success":
-        airflow.runs = [older, dag_run("manual__success_run", "success", started=later)]
-        airflow.xcoms["manual__success_run"] = metrics("manual__success_run")
-        return "manual__success_run"
-    if state == "failed":
-        airflow.runs = [older, dag_run("manual__failed_run", "failed", started=later)]
-        return "manual__failed_run"
-    if state == "running":
-        airflow.runs = [older, dag_run("manual__running_run", "running", started=later, minutes=None)]
-        return "manual__running_run"
-    airflow.runs, airflow.xcoms = [], {}
-    return None
 
 
 @pytest.fixture

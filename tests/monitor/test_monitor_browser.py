@@ -11,7 +11,7 @@ import pytest
 
 from adclick_ops.monitor import create_app
 from adclick_ops.monitor.service import MonitorServer
-from conftest import set_state
+from airflow_stub import set_state
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]

@@ -11,7 +11,7 @@ import pytest
 
 from adclick_ops.monitor import create_app
 from airflow_stub import dag_run, metrics
-from conftest import STATES, UI_URL
+from airflow_stub import STATES, UI_URL
 
 ROUTES = ("/", "/success", "/failure", "/health", "/api/status", "/api/runs?limit=5")
 

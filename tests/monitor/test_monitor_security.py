@@ -8,7 +8,7 @@ import pytest
 
 from adclick_ops.monitor import create_app
 from airflow_stub import dag_run, metrics
-from conftest import STATES
+from airflow_stub import STATES
 
 EVIL = '<script>alert("x")</script>'
 PAGES = ("/success", "/failure", "/no-such-page")

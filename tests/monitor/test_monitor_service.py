@@ -15,7 +15,7 @@ import requests
 
 from adclick_ops.monitor import create_app
 from adclick_ops.monitor.service import MonitorPortError, MonitorServer, ensure_monitor, probe, serve
-from conftest import free_port
+from helpers import free_port
 
 
 @pytest.fixture
