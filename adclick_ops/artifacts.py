@@ -27,7 +27,8 @@ def as_path(location: str) -> Any:
 
 
 def _is_local(path: Any) -> bool:
-    return isinstance(path, Path)
+    # UPath subclasses pathlib.Path; only a plain Path is on this machine's disk
+    return isinstance(path, Path) and not hasattr(path, "protocol")
 
 
 def write_bytes_atomic(path: Any, data: bytes) -> None:

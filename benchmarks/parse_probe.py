@@ -1,8 +1,10 @@
 """Parse DAG folders the way Airflow's DAG processor does, printing one JSON line per parse.
 
-Like the DAG processor, this process imports Airflow once, then forks a fresh child for each parse;
-the child builds a DagBag of the folder (bundle path on sys.path, as Airflow 3 does). Everything the
-DAG files import themselves is inside the measurement, since no child inherits it.
+As in Airflow 3.1's DAG processor: this process imports Airflow once (the long-lived manager); for
+each parse it forks a "manager" child that pre-imports the `airflow.*` modules named in the folder's
+files ([dag_processor] parsing_pre_import_modules, on by default; the real manager keeps them for
+its lifetime), which forks the parse process: a DagBag of the folder, bundle path on sys.path,
+load_op_links=False. Everything else the DAG files import is inside the measurement.
 
     python parse_probe.py ROUNDS FOLDER [FOLDER ...]   (folders interleaved, ROUNDS times)
 """
@@ -11,6 +13,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 started = time.perf_counter()
 from airflow.models.dagbag import BundleDagBag  # noqa: E402
@@ -21,7 +24,7 @@ HEAVY = ("pandas", "sklearn", "scipy", "flask", "pydantic", "dagfactory")
 
 def parse(folder: str) -> dict:
     start = time.perf_counter()
-    bag = BundleDagBag(folder, bundle_path=folder, safe_mode=True)
+    bag = BundleDagBag(folder, bundle_path=folder, safe_mode=True, load_op_links=False)
     elapsed = time.perf_counter() - start
     return {
         "folder": folder,
@@ -35,13 +38,25 @@ def parse(folder: str) -> dict:
     }
 
 
-def in_child(folder: str) -> dict:
+def pre_import(folder: str) -> None:
+    import structlog
+    from airflow.dag_processing.processor import _pre_import_airflow_modules
+
+    for path in sorted(Path(folder).rglob("*.py")):
+        _pre_import_airflow_modules(str(path), structlog.get_logger())
+
+
+def in_child(folder: str, manager: bool = True) -> dict:
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(read)
         try:
-            payload = json.dumps(parse(folder)).encode()
+            if manager:
+                pre_import(folder)
+                payload = json.dumps(in_child(folder, manager=False)).encode()
+            else:
+                payload = json.dumps(parse(folder)).encode()
         except BaseException as exc:  # report, never fall back into the parent's loop
             payload = json.dumps({"folder": folder, "error": repr(exc)}).encode()
         with os.fdopen(write, "wb") as w:

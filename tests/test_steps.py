@@ -180,3 +180,17 @@ def test_atomic_write_replaces_whole_file(tmp_path):
 def test_missing_earlier_output_is_explained(pipelines):
     with pytest.raises(FileNotFoundError, match="working file of an earlier task is missing"):
         tasks.preprocess(settings=settings_for(pipelines), run_id="never_ran")
+
+
+def test_artifacts_and_model_on_object_storage(pipelines):
+    """A URI as artifacts_root/model_dir (here fsspec's in-memory store) works like a shared bucket."""
+    edit_yaml(pipelines / "airflow_lab2.yaml", lambda d: d["Airflow_Lab2"]["training"].update(
+        artifacts_root="memory://adclick-test/runs", model_dir="memory://adclick-test/model"))
+    settings = settings_for(pipelines)
+    assert settings["artifacts_root"] == "memory://adclick-test/runs"
+    out = run_chain(settings, "manual__s3_like")
+    assert out["load_model"]["accuracy"] >= 0.95
+    from upath import UPath
+
+    assert UPath("memory://adclick-test/model/model.sav").exists()
+    assert UPath("memory://adclick-test/runs/Airflow_Lab2/manual__s3_like/metrics.json").exists()
