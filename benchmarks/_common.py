@@ -24,12 +24,27 @@ OUR_DAGS = ROOT / "dags"
 sys.path.insert(0, str(ROOT))
 
 
+# The project whose dags/ and adclick_ops/ are measured as "ours": this checkout, or a copy holding a
+# candidate change (`--project /tmp/copy`, which then comes first on PYTHONPATH).
+PROJECT = Path(os.environ.get("ADCLICK_BENCH_PROJECT", ROOT)).resolve()
+
+
+def use_project(path: str | None) -> None:
+    global PROJECT, OUR_DAGS
+    if path:
+        os.environ["ADCLICK_BENCH_PROJECT"] = str(Path(path).resolve())
+        PROJECT = Path(path).resolve()
+        OUR_DAGS = PROJECT / "dags"
+
+
 def airflow_env(home: Path, dags_folder: Path, extra: dict[str, str] | None = None, api_port: int = 8080) -> dict[str, str]:
     """The embedded Airflow environment (config/embedded.env) with `home` and `dags_folder`."""
     from adclick_ops.runtime import airflow_env as embedded
 
     base = {"AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder), "AIRFLOW__DAG_FACTORY__ENABLE_TELEMETRY": "False",
-            "ADCLICK_OPS_HOME": str(ROOT), "ADCLICK_OPS_PIPELINES": str(ROOT / "pipelines")}
+            "ADCLICK_OPS_HOME": str(PROJECT), "ADCLICK_OPS_PIPELINES": str(PROJECT / "pipelines")}
+    if PROJECT != ROOT:
+        base["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT), os.environ.get("PYTHONPATH")]))
     base.update(extra or {})
     return embedded(home, api_port=api_port, extra=base)
 

@@ -6,7 +6,9 @@ files ([dag_processor] parsing_pre_import_modules, on by default; the real manag
 its lifetime), which forks the parse process: a DagBag of the folder, bundle path on sys.path,
 load_op_links=False. Everything else the DAG files import is inside the measurement.
 
-    python parse_probe.py ROUNDS FOLDER [FOLDER ...]   (folders interleaved, ROUNDS times)
+    python parse_probe.py ROUNDS FOLDER[@PIPELINES] ...   (folders interleaved, ROUNDS times)
+
+FOLDER@PIPELINES parses FOLDER with ADCLICK_OPS_PIPELINES=PIPELINES (the scale benchmark).
 """
 
 import json
@@ -22,12 +24,12 @@ AIRFLOW_IMPORT_MS = (time.perf_counter() - started) * 1000
 HEAVY = ("pandas", "sklearn", "scipy", "flask", "pydantic", "dagfactory")
 
 
-def parse(folder: str) -> dict:
+def parse(folder: str, label: str) -> dict:
     start = time.perf_counter()
     bag = BundleDagBag(folder, bundle_path=folder, safe_mode=True, load_op_links=False)
     elapsed = time.perf_counter() - start
     return {
-        "folder": folder,
+        "folder": label,
         "ms": elapsed * 1000,
         "dags": sorted(bag.dag_ids),
         "tasks": sum(len(d.tasks) for d in bag.dags.values()),
@@ -46,19 +48,25 @@ def pre_import(folder: str) -> None:
         _pre_import_airflow_modules(str(path), structlog.get_logger())
 
 
-def in_child(folder: str, manager: bool = True) -> dict:
+def in_child(arg: str, manager: bool = True) -> dict:
+    folder = arg.partition("@")[0]
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(read)
         try:
             if manager:
+                pipelines = arg.partition("@")[2]
+                if pipelines:
+                    os.environ["ADCLICK_OPS_PIPELINES"] = pipelines
                 pre_import(folder)
-                payload = json.dumps(in_child(folder, manager=False)).encode()
+                payload = json.dumps(in_child(arg, manager=False)).encode()
             else:
-                payload = json.dumps(parse(folder)).encode()
+                payload = json.dumps(parse(folder, arg)).encode()
         except BaseException as exc:  # report, never fall back into the parent's loop
-            payload = json.dumps({"folder": folder, "error": repr(exc)}).encode()
+            import traceback
+
+            payload = json.dumps({"folder": arg, "error": traceback.format_exc()}).encode()
         with os.fdopen(write, "wb") as w:
             w.write(payload)
         os._exit(0)

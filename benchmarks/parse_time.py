@@ -19,10 +19,11 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BENCH, FLOOR_DAGS, OUR_DAGS, PLAIN_DAGS, PYTHON, SEED_DAGS, airflow_env, bytecode, load, table, verdict, write  # noqa: E402
+import _common  # noqa: E402
+from _common import BENCH, FLOOR_DAGS, PLAIN_DAGS, PYTHON, SEED_DAGS, airflow_env, bytecode, load, table, verdict, write  # noqa: E402
 
 VARIANTS = {
-    "a": ("ours: dags/ (validation + dag-factory)", OUR_DAGS),
+    "a": ("ours: dags/ (validation + dag-factory)", _common.OUR_DAGS),
     "b": ("seed replica (heavy imports at top)", SEED_DAGS),
     "c": ("hand-written, lazy imports (floor)", FLOOR_DAGS),
     "d": ("plain dag-factory from YAML", PLAIN_DAGS),
@@ -43,7 +44,7 @@ def parse_rounds(folders: list[Path], rounds: int, env: dict[str, str]) -> list[
 def measure(runs: int, cached: bool) -> dict:
     samples: dict[str, list[dict]] = {k: [] for k in VARIANTS}
     with tempfile.TemporaryDirectory(prefix="bench-parse-") as tmp:
-        env = bytecode(airflow_env(Path(tmp) / "airflow", OUR_DAGS), cached)
+        env = bytecode(airflow_env(Path(tmp) / "airflow", _common.OUR_DAGS), cached)
         folders = [folder for _, folder in VARIANTS.values()]
         if cached:
             parse_rounds(folders, 1, env)  # writes the bytecode cache; not counted
@@ -65,19 +66,29 @@ def measure(runs: int, cached: bool) -> dict:
     print(table(["ratio", "value", "target", ""], [[n, f"{ratios[n]:.3f}", checks[n]["target"] if n in checks else "(report)",
                                                     verdict(checks[n]["met"]) if n in checks else ""] for n in ratios]))
     return {"mode": mode, "best_ms": ms, "samples_ms": {k: [round(r["ms"], 1) for r in s] for k, s in samples.items()},
-            "variants": {k: {"label": VARIANTS[k][0], "folder": str(VARIANTS[k][1].relative_to(BENCH.parent)), **best[k]} for k in VARIANTS},
+            "variants": {k: {"label": VARIANTS[k][0], "folder": str(VARIANTS[k][1]), **best[k]} for k in VARIANTS},
             "ratios": ratios, "targets": checks}
 
 
-def main(runs: int = 9) -> dict:
+def main(runs: int = 9, project: str | None = None, modes: tuple[str, ...] = ("cached", "none")) -> dict:
+    _common.use_project(project)
+    VARIANTS["a"] = (VARIANTS["a"][0], _common.OUR_DAGS)
     load_before = load()
-    result = {"runs": runs, "load_before": load_before,
-              "bytecode_cached": measure(runs, cached=True), "no_bytecode_cache": measure(runs, cached=False), "load_after": load()}
-    print(f"-> {write('parse_time', result)}")
+    result = {"runs": runs, "project": str(_common.PROJECT), "load_before": load_before}
+    if "cached" in modes:
+        result["bytecode_cached"] = measure(runs, cached=True)
+    if "none" in modes:
+        result["no_bytecode_cache"] = measure(runs, cached=False)
+    result["load_after"] = load()
+    name = "parse_time" if _common.PROJECT == _common.ROOT else "parse_time-candidate"
+    print(f"-> {write(name, result)}")
     return result
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=9)
-    main(parser.parse_args().runs)
+    parser.add_argument("--project", help="measure the dags/ and adclick_ops/ of this copy of the project as (a)")
+    parser.add_argument("--modes", default="cached,none", help="bytecode modes: cached, none, or both (default)")
+    args = parser.parse_args()
+    main(args.runs, args.project, tuple(args.modes.split(",")))

@@ -94,3 +94,34 @@ def test_graph_command_prints_the_rendered_graph(airflow_home):
     assert lines[0].startswith("Airflow_Lab2")
     assert any(l.strip().startswith("load_model_task (PythonOperator) -> my_trigger_task, send_email") for l in lines)
     assert any("my_trigger_task (TriggerDagRunOperator)  [trigger_rule=all_done]" in l for l in lines)
+
+
+@pytest.mark.airflow
+def test_dag_processor_records_the_bad_file_and_keeps_the_good_dags_active(airflow_home, pipelines, tmp_path):
+    """The real DAG processor: the error is stored for the YAML file, the good DAGs are not marked stale."""
+    import sqlite3
+    import time
+
+    from adclick_ops.runtime import Stack
+
+    (pipelines / "broken.yaml").write_text("Broken:\n  tasks:\n    t:\n      operator: os.system\n")
+    env = airflow_home()
+    stack = Stack(env, Path(env["AIRFLOW_HOME"]))
+    stack.start("dag-processor", ["dag-processor"])
+    db = Path(env["AIRFLOW_HOME"]) / "airflow.db"
+    try:
+        deadline = time.monotonic() + 240
+        errors, dags = [], []
+        while time.monotonic() < deadline and not (errors and len(dags) == 2):
+            time.sleep(2)
+            assert not stack.dead(), stack.log_tail("dag-processor")
+            with sqlite3.connect(db) as con:
+                errors = con.execute("select filename, stacktrace from import_error").fetchall()
+                dags = con.execute("select dag_id, is_stale, has_import_errors from dag").fetchall()
+    finally:
+        stack.stop()
+    assert len(errors) == 1, (errors, stack.log_tail("dag-processor"))
+    filename, message = errors[0]
+    assert filename.endswith("pipelines/broken.yaml")
+    assert "broken.yaml:4: Broken.tasks.t.operator: operator 'os.system' is not allowed" in message
+    assert sorted(dags) == [("Airflow_Lab2", 0, 0), ("Airflow_Lab2_Flask", 0, 0)]
