@@ -3,6 +3,7 @@ own working folder, and the promoted model is whole: it loads, scores, and is on
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 import subprocess
@@ -13,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adclick_ops.artifacts import load_model_file
+from adclick_ops.artifacts import load_model_file, safe_run_id
 from hardening_support import PROJECT, count
 
 pytestmark = pytest.mark.airflow
@@ -50,14 +51,19 @@ def test_two_runs_at_once_share_one_airflow_home_and_one_coherent_model(airflow_
     assert time.monotonic() - started < 900
 
     runs = states_by_run(env)
-    assert sorted(runs) == [f"manual__{d}T00:00:00+00:00" for d in DATES], runs
+    with sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db") as con:
+        dates = sorted(r[0][:10] for r in con.execute("select logical_date from dag_run where dag_id = 'Airflow_Lab2'"))
+    assert dates == list(DATES)
+    assert len(runs) == 2, runs
     for run_id, states in runs.items():
         assert states == {t: "success" for t in TASKS}, (run_id, states)
 
+    # Airflow 3 names a `dags test` run after the time it ran (manual__<now>): one folder per run id.
     folders = sorted((tmp_path / "runs" / "Airflow_Lab2").iterdir())
-    assert [f.name for f in folders] == [f"manual__{d}T00_00_00_00_00" for d in DATES]
+    assert sorted(f.name for f in folders) == sorted(safe_run_id(r) for r in runs)
     for folder in folders:
         assert {"dataset.npz", "split.npz", "train.npz", "test.npz", "model.sav", "metrics.json"} <= {p.name for p in folder.iterdir()}
+        assert json.loads((folder / "metrics.json").read_text())["run_id"] in runs
 
     model_dir = tmp_path / "model"
     assert [p.name for p in model_dir.iterdir()] == ["model.sav"]  # no half-written temporary file left

@@ -52,6 +52,10 @@ class Case:
     words: str | None = None  # words the message must contain
     extra: dict[str, bytes] = dataclass_field(default_factory=dict)  # files added beside the shipped ones
 
+    def __repr__(self) -> str:  # failing examples can be megabytes long; show their start
+        short = {k: v[:400] + (b"...(%d bytes)" % len(v) if len(v) > 400 else b"") for k, v in {**self.files, **self.extra}.items()}
+        return f"Case(files={short!r}, error_file={self.error_file!r}, field={self.field!r}, words={self.words!r})"
+
 
 def lab2() -> dict:
     return json.loads(json.dumps(SHIPPED[LAB2], default=str))  # a deep copy, start_date as text
@@ -597,3 +601,38 @@ def test_validate_reports_mistakes_that_found_bugs(kind, tmp_path):
         _run(kind, case, tmp_path)
 
     run()
+
+
+# --- single cases, named, for the bugs the generated ones found -------------------------------------
+
+REGRESSIONS = {
+    "document marker alone": (b"---\n", FLASK, None, "empty"),
+    "impossible date": (SHIPPED_TEXT[LAB2].replace("start_date: 2024-01-01", "start_date: 2024-02-30").encode(), LAB2,
+                        "Airflow_Lab2.start_date", None),
+    "integer of 5,000 digits": (SHIPPED_TEXT[LAB2].replace("retries: 1", "retries: " + "9" * 5000, 1).encode(), LAB2,
+                                "Airflow_Lab2.default_args.retries", None),
+    "numeric DAG id": (SHIPPED_TEXT[FLASK].replace("Airflow_Lab2_Flask:", "1:").encode(), FLASK, "1", "not a valid DAG id"),
+    "DAG id ending in a newline": (SHIPPED_TEXT[FLASK].replace("Airflow_Lab2_Flask:", '"Monitor\\n":').encode(), FLASK, None, "not a valid DAG id"),
+    "nesting 3,000 deep": (SHIPPED_TEXT[LAB2].replace("catchup: false", "catchup: " + "[" * 3000 + "]" * 3000).encode(), LAB2, None, None),
+    "dataset as file:// URI with ..": (SHIPPED_TEXT[LAB2].replace("dataset: dags/data/advertising.csv", "dataset: file://../x.csv").encode(),
+                                       LAB2, "Airflow_Lab2.training.dataset", None),
+}
+
+
+@pytest.mark.parametrize("name", list(REGRESSIONS))
+def test_found_bug_regression(name, tmp_path):
+    content, file, field_path, words = REGRESSIONS[name]
+    case = Case({file: content}, file, field_path, words)
+    count(f"validate: regression: {name}")
+    folder = write(case, tmp_path)
+    code, out = validate(folder)
+    check(case, code, out, folder)
+
+
+@SPEC
+@given(case=st.sampled_from([REGRESSIONS["nesting 3,000 deep"]]))
+def test_deep_nesting_is_answered_within_a_second(case, tmp_path_factory):
+    content, file, _, _ = case
+    folder = write(Case({file: content}, file), tmp_path_factory.mktemp("deep"))
+    code, out = validate(folder)
+    assert code == 1 and "Traceback" not in out

@@ -23,7 +23,7 @@ dag = DAG(
     "Airflow_Lab2" + SUFFIX,
     default_args=default_args,
     description="Airflow-Lab2 DAG Description",
-    schedule="@daily",
+    schedule=os.environ.get("SEED_SCHEDULE", "@daily") or None,
     catchup=False,
     tags=["example"],
     owner_links={"airflow": "https://github.com/apache/airflow"},
