@@ -11,7 +11,7 @@ import datetime as dt
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 # --- the allow-lists: what a pipeline file may name -------------------------------------------
 
@@ -81,6 +81,13 @@ def _relative_path(value: str, what: str) -> str:
     if "://" not in value and not value.startswith("/") and ".." in re.split(r"[\\/]", value):
         raise ValueError(f"{what} {value!r} climbs out of the project with '..'; give a path inside the project or an absolute one")
     return value
+
+
+def _no_duplicates(values: list[str], what: str) -> list[str]:
+    dupes = sorted({v for v in values if values.count(v) > 1})
+    if dupes:
+        raise ValueError(f"{what} listed more than once: {', '.join(map(repr, dupes))}; list each once")
+    return values
 
 
 # --- DAG-level pieces ---------------------------------------------------------------------------
@@ -162,20 +169,10 @@ class Training(Model):
         "runs", description="Where each run keeps its working files, in a folder of its own: a path, or a URI such as s3://bucket/prefix."
     )
 
-    @field_validator("dataset")
+    @field_validator("dataset", "model_dir", "artifacts_root")
     @classmethod
-    def _dataset_path(cls, v: str) -> str:
-        return _relative_path(v, "dataset")
-
-    @field_validator("model_dir")
-    @classmethod
-    def _model_dir_path(cls, v: str) -> str:
-        return _relative_path(v, "model_dir")
-
-    @field_validator("artifacts_root")
-    @classmethod
-    def _artifacts_path(cls, v: str) -> str:
-        return _relative_path(v, "artifacts_root")
+    def _paths(cls, v: str, info: ValidationInfo) -> str:
+        return _relative_path(v, info.field_name)
 
     @field_validator("model_file")
     @classmethod
@@ -184,21 +181,10 @@ class Training(Model):
             raise ValueError("model_file must be a file name")
         return v
 
-    @field_validator("features")
+    @field_validator("features", "scalers")
     @classmethod
-    def _unique_features(cls, v: list[str]) -> list[str]:
-        dupes = sorted({f for f in v if v.count(f) > 1})
-        if dupes:
-            raise ValueError(f"duplicate feature(s): {', '.join(map(repr, dupes))}; each column may be listed once")
-        return v
-
-    @field_validator("scalers")
-    @classmethod
-    def _unique_scalers(cls, v: list[str]) -> list[str]:
-        dupes = sorted({s for s in v if v.count(s) > 1})
-        if dupes:
-            raise ValueError(f"scaler(s) listed twice: {', '.join(dupes)}")
-        return v
+    def _unique(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        return _no_duplicates(v, info.field_name)
 
     @model_validator(mode="after")
     def _target_not_feature(self) -> Training:
@@ -294,10 +280,7 @@ class Task(Model):
     @field_validator("dependencies")
     @classmethod
     def _unique_deps(cls, v: list[str]) -> list[str]:
-        dupes = sorted({d for d in v if v.count(d) > 1})
-        if dupes:
-            raise ValueError(f"dependency listed twice: {', '.join(dupes)}")
-        return v
+        return _no_duplicates(v, "dependencies")
 
     @model_validator(mode="after")
     def _callable_matches_operator(self) -> Task:
