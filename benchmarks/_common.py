@@ -30,11 +30,15 @@ PROJECT = Path(os.environ.get("ADCLICK_BENCH_PROJECT", ROOT)).resolve()
 
 
 def use_project(path: str | None) -> None:
+    """Measure the copy at `path` as ours: its dags/, adclick_ops/ and config/embedded.env."""
     global PROJECT, OUR_DAGS
     if path:
+        import adclick_ops.runtime
+
         os.environ["ADCLICK_BENCH_PROJECT"] = str(Path(path).resolve())
         PROJECT = Path(path).resolve()
         OUR_DAGS = PROJECT / "dags"
+        adclick_ops.runtime.ENV_TEMPLATE = PROJECT / "config" / "embedded.env"
 
 
 def airflow_env(home: Path, dags_folder: Path, extra: dict[str, str] | None = None, api_port: int = 8080) -> dict[str, str]:

@@ -36,7 +36,7 @@ from hardening_support import PROJECT, count, dump
 LAB2, FLASK = "airflow_lab2.yaml", "airflow_lab2_flask.yaml"
 SHIPPED_TEXT = {name: (PROJECT / "pipelines" / name).read_text() for name in (LAB2, FLASK)}
 SHIPPED = {name: yaml.safe_load(text) for name, text in SHIPPED_TEXT.items()}
-EXAMPLES = int(os.environ.get("HARDENING_EXAMPLES", "100"))  # per kind; 26 kinds -> 2,600 cases
+EXAMPLES = int(os.environ.get("HARDENING_EXAMPLES", "200"))  # per kind: over 2,000 cases in all (small kinds run out sooner)
 # The spec: an answer "within a second". Hypothesis' own per-example deadline is the only timer.
 SPEC = settings(max_examples=EXAMPLES, deadline=timedelta(seconds=1), database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
