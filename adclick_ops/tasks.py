@@ -61,12 +61,21 @@ def load_data(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any]
 @_adapter
 def preprocess(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any]:
     """data_preprocessing_task: split, and fit the configured scalers on the training part only."""
+    from adclick_ops.steps.data import DataError
     from adclick_ops.steps.model import make_preprocessor, split
 
     run = RunFiles(settings, run_id)
     data = run.load_arrays("dataset")
     s = settings["split"]
-    x_train, x_test, y_train, y_test = split(data["x"], data["y"], s["test_size"], s["random_state"], s["stratify"])
+    try:
+        x_train, x_test, y_train, y_test = split(data["x"], data["y"], s["test_size"], s["random_state"], s["stratify"])
+    except ValueError as exc:  # too few rows for the split asked for (stratify needs 2 of each class)
+        raise DataError(f"{settings['dataset']}: target {settings['target']!r}: cannot split {len(data['y'])} rows: {exc}") from None
+    if len(set(y_train.tolist())) < 2:
+        raise DataError(
+            f"{settings['dataset']}: target {settings['target']!r}: the training part of the split ({len(y_train)} of "
+            f"{len(data['y'])} rows) holds a single class; the file needs more rows of each class"
+        )
     scaled_columns = make_preprocessor(settings["scalers"]).fit(x_train).transform(x_train[:1]).shape[1]
     run.save_arrays("split", x_train=x_train, x_test=x_test, y_train=y_train, y_test=y_test)
     return {"train_rows": int(len(y_train)), "test_rows": int(len(y_test)), "scaled_columns": int(scaled_columns), "scalers": settings["scalers"]}

@@ -168,8 +168,9 @@ def _validate_dags(doc: YamlDocument) -> tuple[dict[str, Dag], list[Issue]]:
     dags: dict[str, Dag] = {}
     issues: list[Issue] = []
     for dag_id, body in doc.data.items():
-        if not isinstance(dag_id, str) or not re.match(DAG_ID_PATTERN, dag_id):
-            issues.append(Issue(doc.path, doc.line_of((dag_id,)), str(dag_id), f"{dag_id!r} is not a valid DAG id; expected letters, digits, '_', '-' or '.'"))
+        if not isinstance(dag_id, str) or not re.fullmatch(DAG_ID_PATTERN, dag_id):
+            shown_id = str(dag_id) if isinstance(dag_id, str) and dag_id.isprintable() else repr(dag_id)
+            issues.append(Issue(doc.path, doc.line_of((dag_id,)), shown_id, f"{dag_id!r} is not a valid DAG id; expected letters, digits, '_', '-' or '.'"))
             continue
         if dag_id in ("default", "task_groups"):
             issues.append(Issue(doc.path, doc.line_of((dag_id,)), dag_id, f"{dag_id!r} is reserved by dag-factory; use pipelines/defaults.yaml for shared settings"))
@@ -288,7 +289,7 @@ def _cross_check(catalog: Catalog, root: Path) -> None:
     # DAG ids of files with errors still count as declared, so one broken file does not cascade.
     for path in catalog.errors:
         try:
-            known.update({d: path for d in (read_yaml(path).data or {})})
+            known.update({str(d): path for d in (read_yaml(path).data or {})})
         except (YamlReadError, AttributeError):
             pass
     bad: dict[str, list[Issue]] = {}

@@ -78,7 +78,8 @@ def _relative_path(value: str, what: str) -> str:
         raise ValueError(f"{what} must not be empty")
     if "\x00" in value:
         raise ValueError(f"{what} contains a NUL byte")
-    if "://" not in value and not value.startswith("/") and ".." in re.split(r"[\\/]", value):
+    path = value.removeprefix("file://")
+    if "://" not in path and not path.startswith("/") and ".." in re.split(r"[\\/]", path):
         raise ValueError(f"{what} {value!r} climbs out of the project with '..'; give a path inside the project or an absolute one")
     return value
 

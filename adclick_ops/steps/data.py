@@ -52,6 +52,10 @@ def check_dataset(frame: pd.DataFrame, features: list[str], target: str, source:
         if nulls.any():
             row = int(nulls.idxmax()) + 2
             raise DataError(f"{source}: column {column!r} has {int(nulls.sum())} missing value(s), first at line {row}")
+        infinite = ~np.isfinite(data[column].astype("float64"))
+        if infinite.any():
+            row = int(infinite.idxmax()) + 2
+            raise DataError(f"{source}: column {column!r} has {int(infinite.sum())} infinite value(s), first at line {row}")
     labels = set(np.unique(data[target]).tolist())
     if not labels <= {0, 1}:
         raise DataError(f"{source}: target {target!r} must hold 0/1 labels; found {sorted(labels)[:5]}")

@@ -1,0 +1,266 @@
+"""Item 3: end-to-end time of Airflow_Lab2, ours against the seed replica, in the same run.
+
+(i)  `airflow dags test Airflow_Lab2`: wall time, each in its own Airflow home (SQLite, same settings,
+     one migrated database copied to both), runs alternated.
+(ii) A real Airflow (api-server, scheduler, dag-processor, triggerer; LocalExecutor, SQLite) with both
+     DAG folders in one bundle (the replica's DAG ids get the suffix _seed): time from the REST
+     trigger to the run's success, after one warm-up run of each, runs alternated; per task, where the time goes (scheduling gap,
+     queue wait, run time of the task process) from the task instances' timestamps.
+Outputs (model, run files, e-mails) go to a temporary folder. Prints tables and writes
+benchmarks/results/end_to_end.json.
+
+    .venv/bin/python benchmarks/end_to_end.py [--runs 2] [--only i|ii] [--env KEY=VALUE ...] [--project COPY]
+        [--keep FOLDER] [--profile FOLDER]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+from _common import ROOT, SEED_DAGS, airflow_env, bytecode, load, table, verdict, write  # noqa: E402
+
+from adclick_ops.mailsink import MailSink  # noqa: E402
+from adclick_ops.run import _Api  # noqa: E402
+from adclick_ops.runtime import Stack, airflow, free_port  # noqa: E402
+
+TARGETS = {"dags_test": 0.7, "stack": 0.6}
+TASKS = ["load_data_task", "data_preprocessing_task", "separate_data_outputs_task", "build_save_model_task",
+         "load_model_task", "send_email", "my_trigger_task"]
+SUFFIX = "_seed"
+
+
+def our_pipelines(work: Path, monitor_port: int) -> Path:
+    """A copy of pipelines/ whose outputs go under `work`; no schedule, the monitor task ends by itself."""
+    folder = work / "pipelines"
+    shutil.copytree(_common.PROJECT / "pipelines", folder)
+    lab = folder / "airflow_lab2.yaml"
+    doc = yaml.safe_load(lab.read_text())
+    doc["Airflow_Lab2"]["schedule"] = None
+    training = doc["Airflow_Lab2"]["training"]
+    training.update(dataset=str(_common.PROJECT / training["dataset"]), model_dir=str(work / "model"), artifacts_root=str(work / "runs"))
+    lab.write_text(yaml.safe_dump(doc, sort_keys=False))
+    flask = folder / "airflow_lab2_flask.yaml"
+    doc = yaml.safe_load(flask.read_text())
+    doc["Airflow_Lab2_Flask"]["monitor"].update(port=monitor_port, serve_for=2)
+    flask.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return folder
+
+
+def seed_env(work: Path) -> dict[str, str]:
+    return {"SEED_DATA": str(ROOT / "dags" / "data" / "advertising.csv"), "SEED_WORKDIR": str(work / "seed-working"),
+            "SEED_MODEL_DIR": str(work / "seed-model"), "SEED_SCHEDULE": "", "SEED_FLASK_SERVE_FOR": "2"}
+
+
+def migrate(env: dict[str, str], home: Path) -> None:
+    with open(home / "migrate.log", "wb") as log:
+        if airflow(["db", "migrate"], env, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
+            raise SystemExit(f"airflow db migrate failed; see {home / 'migrate.log'}")
+
+
+def dags_test(runs: int, work: Path, extra: dict[str, str]) -> dict[str, Any]:
+    mail = work / "mail-i"
+    with MailSink(mail) as sink:
+        common = {**seed_env(work), **sink.connection_env(), **extra}
+        pipelines = our_pipelines(work / "ours-i", free_port())
+        envs = {
+            "ours": airflow_env(work / "home-ours-i", _common.OUR_DAGS, {**common, "ADCLICK_OPS_PIPELINES": str(pipelines)}),
+            "seed": airflow_env(work / "home-seed-i", SEED_DAGS, common),
+        }
+        envs = {k: bytecode(v, cached=True) for k, v in envs.items()}
+        migrate(envs["ours"], work / "home-ours-i")
+        shutil.copy(work / "home-ours-i" / "airflow.db", work / "home-seed-i" / "airflow.db")
+        times: dict[str, list[float]] = {"ours": [], "seed": []}
+        for _ in range(runs):
+            for name, env in envs.items():
+                home = Path(env["AIRFLOW_HOME"])
+                start = time.perf_counter()
+                with open(home / "dags-test.log", "a") as log:
+                    result = airflow(["dags", "test", "Airflow_Lab2"], env, stdout=log, stderr=subprocess.STDOUT)
+                elapsed = time.perf_counter() - start
+                text = (home / "dags-test.log").read_text(errors="replace")
+                if result.returncode != 0 or "state=success" not in text.rsplit("DagRun Finished", 1)[-1][:400]:
+                    raise SystemExit(f"`airflow dags test` of {name} failed; see {home / 'dags-test.log'}")
+                times[name].append(elapsed)
+                (home / "dags-test.log").rename(home / f"dags-test-{len(times[name])}.log")
+    best = {k: min(v) for k, v in times.items()}
+    ratio = best["ours"] / best["seed"]
+    print(f"\n(i) `airflow dags test Airflow_Lab2`, wall time, best of {runs} (load {load()})")
+    print(table(["DAG file", "best s", "all runs s"], [[k, f"{best[k]:.1f}", ", ".join(f"{t:.1f}" for t in times[k])] for k in times]))
+    print(f"ours / seed = {ratio:.2f} (target <= {TARGETS['dags_test']}: {verdict(ratio <= TARGETS['dags_test'])})")
+    return {"seconds": times, "best": best, "ratio": ratio, "target": TARGETS["dags_test"], "met": ratio <= TARGETS["dags_test"]}
+
+
+def _ts(value: str | None) -> float | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() if value else None
+
+
+def _breakdown(api: _Api, dag_id: str, run_id: str) -> dict[str, Any]:
+    run = api.get(f"/dags/{dag_id}/dagRuns/{run_id}")
+    tis = {ti["task_id"]: ti for ti in api.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]}
+    rows = {}
+    for task in TASKS:
+        ti = tis[task]
+        queued, start, end = _ts(ti.get("queued_when")), _ts(ti.get("start_date")), _ts(ti.get("end_date"))
+        rows[task] = {"state": ti["state"], "queued": queued, "start": start, "end": end,
+                      "queue_wait_s": (start - queued) if start and queued else None, "run_s": (end - start) if end and start else None}
+    # scheduling gap: from the end of the upstream task to the moment this one is queued
+    upstream = {t: TASKS[i - 1] if i < 5 else "load_model_task" for i, t in enumerate(TASKS) if i}
+    for task, up in upstream.items():
+        if rows[task]["queued"] and rows[up]["end"]:
+            rows[task]["schedule_gap_s"] = rows[task]["queued"] - rows[up]["end"]
+    first = rows[TASKS[0]]
+    rows[TASKS[0]]["schedule_gap_s"] = (first["queued"] - _ts(run["queued_at"])) if first["queued"] and run.get("queued_at") else None
+    return {"queued_at": run.get("queued_at"), "start_date": run.get("start_date"), "end_date": run.get("end_date"),
+            "run_s": _ts(run["end_date"]) - _ts(run["queued_at"]), "tasks": rows}
+
+
+def _wait_for_dags(api: _Api, dag_ids: list[str], stack: Stack, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    for dag_id in dag_ids:
+        while True:
+            try:
+                api.get(f"/dags/{dag_id}")
+                break
+            except Exception:
+                if stack.dead() or time.monotonic() > deadline:
+                    raise SystemExit(f"{dag_id} was not parsed; see {stack.home / 'dag-processor.log'}")
+                time.sleep(1)
+
+
+def _idle_cpu(pid: int, seconds: float) -> float:
+    """CPU used by the scheduler process while no DAG runs, as a fraction of one core."""
+    import psutil
+
+    proc = psutil.Process(pid)
+    before = sum(proc.cpu_times()[:2])
+    time.sleep(seconds)
+    return (sum(proc.cpu_times()[:2]) - before) / seconds
+
+
+def _trigger_and_wait(api: _Api, dag_id: str, stack: Stack, timeout: float = 300) -> tuple[float, str, str]:
+    start = time.perf_counter()
+    run = api.call("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "note": "benchmarks/end_to_end.py"})
+    run_id = run["dag_run_id"]
+    while time.perf_counter() - start < timeout:
+        state = api.get(f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
+        if state in ("success", "failed"):
+            return time.perf_counter() - start, run_id, state
+        if stack.dead():
+            raise SystemExit(f"{', '.join(stack.dead())} stopped:\n" + "\n".join(stack.log_tail(n) for n in stack.dead()))
+        time.sleep(0.1)
+    return time.perf_counter() - start, run_id, "timed out"
+
+
+def _profiler(pid: int, out: Path) -> subprocess.Popen:
+    """py-spy on the scheduler and its children (LocalExecutor workers, task supervisors, task processes)."""
+    exe = shutil.which("py-spy") or "/tmp/uvenv/bin/py-spy"
+    return subprocess.Popen([exe, "record", "--subprocesses", "--rate", "100", "--format", "raw", "-o", str(out), "--pid", str(pid)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def with_stack(runs: int, work: Path, extra: dict[str, str], profile: Path | None = None) -> dict[str, Any]:
+    home = work / "home-ii"
+    bundle = work / "dags-ii"
+    bundle.mkdir(parents=True)
+    shutil.copy(_common.OUR_DAGS / "adclick_dags.py", bundle / "adclick_dags.py")
+    for item in ("main.py", "Flask_API.py", "src", "templates"):
+        src = SEED_DAGS / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, bundle / item)
+    port = free_port()
+    with MailSink(work / "mail-ii") as sink:
+        env = airflow_env(home, bundle, {
+            **seed_env(work), **sink.connection_env(), "SEED_DAG_SUFFIX": SUFFIX,
+            "ADCLICK_OPS_PIPELINES": str(our_pipelines(work / "ours-ii", free_port())),
+            "ADCLICK_AIRFLOW_URL": f"http://localhost:{port}", **extra}, api_port=port)
+        env = bytecode(env, cached=True)
+        migrate(env, home)
+        stack = Stack(env, home)
+        try:
+            stack.start_airflow()
+            api = _Api(f"http://localhost:{port}")
+            api.wait_until_up(time.monotonic() + 240, stack)
+            dags = {"ours": "Airflow_Lab2", "seed": "Airflow_Lab2" + SUFFIX}
+            _wait_for_dags(api, [*dags.values(), "Airflow_Lab2_Flask", "Airflow_Lab2_Flask" + SUFFIX], stack)
+            for dag_id in (*dags.values(), "Airflow_Lab2_Flask", "Airflow_Lab2_Flask" + SUFFIX):
+                api.call("PATCH", f"/dags/{dag_id}", {"is_paused": False})
+            for dag_id in dags.values():  # warm-up, not counted: first imports, bytecode cache, API and DB caches
+                time.sleep(3)
+                _trigger_and_wait(api, dag_id, stack)
+            idle_cpu = _idle_cpu(stack.processes["scheduler"].pid, 10)
+            results: dict[str, list[dict[str, Any]]] = {"ours": [], "seed": []}
+            for _ in range(runs):
+                for name, dag_id in dags.items():
+                    time.sleep(3)  # let the monitor DAG triggered by the previous run finish
+                    spy = _profiler(stack.processes["scheduler"].pid, profile / f"{name}-{len(results[name]) + 1}.txt") if profile else None
+                    seconds, run_id, state = _trigger_and_wait(api, dag_id, stack)
+                    if spy:
+                        spy.send_signal(2)
+                        spy.wait(60)
+                    if state != "success":
+                        raise SystemExit(f"{dag_id} run {run_id}: {state}; see {home}")
+                    results[name].append({"trigger_to_success_s": seconds, "run_id": run_id, **_breakdown(api, dag_id, run_id)})
+        finally:
+            stack.stop()
+    best = {k: min(r["trigger_to_success_s"] for r in v) for k, v in results.items()}
+    ratio = best["ours"] / best["seed"]
+    print(f"\n(ii) trigger (REST API) to success of Airflow_Lab2, scheduler + dag-processor + api-server, LocalExecutor, SQLite; best of {runs} (load {load()})")
+    print(table(["DAG file", "best s", "all runs s"], [[k, f"{best[k]:.1f}", ", ".join(f"{r['trigger_to_success_s']:.1f}" for r in v)] for k, v in results.items()]))
+    print(f"ours / seed = {ratio:.2f} (target <= {TARGETS['stack']}: {verdict(ratio <= TARGETS['stack'])})")
+    rows = []
+    for task in TASKS:
+        row = [task]
+        for name in ("ours", "seed"):
+            fastest = min(results[name], key=lambda r: r["trigger_to_success_s"])["tasks"][task]
+            row += [f"{fastest.get('schedule_gap_s') or 0:.1f}", f"{fastest.get('queue_wait_s') or 0:.1f}", f"{fastest.get('run_s') or 0:.1f}"]
+        rows.append(row)
+    print("Per task, fastest run (s): gap = upstream end -> queued, wait = queued -> task process started, run = task process start -> end")
+    print(table(["task", "ours gap", "ours wait", "ours run", "seed gap", "seed wait", "seed run"], rows))
+    print(f"scheduler CPU while idle: {idle_cpu:.0%} of one core (scheduler_idle_sleep_time = "
+          f"{env.get('AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME', '1 (default)')})")
+    return {"runs": results, "best": best, "ratio": ratio, "target": TARGETS["stack"], "met": ratio <= TARGETS["stack"], "extra_env": extra,
+            "scheduler_idle_cpu": idle_cpu, "scheduler_idle_sleep_time": env.get("AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME", "1 (default)")}
+
+
+def main(runs: int = 2, only: str | None = None, extra: dict[str, str] | None = None, project: str | None = None,
+         keep: str | None = None, profile: str | None = None) -> dict[str, Any]:
+    _common.use_project(project)
+    extra = extra or {}
+    result: dict[str, Any] = {"project": str(_common.PROJECT), "extra_env": extra, "load_before": load()}
+    if profile:
+        Path(profile).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
+        work = Path(keep) if keep else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        if only in (None, "i"):
+            result["dags_test"] = dags_test(runs, work, extra)
+        if only in (None, "ii"):
+            result["stack"] = with_stack(runs, work, extra, Path(profile) if profile else None)
+    result["load_after"] = load()
+    name = "end_to_end" if _common.PROJECT == ROOT and not extra else "end_to_end-candidate"
+    print(f"-> {write(name, result)}")
+    return result
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--only", choices=["i", "ii"])
+    parser.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for Airflow (try a configuration change)")
+    parser.add_argument("--project", help="measure the dags/ and adclick_ops/ of this copy of the project")
+    parser.add_argument("--keep", help="work in this (new) folder and keep it: Airflow homes, task logs, outputs")
+    parser.add_argument("--profile", help="(ii) record py-spy profiles (raw, collapsed stacks) of each run into this folder")
+    args = parser.parse_args()
+    main(args.runs, args.only, dict(kv.split("=", 1) for kv in args.env), args.project, args.keep, args.profile)

@@ -1,0 +1,82 @@
+"""`make bench`: every benchmark of docs/performance.md in one run (about 7 to 9 minutes on 2 cores).
+
+1. parse time (parse_time.py), 2. scale (scale.py), 3. end to end (end_to_end.py: `airflow dags test`
+and a running Airflow), 4. monitor load (monitor_load.py, needs `wrk`). Each prints its tables and
+writes its JSON into benchmarks/results/; this script adds summary.json with every target.
+Other Airflow processes on the machine slow every variant alike, but they make runs noisy: the
+load average is recorded before and after each benchmark.
+
+    .venv/bin/python benchmarks/run_all.py [--quick] [--project COPY] [--skip parse,scale,e2e,monitor]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+from _common import BENCH, PYTHON, RESULTS, load, machine, table, verdict, write  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run, not for the docs)")
+    parser.add_argument("--project", help="measure the dags/ and adclick_ops/ of this copy of the project as ours")
+    parser.add_argument("--skip", default="", help="comma-separated benchmarks to leave out: parse, scale, e2e, monitor")
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    import end_to_end
+    import parse_time
+    import scale
+
+    started = time.monotonic()
+    info = machine()
+    print(f"machine: {info['cpu']}, {info['nproc']} CPUs, load average {info['loadavg']}\n{info['free_h']}")
+    timings, summary = {}, {}
+
+    def step(name, func, *a, **kw):
+        t = time.monotonic()
+        result = func(*a, **kw)
+        timings[name] = round(time.monotonic() - t, 1)
+        return result
+
+    if "parse" not in skip:
+        parse = step("parse_time", parse_time.main, runs=5 if args.quick else 9, project=args.project)
+        for mode in ("bytecode_cached", "no_bytecode_cache"):
+            for name, check in parse[mode]["targets"].items():
+                summary[f"1. parse {name} ({mode.replace('_', ' ')})"] = (f"{check['ratio']:.3f}", check["target"], check["met"])
+    if "scale" not in skip:
+        big = step("scale", scale.main, runs=2 if args.quick else 3, project=args.project)
+        for name, check in big["targets"].items():
+            summary[f"2. scale {name}"] = (f"{check['value']:.2f}", check["target"], check["met"])
+    if "e2e" not in skip:
+        e2e = step("end_to_end", end_to_end.main, runs=1 if args.quick else 2, project=args.project)
+        summary["3i. dags test ours/seed"] = (f"{e2e['dags_test']['ratio']:.2f}", f"<= {e2e['dags_test']['target']}", e2e["dags_test"]["met"])
+        summary["3ii. running Airflow ours/seed"] = (f"{e2e['stack']['ratio']:.2f}", f"<= {e2e['stack']['target']}", e2e["stack"]["met"])
+    monitor_result = None
+    if "monitor" not in skip:
+        t = time.monotonic()
+        monitor = subprocess.run([PYTHON, str(BENCH / "monitor_load.py"), "--duration", "5" if args.quick else "10"])
+        timings["monitor_load"] = round(time.monotonic() - t, 1)
+        monitor_json = RESULTS / "monitor_load.json"
+        monitor_result = json.loads(monitor_json.read_text()) if monitor.returncode == 0 and monitor_json.exists() else None
+        if not monitor_result:
+            summary["4. monitor load"] = ("failed", "monitor_load.py targets", False)
+    if monitor_result:
+        cached_row = monitor_result["results"][0]
+        value = f"{cached_row['requests_per_s']:.0f} req/s, p99 {cached_row['p99_ms']:.0f} ms, x{monitor_result['speedup_vs_no_cache']:.1f}"
+        summary["4. monitor load /api/status"] = (value, ">= 2000 req/s, p99 < 50 ms, 0 errors, x10", all(monitor_result["targets_met"].values()))
+    print(f"\nSummary (total {time.monotonic() - started:.0f} s; load average now {load()})")
+    print(table(["target", "value", "limit", ""], [[k, v, lim, verdict(ok) if ok is not None else "?"] for k, (v, lim, ok) in summary.items()]))
+    write("summary" if _common.PROJECT == _common.ROOT else "summary-candidate", {"quick": args.quick, "project": str(_common.PROJECT), "seconds": timings,
+                      "targets": {k: {"value": v, "limit": lim, "met": ok} for k, (v, lim, ok) in summary.items()}})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
