@@ -102,11 +102,3 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
 def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
-
-class Stopwatch:
-    def __enter__(self):
-        self.start = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        self.seconds = time.perf_counter() - self.start
