@@ -25,7 +25,9 @@ run-once: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The monitor's load benchmark needs wrk (Debian's package).
 bench: $(STAMP)
+	command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	$(PY) benchmarks/run_all.py
 
 validate: $(STAMP)
