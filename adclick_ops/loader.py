@@ -67,13 +67,7 @@ def _build(globals_dict: dict[str, Any], catalog: Any, configs: dict[str, dict[s
     """
     from dagfactory.dagbuilder import DagBuilder
 
-    sources = {}
-    for f in catalog.files:
-        try:
-            text = open(f.path, encoding="utf-8").read()
-        except OSError:
-            text = ""
-        sources.update(dict.fromkeys(f.dags, text))
+    sources = {dag_id: f.document.text for f in catalog.files for dag_id in f.dags}
     for dag_id, config in configs.items():
         built = DagBuilder(dag_name=dag_id, dag_config={**config, "task_groups": {}}, default_config={}, yml_dag=sources.get(dag_id, "")).build()
         globals_dict[built["dag_id"]] = built["dag"]

@@ -39,6 +39,7 @@ class YamlDocument:
     path: str
     data: dict[str, Any]
     lines: dict[Loc, int] = field(default_factory=dict)
+    text: str = ""
 
     def line_of(self, loc: Loc) -> int | None:
         """Line of the deepest known prefix of `loc` (a pydantic error location)."""
@@ -154,4 +155,4 @@ def read_yaml(path: str | Path) -> YamlDocument:
         raise YamlReadError(shown, "YAML nesting is too deep") from None
     finally:
         loader.dispose()
-    return YamlDocument(path=shown, data=data, lines=lines)
+    return YamlDocument(path=shown, data=data, lines=lines, text=text)
