@@ -206,7 +206,7 @@ def run_forever(home: Path, port: int = 8080) -> int:
             _say("Starting Airflow: api-server, scheduler, dag-processor, triggerer ...")
             stack.start_airflow()
             if port_is_free(monitor_port):
-                stack.start("monitor", ["python", "-m", "adclick_ops.cli", "monitor", "--port", str(monitor_port), "--airflow-url", base])
+                stack.start_process("monitor", [sys.executable, "-m", "adclick_ops.cli", "monitor", "--port", str(monitor_port), "--airflow-url", base])
             else:
                 _say(f"port {monitor_port} is in use: the monitor is not started (ADCLICK_MONITOR_PORT chooses another)")
             api = _Api(base)

@@ -93,13 +93,14 @@ class Stack:
     home: Path
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
-    def start(self, name: str, args: list[str]) -> None:
+    def start_process(self, name: str, argv: list[str]) -> None:
+        """Start `argv` in a session of its own, logging to <home>/<name>.log."""
         log = open(self.home / f"{name}.log", "ab")
-        exe = shutil.which("airflow", path=self.env["PATH"]) or "airflow"
-        self.processes[name] = subprocess.Popen(
-            [exe, *args] if args and args[0] != "python" else [sys.executable, *args[1:]],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        self.processes[name] = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def start(self, name: str, args: list[str]) -> None:
+        """Start an Airflow command (`airflow <args>`)."""
+        self.start_process(name, [shutil.which("airflow", path=self.env["PATH"]) or "airflow", *args])
 
     def start_airflow(self, components=("api-server", "scheduler", "dag-processor", "triggerer")) -> None:
         for component in components:

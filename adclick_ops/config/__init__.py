@@ -39,8 +39,9 @@ class Issue:
 class ConfigError(Exception):
     """One or more problems in pipeline files."""
 
-    def __init__(self, issues: list[Issue]):
+    def __init__(self, issues: list[Issue], declared: list[str] | None = None):
         self.issues = issues
+        self.declared = declared or []  # DAG ids the broken file names, for the cross-file checks
         super().__init__("\n".join(str(i) for i in issues))
 
 
@@ -231,7 +232,7 @@ def load_pipeline_file(path: str | os.PathLike[str]) -> PipelineFile:
         doc.path = _shown(p)
         dags, issues = _validate_dags(doc)
         if issues:
-            return ConfigError(issues)
+            return ConfigError(issues, declared=[str(d) for d in doc.data])
         return PipelineFile(doc.path, dags, doc)
 
     result = _cached(p, build)
@@ -287,11 +288,8 @@ def _cross_check(catalog: Catalog, root: Path) -> None:
     """Checks that need every file: unique DAG ids, and trigger targets that exist."""
     known: dict[str, str] = {}
     # DAG ids of files with errors still count as declared, so one broken file does not cascade.
-    for path in catalog.errors:
-        try:
-            known.update({str(d): path for d in (read_yaml(path).data or {})})
-        except (YamlReadError, AttributeError):
-            pass
+    for path, error in catalog.errors.items():
+        known.update(dict.fromkeys(error.declared, path))
     bad: dict[str, list[Issue]] = {}
     for f in catalog.files:
         for dag_id in f.dags:
