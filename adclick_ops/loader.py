@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from typing import Any
 
 from adclick_ops.config import ConfigError, load_catalog
@@ -59,14 +60,28 @@ def _error_key(dagbag: Any, pipeline_file: str) -> str:
     return os.path.relpath(path, base) if base else path
 
 
+def _dag_builder() -> Any:
+    """dag-factory's DagBuilder class.
+
+    dag-factory 1.1 supports Airflow 2 and 3 alike, so importing it also reaches for Airflow 2's
+    operator paths (airflow.operators.python, airflow.sensors.python). Airflow 3 warns about each
+    one, and the DAG processor would print those warnings into the log of every parse of our DAG
+    file. They concern dag-factory's imports, not the pipelines, so they are silenced here, and
+    only those.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"dagfactory(\.|$)")
+        from dagfactory.dagbuilder import DagBuilder
+    return DagBuilder
+
+
 def _build(globals_dict: dict[str, Any], catalog: Any, configs: dict[str, dict[str, Any]]) -> None:
     """dag-factory's DagBuilder on each validated config, with the pipeline file's own text as the DAG's docs.
 
     `load_yaml_dags(config_dict=...)` would do the same after dumping every config back to YAML for
     those docs with pure-Python PyYAML: about half of dag-factory's time per DAG.
     """
-    from dagfactory.dagbuilder import DagBuilder
-
+    DagBuilder = _dag_builder()
     sources = {dag_id: f.document.text for f in catalog.files for dag_id in f.dags}
     for dag_id, config in configs.items():
         built = DagBuilder(dag_name=dag_id, dag_config={**config, "task_groups": {}}, default_config={}, yml_dag=sources.get(dag_id, "")).build()

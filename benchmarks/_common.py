@@ -19,6 +19,7 @@ PYTHON = sys.executable
 SEED_DAGS = BENCH / "seed_replica" / "dags"
 FLOOR_DAGS = BENCH / "floor" / "dags"
 PLAIN_DAGS = BENCH / "dagfactory_plain" / "dags"
+NOOP_DAGS = BENCH / "noop" / "dags"
 OUR_DAGS = ROOT / "dags"
 
 sys.path.insert(0, str(ROOT))
@@ -54,13 +55,18 @@ def airflow_env(home: Path, dags_folder: Path, extra: dict[str, str] | None = No
 
 
 PYCACHE = RESULTS / "pycache"
+NO_PYCACHE = RESULTS / "no-pycache"  # stays empty: nothing is written there
 
 
 def bytecode(env: dict[str, str], cached: bool) -> dict[str, str]:
-    """`env` with Python's bytecode cache on (in benchmarks/results/pycache, leaving .venv untouched) or off.
+    """`env` with Python's bytecode cache on or off.
 
-    Real deployments import from .pyc files (Airflow's images ship them, and Python writes them at the
-    first import); a shell with PYTHONDONTWRITEBYTECODE=1 compiles every module at every import instead.
+    On: .pyc files are read from and written to benchmarks/results/pycache, so that every variant
+    imports from bytecode as a deployed Airflow does (Airflow's images ship .pyc files, `make`
+    compiles them into .venv, and Python writes them at the first import).
+    Off: every module is compiled from source at every import, as in a shell with
+    PYTHONDONTWRITEBYTECODE=1 and a virtualenv installed without bytecode. The cache prefix points
+    at an empty folder, so the .pyc files inside .venv are not read either.
     """
     env = dict(env)
     if cached:
@@ -68,8 +74,11 @@ def bytecode(env: dict[str, str], cached: bool) -> dict[str, str]:
         env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
     else:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
-        env.pop("PYTHONPYCACHEPREFIX", None)
+        env["PYTHONPYCACHEPREFIX"] = str(NO_PYCACHE)
     return env
+
+
+MODES = {"cached": "bytecode cached (.pyc)", "none": "no bytecode cache (every import compiles)"}
 
 
 def machine() -> dict[str, Any]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
-from _common import BENCH, FLOOR_DAGS, PLAIN_DAGS, PYTHON, SEED_DAGS, airflow_env, bytecode, load, table, verdict, write  # noqa: E402
+from _common import BENCH, FLOOR_DAGS, MODES, PLAIN_DAGS, PYTHON, SEED_DAGS, airflow_env, bytecode, load, table, verdict, write  # noqa: E402
 
 VARIANTS = {
     "a": ("ours: dags/ (validation + dag-factory)", _common.OUR_DAGS),
@@ -57,7 +57,7 @@ def measure(runs: int, cached: bool) -> dict:
             raise SystemExit(f"variant {k} did not parse into 2 DAGs: {r}")
     ms = {k: r["ms"] for k, r in best.items()}
     ratios = {"a/b": ms["a"] / ms["b"], "a/d": ms["a"] / ms["d"], "a/c": ms["a"] / ms["c"], "d/c": ms["d"] / ms["c"]}
-    mode = "bytecode cached (.pyc)" if cached else "no bytecode cache (PYTHONDONTWRITEBYTECODE=1)"
+    mode = MODES["cached" if cached else "none"]
     rows = [[f"({k}) {VARIANTS[k][0]}", f"{ms[k]:.0f}", f"{sorted(r['ms'] for r in samples[k])[len(samples[k]) // 2]:.0f}",
              f"{best[k]['tasks']}", ",".join(best[k]["modules_loaded"]) or "-"] for k in VARIANTS]
     print(f"\nParse time, {mode}: DagBag of each folder in a fresh forked process, best of {runs} (load {load()})")

@@ -6,7 +6,7 @@ import sys
 from airflow.models.dagbag import DagBag
 
 bag = DagBag(sys.argv[1], include_examples=False)
-report = {"import_errors": bag.import_errors, "dags": {}, "heavy_modules": sorted(
+report = {"import_errors": bag.import_errors, "warnings": bag.captured_warnings, "dags": {}, "heavy_modules": sorted(
     m for m in sys.modules if m.split(".")[0] in ("pandas", "sklearn", "scipy"))}
 for dag_id, dag in bag.dags.items():
     tasks = {}

@@ -50,6 +50,12 @@ def test_parsing_imports_neither_pandas_nor_scikit_learn(airflow_home):
     assert parse(airflow_home())["heavy_modules"] == []
 
 
+def test_parsing_prints_no_warnings(airflow_home):
+    # the DAG processor prints a file's warnings into the log of every parse; dag-factory's imports
+    # of Airflow 2 paths used to add three deprecation warnings each time
+    assert parse(airflow_home())["warnings"] == {}
+
+
 def test_a_bad_file_gives_one_import_error_and_the_other_dags_still_load(airflow_home, pipelines):
     (pipelines / "broken.yaml").write_text("Broken:\n  tasks:\n    t:\n      operator: airflow.providers.standard.operators.empty.EmptyOperator\n      dependencies: [nope]\n")
     report = parse(airflow_home())
