@@ -1,7 +1,8 @@
 """`make bench`: every benchmark of docs/performance.md in one run (about 9 minutes on 2 cores).
 
 1. parse time (parse_time.py), 2. scale (scale.py), 3. end to end (end_to_end.py: `airflow dags test`
-and a running Airflow), 4. monitor load (monitor_load.py, needs `wrk`). Each prints its tables and
+and a running Airflow; imports.py: what each task's imports cost), 4. monitor load (monitor_load.py,
+needs `wrk`). Each prints its tables and
 writes its JSON into benchmarks/results/; this script adds summary.json with every target.
 Other Airflow processes on the machine slow every variant alike, but they make runs noisy: the
 load average is recorded before and after each benchmark.
@@ -31,6 +32,7 @@ def main() -> int:
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     import end_to_end
+    import imports
     import parse_time
     import scale
 
@@ -62,6 +64,7 @@ def main() -> int:
         for mode, ii in e2e["stack"].items():
             summary[f"3ii. running Airflow ours/seed ({MODES[mode]}, best of {stack_runs[mode]})"] = (
                 f"{ii['ratio']:.2f}", f"<= {ii['target']}", ii["met"])
+        step("imports", imports.main, runs=3 if args.quick else 5)
     monitor_result = None
     if "monitor" not in skip:
         t = time.monotonic()
