@@ -93,6 +93,11 @@ def load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def result_name(base: str, candidate: bool = False) -> str:
+    """The results file's name: `base`, or `base-candidate` when measuring a copy (--project) or a change (--env)."""
+    return f"{base}-candidate" if candidate or PROJECT != ROOT else base
+
+
 def write(name: str, data: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     data = {"benchmark": name, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(), **data}

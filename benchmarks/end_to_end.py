@@ -263,8 +263,7 @@ def main(runs: int = 2, only: str | None = None, extra: dict[str, str] | None = 
             result["stack"] = {mode: with_stack(n, work, extra, Path(profile) if profile else None, cached=mode == "cached")
                                for mode, n in stack_runs.items()}
     result["load_after"] = load()
-    name = "end_to_end" if _common.PROJECT == ROOT and not extra else "end_to_end-candidate"
-    print(f"-> {write(name, result)}")
+    print(f"-> {write(_common.result_name('end_to_end', candidate=bool(extra)), result)}")
     return result
 
 

@@ -80,8 +80,7 @@ def main(runs: int = 9, project: str | None = None, modes: tuple[str, ...] = ("c
     if "none" in modes:
         result["no_bytecode_cache"] = measure(runs, cached=False)
     result["load_after"] = load()
-    name = "parse_time" if _common.PROJECT == _common.ROOT else "parse_time-candidate"
-    print(f"-> {write(name, result)}")
+    print(f"-> {write(_common.result_name('parse_time'), result)}")
     return result
 
 

@@ -80,7 +80,7 @@ def main() -> int:
         summary["4. monitor load /api/status"] = (value, ">= 2000 req/s, p99 < 50 ms, 0 errors, x10", all(monitor_result["targets_met"].values()))
     print(f"\nSummary (total {time.monotonic() - started:.0f} s; load average now {load()})")
     print(table(["target", "value", "limit", ""], [[k, v, lim, verdict(ok) if ok is not None else "?"] for k, (v, lim, ok) in summary.items()]))
-    write("summary" if _common.PROJECT == _common.ROOT else "summary-candidate", {"quick": args.quick, "project": str(_common.PROJECT), "seconds": timings,
+    write(_common.result_name("summary"), {"quick": args.quick, "project": str(_common.PROJECT), "seconds": timings,
                       "targets": {k: {"value": v, "limit": lim, "met": ok} for k, (v, lim, ok) in summary.items()}})
     return 0
 

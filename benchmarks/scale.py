@@ -75,8 +75,7 @@ def main(runs: int = 3, sizes: tuple[int, ...] = (1, 10, 100, 500), project: str
     result = {"runs": runs, "sizes": list(sizes), "project": str(_common.PROJECT), "load_before": load_before, "load_after": load(),
               "best_ms": {n: best[n]["ms"] for n in sizes}, "samples_ms": {n: [round(r["ms"], 1) for r in s] for n, s in samples.items()},
               "linearity": linear, "targets": checks}
-    name = "scale" if _common.PROJECT == _common.ROOT else "scale-candidate"
-    print(f"-> {write(name, result)}")
+    print(f"-> {write(_common.result_name('scale'), result)}")
     return result
 
 
