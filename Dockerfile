@@ -2,7 +2,7 @@
 # Airflow image at the version pinned in requirements.txt, plus adclick-ops and its dependencies.
 # dags/, pipelines/ and config/ are mounted by compose, not copied: editing a pipeline needs no
 # rebuild; changing adclick_ops/ or requirements.txt does (`docker compose build`).
-ARG AIRFLOW_VERSION=3.1.8
+ARG AIRFLOW_VERSION=3.3.2
 ARG PYTHON_VERSION=3.11
 FROM apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION}
 
