@@ -75,7 +75,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    from adclick_ops.loader import render
+    from adclick_ops.render import render
 
     rendered: dict = {}
     try:
@@ -97,13 +97,13 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from adclick_ops.run import run_forever, run_once
+    from adclick_ops.embedded.run import run_forever, run_once
 
     return run_once(Path(args.airflow_home)) if args.once else run_forever(Path(args.airflow_home), args.port)
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
-    from adclick_ops.monitor.service import serve
+    from adclick_ops.monitor.server import serve
 
     serve(host=args.host, port=args.port, airflow_url=args.airflow_url, dag_id=args.dag_id)
     return 0
@@ -125,7 +125,7 @@ def cmd_reference(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from adclick_ops.runtime import PROJECT
+    from adclick_ops.embedded.stack import PROJECT
 
     parser = argparse.ArgumentParser(prog="adclick-ops", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)

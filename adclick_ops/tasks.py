@@ -136,6 +136,6 @@ def load_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any
 @_adapter
 def start_flask_api(settings: dict[str, Any], **_: Any) -> str:
     """start_Flask_API: make sure the monitor answers; serve it here if nothing does."""
-    from adclick_ops.monitor.service import ensure_monitor
+    from adclick_ops.monitor.server import ensure_monitor
 
     return ensure_monitor(settings)

@@ -34,17 +34,17 @@ def use_project(path: str | None) -> None:
     """Measure the copy at `path` as ours: its dags/, adclick_ops/ and config/embedded.env."""
     global PROJECT, OUR_DAGS
     if path:
-        import adclick_ops.runtime
+        import adclick_ops.embedded.stack
 
         os.environ["ADCLICK_BENCH_PROJECT"] = str(Path(path).resolve())
         PROJECT = Path(path).resolve()
         OUR_DAGS = PROJECT / "dags"
-        adclick_ops.runtime.ENV_TEMPLATE = PROJECT / "config" / "embedded.env"
+        adclick_ops.embedded.stack.ENV_TEMPLATE = PROJECT / "config" / "embedded.env"
 
 
 def airflow_env(home: Path, dags_folder: Path, extra: dict[str, str] | None = None, api_port: int = 8080) -> dict[str, str]:
     """The embedded Airflow environment (config/embedded.env) with `home` and `dags_folder`."""
-    from adclick_ops.runtime import airflow_env as embedded
+    from adclick_ops.embedded.stack import airflow_env as embedded
 
     base = {"AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder), "AIRFLOW__DAG_FACTORY__ENABLE_TELEMETRY": "False",
             "ADCLICK_OPS_HOME": str(PROJECT), "ADCLICK_OPS_PIPELINES": str(PROJECT / "pipelines")}

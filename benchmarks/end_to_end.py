@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 from _common import MODES, NOOP_DAGS, ROOT, SEED_DAGS, airflow_env, bytecode, load, table, verdict, write  # noqa: E402
 
-from adclick_ops.mailsink import MailSink  # noqa: E402
-from adclick_ops.run import _Api  # noqa: E402
-from adclick_ops.runtime import Stack, airflow, free_port  # noqa: E402
+from adclick_ops.embedded.mailsink import MailSink  # noqa: E402
+from adclick_ops.embedded.run import _Api  # noqa: E402
+from adclick_ops.embedded.stack import Stack, airflow, free_port  # noqa: E402
 
 TARGETS = {"dags_test": 0.7, "stack": 0.6}
 TASKS = ["load_data_task", "data_preprocessing_task", "separate_data_outputs_task", "build_save_model_task",

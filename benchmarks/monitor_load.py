@@ -1,7 +1,7 @@
 """Load on the monitor's /api/status with and without its cache, measured in the same run.
 
 The stub Airflow API (tests/monitor/airflow_stub.py, a real HTTP server) and the monitor, served by
-`adclick_ops.monitor.service.serve` as `adclick-ops monitor` serves it (gunicorn, 2 workers; or
+`adclick_ops.monitor.server.serve` as `adclick-ops monitor` serves it (gunicorn, 2 workers; or
 `--server waitress`), each run in their own process on loopback; wrk (Debian: `wrk`) makes the load.
 Prints a table and writes benchmarks/results/monitor_load.json.
 
@@ -46,7 +46,7 @@ def _run_stub(ready: Any) -> None:
 
 
 def _run_monitor(airflow_url: str, cache_ttl: float, server: str, port: int) -> None:
-    from adclick_ops.monitor.service import serve
+    from adclick_ops.monitor.server import serve
 
     serve("127.0.0.1", port, airflow_url, cache_ttl=cache_ttl, server=server)
 

@@ -17,6 +17,6 @@ import airflow.timetables.assets  # noqa: F401
 import airflow.timetables.trigger  # noqa: F401
 import airflow.version  # noqa: F401
 
-from adclick_ops.loader import render
+from adclick_ops.render import render
 
 render(globals())

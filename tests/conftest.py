@@ -27,7 +27,7 @@ def pipelines(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def migrated_db(tmp_path_factory) -> Path:
     """An Airflow metadata database migrated once; each test gets its own copy."""
-    from adclick_ops.runtime import airflow, airflow_env
+    from adclick_ops.embedded.stack import airflow, airflow_env
 
     home = tmp_path_factory.mktemp("airflow-template")
     env = airflow_env(home)
@@ -39,7 +39,7 @@ def migrated_db(tmp_path_factory) -> Path:
 @pytest.fixture
 def airflow_home(tmp_path: Path, migrated_db: Path, pipelines: Path):
     """An Airflow home with its own database, reading the test's copy of pipelines/."""
-    from adclick_ops.runtime import airflow_env
+    from adclick_ops.embedded.stack import airflow_env
 
     home = tmp_path / "airflow"
     home.mkdir()

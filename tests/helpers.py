@@ -25,7 +25,7 @@ def edit_yaml(path: Path, change) -> None:
 
 
 def run_airflow(args: list[str], env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
-    from adclick_ops.runtime import airflow
+    from adclick_ops.embedded.stack import airflow
 
     return airflow(args, env, capture_output=True, text=True, timeout=timeout)
 

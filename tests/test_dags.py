@@ -108,7 +108,7 @@ def test_dag_processor_records_the_bad_file_and_keeps_the_good_dags_active(airfl
     import sqlite3
     import time
 
-    from adclick_ops.runtime import Stack
+    from adclick_ops.embedded.stack import Stack
 
     (pipelines / "broken.yaml").write_text("Broken:\n  tasks:\n    t:\n      operator: os.system\n")
     env = airflow_home()

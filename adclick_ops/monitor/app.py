@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from adclick_ops.monitor.airflow_api import AirflowClient
+from adclick_ops.airflow_api import AirflowClient
 from adclick_ops.monitor.cache import TTLCache
 from adclick_ops.monitor.runs import RunSource
 

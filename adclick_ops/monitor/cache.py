@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from adclick_ops.monitor.airflow_api import AirflowError
+from adclick_ops.airflow_api import AirflowError
 
 _MAX_KEYS = 512
 

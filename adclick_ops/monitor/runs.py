@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from adclick_ops.monitor.airflow_api import AirflowClient, AirflowUnreachable, DagNotFound
+from adclick_ops.airflow_api import AirflowClient, AirflowUnreachable, DagNotFound
 from adclick_ops.monitor.cache import TTLCache
 
 METRIC_NAMES = ("accuracy", "precision", "recall", "f1", "roc_auc")

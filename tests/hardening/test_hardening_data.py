@@ -166,7 +166,7 @@ def states(env: dict[str, str]) -> dict[str, str]:
 @pytest.mark.airflow
 def test_airflow_run_with_text_in_a_numeric_column_fails_at_load_data_and_keeps_the_model(
         airflow_home, smtp_server, pipelines, tmp_path, promoted):
-    from adclick_ops.runtime import airflow
+    from adclick_ops.embedded.stack import airflow
 
     before = promoted.read_bytes()
     dataset = with_cell("Area Income", 7, "lots of money")(tmp_path / "data.csv")
@@ -187,7 +187,7 @@ def test_airflow_run_with_text_in_a_numeric_column_fails_at_load_data_and_keeps_
 
 @pytest.mark.airflow
 def test_airflow_run_below_the_quality_gate_fails_and_keeps_the_model(airflow_home, smtp_server, pipelines, promoted):
-    from adclick_ops.runtime import airflow
+    from adclick_ops.embedded.stack import airflow
 
     before = promoted.read_bytes()
     edit_yaml(pipelines / "airflow_lab2.yaml", lambda d: (d["Airflow_Lab2"]["training"].update(min_accuracy=0.999),

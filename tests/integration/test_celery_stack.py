@@ -215,7 +215,7 @@ def run_finished(api: Api, dag_id: str, run_id: str) -> str | None:
 
 @pytest.mark.timeout(1800)
 def test_airflow_lab2_on_celery_postgres_redis(tmp_path, pipelines, database, celery_queue):
-    from adclick_ops.runtime import Stack
+    from adclick_ops.embedded.stack import Stack
 
     # The scheduled run that unpausing would add is left out, so that the run checked is ours.
     edit_yaml(pipelines / "airflow_lab2.yaml", lambda d: d["Airflow_Lab2"].update(schedule=None))

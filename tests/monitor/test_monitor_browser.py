@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from adclick_ops.monitor import create_app
-from adclick_ops.monitor.service import MonitorServer
+from adclick_ops.monitor.server import MonitorServer
 from airflow_stub import set_state
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from adclick_ops.monitor.airflow_api import AirflowUnreachable
+from adclick_ops.airflow_api import AirflowUnreachable
 from adclick_ops.monitor.cache import TTLCache
 
 

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from adclick_ops.monitor import create_app
-from adclick_ops.monitor.service import MonitorPortError, MonitorServer, ensure_monitor, probe, serve
+from adclick_ops.monitor.server import MonitorPortError, MonitorServer, ensure_monitor, probe, serve
 from helpers import free_port
 
 
@@ -54,7 +54,7 @@ def settings(port, airflow_url="http://127.0.0.1:9", serve_for=None):
 
 
 def test_returns_at_once_when_a_healthy_monitor_answers(live_monitor, caplog):
-    caplog.set_level(logging.INFO, logger="adclick_ops.monitor.service")
+    caplog.set_level(logging.INFO, logger="adclick_ops.monitor.server")
     # Had it tried to serve, binding the busy port would have raised.
     assert ensure_monitor(settings(live_monitor.port)) == f"http://127.0.0.1:{live_monitor.port}"
     assert f"already answers at http://127.0.0.1:{live_monitor.port}" in caplog.text
@@ -102,7 +102,7 @@ def test_serve_for_is_refused_with_gunicorn():
 def test_standalone_serve_runs_gunicorn_until_stopped(airflow):
     # What `adclick-ops monitor` runs: serve() in the foreground of its own process.
     port = free_port()
-    code = f"from adclick_ops.monitor.service import serve; serve(host='127.0.0.1', port={port}, airflow_url={airflow.url!r}, dag_id='Airflow_Lab2')"
+    code = f"from adclick_ops.monitor.server import serve; serve(host='127.0.0.1', port={port}, airflow_url={airflow.url!r}, dag_id='Airflow_Lab2')"
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         health = _wait_for_health(port, process)

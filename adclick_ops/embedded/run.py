@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from adclick_ops.mailsink import MailSink
-from adclick_ops.runtime import ADMIN_PASSWORD, ADMIN_USER, PROJECT, Stack, airflow, airflow_env, port_is_free
+from adclick_ops.embedded.mailsink import MailSink
+from adclick_ops.embedded.stack import ADMIN_PASSWORD, ADMIN_USER, PROJECT, Stack, airflow, airflow_env, port_is_free
 
 DAG_ID = "Airflow_Lab2"
 FLASK_DAG_ID = "Airflow_Lab2_Flask"

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 ENV_TEMPLATE = PROJECT / "config" / "embedded.env"
 ADMIN_USER, ADMIN_PASSWORD = "airflow", "airflow"  # development default, printed by the run command
 
