@@ -1,7 +1,8 @@
-"""The monitor's only view of Airflow: its REST API v2, read with a bearer token and short timeouts.
+"""The one client of Airflow's REST API v2, for the monitor and the run command: a bearer token, short timeouts.
 
-Every failure to get a usable answer becomes an `AirflowUnreachable` whose `reason` is fit to show
-a user; the views never see a requests exception.
+Every failure to get a usable answer becomes an `AirflowError` whose `reason` is fit to show a
+user; callers never see a requests exception. Chosen over the official apache-airflow-client for
+its import time and cost per call (docs/performance.md, "Airflow REST client").
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from urllib.parse import quote
 
 import requests
 
-METRICS_TASK_ID = "load_model_task"
+from adclick_ops.config.vocabulary import METRICS_TASK_ID
 
 
 class AirflowError(Exception):
@@ -28,7 +29,11 @@ class AirflowUnreachable(AirflowError):
     """No usable answer: connection refused, timeout, server error, refused credentials, bad JSON."""
 
 
-class DagNotFound(AirflowError):
+class AirflowNotFound(AirflowError):
+    """Airflow answers, but has no such object (HTTP 404)."""
+
+
+class DagNotFound(AirflowNotFound):
     """Airflow answers but does not know the DAG (not parsed yet, or a wrong `dag_id`)."""
 
 
@@ -37,7 +42,7 @@ def _path_part(value: str) -> str:
 
 
 class AirflowClient:
-    """Read-only client of /api/v2 with a token from POST /auth/token, renewed once on a 401."""
+    """Client of /api/v2 with a token from POST /auth/token, renewed once on a 401."""
 
     def __init__(
         self,
@@ -100,16 +105,28 @@ class AirflowClient:
             return self._token
 
     def _get_api(self, path: str, params: dict[str, Any] | None = None) -> requests.Response:
+        return self._call_api("GET", path, params=params)
+
+    def _call_api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         token = self._token or self._login(None)
-        response = self._request("GET", path, params=params, headers={"Authorization": f"Bearer {token}"})
+        response = self._request(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
         if response.status_code == 401:  # expired or issued by a restarted api-server
             token = self._login(token)
-            response = self._request("GET", path, params=params, headers={"Authorization": f"Bearer {token}"})
+            response = self._request(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
         if response.status_code in (401, 403):
             raise AirflowUnreachable(f"Airflow refused access to {path.split('?')[0]} (HTTP {response.status_code})")
         if response.status_code >= 500:
             raise AirflowUnreachable(f"Airflow answered HTTP {response.status_code} (server error)")
         return response
+
+    def call(self, method: str, path: str, *, body: dict[str, Any] | None = None, **params: Any) -> Any:
+        """`method` /api/v2`path` as JSON; 404 raises AirflowNotFound, any other failure AirflowUnreachable."""
+        response = self._call_api(method, f"/api/v2{path}", params=params or None, json=body)
+        if response.status_code == 404:
+            raise AirflowNotFound(f"Airflow has no {path} (HTTP 404)")
+        if response.status_code not in (200, 201):
+            raise AirflowUnreachable(f"Airflow answered HTTP {response.status_code} to {method} {path}")
+        return self._json(response, f"{method} {path}")
 
     def health(self) -> dict[str, Any]:
         """GET /api/v2/monitor/health (no token needed), with a tighter timeout: it backs /health."""

@@ -58,12 +58,13 @@ def safe_run_id(run_id: str) -> str:
 
 
 class RunFiles:
-    """The working files of one run of one DAG."""
+    """The working files of one run of one DAG, and where its model goes."""
 
-    def __init__(self, settings: dict[str, Any], run_id: str):
-        self.settings = settings
+    def __init__(self, artifacts_root: str, dag_id: str, run_id: str, *, model_dir: str, model_file: str):
         self.run_id = run_id
-        self.folder = as_path(settings["artifacts_root"]) / settings["dag_id"] / safe_run_id(run_id)
+        self.folder = as_path(artifacts_root) / dag_id / safe_run_id(run_id)
+        self.model_dir = as_path(model_dir)
+        self.model_file = model_file
 
     def path(self, name: str) -> Any:
         return self.folder / name
@@ -71,6 +72,10 @@ class RunFiles:
     def save_arrays(self, name: str, **arrays: Any) -> str:
         import numpy as np
 
+        for key, value in arrays.items():
+            if np.asarray(value).dtype.hasobject:
+                # np.savez would pickle it, and load_arrays refuses pickles: fail where the mistake is
+                raise TypeError(f"{name}.npz: array {key!r} holds Python objects; working files hold numbers only")
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         target = self.path(f"{name}.npz")
@@ -90,11 +95,11 @@ class RunFiles:
 
     @property
     def candidate_model(self) -> Any:
-        return self.path(self.settings["model_file"])
+        return self.path(self.model_file)
 
     @property
     def promoted_model(self) -> Any:
-        return as_path(self.settings["model_dir"]) / self.settings["model_file"]
+        return self.model_dir / self.model_file
 
 
 def dump_model(model: Any) -> bytes:

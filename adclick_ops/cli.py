@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 from adclick_ops.config import ConfigError, Issue, load_catalog, pipeline_paths, pipelines_dir
+from adclick_ops.config.catalog import DEFAULTS_NAMES, PACKAGE_PROJECT
+from adclick_ops.config.vocabulary import AIRFLOW_PORT, AIRFLOW_URL, MONITOR_HOST, MONITOR_PORT, TRAINING_DAG_ID
 
-SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schema"
+SCHEMA_DIR = PACKAGE_PROJECT / "schema"
 
 
 def _collect(paths: list[str]) -> tuple[Path, list[Path] | None, list[Issue]]:
@@ -26,7 +28,7 @@ def _collect(paths: list[str]) -> tuple[Path, list[Path] | None, list[Issue]]:
             files.extend(pipeline_paths(p))
         elif p.exists():
             root = root or p.parent
-            if p.name not in ("defaults.yaml", "defaults.yml"):
+            if p.name not in DEFAULTS_NAMES:
                 files.append(p)
         else:
             missing.append(Issue(raw, None, "", "no such file or folder"))
@@ -54,10 +56,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from adclick_ops.config.models import defaults_json_schema, json_schema
+    from adclick_ops.config.schema import defaults_schema, pipeline_schema
 
     out = Path(args.output)
-    targets = {out / "pipeline.schema.json": json_schema(), out / "defaults.schema.json": defaults_json_schema()}
+    targets = {out / "pipeline.schema.json": pipeline_schema(), out / "defaults.schema.json": defaults_schema()}
     stale = []
     for path, schema in targets.items():
         text = json.dumps(schema, indent=2, sort_keys=True) + "\n"
@@ -125,8 +127,6 @@ def cmd_reference(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from adclick_ops.embedded.stack import PROJECT
-
     parser = argparse.ArgumentParser(prog="adclick-ops", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -144,21 +144,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pipelines", default=None, help="pipelines folder (default: pipelines/)")
     p.set_defaults(func=cmd_graph)
 
-    p = sub.add_parser("run", help="run Airflow_Lab2 on the embedded Airflow (SQLite, LocalExecutor)")
+    p = sub.add_parser("run", help=f"run {TRAINING_DAG_ID} on the embedded Airflow (SQLite, LocalExecutor)")
     p.add_argument("--once", action="store_true", help="one headless run (airflow dags test); exit 1 if a task failed")
-    p.add_argument("--airflow-home", default=str(PROJECT / ".airflow"), help="Airflow home (default: .airflow/)")
-    p.add_argument("--port", type=int, default=8080, help="port of the Airflow API server and UI")
+    p.add_argument("--airflow-home", default=str(PACKAGE_PROJECT / ".airflow"), help="Airflow home (default: .airflow/)")
+    p.add_argument("--port", type=int, default=AIRFLOW_PORT, help="port of the Airflow API server and UI")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("monitor", help="serve the Flask monitor (production WSGI server)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=5555)
-    p.add_argument("--airflow-url", default="http://localhost:8080")
-    p.add_argument("--dag-id", default="Airflow_Lab2")
+    p.add_argument("--host", default=MONITOR_HOST)
+    p.add_argument("--port", type=int, default=MONITOR_PORT)
+    p.add_argument("--airflow-url", default=AIRFLOW_URL)
+    p.add_argument("--dag-id", default=TRAINING_DAG_ID)
     p.set_defaults(func=cmd_monitor)
 
     p = sub.add_parser("reference", help="write docs/configuration.md from the models")
-    p.add_argument("--output", default=str(PROJECT / "docs" / "configuration.md"))
+    p.add_argument("--output", default=str(PACKAGE_PROJECT / "docs" / "configuration.md"))
     p.add_argument("--check", action="store_true")
     p.set_defaults(func=cmd_reference)
     return parser

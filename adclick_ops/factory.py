@@ -1,8 +1,9 @@
 """Validated pipeline settings -> the dictionaries dag-factory renders into DAGs.
 
-This is where the knobs of a DAG reach its tasks: the step functions get their section as
-`op_kwargs`, the e-mail and trigger operators get theirs as arguments. Relative paths are made
-absolute against the project root here, once.
+This is where the knobs of a DAG reach its tasks: each task callable gets its validated section
+(`TrainingJob`, `Monitor`) as JSON in `op_kwargs` and rebuilds the model from it; the e-mail and
+trigger operators get theirs as arguments. Relative paths are made absolute against the project
+root here, once.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from adclick_ops.config import Catalog
+from adclick_ops.config import Catalog, project_root
 from adclick_ops.config.models import (
     EMAIL_OPERATOR,
     REPORT_EMAIL_OPERATOR,
@@ -22,15 +23,9 @@ from adclick_ops.config.models import (
     TRIGGER_OPERATOR,
     Dag,
     DefaultArgs,
+    Training,
+    TrainingJob,
 )
-
-PROJECT_ROOT_ENV = "ADCLICK_OPS_HOME"
-
-
-def project_root(catalog: Catalog) -> Path:
-    """Relative paths in pipeline files are relative to this: $ADCLICK_OPS_HOME, else pipelines/.."""
-    env = os.environ.get(PROJECT_ROOT_ENV)
-    return Path(env).resolve() if env else catalog.root.resolve().parent
 
 
 def _absolute(value: str, root: Path) -> str:
@@ -39,13 +34,12 @@ def _absolute(value: str, root: Path) -> str:
     return str(root / value)
 
 
-def training_settings(dag_id: str, dag: Dag, root: Path) -> dict[str, Any]:
+def training_job(dag_id: str, dag: Dag, root: Path) -> TrainingJob:
+    """The DAG's `training` section as its tasks receive it."""
     assert dag.training is not None
-    settings = dag.training.model_dump(mode="json")
-    for key in ("dataset", "model_dir", "artifacts_root"):
-        settings[key] = _absolute(settings[key], root)
-    settings["dag_id"] = dag_id
-    return settings
+    settings = dag.training.model_dump()
+    settings.update({key: _absolute(settings[key], root) for key in Training.PATH_FIELDS}, dag_id=dag_id)
+    return TrainingJob.model_validate(settings)
 
 
 _DURATIONS = {"retry_delay_sec": "retry_delay", "execution_timeout_secs": "execution_timeout"}
@@ -82,7 +76,7 @@ def _task(task_id: str, dag_id: str, dag: Dag, root: Path) -> dict[str, Any]:
     if spec.operator == PYTHON_OPERATOR:
         out["python_callable"] = spec.python_callable
         if spec.python_callable in TRAINING_CALLABLES:
-            out["op_kwargs"] = {"settings": training_settings(dag_id, dag, root)}
+            out["op_kwargs"] = {"settings": training_job(dag_id, dag, root).model_dump(mode="json")}
         elif spec.python_callable in MONITOR_CALLABLES:
             assert dag.monitor is not None
             out["op_kwargs"] = {"settings": dag.monitor.model_dump(mode="json")}

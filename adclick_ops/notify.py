@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from adclick_ops.config.models import EmailNotification
+from adclick_ops.config.vocabulary import AIRFLOW_URL, METRIC_LABELS, METRICS_TASK_ID
 
 SMTP_NOTIFIER = "airflow.providers.smtp.notifications.smtp.SmtpNotifier"
 
@@ -17,21 +18,17 @@ def airflow_ui_url() -> str:
     """Base URL of the Airflow UI for links in e-mails: Airflow's [api] base_url."""
     from airflow.configuration import conf
 
-    return (conf.get("api", "base_url", fallback=None) or "http://localhost:8080").rstrip("/")
+    return (conf.get("api", "base_url", fallback=None) or AIRFLOW_URL).rstrip("/")
 
 
 REPORT_HTML = (
-    "{% set m = ti.xcom_pull(task_ids='load_model_task') or {} %}"
+    f"{{% set m = ti.xcom_pull(task_ids='{METRICS_TASK_ID}') or {{}} %}}"
     "<html><body>"
     "<h2>{{ dag.dag_id }}: model trained</h2>"
     "<p>Run <code>{{ run_id }}</code>, started for {{ dag_run.logical_date or dag_run.run_after }}.</p>"
     "<table border='1' cellpadding='4' cellspacing='0'>"
-    "<tr><th align='left'>accuracy</th><td>{{ '%.4f' % m.get('accuracy', 0) }}</td></tr>"
-    "<tr><th align='left'>precision</th><td>{{ '%.4f' % m.get('precision', 0) }}</td></tr>"
-    "<tr><th align='left'>recall</th><td>{{ '%.4f' % m.get('recall', 0) }}</td></tr>"
-    "<tr><th align='left'>F1</th><td>{{ '%.4f' % m.get('f1', 0) }}</td></tr>"
-    "<tr><th align='left'>ROC AUC</th><td>{{ '%.4f' % m.get('roc_auc', 0) }}</td></tr>"
-    "<tr><th align='left'>test rows</th><td>{{ m.get('n_test') }}</td></tr>"
+    + "".join(f"<tr><th align='left'>{label}</th><td>{{{{ '%.4f' % m.get('{name}', 0) }}}}</td></tr>" for name, label in METRIC_LABELS.items())
+    +     "<tr><th align='left'>test rows</th><td>{{ m.get('n_test') }}</td></tr>"
     "</table>"
     "<p>Model saved to <code>{{ m.get('model_path') }}</code>.</p>"
     "<p><a href=\"__AIRFLOW__/dags/{{ dag.dag_id }}/runs/{{ run_id | urlencode }}\">This run in Airflow</a> · "
@@ -40,16 +37,12 @@ REPORT_HTML = (
 )
 
 REPORT_TEXT = (
-    "{% set m = ti.xcom_pull(task_ids='load_model_task') or {} %}"
+    f"{{% set m = ti.xcom_pull(task_ids='{METRICS_TASK_ID}') or {{}} %}}"
     "{{ dag.dag_id }}: model trained\n\n"
     "Run:          {{ run_id }}\n"
     "Date:         {{ dag_run.logical_date or dag_run.run_after }}\n\n"
-    "accuracy   {{ '%.4f' % m.get('accuracy', 0) }}\n"
-    "precision  {{ '%.4f' % m.get('precision', 0) }}\n"
-    "recall     {{ '%.4f' % m.get('recall', 0) }}\n"
-    "F1         {{ '%.4f' % m.get('f1', 0) }}\n"
-    "ROC AUC    {{ '%.4f' % m.get('roc_auc', 0) }}\n"
-    "test rows  {{ m.get('n_test') }}\n\n"
+    + "".join(f"{label:<11}{{{{ '%.4f' % m.get('{name}', 0) }}}}\n" for name, label in METRIC_LABELS.items())
+    +     "test rows  {{ m.get('n_test') }}\n\n"
     "Model saved to {{ m.get('model_path') }}\n"
     "This run in Airflow: __AIRFLOW__/dags/{{ dag.dag_id }}/runs/{{ run_id | urlencode }}\n"
     "Monitor: __MONITOR__\n"

@@ -1,43 +1,25 @@
-"""What `dags/adclick_dags.py` runs at every parse: validate `pipelines/`, then render with dag-factory.
+"""What `dags/adclick_dags.py` runs at every parse: validate `pipelines/`, build the DAGs with dag-factory.
 
-A broken pipeline file must not take the others down, and must not vanish silently either (which is
-what dag-factory's own folder scan does). So every file is validated first; the valid ones are
-rendered from their validated configuration by dag-factory's DagBuilder, and each broken one is
-reported to the DagBag that is parsing us as an import error of that file, with the validation
-message.
+`factory` turns validated settings into dag-factory's dictionaries; this module hands them to
+dag-factory's DagBuilder and puts the DAGs into the DAG file's globals. A broken pipeline file
+must not take the others down, nor vanish silently (as with dag-factory's own folder scan): the
+valid files are rendered, and each broken one is filed as an import error of its own
+(`dagbag_errors`).
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
-from adclick_ops.config import ConfigError, load_catalog
+from adclick_ops.config import ConfigError, load_catalog, pipelines_dir
+from adclick_ops.dagbag_errors import file_import_errors
 from adclick_ops.factory import dag_configs
 
 # dag-factory reads this at import time; off unless the operator turned it on explicitly.
 os.environ.setdefault("AIRFLOW__DAG_FACTORY__ENABLE_TELEMETRY", "False")
-
-
-def _parsing_dagbag() -> Any | None:
-    """The DagBag whose file import is running this code, if any.
-
-    A DAG file can only report one import error, for itself, by raising - which would also drop
-    every valid DAG of the file. Recording the error under the pipeline file's own name keeps the
-    other DAGs and shows the error where the user has to look.
-    """
-    dagbag_module = sys.modules.get("airflow.models.dagbag")
-    if dagbag_module is None:
-        return None
-    frame = sys._getframe(1)
-    while frame is not None:
-        candidate = frame.f_locals.get("self")
-        if isinstance(candidate, dagbag_module.DagBag):
-            return candidate
-        frame = frame.f_back
-    return None
 
 
 def _dag_being_run() -> str | None:
@@ -52,12 +34,6 @@ def _dag_being_run() -> str | None:
         return None
     context = get_parsing_context()
     return context.dag_id if context.task_id else None
-
-
-def _error_key(dagbag: Any, pipeline_file: str) -> str:
-    path = os.path.abspath(pipeline_file)
-    base = getattr(dagbag, "bundle_path", None)
-    return os.path.relpath(path, base) if base else path
 
 
 def _dag_builder() -> Any:
@@ -88,21 +64,21 @@ def _build(globals_dict: dict[str, Any], catalog: Any, configs: dict[str, dict[s
         globals_dict[built["dag_id"]] = built["dag"]
 
 
-def render(globals_dict: dict[str, Any], pipelines: str | os.PathLike[str] | None = None) -> list[str]:
-    """Render every valid DAG of the pipelines folder into `globals_dict`; returns their ids."""
-    catalog = load_catalog(pipelines)
+def render(globals_dict: dict[str, Any], pipelines: str | os.PathLike[str] | None = None, *, dag_file: str | None = None) -> list[str]:
+    """Render every valid DAG of the pipelines folder into `globals_dict`; returns their ids.
+
+    The folder is `pipelines`, else $ADCLICK_OPS_PIPELINES, else the `pipelines/` beside the folder
+    of `dag_file` (dags/../pipelines), so that a copied project renders its own files.
+    """
+    beside = Path(os.path.abspath(dag_file)).parent.parent / "pipelines" if dag_file else None
+    catalog = load_catalog(pipelines_dir(pipelines, default=beside))
     configs = dag_configs(catalog)
     wanted = _dag_being_run()
     if wanted in configs:  # a task process needs its own DAG only
         configs = {wanted: configs[wanted]}
     if configs:
         _build(globals_dict, catalog, configs)
-    if catalog.errors:
-        dagbag = _parsing_dagbag()
-        if dagbag is None:
-            catalog.raise_for_errors()
-        for path, error in catalog.errors.items():
-            dagbag.import_errors[_error_key(dagbag, path)] = f"{type(error).__name__}: invalid pipeline file\n{error}"
+    file_import_errors(catalog.errors)
     return list(configs)
 
 

@@ -34,8 +34,10 @@ import _common  # noqa: E402
 from _common import MODES, NOOP_DAGS, ROOT, SEED_DAGS, airflow_env, bytecode, load, table, verdict, write  # noqa: E402
 
 from adclick_ops.embedded.mailsink import MailSink  # noqa: E402
-from adclick_ops.embedded.run import _Api  # noqa: E402
-from adclick_ops.embedded.stack import Stack, airflow, free_port  # noqa: E402
+from adclick_ops.airflow_api import AirflowClient, AirflowError  # noqa: E402
+from adclick_ops.embedded.run import connect  # noqa: E402
+from adclick_ops.embedded.stack import Stack, airflow  # noqa: E402
+from adclick_ops.net import free_port  # noqa: E402
 
 TARGETS = {"dags_test": 0.7, "stack": 0.6}
 TASKS = ["load_data_task", "data_preprocessing_task", "separate_data_outputs_task", "build_save_model_task",
@@ -114,9 +116,9 @@ def _ts(value: str | None) -> float | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() if value else None
 
 
-def _breakdown(api: _Api, dag_id: str, run_id: str) -> dict[str, Any]:
-    run = api.get(f"/dags/{dag_id}/dagRuns/{run_id}")
-    tis = {ti["task_id"]: ti for ti in api.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]}
+def _breakdown(api: AirflowClient, dag_id: str, run_id: str) -> dict[str, Any]:
+    run = api.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+    tis = {ti["task_id"]: ti for ti in api.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]}
     rows = {}
     for task in TASKS:
         ti = tis[task]
@@ -134,14 +136,14 @@ def _breakdown(api: _Api, dag_id: str, run_id: str) -> dict[str, Any]:
             "run_s": _ts(run["end_date"]) - _ts(run["queued_at"]), "tasks": rows}
 
 
-def _wait_for_dags(api: _Api, dag_ids: list[str], stack: Stack, timeout: float = 240) -> None:
+def _wait_for_dags(api: AirflowClient, dag_ids: list[str], stack: Stack, timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     for dag_id in dag_ids:
         while True:
             try:
-                api.get(f"/dags/{dag_id}")
+                api.call("GET", f"/dags/{dag_id}")
                 break
-            except Exception:
+            except AirflowError:
                 if stack.dead() or time.monotonic() > deadline:
                     raise SystemExit(f"{dag_id} was not parsed; see {stack.home / 'dag-processor.log'}")
                 time.sleep(1)
@@ -157,12 +159,12 @@ def _idle_cpu(pid: int, seconds: float) -> float:
     return (sum(proc.cpu_times()[:2]) - before) / seconds
 
 
-def _trigger_and_wait(api: _Api, dag_id: str, stack: Stack, timeout: float = 300) -> tuple[float, str, str]:
+def _trigger_and_wait(api: AirflowClient, dag_id: str, stack: Stack, timeout: float = 300) -> tuple[float, str, str]:
     start = time.perf_counter()
-    run = api.call("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "note": "benchmarks/end_to_end.py"})
+    run = api.call("POST", f"/dags/{dag_id}/dagRuns", body={"logical_date": None, "note": "benchmarks/end_to_end.py"})
     run_id = run["dag_run_id"]
     while time.perf_counter() - start < timeout:
-        state = api.get(f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
+        state = api.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
         if state in ("success", "failed"):
             return time.perf_counter() - start, run_id, state
         if stack.dead():
@@ -198,12 +200,11 @@ def with_stack(runs: int, work: Path, extra: dict[str, str], profile: Path | Non
         stack = Stack(env, home)
         try:
             stack.start_airflow()
-            api = _Api(f"http://localhost:{port}")
-            api.wait_until_up(time.monotonic() + 240, stack)
+            api = connect(f"http://localhost:{port}", stack, time.monotonic() + 240)
             dags = {"ours": "Airflow_Lab2", "seed": "Airflow_Lab2" + SUFFIX}
             _wait_for_dags(api, [*dags.values(), "Airflow_Lab2_Flask", "Airflow_Lab2_Flask" + SUFFIX], stack)
             for dag_id in (*dags.values(), "Airflow_Lab2_Flask", "Airflow_Lab2_Flask" + SUFFIX):
-                api.call("PATCH", f"/dags/{dag_id}", {"is_paused": False})
+                api.call("PATCH", f"/dags/{dag_id}", body={"is_paused": False})
             for dag_id in dags.values():  # warm-up, not counted: first imports, bytecode cache, API and DB caches
                 time.sleep(3)
                 _trigger_and_wait(api, dag_id, stack)

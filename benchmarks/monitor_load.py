@@ -17,7 +17,6 @@ import os
 import platform
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
+
+from adclick_ops.net import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "monitor_load.json"
@@ -56,12 +57,6 @@ def _start(target: Any, *args: Any) -> tuple[multiprocessing.Process, Any]:
     process = multiprocessing.Process(target=target, args=(*args, ready), daemon=True)
     process.start()
     return process, ready.get(timeout=60)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_until_serving(url: str, process: multiprocessing.Process) -> requests.Response:
@@ -100,7 +95,7 @@ def parse_wrk(output: str) -> dict[str, Any]:
 
 
 def measure(name: str, airflow_url: str, cache_ttl: float, args: argparse.Namespace) -> dict[str, Any]:
-    port = _free_port()
+    port = free_port()
     # Not daemonic: gunicorn's arbiter forks its workers.
     process = multiprocessing.Process(target=_run_monitor, args=(airflow_url, cache_ttl, args.server, port))
     process.start()

@@ -19,4 +19,4 @@ import airflow.version  # noqa: F401
 
 from adclick_ops.render import render
 
-render(globals())
+render(globals(), dag_file=__file__)

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from helpers import PROJECT, SmtpCapture, edit_yaml  # noqa: E402
+from helpers import PROJECT, MailSink, edit_yaml
 
 
 @pytest.fixture
@@ -53,5 +50,6 @@ def airflow_home(tmp_path: Path, migrated_db: Path, pipelines: Path):
 
 @pytest.fixture
 def smtp_server():
-    with SmtpCapture() as server:
+    """A local SMTP server that keeps the messages it receives in `.messages`."""
+    with MailSink() as server:
         yield server

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import email
-import json
 import os
-import socket
 import subprocess
 from email.message import Message
 from pathlib import Path
 
 import pytest
 import yaml
-from aiosmtpd.controller import Controller
+
+from adclick_ops.embedded.mailsink import MailSink, smtp_connection_json
+from adclick_ops.net import free_port
+
+__all__ = ["PROJECT", "MailSink", "body_text", "edit_yaml", "free_port", "mandatory_in_ci", "run_airflow", "smtp_connection_json"]
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -37,50 +38,6 @@ def mandatory_in_ci(reason: str) -> None:
     pytest.skip(reason)
 
 
-class _Keep:
-    def __init__(self):
-        self.messages: list[tuple[list[str], Message]] = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd hook
-        self.messages.append((list(envelope.rcpt_tos), email.message_from_bytes(envelope.original_content or envelope.content)))
-        return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class SmtpCapture:
-    """aiosmtpd on a free loopback port; `.messages` holds (recipients, message) pairs."""
-
-    def __init__(self):
-        self.handler = _Keep()
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=free_port())
-
-    @property
-    def messages(self):
-        return self.handler.messages
-
-    def __enter__(self):
-        self.controller.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.controller.stop()
-
-    def connection_env(self, conn_id: str = "smtp_default") -> dict[str, str]:
-        return {f"AIRFLOW_CONN_{conn_id.upper()}": connection_json("127.0.0.1", self.controller.port)}
-
-
-def connection_json(host: str, port: int) -> str:
-    return json.dumps({
-        "conn_type": "smtp", "host": host, "port": port,
-        "extra": {"from_email": "adclick-ops@localhost", "disable_tls": True, "disable_ssl": True, "timeout": 5, "retry_limit": 1},
-    })
-
-
 def body_text(message: Message) -> str:
     """All text parts of a message, decoded."""
     parts = []
@@ -88,3 +45,12 @@ def body_text(message: Message) -> str:
         if part.get_content_maintype() == "text":
             parts.append(part.get_payload(decode=True).decode(part.get_content_charset() or "utf-8"))
     return "\n".join(parts)
+
+
+def training_settings(pipelines: Path, dag_id: str = "Airflow_Lab2") -> dict:
+    """The `settings` op_kwarg that the training tasks of `dag_id` get when rendered from `pipelines`."""
+    from adclick_ops.config import load_catalog, project_root
+    from adclick_ops.factory import training_job
+
+    catalog = load_catalog(pipelines)
+    return training_job(dag_id, catalog.dags[dag_id], project_root(catalog)).model_dump(mode="json")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from helpers import edit_yaml, run_airflow
-from helpers import body_text, connection_json, free_port
+from helpers import body_text, free_port, smtp_connection_json
 
 pytestmark = pytest.mark.airflow
 
@@ -83,7 +83,7 @@ def test_missing_dataset_sends_a_failure_alert(airflow_home, smtp_server, pipeli
 def test_smtp_server_down_fails_send_email_clearly_and_still_triggers(airflow_home, pipelines, tmp_path):
     no_retries(pipelines)
     port = free_port()  # nothing listens there
-    env = airflow_home(AIRFLOW_CONN_SMTP_DEFAULT=connection_json("127.0.0.1", port))
+    env = airflow_home(AIRFLOW_CONN_SMTP_DEFAULT=smtp_connection_json("127.0.0.1", port))
     result = run_airflow(["dags", "test", "Airflow_Lab2"], env)
     states = task_states(env)
     assert states["send_email"] == "failed"

@@ -2,16 +2,32 @@
 
 Each pydantic model is one concept of a `pipelines/*.yaml` file. Field descriptions feed the error
 messages, the JSON Schema (`adclick-ops schema`) and the reference page `docs/configuration.md`.
-This module imports nothing of Airflow, scikit-learn or the rest of the package.
+This module imports nothing of Airflow, scikit-learn or the rest of the package but the vocabulary.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from adclick_ops.config.vocabulary import (
+    AIRFLOW_URL,
+    ENV_AIRFLOW_URL,
+    ENV_MONITOR_HOST,
+    ENV_MONITOR_PORT,
+    ESTIMATOR_PARAMS,
+    ESTIMATORS,
+    MONITOR_HOST,
+    MONITOR_PORT,
+    MONITOR_URL,
+    SCALERS,
+    TRAINING_DAG_ID,
+    EstimatorName,
+    ScalerName,
+)
 
 # --- the allow-lists: what a pipeline file may name -------------------------------------------
 
@@ -39,23 +55,6 @@ TRAINING_CALLABLES = (
 )
 MONITOR_CALLABLES = ("adclick_ops.tasks.start_flask_api",)
 CALLABLES: tuple[str, ...] = TRAINING_CALLABLES + MONITOR_CALLABLES
-
-SCALERS = ("minmax", "standard", "robust", "maxabs")
-
-# Estimator names and the scikit-learn parameters a pipeline file may set on each.
-ESTIMATOR_PARAMS: dict[str, tuple[str, ...]] = {
-    "logistic_regression": (
-        "C", "penalty", "solver", "max_iter", "tol", "fit_intercept", "class_weight", "l1_ratio", "random_state",
-    ),
-    "random_forest": (
-        "n_estimators", "criterion", "max_depth", "min_samples_split", "min_samples_leaf", "max_features",
-        "bootstrap", "class_weight", "random_state", "n_jobs",
-    ),
-    "gradient_boosting": (
-        "n_estimators", "learning_rate", "max_depth", "subsample", "min_samples_split", "min_samples_leaf",
-        "max_features", "random_state",
-    ),
-}
 
 TRIGGER_RULES = (
     "all_success", "all_failed", "all_done", "all_done_min_one_success", "all_skipped", "one_success",
@@ -122,9 +121,7 @@ class Split(Model):
 class Estimator(Model):
     """The scikit-learn classifier that is trained."""
 
-    name: Literal["logistic_regression", "random_forest", "gradient_boosting"] = Field(
-        "logistic_regression", description="Which classifier: logistic_regression, random_forest or gradient_boosting."
-    )
+    name: EstimatorName = Field("logistic_regression", description=f"Which classifier: {', '.join(ESTIMATORS)}.")
     params: dict[str, str | int | float | bool | None] = Field(
         default_factory=dict, description="Parameters passed to the classifier, by their scikit-learn names."
     )
@@ -153,11 +150,11 @@ class Training(Model):
         description="Numeric columns used as model inputs, in order; at least one, no duplicates.",
     )
     split: Split = Field(default_factory=Split, description="The train/test split.")
-    scalers: list[Literal["minmax", "standard", "robust", "maxabs"]] = Field(
+    scalers: list[ScalerName] = Field(
         default_factory=lambda: ["minmax", "standard"],
         description=(
             "Scalers applied side by side to the features, their outputs concatenated, in order; "
-            "choose from minmax, standard, robust, maxabs. An empty list means no scaling."
+            f"choose from {', '.join(SCALERS)}. An empty list means no scaling."
         ),
     )
     estimator: Estimator = Field(default_factory=Estimator, description="The classifier and its parameters.")
@@ -170,7 +167,10 @@ class Training(Model):
         "runs", description="Where each run keeps its working files, in a folder of its own: a path, or a URI such as s3://bucket/prefix."
     )
 
-    @field_validator("dataset", "model_dir", "artifacts_root")
+    # Relative to the project root in the file; the factory makes them absolute for the tasks.
+    PATH_FIELDS: ClassVar[tuple[str, ...]] = ("dataset", "model_dir", "artifacts_root")
+
+    @field_validator(*PATH_FIELDS)
     @classmethod
     def _paths(cls, v: str, info: ValidationInfo) -> str:
         return _relative_path(v, info.field_name)
@@ -194,6 +194,12 @@ class Training(Model):
         return self
 
 
+class TrainingJob(Training):
+    """The `training` section as its tasks receive it: paths made absolute (or URIs), and the DAG it belongs to."""
+
+    dag_id: str = Field(pattern=DAG_ID_PATTERN, description="The DAG whose runs these settings drive.")
+
+
 class EmailNotification(Model):
     """Who is told about a run, and how."""
 
@@ -203,7 +209,7 @@ class EmailNotification(Model):
     )
     conn_id: str = Field("smtp_default", pattern=r"^[A-Za-z0-9_.\-]+$", description="Airflow connection holding the SMTP server's settings.")
     on_failure: bool = Field(True, description="Also e-mail the recipients when a task of the DAG fails.")
-    monitor_url: str = Field("http://localhost:5555", pattern=r"^https?://", description="Link to the Flask monitor given in the report.")
+    monitor_url: str = Field(MONITOR_URL, pattern=r"^https?://", description="Link to the Flask monitor given in the report.")
 
     @field_validator("to")
     @classmethod
@@ -234,12 +240,12 @@ class Trigger(Model):
 class Monitor(Model):
     """Where the Flask monitor listens and which Airflow it reads (environment variables override)."""
 
-    host: str = Field("127.0.0.1", min_length=1, description="Interface to listen on (ADCLICK_MONITOR_HOST overrides).")
-    port: int = Field(5555, ge=1, le=65535, description="Port to listen on (ADCLICK_MONITOR_PORT overrides).")
+    host: str = Field(MONITOR_HOST, min_length=1, description=f"Interface to listen on ({ENV_MONITOR_HOST} overrides).")
+    port: int = Field(MONITOR_PORT, ge=1, le=65535, description=f"Port to listen on ({ENV_MONITOR_PORT} overrides).")
     airflow_url: str = Field(
-        "http://localhost:8080", pattern=r"^https?://", description="Base URL of the Airflow API server (ADCLICK_AIRFLOW_URL overrides)."
+        AIRFLOW_URL, pattern=r"^https?://", description=f"Base URL of the Airflow API server ({ENV_AIRFLOW_URL} overrides)."
     )
-    dag_id: str = Field("Airflow_Lab2", pattern=DAG_ID_PATTERN, description="The training DAG whose runs the monitor shows.")
+    dag_id: str = Field(TRAINING_DAG_ID, pattern=DAG_ID_PATTERN, description="The training DAG whose runs the monitor shows.")
     serve_for: int | None = Field(
         None, gt=0, description="Seconds the task serves the monitor before it succeeds; none means until the task is stopped."
     )
@@ -374,26 +380,3 @@ def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
             if found:
                 return list(reversed(found))
     return None
-
-
-def json_schema() -> dict[str, Any]:
-    """JSON Schema of a pipeline file: a mapping of DAG ids to `Dag`."""
-    dag_schema = Dag.model_json_schema(ref_template="#/$defs/{model}")
-    defs = dag_schema.pop("$defs", {})
-    defs["Dag"] = dag_schema
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "adclick-ops pipeline file",
-        "description": "A mapping of DAG ids to DAG settings, rendered into Airflow DAGs by dag-factory.",
-        "type": "object",
-        "minProperties": 1,
-        "propertyNames": {"pattern": DAG_ID_PATTERN},
-        "additionalProperties": {"$ref": "#/$defs/Dag"},
-        "$defs": defs,
-    }
-
-
-def defaults_json_schema() -> dict[str, Any]:
-    schema = Defaults.model_json_schema(ref_template="#/$defs/{model}")
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    return schema

@@ -1,4 +1,4 @@
-"""docs/configuration.md, generated from the models' field descriptions (`adclick-ops reference`)."""
+"""docs/configuration.md, generated from the models' field descriptions and the vocabulary (`adclick-ops reference`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from adclick_ops.config import models as m
+from adclick_ops.config.vocabulary import ESTIMATOR_PARAMS, SCALERS
 
 SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("`<dag_id>`: a DAG", m.Dag),
@@ -91,8 +92,8 @@ def render_reference() -> str:
     out.append("\nA training step needs the DAG's `training` section; `start_flask_api` needs `monitor`.\n")
     out.append("## Estimator parameters\n\nThe scikit-learn parameters that `training.estimator.params` may set:\n")
     out.append("| estimator | parameters |\n|---|---|")
-    out.extend(f"| `{name}` | {', '.join(f'`{p}`' for p in params)} |" for name, params in m.ESTIMATOR_PARAMS.items())
-    out.append(f"\n## Scalers\n\n{', '.join(f'`{s}`' for s in m.SCALERS)}: each is fitted on the training rows only; "
+    out.extend(f"| `{name}` | {', '.join(f'`{p}`' for p in params)} |" for name, params in ESTIMATOR_PARAMS.items())
+    out.append(f"\n## Scalers\n\n{', '.join(f'`{s}`' for s in SCALERS)}: each is fitted on the training rows only; "
                "with several, their outputs are placed side by side (two scalers on five features give ten columns).\n")
     out.append(f"## Trigger rules\n\n{', '.join(f'`{r}`' for r in m.TRIGGER_RULES)}\n")
     return "\n".join(out)

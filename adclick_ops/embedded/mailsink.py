@@ -1,37 +1,64 @@
-"""A local SMTP server that keeps every message as an .eml file: the e-mail of the embedded run."""
+"""A local SMTP server that keeps every message: as an .eml file for `adclick-ops run`, in memory for the tests."""
 
 from __future__ import annotations
 
+import email
 import json
 import time
+from email.message import Message
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
 
+from adclick_ops.net import LOOPBACK, free_port
 
-class _SaveToFolder:
-    def __init__(self, folder: Path):
+
+def smtp_connection_json(host: str, port: int, timeout: int = 10) -> str:
+    """An Airflow SMTP connection (AIRFLOW_CONN_<ID>) to a plain server without TLS or login."""
+    return json.dumps(
+        {
+            "conn_type": "smtp",
+            "host": host,
+            "port": port,
+            "extra": {"from_email": "adclick-ops@localhost", "disable_tls": True, "disable_ssl": True, "timeout": timeout, "retry_limit": 1},
+        }
+    )
+
+
+class _Keep:
+    def __init__(self, folder: Path | None):
         self.folder = folder
+        self.messages: list[tuple[list[str], Message]] = []
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd hook
-        self.folder.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("%Y%m%dT%H%M%S")
-        path = self.folder / f"{stamp}-{len(list(self.folder.glob('*.eml'))) + 1:04d}.eml"
-        path.write_bytes(envelope.original_content or envelope.content)
+        content = envelope.original_content or envelope.content
+        self.messages.append((list(envelope.rcpt_tos), email.message_from_bytes(content)))
+        if self.folder is not None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            stamp = time.strftime("%Y%m%dT%H%M%S")
+            (self.folder / f"{stamp}-{len(list(self.folder.glob('*.eml'))) + 1:04d}.eml").write_bytes(content)
         return "250 Message accepted for delivery"
 
 
 class MailSink:
-    """aiosmtpd on loopback; `connection_env()` points Airflow's SMTP connection at it."""
+    """aiosmtpd on loopback; `messages` holds (recipients, message) pairs, `folder` (if any) one .eml file each.
 
-    def __init__(self, folder: Path, port: int = 0, host: str = "127.0.0.1"):
+    `connection_env()` points Airflow's SMTP connection at it.
+    """
+
+    def __init__(self, folder: Path | None = None, port: int = 0, host: str = LOOPBACK):
         self.folder = folder
         self.host = host
-        self.controller = Controller(_SaveToFolder(folder), hostname=host, port=port or _free_port(host))
+        self._handler = _Keep(folder)
+        self.controller = Controller(self._handler, hostname=host, port=port or free_port(host))
 
     @property
     def port(self) -> int:
         return self.controller.port
+
+    @property
+    def messages(self) -> list[tuple[list[str], Message]]:
+        return self._handler.messages
 
     def __enter__(self) -> MailSink:
         self.controller.start()
@@ -41,18 +68,4 @@ class MailSink:
         self.controller.stop()
 
     def connection_env(self, conn_id: str = "smtp_default") -> dict[str, str]:
-        conn = {
-            "conn_type": "smtp",
-            "host": self.host,
-            "port": self.port,
-            "extra": {"from_email": "adclick-ops@localhost", "disable_tls": True, "disable_ssl": True, "timeout": 10, "retry_limit": 1},
-        }
-        return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)}
-
-
-def _free_port(host: str) -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+        return {f"AIRFLOW_CONN_{conn_id.upper()}": smtp_connection_json(self.host, self.port)}

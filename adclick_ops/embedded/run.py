@@ -15,12 +15,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+from adclick_ops.airflow_api import AirflowClient, AirflowError
+from adclick_ops.config.vocabulary import (
+    AIRFLOW_PORT,
+    ENV_AIRFLOW_URL,
+    ENV_MONITOR_PORT,
+    METRICS,
+    MONITOR_DAG_ID,
+    MONITOR_PORT,
+    TRAINING_DAG_ID,
+)
 from adclick_ops.embedded.mailsink import MailSink
-from adclick_ops.embedded.stack import ADMIN_PASSWORD, ADMIN_USER, PROJECT, Stack, airflow, airflow_env, port_is_free
+from adclick_ops.embedded.stack import ADMIN_PASSWORD, ADMIN_USER, Stack, airflow, airflow_env
+from adclick_ops.net import port_is_free
 
-DAG_ID = "Airflow_Lab2"
-FLASK_DAG_ID = "Airflow_Lab2_Flask"
-MONITOR_PORT = 5555
+DAG_ID = TRAINING_DAG_ID
 
 
 def _use_sink(env: dict[str, str], sink: MailSink) -> None:
@@ -45,19 +54,18 @@ def _migrate(env: dict[str, str], home: Path) -> None:
 
 
 def _metrics_line(m: dict[str, Any]) -> str:
-    keys = ("accuracy", "precision", "recall", "f1", "roc_auc")
-    return "  ".join(f"{k}={m[k]:.4f}" for k in keys if isinstance(m.get(k), (int, float)))
+    return "  ".join(f"{k}={m[k]:.4f}" for k in METRICS if isinstance(m.get(k), (int, float)))
 
 
 def _latest_metrics(since: float) -> dict[str, Any] | None:
     """metrics.json written by load_model_task during this run (newest first)."""
     from adclick_ops.artifacts import as_path
-    from adclick_ops.config import load_catalog
-    from adclick_ops.factory import project_root, training_settings
+    from adclick_ops.config import load_catalog, project_root
+    from adclick_ops.factory import training_job
 
     catalog = load_catalog()
-    settings = training_settings(DAG_ID, catalog.dags[DAG_ID], project_root(catalog))
-    folder = as_path(settings["artifacts_root"]) / DAG_ID
+    job = training_job(DAG_ID, catalog.dags[DAG_ID], project_root(catalog))
+    folder = as_path(job.artifacts_root) / DAG_ID
     candidates = [p for p in folder.glob("*/metrics.json") if p.stat().st_mtime >= since]
     if not candidates:
         return None
@@ -109,67 +117,49 @@ def run_once(home: Path) -> int:
     return 0
 
 
-class _Api:
-    """The few Airflow REST API v2 calls the run command needs."""
-
-    def __init__(self, base: str):
-        import requests
-
-        self.base = base.rstrip("/")
-        self.http = requests.Session()
-
-    def wait_until_up(self, deadline: float, stack: Stack) -> None:
-        while time.monotonic() < deadline:
-            if stack.dead():
-                raise SystemExit(f"{', '.join(stack.dead())} stopped:\n" + "\n".join(stack.log_tail(n) for n in stack.dead()))
-            try:
-                if self.http.get(f"{self.base}/api/v2/monitor/health", timeout=2).ok:
-                    break
-            except Exception:
-                pass
+def connect(base: str, stack: Stack, deadline: float) -> AirflowClient:
+    """A client of the API server once it answers and has let the admin user in."""
+    client = AirflowClient(base, ADMIN_USER, ADMIN_PASSWORD, read_timeout=10)
+    while time.monotonic() < deadline:
+        _stop_if_dead(stack)
+        try:
+            client.health()
+            client.call("GET", "/version")  # logs in: bad credentials fail here, not mid-run
+            return client
+        except AirflowError:
             time.sleep(1)
-        else:
-            raise SystemExit("the Airflow API server did not come up; see .airflow/api-server.log")
-        token = self.http.post(f"{self.base}/auth/token", json={"username": ADMIN_USER, "password": ADMIN_PASSWORD}, timeout=10)
-        token.raise_for_status()
-        self.http.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
-
-    def get(self, path: str, **params) -> Any:
-        r = self.http.get(f"{self.base}/api/v2{path}", params=params, timeout=10)
-        r.raise_for_status()
-        return r.json()
-
-    def call(self, method: str, path: str, body: dict) -> Any:
-        r = self.http.request(method, f"{self.base}/api/v2{path}", json=body, timeout=10)
-        r.raise_for_status()
-        return r.json()
+    raise SystemExit("the Airflow API server did not come up; see .airflow/api-server.log")
 
 
-def follow_run(api: _Api, dag_id: str, run_id: str, stack: Stack, timeout: float = 900) -> str:
+def _stop_if_dead(stack: Stack) -> None:
+    if stack.dead():
+        raise SystemExit(f"{', '.join(stack.dead())} stopped:\n" + "\n".join(stack.log_tail(n) for n in stack.dead()))
+
+
+def follow_run(api: AirflowClient, dag_id: str, run_id: str, stack: Stack, timeout: float = 900) -> str:
     """Print task states as they change until the run ends; return its final state."""
     seen: dict[str, str] = {}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        tis = api.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+        tis = api.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
         for ti in tis:
             state = ti.get("state") or "none"
             if seen.get(ti["task_id"]) != state:
                 seen[ti["task_id"]] = state
                 _say(f"  {ti['task_id']:<28} {state}")
-        run = api.get(f"/dags/{dag_id}/dagRuns/{run_id}")
+        run = api.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
         if run["state"] in ("success", "failed"):
             return run["state"]
-        if stack.dead():
-            raise SystemExit(f"{', '.join(stack.dead())} stopped:\n" + "\n".join(stack.log_tail(n) for n in stack.dead()))
+        _stop_if_dead(stack)
         time.sleep(2)
     return "timed out"
 
 
-def _downstream_state(api: _Api, upstream_run_id: str, stack: Stack, timeout: float = 120) -> str:
-    """State of the Airflow_Lab2_Flask run that this run triggered."""
+def _downstream_state(api: AirflowClient, upstream_run_id: str, timeout: float = 120) -> str:
+    """State of the monitor DAG's run that this run triggered."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        runs = api.get(f"/dags/{FLASK_DAG_ID}/dagRuns", order_by="-run_after", limit=5)["dag_runs"]
+        runs = api.recent_runs(MONITOR_DAG_ID, 5)
         mine = [r for r in runs if (r.get("conf") or {}).get("upstream_run_id") == upstream_run_id]
         if mine and mine[0]["state"] in ("success", "failed"):
             return f"run {mine[0]['dag_run_id']} {mine[0]['state']}"
@@ -187,7 +177,7 @@ def _interrupt_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def run_forever(home: Path, port: int = 8080) -> int:
+def run_forever(home: Path, port: int = AIRFLOW_PORT) -> int:
     _interrupt_on_sigterm()
     home = home.resolve()
     if not port_is_free(port):
@@ -195,9 +185,9 @@ def run_forever(home: Path, port: int = 8080) -> int:
     env = airflow_env(home, api_port=port)
     mail_dir = home.parent / "mail"
     base = f"http://localhost:{port}"
-    monitor_port = int(os.environ.get("ADCLICK_MONITOR_PORT", MONITOR_PORT))
-    # start_Flask_API (in Airflow_Lab2_Flask) looks for the monitor this command starts
-    env.update({"ADCLICK_AIRFLOW_URL": base, "ADCLICK_MONITOR_PORT": str(monitor_port)})
+    monitor_port = int(os.environ.get(ENV_MONITOR_PORT, MONITOR_PORT))
+    # start_Flask_API (in the monitor DAG) looks for the monitor this command starts
+    env.update({ENV_AIRFLOW_URL: base, ENV_MONITOR_PORT: str(monitor_port)})
     with MailSink(mail_dir) as sink:
         _use_sink(env, sink)
         _migrate(env, home)
@@ -208,37 +198,39 @@ def run_forever(home: Path, port: int = 8080) -> int:
             if port_is_free(monitor_port):
                 stack.start_process("monitor", [sys.executable, "-m", "adclick_ops.cli", "monitor", "--port", str(monitor_port), "--airflow-url", base])
             else:
-                _say(f"port {monitor_port} is in use: the monitor is not started (ADCLICK_MONITOR_PORT chooses another)")
-            api = _Api(base)
-            api.wait_until_up(time.monotonic() + 180, stack)
+                _say(f"port {monitor_port} is in use: the monitor is not started ({ENV_MONITOR_PORT} chooses another)")
+            api = connect(base, stack, time.monotonic() + 180)
             _say(f"Airflow UI: {base}  (login {ADMIN_USER} / {ADMIN_PASSWORD}, a development default)")
             deadline = time.monotonic() + 180
             while True:
                 try:
-                    api.get(f"/dags/{DAG_ID}")
+                    api.call("GET", f"/dags/{DAG_ID}")
                     break
-                except Exception:
+                except AirflowError:
                     if time.monotonic() > deadline:
                         raise SystemExit(f"{DAG_ID} was not parsed; run `adclick-ops validate` and see {home / 'dag-processor.log'}")
                     time.sleep(2)
-            run = api.call("POST", f"/dags/{DAG_ID}/dagRuns", {"logical_date": None, "note": "triggered by adclick-ops run"})
-            api.call("PATCH", f"/dags/{DAG_ID}", {"is_paused": False})
+            run = api.call("POST", f"/dags/{DAG_ID}/dagRuns", body={"logical_date": None, "note": "triggered by adclick-ops run"})
+            api.call("PATCH", f"/dags/{DAG_ID}", body={"is_paused": False})
             run_id = run["dag_run_id"]
             _say(f"Triggered {DAG_ID}: {run_id}")
             state = follow_run(api, DAG_ID, run_id, stack)
             _say(f"{DAG_ID} run {run_id}: {state}")
             try:
-                xcom = api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/load_model_task/xcomEntries/return_value", deserialize=True)
-                value = xcom.get("value")
-                metrics = json.loads(value) if isinstance(value, str) else value
+                metrics = api.run_metrics(DAG_ID, run_id)
+            except AirflowError as exc:
+                metrics, why = None, f" ({exc.reason})"
+            else:
+                why = ""
+            if metrics:
                 _say(f"metrics: {_metrics_line(metrics)}")
                 _say(f"model:   {metrics.get('model_path')}")
-            except Exception as exc:  # the run may have failed before evaluation
-                _say(f"no metrics for this run ({exc})")
+            else:  # the run may have failed before evaluation
+                _say(f"no metrics for this run{why}")
             for p in sorted(mail_dir.glob("*.eml")):
                 if run_id in p.read_text(errors="replace"):
                     _say(f"e-mail:  {p}")
-            _say(f"{FLASK_DAG_ID}: {_downstream_state(api, run_id, stack)}")
+            _say(f"{MONITOR_DAG_ID}: {_downstream_state(api, run_id)}")
             _say(f"Airflow UI: {base}/dags/{DAG_ID}")
             _say(f"Monitor:    http://localhost:{monitor_port}")
             _say("Everything keeps running; press Ctrl-C to stop.")

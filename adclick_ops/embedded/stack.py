@@ -12,12 +12,13 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from adclick_ops.config.vocabulary import AIRFLOW_PORT
 
 PROJECT = Path(__file__).resolve().parents[2]
 ENV_TEMPLATE = PROJECT / "config" / "embedded.env"
@@ -32,7 +33,7 @@ def _secret(home: Path, name: str, make) -> str:
     return path.read_text().strip()
 
 
-def airflow_env(home: Path, project: Path = PROJECT, api_port: int = 8080, extra: dict[str, str] | None = None) -> dict[str, str]:
+def airflow_env(home: Path, project: Path = PROJECT, api_port: int = AIRFLOW_PORT, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment for Airflow commands on the embedded default, with `home` as AIRFLOW_HOME.
 
     Values of config/embedded.env apply unless the variable is already set in the environment.
@@ -67,22 +68,6 @@ def airflow_env(home: Path, project: Path = PROJECT, api_port: int = 8080, extra
 def airflow(args: list[str], env: dict[str, str], **kwargs) -> subprocess.CompletedProcess:
     exe = shutil.which("airflow", path=env["PATH"]) or "airflow"
     return subprocess.run([exe, *args], env=env, **kwargs)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 @dataclass

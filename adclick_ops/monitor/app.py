@@ -10,6 +10,7 @@ from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from adclick_ops.airflow_api import AirflowClient
+from adclick_ops.config.vocabulary import AIRFLOW_URL, ENV_AIRFLOW_URL, TRAINING_DAG_ID
 from adclick_ops.monitor.cache import TTLCache
 from adclick_ops.monitor.runs import RunSource
 
@@ -19,7 +20,7 @@ EXTENSION_KEY = "adclick_monitor"
 
 # Setting -> environment variable that provides it when create_app's argument does not.
 ENVIRONMENT = {
-    "AIRFLOW_URL": "ADCLICK_AIRFLOW_URL",
+    "AIRFLOW_URL": ENV_AIRFLOW_URL,
     "AIRFLOW_UI_URL": "ADCLICK_AIRFLOW_UI_URL",
     "AIRFLOW_USER": "ADCLICK_AIRFLOW_USER",
     "AIRFLOW_PASSWORD": "ADCLICK_AIRFLOW_PASSWORD",
@@ -27,11 +28,11 @@ ENVIRONMENT = {
     "CACHE_TTL": "ADCLICK_MONITOR_CACHE_TTL",
 }
 DEFAULTS: dict[str, Any] = {
-    "AIRFLOW_URL": "http://localhost:8080",
+    "AIRFLOW_URL": AIRFLOW_URL,
     "AIRFLOW_UI_URL": None,  # None: the same as AIRFLOW_URL
     "AIRFLOW_USER": "airflow",
     "AIRFLOW_PASSWORD": "airflow",
-    "DAG_ID": "Airflow_Lab2",
+    "DAG_ID": TRAINING_DAG_ID,
     "CACHE_TTL": 5.0,  # seconds; 0 turns the cache off
     "AIRFLOW_CONNECT_TIMEOUT": 2.0,
     "AIRFLOW_READ_TIMEOUT": 5.0,

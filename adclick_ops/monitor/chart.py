@@ -8,11 +8,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from adclick_ops.config.vocabulary import METRIC_LABELS
 from adclick_ops.monitor.runs import Run
 
 WIDTH, HEIGHT = 640, 240
 LEFT, RIGHT, TOP, BOTTOM = 48, 16, 16, 32
-SERIES = (("accuracy", "Accuracy"), ("roc_auc", "ROC AUC"))
+SERIES = tuple((name, METRIC_LABELS[name]) for name in ("accuracy", "roc_auc"))
 
 
 def metrics_chart(runs: list[Run]) -> dict[str, Any] | None:

@@ -13,9 +13,9 @@ from typing import Any
 from urllib.parse import quote
 
 from adclick_ops.airflow_api import AirflowClient, AirflowUnreachable, DagNotFound
+from adclick_ops.config.vocabulary import METRICS
 from adclick_ops.monitor.cache import TTLCache
 
-METRIC_NAMES = ("accuracy", "precision", "recall", "f1", "roc_auc")
 RUNNING_STATES = frozenset({"queued", "running"})
 
 
@@ -99,7 +99,7 @@ def parse_run(raw: dict[str, Any], metrics: dict[str, Any] | None, ui_url: str, 
     if duration is None and start and end:
         duration = (end - start).total_seconds()
     metrics = metrics or {}
-    values = {name: v for name in METRIC_NAMES if (v := _number(metrics.get(name))) is not None}
+    values = {name: v for name in METRICS if (v := _number(metrics.get(name))) is not None}
     extra = {k: metrics[k] for k in ("n_test", "estimator", "model_path") if isinstance(metrics.get(k), (str, int)) and not isinstance(metrics.get(k), bool)}
     note = raw.get("note")
     return Run(

@@ -1,33 +1,27 @@
-"""Running the monitor: gunicorn when standalone (`adclick-ops monitor`), waitress inside start_Flask_API.
+"""Serving the monitor: gunicorn when standalone (`adclick-ops monitor`), waitress inside start_Flask_API.
 
-`ensure_monitor` is what the Airflow task calls: reuse a healthy monitor already on the port, refuse
-a port held by another program, else serve here. `MonitorServer` owns the waitress loop so that it
-can stop after `serve_for` seconds, or when asked, and always release its port and threads.
+`MonitorServer` owns the waitress loop so that it can stop after `serve_for` seconds, or when
+asked, and always release its port and threads. Whether to serve at all is `ensure`'s decision.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
-import requests
 from flask import Flask
 from waitress import create_server
 from waitress.task import ThreadedTaskDispatcher
 
+from adclick_ops.config.vocabulary import MONITOR_HOST, MONITOR_PORT
 from adclick_ops.monitor.app import create_app
 from adclick_ops.monitor.views import SERVICE_NAME
+from adclick_ops.net import bind_error
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 5555
-DEFAULT_DAG_ID = "Airflow_Lab2"
 _WILDCARDS = {"", "0.0.0.0", "::", "*"}
 _POLL_SECONDS = 0.25  # how soon a stop request or the end of serve_for is noticed when idle
 
@@ -36,7 +30,7 @@ class MonitorPortError(RuntimeError):
     """The monitor cannot have its port: another program holds it, or binding failed."""
 
 
-def _url_host(host: str, *, connect: bool) -> str:
+def url_host(host: str, *, connect: bool) -> str:
     if host in _WILDCARDS:
         host = "127.0.0.1" if connect else "localhost"
     return f"[{host}]" if ":" in host else host
@@ -44,41 +38,13 @@ def _url_host(host: str, *, connect: bool) -> str:
 
 def monitor_url(host: str, port: int) -> str:
     """The address people open; a wildcard host is shown as localhost."""
-    return f"http://{_url_host(host, connect=False)}:{port}"
-
-
-@dataclass(frozen=True)
-class Probe:
-    kind: str  # "free" (nothing listens), "ours" (a healthy adclick monitor), "other"
-    detail: str = ""
-
-
-def probe(host: str, port: int, timeout: float = 5.0) -> Probe:
-    """What answers on host:port: nothing, our healthy monitor, or some other program."""
-    target = _url_host(host, connect=True).strip("[]")
-    try:
-        socket.create_connection((target, port), timeout=timeout).close()
-    except ConnectionRefusedError:
-        return Probe("free")
-    except OSError as exc:
-        return Probe("other", f"connecting failed: {exc.strerror or exc}")
-    try:
-        response = requests.get(f"http://{_url_host(host, connect=True)}:{port}/health", timeout=timeout)
-    except requests.RequestException as exc:
-        return Probe("other", f"GET /health failed: {type(exc).__name__}")
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if response.status_code == 200 and isinstance(body, dict) and body.get("status") == "ok" and body.get("service") == SERVICE_NAME:
-        return Probe("ours")
-    return Probe("other", f"GET /health answered HTTP {response.status_code}, not an adclick monitor")
+    return f"http://{url_host(host, connect=False)}:{port}"
 
 
 class MonitorServer:
     """A waitress server bound at construction (so a busy port fails at once), served by `run`."""
 
-    def __init__(self, app: Flask, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, threads: int = 8):
+    def __init__(self, app: Flask, host: str = MONITOR_HOST, port: int = MONITOR_PORT, *, threads: int = 8):
         self._map: dict[Any, Any] = {}
         self._dispatcher = ThreadedTaskDispatcher()
         self._dispatcher.set_thread_count(threads)
@@ -150,13 +116,9 @@ class MonitorServer:
 
 def _port_is_free(host: str, port: int) -> None:
     # gunicorn would retry a busy port five times and exit; check first and say so plainly.
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            raise MonitorPortError(f"the monitor cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    exc = bind_error(port, host)
+    if exc is not None:
+        raise MonitorPortError(f"the monitor cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
 
 
 def _serve_gunicorn(config: dict[str, Any], host: str, port: int, workers: int) -> None:
@@ -186,8 +148,8 @@ def _serve_gunicorn(config: dict[str, Any], host: str, port: int, workers: int) 
 
 
 def serve(
-    host: str = DEFAULT_HOST,
-    port: int = DEFAULT_PORT,
+    host: str = MONITOR_HOST,
+    port: int = MONITOR_PORT,
     airflow_url: str | None = None,
     dag_id: str | None = None,
     *,
@@ -230,33 +192,3 @@ def serve(
     except KeyboardInterrupt:
         log.info("adclick monitor at %s stopped", waitress_server.url)
     return waitress_server.url
-
-
-def ensure_monitor(settings: dict[str, Any]) -> str:
-    """start_Flask_API: make sure the monitor answers on the configured port; return its URL.
-
-    `settings` is the YAML `monitor:` section (host, port, airflow_url, dag_id, serve_for);
-    ADCLICK_MONITOR_HOST, ADCLICK_MONITOR_PORT and ADCLICK_AIRFLOW_URL override it.
-    """
-    host = os.environ.get("ADCLICK_MONITOR_HOST") or settings.get("host") or DEFAULT_HOST
-    raw_port = os.environ.get("ADCLICK_MONITOR_PORT") or settings.get("port") or DEFAULT_PORT
-    try:
-        port = int(raw_port)
-    except (TypeError, ValueError):
-        raise ValueError(f"monitor port must be an integer, got {raw_port!r} (monitor.port or ADCLICK_MONITOR_PORT)") from None
-    airflow_url = os.environ.get("ADCLICK_AIRFLOW_URL") or settings.get("airflow_url")
-    dag_id = settings.get("dag_id") or DEFAULT_DAG_ID
-    serve_for = settings.get("serve_for")
-    url = monitor_url(host, port)
-
-    found = probe(host, port)
-    if found.kind == "ours":
-        log.info("the adclick monitor already answers at %s; nothing to start", url)
-        return url
-    if found.kind == "other":
-        raise MonitorPortError(
-            f"{host}:{port} is held by another program, not the adclick monitor ({found.detail}); "
-            "stop that program or choose another port (monitor.port in the YAML, or ADCLICK_MONITOR_PORT)"
-        )
-    # In-process and without fork: the task runner's signals stop it, and serve_for can end it.
-    return serve(host, port, airflow_url, dag_id, server="waitress", serve_for=serve_for)

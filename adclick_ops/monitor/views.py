@@ -9,7 +9,8 @@ from flask import Blueprint, current_app, jsonify, redirect, render_template, re
 
 from adclick_ops.airflow_api import AirflowUnreachable, DagNotFound
 from adclick_ops.monitor.chart import metrics_chart
-from adclick_ops.monitor.runs import METRIC_NAMES, RunSource, Status
+from adclick_ops.config.vocabulary import METRIC_LABELS, METRICS
+from adclick_ops.monitor.runs import RunSource, Status
 
 bp = Blueprint("monitor", __name__)
 
@@ -17,7 +18,6 @@ bp = Blueprint("monitor", __name__)
 SERVICE_NAME = "adclick-monitor"
 
 MAX_RUNS_LIMIT = 100
-METRIC_LABELS = {"accuracy": "Accuracy", "precision": "Precision", "recall": "Recall", "f1": "F1", "roc_auc": "ROC AUC"}
 CASE_TITLES = {
     "success": "Latest run succeeded",
     "failed": "Latest run failed",
@@ -66,7 +66,7 @@ def _page(status: Status) -> str:
         recent=recent,
         chart=metrics_chart(recent),
         chart_note=chart_note,
-        metric_names=METRIC_NAMES,
+        metric_names=METRICS,
         metric_labels=METRIC_LABELS,
         dag_id=source.dag_id,
         airflow_url=source.ui_url,

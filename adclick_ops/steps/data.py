@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from adclick_ops.steps.errors import DataError
 
-class DataError(ValueError):
-    """The dataset cannot be used; the message names the file, the column and the problem."""
+__all__ = ["DataError", "check_dataset", "read_dataset"]
 
 
 def read_dataset(path: str | Path, features: list[str], target: str) -> pd.DataFrame:

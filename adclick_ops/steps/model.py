@@ -1,50 +1,128 @@
-"""The model: preprocessing, estimator, split and evaluation, as plain scikit-learn functions."""
+"""The model: split, preprocessing, estimator, quality gate and evaluation, as plain scikit-learn functions.
+
+Every scaler and estimator that a pipeline file may name (adclick_ops.config.vocabulary) is
+implemented here, once, in SCALER_CLASSES and ESTIMATOR_CLASSES.
+"""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import numpy as np
-from sklearn.base import ClassifierMixin
+from sklearn.base import ClassifierMixin, TransformerMixin
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_score, recall_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer, MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
 
-SCALER_CLASSES = {"minmax": MinMaxScaler, "standard": StandardScaler, "robust": RobustScaler, "maxabs": MaxAbsScaler}
+from adclick_ops.config.vocabulary import EstimatorName, MetricName, ScalerName
+from adclick_ops.steps.errors import DataError, QualityGateError
+
+SCALER_CLASSES: dict[ScalerName, type[TransformerMixin]] = {
+    "minmax": MinMaxScaler,
+    "standard": StandardScaler,
+    "robust": RobustScaler,
+    "maxabs": MaxAbsScaler,
+}
+# Import paths, so that a task pays only for the estimator it trains.
+ESTIMATOR_CLASSES: dict[EstimatorName, str] = {
+    "logistic_regression": "sklearn.linear_model.LogisticRegression",
+    "random_forest": "sklearn.ensemble.RandomForestClassifier",
+    "gradient_boosting": "sklearn.ensemble.GradientBoostingClassifier",
+}
+NO_SCALING = "identity"
 
 
-def make_preprocessor(scalers: list[str]):
+def split(
+    x: np.ndarray, y: np.ndarray, *, test_size: float, random_state: int | None, stratify: bool, source: str = "dataset", target: str = "target"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Train/test split (x_train, x_test, y_train, y_test); a training part that cannot train is a DataError."""
+    try:
+        x_train, x_test, y_train, y_test = train_test_split(
+            x, y, test_size=test_size, random_state=random_state, stratify=y if stratify else None
+        )
+    except ValueError as exc:  # too few rows for the split asked for (stratify needs 2 of each class)
+        raise DataError(f"{source}: target {target!r}: cannot split {len(y)} rows: {exc}") from None
+    if len(np.unique(y_train)) < 2:
+        raise DataError(
+            f"{source}: target {target!r}: the training part of the split ({len(y_train)} of {len(y)} rows) "
+            "holds a single class; the file needs more rows of each class"
+        )
+    return x_train, x_test, y_train, y_test
+
+
+def make_preprocessor(scalers: list[ScalerName]) -> TransformerMixin:
     """Each scaler applied to all features, outputs side by side (the seed's column transformer)."""
     if not scalers:
         return FunctionTransformer(feature_names_out="one-to-one")
     return FeatureUnion([(name, SCALER_CLASSES[name]()) for name in scalers])
 
 
-def make_estimator(name: str, params: dict[str, Any]) -> ClassifierMixin:
-    if name == "logistic_regression":
-        from sklearn.linear_model import LogisticRegression
-
-        return LogisticRegression(**params)
-    if name == "random_forest":
-        from sklearn.ensemble import RandomForestClassifier
-
-        return RandomForestClassifier(**params)
-    if name == "gradient_boosting":
-        from sklearn.ensemble import GradientBoostingClassifier
-
-        return GradientBoostingClassifier(**params)
-    raise ValueError(f"unknown estimator {name!r}")
+def _parts(preprocessor: TransformerMixin) -> list[tuple[str, Any]]:
+    if isinstance(preprocessor, FeatureUnion):
+        return list(preprocessor.transformer_list)
+    return [(NO_SCALING, preprocessor)]
 
 
-def build_pipeline(scalers: list[str], estimator: str, params: dict[str, Any]) -> Pipeline:
-    """The whole model, so that the saved file scores raw rows."""
+def fit_preprocessing(x_train: np.ndarray, scalers: list[ScalerName]) -> TransformerMixin:
+    """The configured scalers, fitted on the training rows only."""
+    return make_preprocessor(scalers).fit(x_train)
+
+
+def preprocessing_state(preprocessor: TransformerMixin) -> dict[str, np.ndarray]:
+    """The fitted parameters of the preprocessing as plain numeric arrays, `<scaler>.<attribute>`.
+
+    Working files are read without unpickling, so the fitted scalers travel as their numbers.
+    """
+    state: dict[str, np.ndarray] = {}
+    for name, part in _parts(preprocessor):
+        for attribute, value in vars(part).items():
+            if attribute.endswith("_") and not attribute.startswith("_"):
+                array = np.asarray(value)
+                if array.dtype.kind not in "biuf":
+                    raise TypeError(f"{name}.{attribute} is not numeric ({array.dtype}); it cannot travel as a working file")
+                state[f"{name}.{attribute}"] = array
+    return state
+
+
+def restore_preprocessing(state: dict[str, np.ndarray], scalers: list[ScalerName]) -> TransformerMixin:
+    """The fitted preprocessing that `preprocessing_state` described, for the same `scalers`."""
+    preprocessor = make_preprocessor(scalers)
+    for name, part in _parts(preprocessor):
+        prefix = f"{name}."
+        found = {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
+        if not found:
+            raise ValueError(f"the fitted preprocessing has no {name!r} part; was it fitted for scalers {scalers}?")
+        for attribute, value in found.items():
+            setattr(part, attribute, value.item() if value.ndim == 0 else value)
+    return preprocessor
+
+
+def make_estimator(name: EstimatorName, params: dict[str, Any]) -> ClassifierMixin:
+    module, _, cls = ESTIMATOR_CLASSES[name].rpartition(".")
+    return getattr(importlib.import_module(module), cls)(**params)
+
+
+def build_pipeline(scalers: list[ScalerName], estimator: EstimatorName, params: dict[str, Any]) -> Pipeline:
+    """The whole model, unfitted, so that the saved file scores raw rows."""
     return Pipeline([("preprocess", make_preprocessor(scalers)), ("model", make_estimator(estimator, params))])
 
 
-def split(x: np.ndarray, y: np.ndarray, test_size: float, random_state: int | None, stratify: bool):
-    """Train/test split: returns x_train, x_test, y_train, y_test."""
-    return train_test_split(x, y, test_size=test_size, random_state=random_state, stratify=y if stratify else None)
+def fit_model(
+    preprocessing: TransformerMixin, x_train: np.ndarray, y_train: np.ndarray, *, estimator: EstimatorName, params: dict[str, Any]
+) -> Pipeline:
+    """Fit the estimator on the preprocessed training rows; the result is the whole model (preprocessing + estimator)."""
+    model = make_estimator(estimator, params).fit(preprocessing.transform(x_train), y_train)
+    return Pipeline([("preprocess", preprocessing), ("model", model)])
+
+
+def check_quality(accuracy: float, min_accuracy: float | None, *, kept: str) -> None:
+    """The quality gate: refuse a model below `min_accuracy`; `kept` names the model that stays."""
+    if min_accuracy is not None and accuracy < min_accuracy:
+        raise QualityGateError(
+            f"test accuracy {accuracy:.4f} is below training.min_accuracy {min_accuracy}; the model was not promoted and {kept} is unchanged"
+        )
 
 
 def evaluate(model: Pipeline, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
@@ -55,12 +133,11 @@ def evaluate(model: Pipeline, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     else:
         scores = model.decision_function(x)
     both = len(np.unique(y)) == 2
-    return {
+    metrics: dict[MetricName, float | None] = {
         "accuracy": float(accuracy_score(y, predicted)),
         "precision": float(precision_score(y, predicted, zero_division=0)),
         "recall": float(recall_score(y, predicted, zero_division=0)),
         "f1": float(f1_score(y, predicted, zero_division=0)),
         "roc_auc": float(roc_auc_score(y, scores)) if both else None,
-        "confusion_matrix": confusion_matrix(y, predicted, labels=[0, 1]).tolist(),
-        "n_test": int(len(y)),
     }
+    return {**metrics, "confusion_matrix": confusion_matrix(y, predicted, labels=[0, 1]).tolist(), "n_test": int(len(y))}

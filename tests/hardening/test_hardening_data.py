@@ -14,9 +14,8 @@ import pytest
 
 from adclick_ops import tasks
 from adclick_ops.artifacts import load_model_file
-from adclick_ops.config import load_catalog
-from adclick_ops.factory import project_root, training_settings
 from hardening_support import PROJECT, count, edit_yaml
+from helpers import training_settings
 
 FEATURES = ["Daily Time Spent on Site", "Age", "Area Income", "Daily Internet Usage", "Male"]
 TARGET = "Clicked on Ad"
@@ -24,11 +23,6 @@ CHAIN = [("load_data_task", tasks.load_data), ("data_preprocessing_task", tasks.
          ("separate_data_outputs_task", tasks.separate_data_outputs), ("build_save_model_task", tasks.build_save_model),
          ("load_model_task", tasks.load_model)]
 SEED = pd.read_csv(PROJECT / "dags" / "data" / "advertising.csv")
-
-
-def settings_for(pipelines: Path) -> dict:
-    catalog = load_catalog(pipelines)
-    return training_settings("Airflow_Lab2", catalog.dags["Airflow_Lab2"], project_root(catalog))
 
 
 def run_chain(settings: dict, run_id: str) -> tuple[str | None, Exception | None, dict]:
@@ -45,7 +39,7 @@ def run_chain(settings: dict, run_id: str) -> tuple[str | None, Exception | None
 @pytest.fixture
 def promoted(pipelines, tmp_path) -> Path:
     """A model trained on the shipped data and promoted, before each bad-data run."""
-    failed, exc, _ = run_chain(settings_for(pipelines), "good_run")
+    failed, exc, _ = run_chain(training_settings(pipelines), "good_run")
     assert failed is None, exc
     return tmp_path / "model" / "model.sav"
 
@@ -107,7 +101,7 @@ def check_bad_data(name: str, spec, pipelines: Path, tmp_path: Path, promoted: P
     dataset = make(tmp_path / "data.csv")
     edit_yaml(pipelines / "airflow_lab2.yaml", lambda d: d["Airflow_Lab2"]["training"].update(dataset=str(dataset)))
     count(f"data: {name}")
-    failed, exc, out = run_chain(settings_for(pipelines), "bad_run")
+    failed, exc, out = run_chain(training_settings(pipelines), "bad_run")
     if failing_task is None:
         assert failed is None, f"{name}: {failed}: {exc}"
         assert out["load_data_task"]["rows"] == 10_000
@@ -142,7 +136,7 @@ def test_quality_gate_says_score_and_threshold(threshold, promotes, pipelines, p
     # a weaker model than the shipped one, so that the promoted bytes would change if promoted
     edit_yaml(pipelines / "airflow_lab2.yaml", lambda d: d["Airflow_Lab2"]["training"].update(
         min_accuracy=threshold, scalers=["robust"], estimator={"name": "logistic_regression", "params": {"C": 0.05}}))
-    failed, exc, out = run_chain(settings_for(pipelines), "gated_run")
+    failed, exc, out = run_chain(training_settings(pipelines), "gated_run")
     if promotes:
         assert failed is None, exc
         assert promoted.read_bytes() != before

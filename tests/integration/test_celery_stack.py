@@ -26,7 +26,7 @@ import pytest
 import requests
 
 from helpers import PROJECT, edit_yaml, mandatory_in_ci
-from helpers import SmtpCapture, free_port
+from helpers import MailSink, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -224,7 +224,7 @@ def test_airflow_lab2_on_celery_postgres_redis(tmp_path, pipelines, database, ce
     home = tmp_path / "airflow"
     home.mkdir()
     ports = {name: free_port() for name in ("api", "scheduler_health", "worker_logs", "triggerer_logs", "monitor")}
-    with SmtpCapture() as smtp:
+    with MailSink() as smtp:
         env = stack_env(home, pipelines, database, celery_queue, smtp.controller.port, ports)
         migrate = subprocess.run(["airflow", "db", "migrate"], env=env, capture_output=True, text=True, timeout=600)
         assert migrate.returncode == 0, f"airflow db migrate failed:\n{migrate.stdout[-3000:]}\n{migrate.stderr[-3000:]}"
@@ -247,7 +247,7 @@ def test_airflow_lab2_on_celery_postgres_redis(tmp_path, pipelines, database, ce
             stack.stop(timeout=30)
 
 
-def check_run(stack, env: dict[str, str], api: Api, ports: dict[str, int], smtp: SmtpCapture, worker_name: str) -> None:
+def check_run(stack, env: dict[str, str], api: Api, ports: dict[str, int], smtp: MailSink, worker_name: str) -> None:
     started = time.monotonic()
     wait_for("the api-server", lambda: api.call("GET", "/monitor/health").ok, STARTUP_TIMEOUT, stack)
     api.login()

@@ -14,7 +14,9 @@ import pytest
 import requests
 
 from adclick_ops.monitor import create_app
-from adclick_ops.monitor.server import MonitorPortError, MonitorServer, ensure_monitor, probe, serve
+from adclick_ops.config.models import Monitor
+from adclick_ops.monitor.ensure import ensure_monitor, probe
+from adclick_ops.monitor.server import MonitorPortError, MonitorServer, serve
 from helpers import free_port
 
 
@@ -49,12 +51,12 @@ def other_program():
     server.server_close()
 
 
-def settings(port, airflow_url="http://127.0.0.1:9", serve_for=None):
-    return {"host": "127.0.0.1", "port": port, "airflow_url": airflow_url, "dag_id": "Airflow_Lab2", "serve_for": serve_for}
+def settings(port, airflow_url="http://127.0.0.1:9", serve_for=None) -> Monitor:
+    return Monitor(host="127.0.0.1", port=port, airflow_url=airflow_url, dag_id="Airflow_Lab2", serve_for=serve_for)
 
 
 def test_returns_at_once_when_a_healthy_monitor_answers(live_monitor, caplog):
-    caplog.set_level(logging.INFO, logger="adclick_ops.monitor.server")
+    caplog.set_level(logging.INFO, logger="adclick_ops.monitor.ensure")
     # Had it tried to serve, binding the busy port would have raised.
     assert ensure_monitor(settings(live_monitor.port)) == f"http://127.0.0.1:{live_monitor.port}"
     assert f"already answers at http://127.0.0.1:{live_monitor.port}" in caplog.text

@@ -10,9 +10,9 @@ import pytest
 
 from adclick_ops.cli import main
 from adclick_ops.config import ConfigError, load_catalog, load_pipeline_file
-from adclick_ops.config.models import json_schema
+from adclick_ops.config.schema import pipeline_schema
 
-PROJECT = Path(__file__).resolve().parents[1]
+from helpers import PROJECT
 LAB2 = "airflow_lab2.yaml"
 
 
@@ -41,7 +41,7 @@ def test_committed_schema_and_reference_are_up_to_date(capsys):
 
 
 def test_schema_describes_the_format():
-    schema = json_schema()
+    schema = pipeline_schema()
     dag = schema["$defs"]["Dag"]
     assert dag["additionalProperties"] is False
     assert "tasks" in dag["required"]

@@ -1,0 +1,218 @@
+"""Reading a pipelines folder: every file validated on its own, then the checks across files.
+
+Files with errors are kept out of the catalog and reported with all their issues; the good ones
+stay usable. A file is re-read only when it changed, since the DAG processor parses every 30 s.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from adclick_ops.config.errors import ConfigError, Issue, describe, field_path, issues_from_validation
+from adclick_ops.config.models import DAG_ID_PATTERN, Dag, Defaults, DefaultArgs
+from adclick_ops.config.vocabulary import ENV_PIPELINES, ENV_PROJECT_ROOT
+from adclick_ops.config.yamlio import YamlDocument, YamlReadError, read_yaml
+
+DEFAULTS_NAMES = ("defaults.yaml", "defaults.yml")
+# The project this package was installed from: the last resort when neither an argument, the
+# environment nor the DAG file names a pipelines folder.
+PACKAGE_PROJECT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class PipelineFile:
+    path: str
+    dags: dict[str, Dag]
+    document: YamlDocument
+
+
+@dataclass
+class Catalog:
+    """Every pipeline file of a folder: the valid ones and the errors of the others."""
+
+    root: Path
+    defaults: DefaultArgs
+    files: list[PipelineFile] = field(default_factory=list)
+    errors: dict[str, ConfigError] = field(default_factory=dict)
+
+    @property
+    def dags(self) -> dict[str, Dag]:
+        return {dag_id: dag for f in self.files for dag_id, dag in f.dags.items()}
+
+    def raise_for_errors(self) -> None:
+        if self.errors:
+            raise ConfigError([i for e in self.errors.values() for i in e.issues])
+
+
+
+def pipelines_dir(explicit: str | os.PathLike[str] | None = None, default: str | os.PathLike[str] | None = None) -> Path:
+    """The pipelines folder: the argument, else $ADCLICK_OPS_PIPELINES, else `default`, else the package's project."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(ENV_PIPELINES):
+        return Path(os.environ[ENV_PIPELINES])
+    if default:
+        return Path(default)
+    return PACKAGE_PROJECT / "pipelines"
+
+
+def project_root(catalog: Catalog) -> Path:
+    """Relative paths in pipeline files are relative to this: $ADCLICK_OPS_HOME, else the folder holding pipelines/."""
+    env = os.environ.get(ENV_PROJECT_ROOT)
+    return Path(env).resolve() if env else catalog.root.resolve().parent
+
+
+def _validate_dags(doc: YamlDocument) -> tuple[dict[str, Dag], list[Issue]]:
+    dags: dict[str, Dag] = {}
+    issues: list[Issue] = []
+    for dag_id, body in doc.data.items():
+        if not isinstance(dag_id, str) or not re.fullmatch(DAG_ID_PATTERN, dag_id):
+            shown_id = str(dag_id) if isinstance(dag_id, str) and dag_id.isprintable() else repr(dag_id)
+            issues.append(Issue(doc.path, doc.line_of((dag_id,)), shown_id, f"{dag_id!r} is not a valid DAG id; expected letters, digits, '_', '-' or '.'"))
+            continue
+        if dag_id in ("default", "task_groups"):
+            issues.append(Issue(doc.path, doc.line_of((dag_id,)), dag_id, f"{dag_id!r} is reserved by dag-factory; use pipelines/defaults.yaml for shared settings"))
+            continue
+        if not isinstance(body, dict):
+            issues.append(Issue(doc.path, doc.line_of((dag_id,)), dag_id, f"expected a mapping of DAG settings; found {describe(body)}"))
+            continue
+        try:
+            dag = Dag.model_validate(body)
+        except ValidationError as exc:
+            issues.extend(issues_from_validation(doc, (dag_id,), exc, Dag))
+            continue
+        graph = dag.graph_problems()
+        for loc, message in graph:
+            full = (dag_id, *loc)
+            issues.append(Issue(doc.path, doc.line_of(full), field_path(full), message))
+        if not graph:
+            dags[dag_id] = dag
+    return dags, issues
+
+
+_cache: dict[str, tuple[tuple[int, int], Any]] = {}
+
+
+def _cached(path: Path, build):
+    """Re-read a file only when it changed: the DAG processor parses every 30 s."""
+    try:
+        st = path.stat()
+        key = (st.st_mtime_ns, st.st_size)
+    except OSError:
+        return build()
+    hit = _cache.get(str(path))
+    if hit and hit[0] == key:
+        return hit[1]
+    value = build()
+    _cache[str(path)] = (key, value)
+    return value
+
+
+def _shown(path: Path) -> str:
+    """A path as the user best recognises it: relative to the working folder when inside it."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return str(path) if rel.startswith("..") else rel
+
+
+def load_pipeline_file(path: str | os.PathLike[str]) -> PipelineFile:
+    """Read and validate one pipeline file on its own (no cross-file checks)."""
+    p = Path(path)
+
+    def build() -> PipelineFile | ConfigError:
+        try:
+            doc = read_yaml(p)
+        except YamlReadError as exc:
+            return ConfigError([Issue(_shown(p), exc.line, "", exc.message)])
+        doc.path = _shown(p)
+        dags, issues = _validate_dags(doc)
+        if issues:
+            return ConfigError(issues, declared=[str(d) for d in doc.data])
+        return PipelineFile(doc.path, dags, doc)
+
+    result = _cached(p, build)
+    if isinstance(result, ConfigError):
+        raise result
+    return result
+
+
+def _load_defaults(root: Path) -> tuple[DefaultArgs, ConfigError | None]:
+    for name in DEFAULTS_NAMES:
+        p = root / name
+        if p.exists():
+            try:
+                doc = read_yaml(p)
+            except YamlReadError as exc:
+                return DefaultArgs(), ConfigError([Issue(_shown(p), exc.line, "", exc.message)])
+            doc.path = _shown(p)
+            try:
+                return Defaults.model_validate(doc.data).default_args, None
+            except ValidationError as exc:
+                return DefaultArgs(), ConfigError(issues_from_validation(doc, (), exc, Defaults))
+    return DefaultArgs(), None
+
+
+def pipeline_paths(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.suffix in (".yaml", ".yml") and p.name not in DEFAULTS_NAMES and p.is_file())
+
+
+def load_catalog(root: str | os.PathLike[str] | None = None, paths: list[Path] | None = None) -> Catalog:
+    """Validate every pipeline file of `root` (or the given files), then check across files.
+
+    Files with errors are left out of `files` and reported in `errors`; the good ones stay usable.
+    """
+    root_path = pipelines_dir(root)
+    if paths is None:
+        if not root_path.is_dir():
+            raise ConfigError([Issue(_shown(root_path), None, "", "pipelines folder not found")])
+        paths = pipeline_paths(root_path)
+    defaults, defaults_error = _load_defaults(root_path)
+    catalog = Catalog(root=root_path, defaults=defaults)
+    if defaults_error:
+        catalog.errors[defaults_error.issues[0].path] = defaults_error
+    for p in paths:
+        try:
+            catalog.files.append(load_pipeline_file(p))
+        except ConfigError as exc:
+            catalog.errors[_shown(p)] = exc
+    _cross_check(catalog, root_path)
+    return catalog
+
+
+def _cross_check(catalog: Catalog, root: Path) -> None:
+    """Checks that need every file: unique DAG ids, and trigger targets that exist."""
+    known: dict[str, str] = {}
+    # DAG ids of files with errors still count as declared, so one broken file does not cascade.
+    for path, error in catalog.errors.items():
+        known.update(dict.fromkeys(error.declared, path))
+    bad: dict[str, list[Issue]] = {}
+    for f in catalog.files:
+        for dag_id in f.dags:
+            if dag_id in known and known[dag_id] != f.path:
+                bad.setdefault(f.path, []).append(
+                    Issue(f.path, f.document.line_of((dag_id,)), dag_id, f"DAG id {dag_id!r} is also declared in {known[dag_id]}")
+                )
+            known.setdefault(dag_id, f.path)
+    for f in catalog.files:
+        for dag_id, dag in f.dags.items():
+            if dag.trigger and not dag.trigger.external and dag.trigger.dag_id not in known:
+                bad.setdefault(f.path, []).append(
+                    Issue(
+                        f.path,
+                        f.document.line_of((dag_id, "trigger", "dag_id")),
+                        f"{dag_id}.trigger.dag_id",
+                        f"DAG {dag.trigger.dag_id!r} is not declared in {_shown(root)}/ (declared: {', '.join(sorted(known)) or 'none'}); "
+                        "declare it there or set trigger.external: true",
+                    )
+                )
+    for path, issues in bad.items():
+        catalog.errors[path] = ConfigError(issues)
+    catalog.files = [f for f in catalog.files if f.path not in bad]

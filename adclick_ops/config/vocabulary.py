@@ -1,0 +1,65 @@
+"""The words that pipeline files, steps, e-mails, the monitor and the CLI share, each defined once.
+
+Renaming a scaler, an estimator or a metric, or adding one, starts here; the step that implements
+it is the only other place (tests/config/test_vocabulary.py fails when the two disagree). This
+module imports nothing but the standard library.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+# --- what the training steps can do ---------------------------------------------------------------
+
+ScalerName = Literal["minmax", "standard", "robust", "maxabs"]
+SCALERS: tuple[ScalerName, ...] = get_args(ScalerName)
+
+EstimatorName = Literal["logistic_regression", "random_forest", "gradient_boosting"]
+ESTIMATORS: tuple[EstimatorName, ...] = get_args(EstimatorName)
+
+# The scikit-learn parameters a pipeline file may set on each estimator.
+ESTIMATOR_PARAMS: dict[EstimatorName, tuple[str, ...]] = {
+    "logistic_regression": (
+        "C", "penalty", "solver", "max_iter", "tol", "fit_intercept", "class_weight", "l1_ratio", "random_state",
+    ),
+    "random_forest": (
+        "n_estimators", "criterion", "max_depth", "min_samples_split", "min_samples_leaf", "max_features",
+        "bootstrap", "class_weight", "random_state", "n_jobs",
+    ),
+    "gradient_boosting": (
+        "n_estimators", "learning_rate", "max_depth", "subsample", "min_samples_split", "min_samples_leaf",
+        "max_features", "random_state",
+    ),
+}
+
+# Metric names as load_model_task returns them, with the label people read (e-mail, monitor, CLI).
+MetricName = Literal["accuracy", "precision", "recall", "f1", "roc_auc"]
+METRIC_LABELS: dict[MetricName, str] = {
+    "accuracy": "Accuracy",
+    "precision": "Precision",
+    "recall": "Recall",
+    "f1": "F1",
+    "roc_auc": "ROC AUC",
+}
+METRICS: tuple[MetricName, ...] = get_args(MetricName)
+
+# --- names the e-mail, the monitor and the run command rely on ----------------------------------
+
+TRAINING_DAG_ID = "Airflow_Lab2"
+MONITOR_DAG_ID = "Airflow_Lab2_Flask"
+# The task whose XCom holds the metrics (the e-mail report and the monitor read it there).
+METRICS_TASK_ID = "load_model_task"
+
+# --- the monitor's and Airflow's addresses, and the variables that override them -----------------
+
+MONITOR_HOST = "127.0.0.1"
+MONITOR_PORT = 5555
+MONITOR_URL = f"http://localhost:{MONITOR_PORT}"
+AIRFLOW_PORT = 8080
+AIRFLOW_URL = f"http://localhost:{AIRFLOW_PORT}"
+
+ENV_MONITOR_HOST = "ADCLICK_MONITOR_HOST"
+ENV_MONITOR_PORT = "ADCLICK_MONITOR_PORT"
+ENV_AIRFLOW_URL = "ADCLICK_AIRFLOW_URL"
+ENV_PIPELINES = "ADCLICK_OPS_PIPELINES"
+ENV_PROJECT_ROOT = "ADCLICK_OPS_HOME"

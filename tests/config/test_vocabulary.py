@@ -1,0 +1,70 @@
+"""The vocabulary in adclick_ops.config is the one the steps implement, the schema offers and the docs list."""
+
+from __future__ import annotations
+
+import typing
+
+import numpy as np
+
+from adclick_ops import notify
+from adclick_ops.config import models
+from adclick_ops.config.reference import render_reference
+from adclick_ops.config.schema import pipeline_schema
+from adclick_ops.config.vocabulary import (
+    ESTIMATOR_PARAMS,
+    ESTIMATORS,
+    METRIC_LABELS,
+    METRICS,
+    METRICS_TASK_ID,
+    SCALERS,
+)
+from adclick_ops.steps.model import ESTIMATOR_CLASSES, SCALER_CLASSES, build_pipeline, evaluate, make_estimator
+from helpers import PROJECT
+
+
+def test_every_scaler_name_has_an_implementation_and_every_implementation_a_name():
+    assert tuple(SCALER_CLASSES) == SCALERS
+
+
+def test_every_estimator_name_has_an_implementation_and_every_implementation_a_name():
+    assert tuple(ESTIMATOR_CLASSES) == ESTIMATORS == tuple(ESTIMATOR_PARAMS)
+
+
+def test_allowed_estimator_parameters_are_real_parameters_of_the_class():
+    for name, allowed in ESTIMATOR_PARAMS.items():
+        real = set(make_estimator(name, {}).get_params())
+        assert set(allowed) <= real, (name, sorted(set(allowed) - real))
+
+
+def test_the_models_take_their_choices_from_the_vocabulary():
+    scalers = typing.get_args(models.Training.model_fields["scalers"].annotation)[0]
+    assert typing.get_args(scalers) == SCALERS
+    assert typing.get_args(models.Estimator.model_fields["name"].annotation) == ESTIMATORS
+
+
+def test_the_schema_and_the_reference_offer_the_same_choices():
+    defs = pipeline_schema()["$defs"]
+    assert tuple(defs["Training"]["properties"]["scalers"]["items"]["enum"]) == SCALERS
+    assert tuple(defs["Estimator"]["properties"]["name"]["enum"]) == ESTIMATORS
+    reference = render_reference()
+    assert all(f"`{name}`" in reference for name in (*SCALERS, *ESTIMATORS))
+
+
+def test_evaluation_returns_every_metric_and_labels_cover_them():
+    assert tuple(METRIC_LABELS) == METRICS
+    x, y = np.arange(8, dtype=float).reshape(-1, 1), np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    scores = evaluate(build_pipeline([], "logistic_regression", {}).fit(x, y), x, y)
+    assert [name for name in scores if name in METRIC_LABELS] == list(METRICS)
+
+
+def test_the_report_shows_every_metric_from_the_metrics_task():
+    for template in (notify.REPORT_HTML, notify.REPORT_TEXT):
+        assert f"task_ids='{METRICS_TASK_ID}'" in template
+        assert all(f"m.get('{name}'" in template for name in METRICS)
+
+
+def test_the_shipped_pipeline_evaluates_in_the_task_the_report_reads():
+    from adclick_ops.config import load_catalog
+
+    dag = load_catalog(PROJECT / "pipelines").dags["Airflow_Lab2"]
+    assert dag.tasks[METRICS_TASK_ID].python_callable == "adclick_ops.tasks.load_model"
