@@ -1,13 +1,14 @@
 # adclick-ops: the two commands of the README, and a few more.
 #   make run    set up everything and run the pipeline on the embedded Airflow (Ctrl-C to stop)
 #   make test   install and run the tests
+#   make lint   ruff's checks and its format check
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 UV     := $(VENV)/bin/uv
 STAMP  := $(VENV)/.installed
 
-.PHONY: run run-once test bench validate schema reference lock clean
+.PHONY: run run-once test lint format bench validate schema reference lock clean
 
 # The packages are compiled to bytecode once, here: every Airflow command and every task process
 # then imports from .pyc files, even where PYTHONDONTWRITEBYTECODE is set (2.5 times faster to
@@ -28,6 +29,14 @@ run-once: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 # The monitor's load benchmark needs wrk (Debian's package).
 bench: $(STAMP)

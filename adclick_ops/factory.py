@@ -16,9 +16,9 @@ from typing import Any
 from adclick_ops.config import Catalog, project_root
 from adclick_ops.config.models import (
     EMAIL_OPERATOR,
-    REPORT_EMAIL_OPERATOR,
     MONITOR_CALLABLES,
     PYTHON_OPERATOR,
+    REPORT_EMAIL_OPERATOR,
     TRAINING_CALLABLES,
     TRIGGER_OPERATOR,
     Dag,
@@ -57,7 +57,7 @@ def _default_args(dag: Dag, shared: DefaultArgs) -> dict[str, Any]:
     merged = _durations(merged)
     start = dag.start_date
     if not isinstance(start, dt.datetime):
-        start = dt.datetime(start.year, start.month, start.day, tzinfo=dt.timezone.utc)
+        start = dt.datetime(start.year, start.month, start.day, tzinfo=dt.UTC)
     merged["start_date"] = start
     return merged
 

@@ -7,7 +7,6 @@ connection (host, port, TLS, login) is the provider's SmtpHook, from the Airflow
 from __future__ import annotations
 
 import smtplib
-import socket
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import formatdate, make_msgid
@@ -49,7 +48,7 @@ class ReportEmailOperator(EmailOperator):
                 hook._smtp_client.sendmail(sender, recipients, message.as_string())  # the hook's logged-in client
         except SmtpDeliveryError:
             raise
-        except (OSError, smtplib.SMTPException, socket.timeout) as exc:
+        except (TimeoutError, OSError, smtplib.SMTPException) as exc:
             cause = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             raise SmtpDeliveryError(f"cannot send the report through the SMTP server at {where}: {cause}") from exc
         except Exception as exc:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from adclick_ops.artifacts import RunFiles
 from adclick_ops.config.models import Monitor, TrainingJob

@@ -30,14 +30,14 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
-from _common import MODES, NOOP_DAGS, ROOT, SEED_DAGS, airflow_env, bytecode, load, table, verdict, write  # noqa: E402
-
-from adclick_ops.embedded.mailsink import MailSink  # noqa: E402
 from adclick_ops.airflow_api import AirflowClient, AirflowError  # noqa: E402
+from adclick_ops.embedded.mailsink import MailSink  # noqa: E402
 from adclick_ops.embedded.run import connect  # noqa: E402
 from adclick_ops.embedded.stack import Stack, airflow  # noqa: E402
 from adclick_ops.net import free_port  # noqa: E402
+
+import _common  # noqa: E402
+from _common import MODES, NOOP_DAGS, ROOT, SEED_DAGS, airflow_env, bytecode, load, table, verdict, write  # noqa: E402
 
 TARGETS = {"dags_test": 0.7, "stack": 0.6}
 TASKS = ["load_data_task", "data_preprocessing_task", "separate_data_outputs_task", "build_save_model_task",
@@ -145,7 +145,7 @@ def _wait_for_dags(api: AirflowClient, dag_ids: list[str], stack: Stack, timeout
                 break
             except AirflowError:
                 if stack.dead() or time.monotonic() > deadline:
-                    raise SystemExit(f"{dag_id} was not parsed; see {stack.home / 'dag-processor.log'}")
+                    raise SystemExit(f"{dag_id} was not parsed; see {stack.home / 'dag-processor.log'}") from None
                 time.sleep(1)
 
 

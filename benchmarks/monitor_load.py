@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,7 @@ def _wait_until_serving(url: str, process: multiprocessing.Process) -> requests.
             return requests.get(url, timeout=10)
         except requests.ConnectionError:
             if not process.is_alive() or time.monotonic() > deadline:
-                raise SystemExit(f"the monitor did not start serving {url}")
+                raise SystemExit(f"the monitor did not start serving {url}") from None
             time.sleep(0.1)
 
 
@@ -149,7 +149,7 @@ def main() -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "benchmark": "monitor_load",
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "load": {"route": "/api/status", "connections": args.connections, "duration_s": args.duration, "tool": "wrk"},
         "server": SERVERS[args.server],

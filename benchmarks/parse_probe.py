@@ -63,7 +63,7 @@ def in_child(arg: str, manager: bool = True) -> dict:
                 payload = json.dumps(in_child(arg, manager=False)).encode()
             else:
                 payload = json.dumps(parse(folder, arg)).encode()
-        except BaseException as exc:  # report, never fall back into the parent's loop
+        except BaseException:  # report, never fall back into the parent's loop
             import traceback
 
             payload = json.dumps({"folder": arg, "error": traceback.format_exc()}).encode()

@@ -17,9 +17,10 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from parse_time import parse_rounds  # noqa: E402
+
 import _common  # noqa: E402
 from _common import airflow_env, bytecode, load, table, verdict, write  # noqa: E402
-from parse_time import parse_rounds  # noqa: E402
 
 TARGETS = {"ms_per_extra_dag": 10.0, "seconds_for_500": 6.0}
 

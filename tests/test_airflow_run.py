@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import edit_yaml, run_airflow
-from helpers import body_text, free_port, smtp_connection_json
+from helpers import body_text, edit_yaml, free_port, run_airflow, smtp_connection_json
 
 pytestmark = pytest.mark.airflow
 

@@ -98,8 +98,8 @@ def test_graph_command_prints_the_rendered_graph(airflow_home):
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     assert lines[0].startswith("Airflow_Lab2")
-    assert any(l.strip().startswith("load_model_task (PythonOperator) -> my_trigger_task, send_email") for l in lines)
-    assert any("my_trigger_task (TriggerDagRunOperator)  [trigger_rule=all_done]" in l for l in lines)
+    assert any(line.strip().startswith("load_model_task (PythonOperator) -> my_trigger_task, send_email") for line in lines)
+    assert any("my_trigger_task (TriggerDagRunOperator)  [trigger_rule=all_done]" in line for line in lines)
 
 
 @pytest.mark.airflow

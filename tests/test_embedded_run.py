@@ -13,8 +13,7 @@ import time
 import pytest
 import requests
 
-from helpers import PROJECT
-from helpers import free_port
+from helpers import PROJECT, free_port
 
 pytestmark = pytest.mark.airflow
 

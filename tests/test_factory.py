@@ -13,6 +13,7 @@ from adclick_ops.config import load_catalog, project_root
 from adclick_ops.config.models import Dag, DefaultArgs, Monitor, Training, TrainingJob
 from adclick_ops.config.vocabulary import ESTIMATORS, SCALERS
 from adclick_ops.factory import dag_config, dag_configs, training_job
+
 from helpers import PROJECT, edit_yaml
 
 TRAINING_TASKS = ("load_data_task", "data_preprocessing_task", "separate_data_outputs_task", "build_save_model_task", "load_model_task")
@@ -51,7 +52,7 @@ def test_operators_get_their_sections_as_arguments(shipped):
 def test_default_args_merge_the_shared_file_and_turn_seconds_into_durations(shipped):
     args = shipped["Airflow_Lab2"]["default_args"]
     assert args["retry_delay"] == dt.timedelta(seconds=30) and args["retries"] == 1
-    assert args["start_date"] == dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    assert args["start_date"] == dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
     assert args["on_failure_callback"]["callback"].endswith("SmtpNotifier")
     assert "on_failure_callback" not in shipped["Airflow_Lab2_Flask"]["default_args"]
 

@@ -12,6 +12,7 @@ import pytest
 
 from adclick_ops.config import ConfigError
 from adclick_ops.render import render
+
 from helpers import PROJECT, edit_yaml
 
 

@@ -13,6 +13,7 @@ from adclick_ops import tasks
 from adclick_ops.artifacts import RunFiles, load_model_file
 from adclick_ops.config.models import CALLABLES, TrainingJob
 from adclick_ops.steps.model import fit_preprocessing, restore_preprocessing, split
+
 from helpers import PROJECT, edit_yaml, training_settings
 
 FEATURES = ["Daily Time Spent on Site", "Age", "Area Income", "Daily Internet Usage", "Male"]

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from adclick_ops.config.errors import ConfigError, Issue, describe, field_path, issues_from_validation
-from adclick_ops.config.models import DAG_ID_PATTERN, Dag, Defaults, DefaultArgs
+from adclick_ops.config.models import DAG_ID_PATTERN, Dag, DefaultArgs, Defaults
 from adclick_ops.config.vocabulary import ENV_PIPELINES, ENV_PROJECT_ROOT
 from adclick_ops.config.yamlio import YamlDocument, YamlReadError, read_yaml
 

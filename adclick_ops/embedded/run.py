@@ -208,7 +208,7 @@ def run_forever(home: Path, port: int = AIRFLOW_PORT) -> int:
                     break
                 except AirflowError:
                     if time.monotonic() > deadline:
-                        raise SystemExit(f"{DAG_ID} was not parsed; run `adclick-ops validate` and see {home / 'dag-processor.log'}")
+                        raise SystemExit(f"{DAG_ID} was not parsed; run `adclick-ops validate` and see {home / 'dag-processor.log'}") from None
                     time.sleep(2)
             run = api.call("POST", f"/dags/{DAG_ID}/dagRuns", body={"logical_date": None, "note": "triggered by adclick-ops run"})
             api.call("PATCH", f"/dags/{DAG_ID}", body={"is_paused": False})

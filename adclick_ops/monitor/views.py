@@ -8,8 +8,8 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 
 from adclick_ops.airflow_api import AirflowUnreachable, DagNotFound
-from adclick_ops.monitor.chart import metrics_chart
 from adclick_ops.config.vocabulary import METRIC_LABELS, METRICS
+from adclick_ops.monitor.chart import metrics_chart
 from adclick_ops.monitor.runs import RunSource, Status
 
 bp = Blueprint("monitor", __name__)

@@ -13,6 +13,7 @@ from adclick_ops.config import ConfigError, load_catalog, load_pipeline_file
 from adclick_ops.config.schema import pipeline_schema
 
 from helpers import PROJECT
+
 LAB2 = "airflow_lab2.yaml"
 
 

@@ -19,6 +19,7 @@ from adclick_ops.config.vocabulary import (
     SCALERS,
 )
 from adclick_ops.steps.model import ESTIMATOR_CLASSES, SCALER_CLASSES, build_pipeline, evaluate, make_estimator
+
 from helpers import PROJECT
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from adclick_ops.artifacts import load_model_file, safe_run_id
+
 from hardening_support import PROJECT, count
 
 pytestmark = pytest.mark.airflow
@@ -46,7 +47,7 @@ def test_two_runs_at_once_share_one_airflow_home_and_one_coherent_model(airflow_
                               stderr=subprocess.STDOUT, text=True) for date in DATES]
     outputs = [p.communicate(timeout=900)[0] for p in procs]
     count("concurrent dags test runs", len(procs))
-    for p, out in zip(procs, outputs):
+    for p, out in zip(procs, outputs, strict=True):
         assert p.returncode == 0, out[-6000:]
     assert time.monotonic() - started < 900
 

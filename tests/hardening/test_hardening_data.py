@@ -5,8 +5,8 @@ already promoted keeps its bytes; the quality gate refuses a model below `traini
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -14,6 +14,7 @@ import pytest
 
 from adclick_ops import tasks
 from adclick_ops.artifacts import load_model_file
+
 from hardening_support import PROJECT, count, edit_yaml
 from helpers import training_settings
 

@@ -14,6 +14,7 @@ import pytest
 
 from adclick_ops.artifacts import load_model_file
 from adclick_ops.config.yamlio import YamlReadError, read_yaml
+
 from hardening_support import PROJECT, count, edit_yaml
 
 
@@ -138,10 +139,6 @@ ALLOWED_VALUES = {"", "airflow", "{generated}"}
 # Fake credentials that tests hand to the stub Airflow API, and the placeholder login of docs/notifications.md.
 ALLOWED_IN = {("tests/monitor/test_monitor_routes.py", "wrong"), ("tests/monitor/test_monitor_routes.py", "s3cret")}
 ALLOWED_ADDRESS = re.compile(r"@(example\.(com|org|net)|sub\.example\.net|localhost|domain\.tld)$|^you@gmail\.com$")
-
-
-def placeholder(value: str) -> bool:
-    return value in ALLOWED_VALUES or value.startswith(("${", "{", "<")) or value.lower().startswith(("your-", "change"))
 
 
 def literal_secrets(rel: str, line: str) -> list[tuple[str, str]]:

@@ -13,15 +13,14 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
@@ -31,6 +30,7 @@ from hypothesis import strategies as st
 from adclick_ops.cli import main
 from adclick_ops.config import models
 from adclick_ops.config.yamlio import MAX_FILE_BYTES
+
 from hardening_support import PROJECT, count, dump
 
 LAB2, FLASK = "airflow_lab2.yaml", "airflow_lab2_flask.yaml"
@@ -317,13 +317,13 @@ local = st.from_regex(r"[a-z0-9._%+-]{1,12}", fullmatch=True)
 domain = st.from_regex(r"[a-z0-9-]{1,10}", fullmatch=True)
 bad_address = st.one_of(
     local,  # no @ at all
-    st.builds(lambda l, d: f"{l}@{d}", local, domain),  # no dot in the domain
+    st.builds(lambda name, d: f"{name}@{d}", local, domain),  # no dot in the domain
     st.builds(lambda d: f"@{d}.com", domain),  # nobody before the @
-    st.builds(lambda l, d: f"{l}@@{d}.com", local, domain),
-    st.builds(lambda l, d: f"{l} x@{d}.com", local, domain),  # a space
-    st.builds(lambda l, d: f"{l}@{d}.com, other@{d}.com", local, domain),  # two in one string
-    st.builds(lambda l, d: f"<{l}@{d}.com>", local, domain),
-    st.builds(lambda l, d: f"{l}@{d}..com", local, domain),
+    st.builds(lambda name, d: f"{name}@@{d}.com", local, domain),
+    st.builds(lambda name, d: f"{name} x@{d}.com", local, domain),  # a space
+    st.builds(lambda name, d: f"{name}@{d}.com, other@{d}.com", local, domain),  # two in one string
+    st.builds(lambda name, d: f"<{name}@{d}.com>", local, domain),
+    st.builds(lambda name, d: f"{name}@{d}..com", local, domain),
     st.just(""),
 )
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import test_hardening_yaml as gen
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import test_hardening_yaml as gen
 from hardening_support import PROJECT, count
 
 PROCESS = settings(max_examples=8, deadline=None, database=None, derandomize=True,

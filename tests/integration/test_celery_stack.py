@@ -19,14 +19,14 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import requests
 
-from helpers import PROJECT, edit_yaml, mandatory_in_ci
-from helpers import MailSink, free_port
+from helpers import PROJECT, MailSink, edit_yaml, free_port, mandatory_in_ci
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import json
 import secrets
 import threading
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from werkzeug.exceptions import HTTPException, NotFound
@@ -19,12 +19,13 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+
 class _QuietHandler(WSGIRequestHandler):
     def log_request(self, *args: Any) -> None:  # one line per call would flood the test output
         pass
 
 
-T0 = datetime(2025, 11, 20, 8, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 11, 20, 8, 0, tzinfo=UTC)
 
 
 def iso(value: datetime | None) -> str | None:

@@ -9,8 +9,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from adclick_ops.monitor import create_app
+
 from airflow_stub import UI_URL, AirflowStub, set_state
 from helpers import free_port
+
 MONITOR_ENV = (
     "ADCLICK_AIRFLOW_URL",
     "ADCLICK_AIRFLOW_UI_URL",

@@ -11,6 +11,7 @@ import pytest
 
 from adclick_ops.monitor import create_app
 from adclick_ops.monitor.server import MonitorServer
+
 from airflow_stub import set_state
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"

@@ -10,8 +10,8 @@ import json
 import pytest
 
 from adclick_ops.monitor import create_app
-from airflow_stub import dag_run, metrics
-from airflow_stub import STATES, UI_URL
+
+from airflow_stub import STATES, UI_URL, dag_run, metrics
 
 ROUTES = ("/", "/success", "/failure", "/health", "/api/status", "/api/runs?limit=5")
 

@@ -7,8 +7,8 @@ import re
 import pytest
 
 from adclick_ops.monitor import create_app
-from airflow_stub import dag_run, metrics
-from airflow_stub import STATES
+
+from airflow_stub import STATES, dag_run, metrics
 
 EVIL = '<script>alert("x")</script>'
 PAGES = ("/success", "/failure", "/no-such-page")

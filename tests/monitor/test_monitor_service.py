@@ -13,10 +13,11 @@ import time
 import pytest
 import requests
 
-from adclick_ops.monitor import create_app
 from adclick_ops.config.models import Monitor
+from adclick_ops.monitor import create_app
 from adclick_ops.monitor.ensure import ensure_monitor, probe
 from adclick_ops.monitor.server import MonitorPortError, MonitorServer, serve
+
 from helpers import free_port
 
 

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from adclick_ops.steps.data import DataError, check_dataset, read_dataset
+
 from helpers import PROJECT
 
 FEATURES = ["Daily Time Spent on Site", "Age", "Area Income", "Daily Internet Usage", "Male"]

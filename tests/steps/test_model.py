@@ -22,6 +22,7 @@ from adclick_ops.steps.model import (
     restore_preprocessing,
     split,
 )
+
 from helpers import PROJECT
 
 FEATURES = ["Daily Time Spent on Site", "Age", "Area Income", "Daily Internet Usage", "Male"]

@@ -5,6 +5,7 @@ pandas and scikit-learn only when a task runs); no YAML, no validation, no dag-f
 """
 
 import datetime as dt
+import itertools
 import os
 
 from airflow import DAG
@@ -35,7 +36,7 @@ DEFAULT_ARGS = {
     "owner": "adclick-ops",
     "retries": 1,
     "retry_delay": dt.timedelta(seconds=30),
-    "start_date": dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc),
+    "start_date": dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
 }
 failure = SmtpNotifier(
     to=TO,
@@ -78,7 +79,7 @@ with DAG(
         wait_for_completion=False,
         trigger_rule="all_done",
     )
-    for upstream, downstream in zip(steps, steps[1:]):
+    for upstream, downstream in itertools.pairwise(steps):
         upstream >> downstream
     steps[-1] >> [send_email, trigger]
 

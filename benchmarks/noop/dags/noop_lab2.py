@@ -7,6 +7,7 @@ do better.
 """
 
 import datetime as dt
+import itertools
 
 from airflow import DAG
 from airflow.providers.standard.operators.python import PythonOperator
@@ -16,13 +17,13 @@ def nothing() -> None:
     return None
 
 
-with DAG("Airflow_Lab2", schedule=None, start_date=dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc), catchup=False):
+with DAG("Airflow_Lab2", schedule=None, start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC), catchup=False):
     tasks = {
         task_id: PythonOperator(task_id=task_id, python_callable=nothing)
         for task_id in ("load_data_task", "data_preprocessing_task", "separate_data_outputs_task",
                         "build_save_model_task", "load_model_task", "send_email", "my_trigger_task")
     }
     chain = ["load_data_task", "data_preprocessing_task", "separate_data_outputs_task", "build_save_model_task", "load_model_task"]
-    for upstream, downstream in zip(chain, chain[1:]):
+    for upstream, downstream in itertools.pairwise(chain):
         tasks[upstream] >> tasks[downstream]
     tasks["load_model_task"] >> [tasks["send_email"], tasks["my_trigger_task"]]
