@@ -34,9 +34,10 @@ def test_run_id_and_note_from_airflow_show_as_text(client, airflow):
 def test_every_response_carries_the_security_headers(client_in, state):
     client = client_in(state)
     for route in ("/", "/success", "/failure", "/health", "/api/status", "/api/runs", "/static/monitor.css", "/no-such-page"):
-        response = client.get(route)
-        assert response.headers["X-Content-Type-Options"] == "nosniff", route
-        csp = response.headers["Content-Security-Policy"]
+        with client.get(route) as response:  # closes the static file's handle
+            headers = response.headers
+        assert headers["X-Content-Type-Options"] == "nosniff", route
+        csp = headers["Content-Security-Policy"]
         assert "default-src 'none'" in csp and "style-src 'self'" in csp and "frame-ancestors 'none'" in csp
 
 
@@ -58,9 +59,9 @@ def test_pages_satisfy_their_content_security_policy(client_in, state):
 
 
 def test_stylesheet_is_served_from_static(client):
-    response = client.get("/static/monitor.css")
-    assert response.status_code == 200
-    assert response.mimetype == "text/css"
+    with client.get("/static/monitor.css") as response:
+        assert response.status_code == 200
+        assert response.mimetype == "text/css"
 
 
 @pytest.mark.parametrize("route", ["/", "/success", "/failure", "/health", "/api/status", "/api/runs"])
