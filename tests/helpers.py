@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from email.message import Message
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 
 from adclick_ops.embedded.mailsink import MailSink, smtp_connection_json
 from adclick_ops.net import free_port
 
-__all__ = ["PROJECT", "MailSink", "body_text", "edit_yaml", "free_port", "mandatory_in_ci", "run_airflow", "smtp_connection_json"]
+__all__ = [
+    "PROJECT",
+    "MailSink",
+    "body_text",
+    "edit_yaml",
+    "free_port",
+    "mandatory_in_ci",
+    "run_airflow",
+    "smtp_connection_json",
+    "training_settings",
+    "wait_for_health",
+]
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -54,3 +67,17 @@ def training_settings(pipelines: Path, dag_id: str = "Airflow_Lab2") -> dict:
 
     catalog = load_catalog(pipelines)
     return training_job(dag_id, catalog.dags[dag_id], project_root(catalog)).model_dump(mode="json")
+
+
+def wait_for_health(port: int, process: subprocess.Popen | None = None) -> dict:
+    """GET /health of a monitor on the port once it answers (fails the test if `process` exits first)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return requests.get(f"http://127.0.0.1:{port}/health", timeout=5).json()
+        except requests.ConnectionError:
+            if process is not None and process.poll() is not None:
+                pytest.fail(f"the monitor exited early: {process.communicate()[0]}")
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

@@ -1,20 +1,26 @@
 """The pipeline files as validated settings: the one place that turns YAML into checked models.
 
 `errors` says what is wrong and where, `catalog` reads a folder, `models` describes the format,
-`vocabulary` holds the names everything else shares.
+`vocabulary` holds the names everything else shares. The names below are imported on first use,
+so that `vocabulary` alone (the monitor, the REST client) does not load pydantic and YAML.
 """
 
-from adclick_ops.config.catalog import (
-    Catalog,
-    PipelineFile,
-    load_catalog,
-    load_pipeline_file,
-    pipeline_paths,
-    pipelines_dir,
-    project_root,
-)
-from adclick_ops.config.errors import ConfigError, Issue
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "Catalog": "catalog",
+    "PipelineFile": "catalog",
+    "load_catalog": "catalog",
+    "load_pipeline_file": "catalog",
+    "pipeline_paths": "catalog",
+    "pipelines_dir": "catalog",
+    "project_root": "catalog",
+    "ConfigError": "errors",
+    "Issue": "errors",
+}
 __all__ = [
     "Catalog",
     "ConfigError",
@@ -26,3 +32,23 @@ __all__ = [
     "pipelines_dir",
     "project_root",
 ]
+
+if TYPE_CHECKING:
+    from adclick_ops.config.catalog import (
+        Catalog,
+        PipelineFile,
+        load_catalog,
+        load_pipeline_file,
+        pipeline_paths,
+        pipelines_dir,
+        project_root,
+    )
+    from adclick_ops.config.errors import ConfigError, Issue
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value

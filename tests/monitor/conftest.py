@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.server
+import threading
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -9,6 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from adclick_ops.monitor import create_app
+from adclick_ops.monitor.server import MonitorServer
 
 from airflow_stub import UI_URL, AirflowStub, set_state
 from helpers import free_port
@@ -66,3 +69,34 @@ def client_in(airflow: AirflowStub) -> Callable[[str], FlaskClient]:
         return create_app({"TESTING": True, "AIRFLOW_URL": url, "AIRFLOW_UI_URL": UI_URL}).test_client()
 
     return build
+
+
+@pytest.fixture
+def live_monitor(airflow):
+    """A real monitor under waitress on a free port, in a thread."""
+    with MonitorServer(create_app({"AIRFLOW_URL": airflow.url}), "127.0.0.1", 0) as server:
+        yield server
+
+
+class _NotOurs(http.server.BaseHTTPRequestHandler):
+    body = b'{"status": "ok"}'  # healthy JSON, but not the adclick monitor's
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def other_program():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotOurs)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()

@@ -1,0 +1,50 @@
+"""adclick_ops.monitor.server: the monitor under waitress and gunicorn, on free loopback ports."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from adclick_ops.monitor.ensure import probe
+from adclick_ops.monitor.server import MonitorPortError, serve
+
+from helpers import free_port, wait_for_health
+
+
+@pytest.mark.parametrize("server", ["gunicorn", "waitress"])
+def test_serve_refuses_a_busy_port(other_program, server):
+    with pytest.raises(MonitorPortError, match=f"cannot listen on 127.0.0.1:{other_program}"):
+        serve("127.0.0.1", other_program, "http://127.0.0.1:9", "Airflow_Lab2", server=server)
+
+
+def test_serve_for_is_refused_with_gunicorn():
+    with pytest.raises(ValueError, match="serve_for needs server='waitress'"):
+        serve("127.0.0.1", free_port(), server="gunicorn", serve_for=1)
+
+
+def test_standalone_serve_runs_gunicorn_until_stopped(airflow):
+    # What `adclick-ops monitor` runs: serve() in the foreground of its own process.
+    port = free_port()
+    code = f"from adclick_ops.monitor.server import serve; serve(host='127.0.0.1', port={port}, airflow_url={airflow.url!r}, dag_id='Airflow_Lab2')"
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        health = wait_for_health(port, process)
+        assert health["service"] == "adclick-monitor" and health["airflow"]["reachable"] is True
+        assert requests.get(f"http://127.0.0.1:{port}/api/status", timeout=5).json()["case"] == "no_run"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=30)[0]
+    assert process.returncode == 0, output
+    assert probe("127.0.0.1", port).kind == "free"
+
+
+def test_live_monitor_serves_pages_with_headers(live_monitor, airflow):
+    response = requests.get(live_monitor.url + "/failure", timeout=5)
+    assert response.status_code == 200
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Server"] == "adclick-monitor"
+    assert "No run yet" in response.text
