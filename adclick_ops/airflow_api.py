@@ -152,10 +152,7 @@ class AirflowClient:
 
     def run_metrics(self, dag_id: str, run_id: str) -> dict[str, Any] | None:
         """The XCom return_value of load_model_task in that run, or None when it has none."""
-        path = (
-            f"/api/v2/dags/{_path_part(dag_id)}/dagRuns/{_path_part(run_id)}"
-            f"/taskInstances/{METRICS_TASK_ID}/xcomEntries/return_value"
-        )
+        path = f"/api/v2/dags/{_path_part(dag_id)}/dagRuns/{_path_part(run_id)}/taskInstances/{METRICS_TASK_ID}/xcomEntries/return_value"
         response = self._get_api(path)
         if response.status_code == 404:
             return None

@@ -27,12 +27,14 @@ REPORT_HTML = (
     "<h2>{{ dag.dag_id }}: model trained</h2>"
     "<p>Run <code>{{ run_id }}</code>, started for {{ dag_run.logical_date or dag_run.run_after }}.</p>"
     "<table border='1' cellpadding='4' cellspacing='0'>"
-    + "".join(f"<tr><th align='left'>{label}</th><td>{{{{ '%.4f' % m.get('{name}', 0) }}}}</td></tr>" for name, label in METRIC_LABELS.items())
-    +     "<tr><th align='left'>test rows</th><td>{{ m.get('n_test') }}</td></tr>"
+    + "".join(
+        f"<tr><th align='left'>{label}</th><td>{{{{ '%.4f' % m.get('{name}', 0) }}}}</td></tr>" for name, label in METRIC_LABELS.items()
+    )
+    + "<tr><th align='left'>test rows</th><td>{{ m.get('n_test') }}</td></tr>"
     "</table>"
     "<p>Model saved to <code>{{ m.get('model_path') }}</code>.</p>"
-    "<p><a href=\"__AIRFLOW__/dags/{{ dag.dag_id }}/runs/{{ run_id | urlencode }}\">This run in Airflow</a> · "
-    "<a href=\"__MONITOR__\">Monitor</a></p>"
+    '<p><a href="__AIRFLOW__/dags/{{ dag.dag_id }}/runs/{{ run_id | urlencode }}">This run in Airflow</a> · '
+    '<a href="__MONITOR__">Monitor</a></p>'
     "</body></html>"
 )
 
@@ -42,7 +44,7 @@ REPORT_TEXT = (
     "Run:          {{ run_id }}\n"
     "Date:         {{ dag_run.logical_date or dag_run.run_after }}\n\n"
     + "".join(f"{label:<11}{{{{ '%.4f' % m.get('{name}', 0) }}}}\n" for name, label in METRIC_LABELS.items())
-    +     "test rows  {{ m.get('n_test') }}\n\n"
+    + "test rows  {{ m.get('n_test') }}\n\n"
     "Model saved to {{ m.get('model_path') }}\n"
     "This run in Airflow: __AIRFLOW__/dags/{{ dag.dag_id }}/runs/{{ run_id | urlencode }}\n"
     "Monitor: __MONITOR__\n"
@@ -53,7 +55,7 @@ FAILURE_HTML = (
     "<h2>{{ dag.dag_id }}: task {{ ti.task_id }} failed</h2>"
     "<p>Run <code>{{ run_id }}</code>, try {{ ti.try_number }}.</p>"
     "<pre>{{ exception | default('(see the log)', true) }}</pre>"
-    "<p><a href=\"{{ ti.log_url }}\">Log of the task</a></p>"
+    '<p><a href="{{ ti.log_url }}">Log of the task</a></p>'
     "</body></html>"
 )
 

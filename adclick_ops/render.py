@@ -60,7 +60,9 @@ def _build(globals_dict: dict[str, Any], catalog: Any, configs: dict[str, dict[s
     DagBuilder = _dag_builder()
     sources = {dag_id: f.document.text for f in catalog.files for dag_id in f.dags}
     for dag_id, config in configs.items():
-        built = DagBuilder(dag_name=dag_id, dag_config={**config, "task_groups": {}}, default_config={}, yml_dag=sources.get(dag_id, "")).build()
+        built = DagBuilder(
+            dag_name=dag_id, dag_config={**config, "task_groups": {}}, default_config={}, yml_dag=sources.get(dag_id, "")
+        ).build()
         globals_dict[built["dag_id"]] = built["dag"]
 
 

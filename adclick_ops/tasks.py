@@ -112,7 +112,12 @@ def build_save_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[st
         check_quality(float(model.score(test["x"], test["y"])), job.min_accuracy, kept=str(run.promoted_model))
     write_bytes_atomic(run.promoted_model, blob)
     log.info("model promoted to %s", run.promoted_model)
-    return {"model_path": str(run.promoted_model), "candidate": str(run.candidate_model), "sha256": sha256(blob), "estimator": job.estimator.name}
+    return {
+        "model_path": str(run.promoted_model),
+        "candidate": str(run.candidate_model),
+        "sha256": sha256(blob),
+        "estimator": job.estimator.name,
+    }
 
 
 @_expose_failure

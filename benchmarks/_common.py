@@ -45,8 +45,12 @@ def airflow_env(home: Path, dags_folder: Path, extra: dict[str, str] | None = No
     """The embedded Airflow environment (config/embedded.env) with `home` and `dags_folder`."""
     from adclick_ops.embedded.stack import airflow_env as embedded
 
-    base = {"AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder), "AIRFLOW__DAG_FACTORY__ENABLE_TELEMETRY": "False",
-            "ADCLICK_OPS_HOME": str(PROJECT), "ADCLICK_OPS_PIPELINES": str(PROJECT / "pipelines")}
+    base = {
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+        "AIRFLOW__DAG_FACTORY__ENABLE_TELEMETRY": "False",
+        "ADCLICK_OPS_HOME": str(PROJECT),
+        "ADCLICK_OPS_PIPELINES": str(PROJECT / "pipelines"),
+    }
     if PROJECT != ROOT:
         base["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT), os.environ.get("PYTHONPATH")]))
     base.update(extra or {})
@@ -81,11 +85,19 @@ MODES = {"cached": "bytecode cached (.pyc)", "none": "no bytecode cache (every i
 
 
 def machine() -> dict[str, Any]:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+        platform.processor(),
+    )
     free = subprocess.run(["free", "-h"], capture_output=True, text=True).stdout.strip()
-    return {"cpu": cpu, "nproc": os.cpu_count(), "free_h": free, "python": platform.python_version(),
-            "platform": platform.platform(), "loadavg": os.getloadavg()}
+    return {
+        "cpu": cpu,
+        "nproc": os.cpu_count(),
+        "free_h": free,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "loadavg": os.getloadavg(),
+    }
 
 
 def load() -> list[float]:
@@ -114,4 +126,3 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
 
 def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
-

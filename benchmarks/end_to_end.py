@@ -40,8 +40,15 @@ import _common  # noqa: E402
 from _common import MODES, NOOP_DAGS, ROOT, SEED_DAGS, airflow_env, bytecode, load, table, verdict, write  # noqa: E402
 
 TARGETS = {"dags_test": 0.7, "stack": 0.6}
-TASKS = ["load_data_task", "data_preprocessing_task", "separate_data_outputs_task", "build_save_model_task",
-         "load_model_task", "send_email", "my_trigger_task"]
+TASKS = [
+    "load_data_task",
+    "data_preprocessing_task",
+    "separate_data_outputs_task",
+    "build_save_model_task",
+    "load_model_task",
+    "send_email",
+    "my_trigger_task",
+]
 SUFFIX = "_seed"
 
 
@@ -63,8 +70,13 @@ def our_pipelines(work: Path, monitor_port: int) -> Path:
 
 
 def seed_env(work: Path) -> dict[str, str]:
-    return {"SEED_DATA": str(ROOT / "dags" / "data" / "advertising.csv"), "SEED_WORKDIR": str(work / "seed-working"),
-            "SEED_MODEL_DIR": str(work / "seed-model"), "SEED_SCHEDULE": "", "SEED_FLASK_SERVE_FOR": "2"}
+    return {
+        "SEED_DATA": str(ROOT / "dags" / "data" / "advertising.csv"),
+        "SEED_WORKDIR": str(work / "seed-working"),
+        "SEED_MODEL_DIR": str(work / "seed-model"),
+        "SEED_SCHEDULE": "",
+        "SEED_FLASK_SERVE_FOR": "2",
+    }
 
 
 def migrate(env: dict[str, str], home: Path) -> None:
@@ -105,11 +117,21 @@ def dags_test(runs: int, work: Path, extra: dict[str, str]) -> dict[str, Any]:
     floor = best["noop"] / best["seed"]
     labels = {"ours": "ours (dags/)", "seed": "seed replica", "noop": "tasks that do nothing (Airflow's floor)"}
     print(f"\n(i) `airflow dags test Airflow_Lab2`, wall time, bytecode cached, best of {runs} (load {load()})")
-    print(table(["DAG file", "best s", "all runs s"], [[labels[k], f"{best[k]:.1f}", ", ".join(f"{t:.1f}" for t in times[k])] for k in times]))
-    print(f"ours / seed = {ratio:.2f} (target <= {TARGETS['dags_test']}: {verdict(ratio <= TARGETS['dags_test'])}); "
-          f"floor / seed = {floor:.2f}: no DAG file can go below this")
-    return {"seconds": times, "best": best, "ratio": ratio, "floor_ratio": floor, "target": TARGETS["dags_test"],
-            "met": ratio <= TARGETS["dags_test"]}
+    print(
+        table(["DAG file", "best s", "all runs s"], [[labels[k], f"{best[k]:.1f}", ", ".join(f"{t:.1f}" for t in times[k])] for k in times])
+    )
+    print(
+        f"ours / seed = {ratio:.2f} (target <= {TARGETS['dags_test']}: {verdict(ratio <= TARGETS['dags_test'])}); "
+        f"floor / seed = {floor:.2f}: no DAG file can go below this"
+    )
+    return {
+        "seconds": times,
+        "best": best,
+        "ratio": ratio,
+        "floor_ratio": floor,
+        "target": TARGETS["dags_test"],
+        "met": ratio <= TARGETS["dags_test"],
+    }
 
 
 def _ts(value: str | None) -> float | None:
@@ -123,8 +145,14 @@ def _breakdown(api: AirflowClient, dag_id: str, run_id: str) -> dict[str, Any]:
     for task in TASKS:
         ti = tis[task]
         queued, start, end = _ts(ti.get("queued_when")), _ts(ti.get("start_date")), _ts(ti.get("end_date"))
-        rows[task] = {"state": ti["state"], "queued": queued, "start": start, "end": end,
-                      "queue_wait_s": (start - queued) if start and queued else None, "run_s": (end - start) if end and start else None}
+        rows[task] = {
+            "state": ti["state"],
+            "queued": queued,
+            "start": start,
+            "end": end,
+            "queue_wait_s": (start - queued) if start and queued else None,
+            "run_s": (end - start) if end and start else None,
+        }
     # scheduling gap: from the end of the upstream task to the moment this one is queued
     upstream = {t: TASKS[i - 1] if i < 5 else "load_model_task" for i, t in enumerate(TASKS) if i}
     for task, up in upstream.items():
@@ -132,8 +160,13 @@ def _breakdown(api: AirflowClient, dag_id: str, run_id: str) -> dict[str, Any]:
             rows[task]["schedule_gap_s"] = rows[task]["queued"] - rows[up]["end"]
     first = rows[TASKS[0]]
     rows[TASKS[0]]["schedule_gap_s"] = (first["queued"] - _ts(run["queued_at"])) if first["queued"] and run.get("queued_at") else None
-    return {"queued_at": run.get("queued_at"), "start_date": run.get("start_date"), "end_date": run.get("end_date"),
-            "run_s": _ts(run["end_date"]) - _ts(run["queued_at"]), "tasks": rows}
+    return {
+        "queued_at": run.get("queued_at"),
+        "start_date": run.get("start_date"),
+        "end_date": run.get("end_date"),
+        "run_s": _ts(run["end_date"]) - _ts(run["queued_at"]),
+        "tasks": rows,
+    }
 
 
 def _wait_for_dags(api: AirflowClient, dag_ids: list[str], stack: Stack, timeout: float = 240) -> None:
@@ -176,8 +209,11 @@ def _trigger_and_wait(api: AirflowClient, dag_id: str, stack: Stack, timeout: fl
 def _profiler(pid: int, out: Path) -> subprocess.Popen:
     """py-spy on the scheduler and its children (LocalExecutor workers, task supervisors, task processes)."""
     exe = shutil.which("py-spy") or "/tmp/uvenv/bin/py-spy"
-    return subprocess.Popen([exe, "record", "--subprocesses", "--rate", "100", "--format", "raw", "-o", str(out), "--pid", str(pid)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [exe, "record", "--subprocesses", "--rate", "100", "--format", "raw", "-o", str(out), "--pid", str(pid)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def with_stack(runs: int, work: Path, extra: dict[str, str], profile: Path | None = None, cached: bool = True) -> dict[str, Any]:
@@ -191,10 +227,19 @@ def with_stack(runs: int, work: Path, extra: dict[str, str], profile: Path | Non
         (shutil.copytree if src.is_dir() else shutil.copy)(src, bundle / item)
     port = free_port()
     with MailSink(work / "mail-ii") as sink:
-        env = airflow_env(home, bundle, {
-            **seed_env(work), **sink.connection_env(), "SEED_DAG_SUFFIX": SUFFIX,
-            "ADCLICK_OPS_PIPELINES": str(our_pipelines(work / "ours-ii", free_port())),
-            "ADCLICK_AIRFLOW_URL": f"http://localhost:{port}", **extra}, api_port=port)
+        env = airflow_env(
+            home,
+            bundle,
+            {
+                **seed_env(work),
+                **sink.connection_env(),
+                "SEED_DAG_SUFFIX": SUFFIX,
+                "ADCLICK_OPS_PIPELINES": str(our_pipelines(work / "ours-ii", free_port())),
+                "ADCLICK_AIRFLOW_URL": f"http://localhost:{port}",
+                **extra,
+            },
+            api_port=port,
+        )
         env = bytecode(env, cached=cached)
         migrate(env, home)
         stack = Stack(env, home)
@@ -227,9 +272,16 @@ def with_stack(runs: int, work: Path, extra: dict[str, str], profile: Path | Non
     best = {k: min(r["trigger_to_success_s"] for r in v) for k, v in results.items()}
     ratio = best["ours"] / best["seed"]
     mode = MODES["cached" if cached else "none"]
-    print(f"\n(ii) trigger (REST API) to success of Airflow_Lab2, scheduler + dag-processor + api-server, LocalExecutor, SQLite, "
-          f"{mode}; best of {runs} (load {load()})")
-    print(table(["DAG file", "best s", "all runs s"], [[k, f"{best[k]:.1f}", ", ".join(f"{r['trigger_to_success_s']:.1f}" for r in v)] for k, v in results.items()]))
+    print(
+        f"\n(ii) trigger (REST API) to success of Airflow_Lab2, scheduler + dag-processor + api-server, LocalExecutor, SQLite, "
+        f"{mode}; best of {runs} (load {load()})"
+    )
+    print(
+        table(
+            ["DAG file", "best s", "all runs s"],
+            [[k, f"{best[k]:.1f}", ", ".join(f"{r['trigger_to_success_s']:.1f}" for r in v)] for k, v in results.items()],
+        )
+    )
     print(f"ours / seed = {ratio:.2f} (target <= {TARGETS['stack']}: {verdict(ratio <= TARGETS['stack'])})")
     fastest = {name: min(runs_, key=lambda r: r["trigger_to_success_s"])["tasks"] for name, runs_ in results.items()}
     rows = []
@@ -243,20 +295,43 @@ def with_stack(runs: int, work: Path, extra: dict[str, str], profile: Path | Non
     print(table(["task", "ours gap", "ours wait", "ours run", "seed gap", "seed wait", "seed run"], rows))
     # The task processes alone, along the longest path (send_email and my_trigger_task run side by side):
     # what a run would take if no task ever waited for the scheduler.
-    path = {name: sum(tasks[t]["run_s"] or 0 for t in TASKS[:5]) + max(tasks[t]["run_s"] or 0 for t in TASKS[5:])
-            for name, tasks in fastest.items()}
+    path = {
+        name: sum(tasks[t]["run_s"] or 0 for t in TASKS[:5]) + max(tasks[t]["run_s"] or 0 for t in TASKS[5:])
+        for name, tasks in fastest.items()
+    }
     no_gaps = path["ours"] / path["seed"]
-    print(f"task run times along the longest path, fastest run: ours {path['ours']:.1f} s, seed {path['seed']:.1f} s; "
-          f"ours / seed with no scheduling gap at all = {no_gaps:.2f}")
-    print(f"scheduler CPU while idle: {idle_cpu:.0%} of one core (scheduler_idle_sleep_time = "
-          f"{env.get('AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME', '1 (default)')})")
-    return {"mode": mode, "runs": results, "best": best, "ratio": ratio, "target": TARGETS["stack"], "met": ratio <= TARGETS["stack"], "extra_env": extra,
-            "task_path_s": path, "ratio_without_gaps": no_gaps,
-            "scheduler_idle_cpu": idle_cpu, "scheduler_idle_sleep_time": env.get("AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME", "1 (default)")}
+    print(
+        f"task run times along the longest path, fastest run: ours {path['ours']:.1f} s, seed {path['seed']:.1f} s; "
+        f"ours / seed with no scheduling gap at all = {no_gaps:.2f}"
+    )
+    print(
+        f"scheduler CPU while idle: {idle_cpu:.0%} of one core (scheduler_idle_sleep_time = "
+        f"{env.get('AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME', '1 (default)')})"
+    )
+    return {
+        "mode": mode,
+        "runs": results,
+        "best": best,
+        "ratio": ratio,
+        "target": TARGETS["stack"],
+        "met": ratio <= TARGETS["stack"],
+        "extra_env": extra,
+        "task_path_s": path,
+        "ratio_without_gaps": no_gaps,
+        "scheduler_idle_cpu": idle_cpu,
+        "scheduler_idle_sleep_time": env.get("AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME", "1 (default)"),
+    }
 
 
-def main(runs: int = 2, only: str | None = None, extra: dict[str, str] | None = None, project: str | None = None,
-         keep: str | None = None, profile: str | None = None, stack_runs: dict[str, int] | None = None) -> dict[str, Any]:
+def main(
+    runs: int = 2,
+    only: str | None = None,
+    extra: dict[str, str] | None = None,
+    project: str | None = None,
+    keep: str | None = None,
+    profile: str | None = None,
+    stack_runs: dict[str, int] | None = None,
+) -> dict[str, Any]:
     """`runs` for (i); `stack_runs` maps each bytecode mode of (ii) to its number of runs (default: both, `runs` each)."""
     _common.use_project(project)
     extra = extra or {}
@@ -270,8 +345,10 @@ def main(runs: int = 2, only: str | None = None, extra: dict[str, str] | None = 
         if only in (None, "i"):
             result["dags_test"] = dags_test(runs, work, extra)
         if only in (None, "ii"):
-            result["stack"] = {mode: with_stack(n, work, extra, Path(profile) if profile else None, cached=mode == "cached")
-                               for mode, n in stack_runs.items()}
+            result["stack"] = {
+                mode: with_stack(n, work, extra, Path(profile) if profile else None, cached=mode == "cached")
+                for mode, n in stack_runs.items()
+            }
     result["load_after"] = load()
     print(f"-> {write(_common.result_name('end_to_end', candidate=bool(extra)), result)}")
     return result
@@ -287,5 +364,12 @@ if __name__ == "__main__":
     parser.add_argument("--keep", help="work in this (new) folder and keep it: Airflow homes, task logs, outputs")
     parser.add_argument("--profile", help="(ii) record py-spy profiles (raw, collapsed stacks) of each run into this folder")
     args = parser.parse_args()
-    main(args.runs, args.only, dict(kv.split("=", 1) for kv in args.env), args.project, args.keep, args.profile,
-         {mode: args.runs for mode in args.modes.split(",")})
+    main(
+        args.runs,
+        args.only,
+        dict(kv.split("=", 1) for kv in args.env),
+        args.project,
+        args.keep,
+        args.profile,
+        {mode: args.runs for mode in args.modes.split(",")},
+    )

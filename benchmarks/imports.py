@@ -29,8 +29,10 @@ IMPORTS = [
     ("import sklearn.preprocessing, sklearn.pipeline, sklearn.linear_model", "build_save_model_task (fit)"),
     ("import sklearn.preprocessing, sklearn.pipeline, sklearn.linear_model, sklearn.metrics", "load_model_task (unpickle, metrics)"),
     ("import adclick_ops.steps.model", "our step module (all of the above that it needs)"),
-    ("import numpy, pandas, sklearn.linear_model, sklearn.metrics, sklearn.model_selection, sklearn.preprocessing",
-     "the seed replica's src/model_development.py, in each of its 7 task processes"),
+    (
+        "import numpy, pandas, sklearn.linear_model, sklearn.metrics, sklearn.model_selection, sklearn.preprocessing",
+        "the seed replica's src/model_development.py, in each of its 7 task processes",
+    ),
 ]
 PROBE = "import time; t = time.perf_counter(); {stmt}; print(time.perf_counter() - t)"
 
@@ -55,7 +57,9 @@ def main(runs: int = 5) -> dict[str, Any]:
     for stmt, who in IMPORTS:
         samples = time_import(stmt, runs, env)
         rows.append([stmt, who, f"{min(samples) * 1000:.0f}"])
-        result["imports"].append({"statement": stmt, "imported_by": who, "best_ms": min(samples) * 1000, "samples_ms": [s * 1000 for s in samples]})
+        result["imports"].append(
+            {"statement": stmt, "imported_by": who, "best_ms": min(samples) * 1000, "samples_ms": [s * 1000 for s in samples]}
+        )
     print(f"\nImport cost in a fresh interpreter, bytecode cached, best of {runs} (load {load()})")
     print(table(["import", "who pays it", "best ms"], rows))
     print(f"-> {write('imports', result)}")

@@ -117,7 +117,12 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds of load per variant (default 10)")
     parser.add_argument("--connections", type=int, default=64, help="concurrent connections (default 64)")
     parser.add_argument("--wrk-threads", type=int, default=2)
-    parser.add_argument("--server", choices=["gunicorn", "waitress"], default="gunicorn", help="as serve(): gunicorn 2 workers (standalone) or waitress 8 threads")
+    parser.add_argument(
+        "--server",
+        choices=["gunicorn", "waitress"],
+        default="gunicorn",
+        help="as serve(): gunicorn 2 workers (standalone) or waitress 8 threads",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -143,7 +148,9 @@ def main() -> int:
     print(f"| {'variant':<18} | {'req/s':>9} | {'p50 ms':>8} | {'p99 ms':>8} | {'errors':>6} | {'requests':>9} |")
     print(f"|{'-' * 20}|{'-' * 11}|{'-' * 10}|{'-' * 10}|{'-' * 8}|{'-' * 11}|")
     for row in rows:
-        print(f"| {row['variant']:<18} | {row['requests_per_s']:>9.0f} | {row['p50_ms']:>8.2f} | {row['p99_ms']:>8.2f} | {row['errors']:>6} | {row['requests']:>9} |")
+        print(
+            f"| {row['variant']:<18} | {row['requests_per_s']:>9.0f} | {row['p50_ms']:>8.2f} | {row['p99_ms']:>8.2f} | {row['errors']:>6} | {row['requests']:>9} |"
+        )
     print(f"\ncache speed-up: {speedup:.1f}x; targets {'met' if all(verdict.values()) else 'NOT met'}: {verdict}")
 
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -33,8 +33,9 @@ TARGETS = {"a/b": 0.05, "a/d": 1.25}
 
 def parse_rounds(folders: list[Path], rounds: int, env: dict[str, str]) -> list[dict]:
     """Parse the folders `rounds` times, interleaved, each parse in a fresh child of one Airflow process."""
-    out = subprocess.run([PYTHON, str(BENCH / "parse_probe.py"), str(rounds), *map(str, folders)],
-                         env=env, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [PYTHON, str(BENCH / "parse_probe.py"), str(rounds), *map(str, folders)], env=env, capture_output=True, text=True, timeout=600
+    )
     results = [json.loads(line[2:]) for line in out.stdout.splitlines() if line.startswith("@@")]
     if out.returncode != 0 or len(results) != rounds * len(folders) or any("error" in r for r in results):
         raise SystemExit(f"parsing failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
@@ -58,16 +59,41 @@ def measure(runs: int, cached: bool) -> dict:
     ms = {k: r["ms"] for k, r in best.items()}
     ratios = {"a/b": ms["a"] / ms["b"], "a/d": ms["a"] / ms["d"], "a/c": ms["a"] / ms["c"], "d/c": ms["d"] / ms["c"]}
     mode = MODES["cached" if cached else "none"]
-    rows = [[f"({k}) {VARIANTS[k][0]}", f"{ms[k]:.0f}", f"{sorted(r['ms'] for r in samples[k])[len(samples[k]) // 2]:.0f}",
-             f"{best[k]['tasks']}", ",".join(best[k]["modules_loaded"]) or "-"] for k in VARIANTS]
+    rows = [
+        [
+            f"({k}) {VARIANTS[k][0]}",
+            f"{ms[k]:.0f}",
+            f"{sorted(r['ms'] for r in samples[k])[len(samples[k]) // 2]:.0f}",
+            f"{best[k]['tasks']}",
+            ",".join(best[k]["modules_loaded"]) or "-",
+        ]
+        for k in VARIANTS
+    ]
     print(f"\nParse time, {mode}: DagBag of each folder in a fresh forked process, best of {runs} (load {load()})")
     print(table(["variant", "best ms", "median ms", "tasks", "modules loaded by the parse"], rows))
     checks = {name: {"ratio": ratios[name], "target": f"<= {limit}", "met": ratios[name] <= limit} for name, limit in TARGETS.items()}
-    print(table(["ratio", "value", "target", ""], [[n, f"{ratios[n]:.3f}", checks[n]["target"] if n in checks else "(report)",
-                                                    verdict(checks[n]["met"]) if n in checks else ""] for n in ratios]))
-    return {"mode": mode, "best_ms": ms, "samples_ms": {k: [round(r["ms"], 1) for r in s] for k, s in samples.items()},
-            "variants": {k: {"label": VARIANTS[k][0], "folder": str(VARIANTS[k][1]), **best[k]} for k in VARIANTS},
-            "ratios": ratios, "targets": checks}
+    print(
+        table(
+            ["ratio", "value", "target", ""],
+            [
+                [
+                    n,
+                    f"{ratios[n]:.3f}",
+                    checks[n]["target"] if n in checks else "(report)",
+                    verdict(checks[n]["met"]) if n in checks else "",
+                ]
+                for n in ratios
+            ],
+        )
+    )
+    return {
+        "mode": mode,
+        "best_ms": ms,
+        "samples_ms": {k: [round(r["ms"], 1) for r in s] for k, s in samples.items()},
+        "variants": {k: {"label": VARIANTS[k][0], "folder": str(VARIANTS[k][1]), **best[k]} for k in VARIANTS},
+        "ratios": ratios,
+        "targets": checks,
+    }
 
 
 def main(runs: int = 9, project: str | None = None, modes: tuple[str, ...] = ("cached", "none")) -> dict:

@@ -63,7 +63,10 @@ def main() -> int:
         summary["3i. dags test ours/seed"] = (f"{i['ratio']:.2f} (floor {i['floor_ratio']:.2f})", f"<= {i['target']}", i["met"])
         for mode, ii in e2e["stack"].items():
             summary[f"3ii. running Airflow ours/seed ({MODES[mode]}, best of {stack_runs[mode]})"] = (
-                f"{ii['ratio']:.2f} (no gaps {ii['ratio_without_gaps']:.2f})", f"<= {ii['target']}", ii["met"])
+                f"{ii['ratio']:.2f} (no gaps {ii['ratio_without_gaps']:.2f})",
+                f"<= {ii['target']}",
+                ii["met"],
+            )
         step("imports", imports.main, runs=3 if args.quick else 5)
     monitor_result = None
     if "monitor" not in skip:
@@ -77,11 +80,26 @@ def main() -> int:
     if monitor_result:
         cached_row = monitor_result["results"][0]
         value = f"{cached_row['requests_per_s']:.0f} req/s, p99 {cached_row['p99_ms']:.0f} ms, x{monitor_result['speedup_vs_no_cache']:.1f}"
-        summary["4. monitor load /api/status"] = (value, ">= 2000 req/s, p99 < 50 ms, 0 errors, x10", all(monitor_result["targets_met"].values()))
+        summary["4. monitor load /api/status"] = (
+            value,
+            ">= 2000 req/s, p99 < 50 ms, 0 errors, x10",
+            all(monitor_result["targets_met"].values()),
+        )
     print(f"\nSummary (total {time.monotonic() - started:.0f} s; load average now {load()})")
-    print(table(["target", "value", "limit", ""], [[k, v, lim, verdict(ok) if ok is not None else "?"] for k, (v, lim, ok) in summary.items()]))
-    write(_common.result_name("summary"), {"quick": args.quick, "project": str(_common.PROJECT), "seconds": timings,
-                      "targets": {k: {"value": v, "limit": lim, "met": ok} for k, (v, lim, ok) in summary.items()}})
+    print(
+        table(
+            ["target", "value", "limit", ""], [[k, v, lim, verdict(ok) if ok is not None else "?"] for k, (v, lim, ok) in summary.items()]
+        )
+    )
+    write(
+        _common.result_name("summary"),
+        {
+            "quick": args.quick,
+            "project": str(_common.PROJECT),
+            "seconds": timings,
+            "targets": {k: {"value": v, "limit": lim, "met": ok} for k, (v, lim, ok) in summary.items()},
+        },
+    )
     return 0
 
 

@@ -64,18 +64,32 @@ def main(runs: int = 3, sizes: tuple[int, ...] = (1, 10, 100, 500), project: str
         previous = n
     worst_marginal = max(marginal.values()) if marginal else 0.0
     big = max(sizes)
-    linear = {"marginal_ms_per_dag": marginal,
-              "spread": (max(marginal.values()) / min(marginal.values())) if len(marginal) > 1 and min(marginal.values()) > 0 else None}
+    linear = {
+        "marginal_ms_per_dag": marginal,
+        "spread": (max(marginal.values()) / min(marginal.values())) if len(marginal) > 1 and min(marginal.values()) > 0 else None,
+    }
     checks = {
         "ms_per_extra_dag": {"value": worst_marginal, "target": "<= 10", "met": worst_marginal <= TARGETS["ms_per_extra_dag"]},
-        f"seconds_for_{big}": {"value": best[big]["ms"] / 1000, "target": "< 6", "met": best[big]["ms"] / 1000 < TARGETS["seconds_for_500"]},
+        f"seconds_for_{big}": {
+            "value": best[big]["ms"] / 1000,
+            "target": "< 6",
+            "met": best[big]["ms"] / 1000 < TARGETS["seconds_for_500"],
+        },
     }
     print(f"\nScale: our dags/ with N generated pipeline files, bytecode cached, best of {runs} (load {load_before} -> {load()})")
     print(table(["pipeline files", "DAGs", "total ms", "ms per DAG", "marginal ms per extra DAG"], rows))
     print(table(["target", "value", "limit", ""], [[k, f"{v['value']:.2f}", v["target"], verdict(v["met"])] for k, v in checks.items()]))
-    result = {"runs": runs, "sizes": list(sizes), "project": str(_common.PROJECT), "load_before": load_before, "load_after": load(),
-              "best_ms": {n: best[n]["ms"] for n in sizes}, "samples_ms": {n: [round(r["ms"], 1) for r in s] for n, s in samples.items()},
-              "linearity": linear, "targets": checks}
+    result = {
+        "runs": runs,
+        "sizes": list(sizes),
+        "project": str(_common.PROJECT),
+        "load_before": load_before,
+        "load_after": load(),
+        "best_ms": {n: best[n]["ms"] for n in sizes},
+        "samples_ms": {n: [round(r["ms"], 1) for r in s] for n, s in samples.items()},
+        "linearity": linear,
+        "targets": checks,
+    }
     print(f"-> {write(_common.result_name('scale'), result)}")
     return result
 

@@ -15,9 +15,14 @@ def pipelines(tmp_path: Path) -> Path:
     """A copy of pipelines/ whose training outputs go to the test's own folders."""
     dest = tmp_path / "pipelines"
     shutil.copytree(PROJECT / "pipelines", dest)
-    edit_yaml(dest / "airflow_lab2.yaml", lambda d: d["Airflow_Lab2"]["training"].update(
-        model_dir=str(tmp_path / "model"), artifacts_root=str(tmp_path / "runs"),
-        dataset=str(PROJECT / "dags" / "data" / "advertising.csv")))
+    edit_yaml(
+        dest / "airflow_lab2.yaml",
+        lambda d: d["Airflow_Lab2"]["training"].update(
+            model_dir=str(tmp_path / "model"),
+            artifacts_root=str(tmp_path / "runs"),
+            dataset=str(PROJECT / "dags" / "data" / "advertising.csv"),
+        ),
+    )
     return dest
 
 

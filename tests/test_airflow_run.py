@@ -32,9 +32,18 @@ def test_dags_test_trains_reports_and_triggers(airflow_home, smtp_server, tmp_pa
     env = airflow_home(**smtp_server.connection_env())
     result = run_airflow(["dags", "test", "Airflow_Lab2"], env)
     assert result.returncode == 0, result.stdout[-5000:]
-    assert task_states(env) == {t: "success" for t in (
-        "load_data_task", "data_preprocessing_task", "separate_data_outputs_task", "build_save_model_task",
-        "load_model_task", "send_email", "my_trigger_task")}
+    assert task_states(env) == {
+        t: "success"
+        for t in (
+            "load_data_task",
+            "data_preprocessing_task",
+            "separate_data_outputs_task",
+            "build_save_model_task",
+            "load_model_task",
+            "send_email",
+            "my_trigger_task",
+        )
+    }
     (run_id,) = run_ids(env)
     model = tmp_path / "model" / "model.sav"
     assert model.exists() and model.stat().st_size > 0
@@ -54,8 +63,10 @@ def test_dags_test_trains_reports_and_triggers(airflow_home, smtp_server, tmp_pa
 
 
 def test_recipients_from_the_yaml_receive_the_report(airflow_home, smtp_server, pipelines):
-    edit_yaml(pipelines / "airflow_lab2.yaml", lambda d: d["Airflow_Lab2"]["notify"]["email"].update(
-        to=["data-team@example.org", "lead@example.org"]))
+    edit_yaml(
+        pipelines / "airflow_lab2.yaml",
+        lambda d: d["Airflow_Lab2"]["notify"]["email"].update(to=["data-team@example.org", "lead@example.org"]),
+    )
     env = airflow_home(**smtp_server.connection_env())
     result = run_airflow(["dags", "test", "Airflow_Lab2"], env)
     assert result.returncode == 0, result.stdout[-5000:]

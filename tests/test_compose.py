@@ -18,8 +18,13 @@ from helpers import PROJECT, mandatory_in_ci
 
 COMPOSE_FILE = PROJECT / "docker-compose.yaml"
 AIRFLOW_SERVICES = {
-    "airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
-    "airflow-worker", "airflow-triggerer", "flower",
+    "airflow-init",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-worker",
+    "airflow-triggerer",
+    "flower",
 }
 # host port -> the service that publishes it, as docs/deployment.md lists them
 HOST_PORTS = {8080: "airflow-apiserver", 5555: "monitor", 5556: "flower", 8025: "mailpit", 1025: "mailpit"}
@@ -44,7 +49,11 @@ def compose(tmp_path: Path, *args: str, secrets: bool = True) -> subprocess.Comp
     env = {k: v for k, v in os.environ.items() if k not in SECRETS and not k.startswith(("AIRFLOW", "COMPOSE_", "ADCLICK_OPS_IMAGE"))}
     return subprocess.run(
         [_compose_binary(), "--project-directory", str(PROJECT), "-f", str(COMPOSE_FILE), "--env-file", str(env_file), *args],
-        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -79,7 +88,9 @@ def test_missing_secrets_are_refused_with_a_pointer_to_env_example(tmp_path):
 
 
 def test_env_example_names_every_secret():
-    names = {line.split("=", 1)[0] for line in (PROJECT / ".env.example").read_text().splitlines() if "=" in line and not line.startswith("#")}
+    names = {
+        line.split("=", 1)[0] for line in (PROJECT / ".env.example").read_text().splitlines() if "=" in line and not line.startswith("#")
+    }
     assert set(SECRETS) <= names
     for line in (PROJECT / ".env.example").read_text().splitlines():
         if line.split("=", 1)[0] in SECRETS:
@@ -185,6 +196,15 @@ def test_smtp_connection_points_at_mailpit(resolved):
 
 def test_monitor_runs_the_cli_against_the_api_server(resolved):
     monitor = resolved["services"]["monitor"]
-    assert monitor["command"] == ["adclick-ops", "monitor", "--host", "0.0.0.0", "--port", "5555", "--airflow-url", "http://airflow-apiserver:8080"]
+    assert monitor["command"] == [
+        "adclick-ops",
+        "monitor",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "5555",
+        "--airflow-url",
+        "http://airflow-apiserver:8080",
+    ]
     # the worker's start_Flask_API finds this monitor instead of serving one of its own
     assert resolved["services"]["airflow-worker"]["environment"]["ADCLICK_MONITOR_HOST"] == "monitor"

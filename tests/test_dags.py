@@ -23,8 +23,13 @@ EDGES = {
 
 
 def parse(env: dict[str, str]) -> dict:
-    result = subprocess.run([sys.executable, str(PROJECT / "tests" / "dagbag_probe.py"), str(PROJECT / "dags")],
-                            env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(PROJECT / "tests" / "dagbag_probe.py"), str(PROJECT / "dags")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return json.loads(result.stdout.split("@@", 1)[1])
 
@@ -57,20 +62,30 @@ def test_parsing_prints_no_warnings(airflow_home):
 
 
 def test_a_bad_file_gives_one_import_error_and_the_other_dags_still_load(airflow_home, pipelines):
-    (pipelines / "broken.yaml").write_text("Broken:\n  tasks:\n    t:\n      operator: airflow.providers.standard.operators.empty.EmptyOperator\n      dependencies: [nope]\n")
+    (pipelines / "broken.yaml").write_text(
+        "Broken:\n  tasks:\n    t:\n      operator: airflow.providers.standard.operators.empty.EmptyOperator\n      dependencies: [nope]\n"
+    )
     report = parse(airflow_home())
     assert set(report["dags"]) == {"Airflow_Lab2", "Airflow_Lab2_Flask"}
     assert len(report["import_errors"]) == 1
-    (key, message), = report["import_errors"].items()
+    ((key, message),) = report["import_errors"].items()
     assert key.endswith("broken.yaml")
     assert "broken.yaml:5: Broken.tasks.t.dependencies[0]: 'nope' is not a task of this DAG" in message
 
 
 # (YAML section under Airflow_Lab2, its new values, task, rendered attribute, expected value)
 KNOBS = [
-    pytest.param(("notify", "email"), {"to": ["a@example.org", "b@example.org"]}, "send_email", "to", ["a@example.org", "b@example.org"],
-                 id="recipients"),
-    pytest.param(("trigger",), {"dag_id": "Other_Dag", "external": True}, "my_trigger_task", "trigger_dag_id", "Other_Dag", id="trigger target"),
+    pytest.param(
+        ("notify", "email"),
+        {"to": ["a@example.org", "b@example.org"]},
+        "send_email",
+        "to",
+        ["a@example.org", "b@example.org"],
+        id="recipients",
+    ),
+    pytest.param(
+        ("trigger",), {"dag_id": "Other_Dag", "external": True}, "my_trigger_task", "trigger_dag_id", "Other_Dag", id="trigger target"
+    ),
     pytest.param(("notify", "email"), {"on_failure": False}, "load_data_task", "on_failure_callback", [], id="failure alerts off"),
     pytest.param(("default_args",), {"retry_delay_sec": 5, "retries": 3}, "load_data_task", "retry_delay", 5.0, id="retries"),
 ]
@@ -97,8 +112,9 @@ def test_failure_alerts_are_wired_by_default(airflow_home):
 
 
 def test_graph_command_prints_the_rendered_graph(airflow_home):
-    result = subprocess.run([sys.executable, "-m", "adclick_ops.cli", "graph", "Airflow_Lab2"], env=airflow_home(),
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "adclick_ops.cli", "graph", "Airflow_Lab2"], env=airflow_home(), capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     assert lines[0].startswith("Airflow_Lab2")

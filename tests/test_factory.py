@@ -58,7 +58,9 @@ def test_default_args_merge_the_shared_file_and_turn_seconds_into_durations(ship
 
 
 def test_a_dag_value_wins_over_the_shared_default():
-    dag = Dag.model_validate({"default_args": {"retries": 4}, "tasks": {"t": {"operator": "airflow.providers.standard.operators.empty.EmptyOperator"}}})
+    dag = Dag.model_validate(
+        {"default_args": {"retries": 4}, "tasks": {"t": {"operator": "airflow.providers.standard.operators.empty.EmptyOperator"}}}
+    )
     args = dag_config("D", dag, DefaultArgs(retries=2, retry_delay_sec=7), Path("/p"))["default_args"]
     assert (args["retries"], args["retry_delay"]) == (4, dt.timedelta(seconds=7))
 
@@ -84,8 +86,15 @@ trainings = st.builds(
 @settings(max_examples=200, deadline=None)
 @given(training=trainings)
 def test_every_valid_training_section_reaches_the_tasks_unchanged_but_for_its_paths(training):
-    dag = Dag(training=training, tasks={"t": {"operator": "airflow.providers.standard.operators.python.PythonOperator",
-                                              "python_callable": "adclick_ops.tasks.load_data"}})
+    dag = Dag(
+        training=training,
+        tasks={
+            "t": {
+                "operator": "airflow.providers.standard.operators.python.PythonOperator",
+                "python_callable": "adclick_ops.tasks.load_data",
+            }
+        },
+    )
     settings_json = dag_config("D", dag, DefaultArgs(), Path("/project"))["tasks"]["t"]["op_kwargs"]["settings"]
     job = TrainingJob.model_validate(settings_json)
     unchanged = {k: v for k, v in training.model_dump().items() if k not in Training.PATH_FIELDS}

@@ -37,8 +37,14 @@ def copy_project(dest: Path) -> Path:
 
 
 def parse_dags(dags: Path, env: dict[str, str], cwd: Path | None = None) -> dict:
-    result = subprocess.run([sys.executable, str(PROJECT / "tests" / "dagbag_probe.py"), str(dags)],
-                            env=env, capture_output=True, text=True, timeout=300, cwd=cwd)
+    result = subprocess.run(
+        [sys.executable, str(PROJECT / "tests" / "dagbag_probe.py"), str(dags)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return json.loads(result.stdout.split("@@", 1)[1])
 

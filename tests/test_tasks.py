@@ -67,8 +67,13 @@ def test_preprocessing_task_hands_on_the_scalers_fitted_on_the_training_rows(pip
         pytest.param({"split": {"test_size": 0.2, "random_state": 42}}, "preprocess", "test_rows", 200, id="test_size"),
         pytest.param({"scalers": []}, "preprocess", "scaled_columns", 5, id="no scaling"),
         pytest.param({"scalers": ["minmax", "standard", "robust"]}, "preprocess", "scaled_columns", 15, id="three scalers"),
-        pytest.param({"estimator": {"name": "random_forest", "params": {"n_estimators": 20, "random_state": 0}}},
-                     "build_save_model", "estimator", "random_forest", id="estimator"),
+        pytest.param(
+            {"estimator": {"name": "random_forest", "params": {"n_estimators": 20, "random_state": 0}}},
+            "build_save_model",
+            "estimator",
+            "random_forest",
+            id="estimator",
+        ),
     ],
 )
 def test_knobs_change_the_run(pipelines, change, task, field, expected):
@@ -78,13 +83,19 @@ def test_knobs_change_the_run(pipelines, change, task, field, expected):
 
 
 def test_stratify_keeps_the_class_shares(pipelines):
-    edit_yaml(pipelines / "airflow_lab2.yaml", lambda d: d["Airflow_Lab2"]["training"].update(split={"stratify": True, "test_size": 0.5, "random_state": 42}))
+    edit_yaml(
+        pipelines / "airflow_lab2.yaml",
+        lambda d: d["Airflow_Lab2"]["training"].update(split={"stratify": True, "test_size": 0.5, "random_state": 42}),
+    )
     out = run_chain(training_settings(pipelines))
     assert sum(out["load_model"]["confusion_matrix"][0]) == 250  # half of the 500 negatives
 
 
 def test_estimator_class_in_the_saved_model(pipelines, tmp_path):
-    edit_yaml(pipelines / "airflow_lab2.yaml", lambda d: d["Airflow_Lab2"]["training"].update(estimator={"name": "gradient_boosting", "params": {"n_estimators": 10}}))
+    edit_yaml(
+        pipelines / "airflow_lab2.yaml",
+        lambda d: d["Airflow_Lab2"]["training"].update(estimator={"name": "gradient_boosting", "params": {"n_estimators": 10}}),
+    )
     run_chain(training_settings(pipelines))
     model = load_model_file(tmp_path / "model" / "model.sav", [tmp_path / "model"])
     assert type(model.named_steps["model"]).__name__ == "GradientBoostingClassifier"
@@ -94,7 +105,11 @@ def test_quality_gate_keeps_the_promoted_model(pipelines, tmp_path):
     run_chain(training_settings(pipelines), "run_a")
     promoted = tmp_path / "model" / "model.sav"
     before = promoted.read_bytes()
-    weak = {"min_accuracy": 0.99, "scalers": [], "estimator": {"name": "random_forest", "params": {"n_estimators": 1, "max_depth": 1, "random_state": 0}}}
+    weak = {
+        "min_accuracy": 0.99,
+        "scalers": [],
+        "estimator": {"name": "random_forest", "params": {"n_estimators": 1, "max_depth": 1, "random_state": 0}},
+    }
     edit_yaml(pipelines / "airflow_lab2.yaml", lambda d: d["Airflow_Lab2"]["training"].update(weak))
     with pytest.raises(tasks.QualityGateError, match=r"test accuracy 0\.\d+ is below training.min_accuracy 0.99"):
         run_chain(training_settings(pipelines), "run_b")
@@ -123,8 +138,12 @@ def test_settings_of_another_shape_are_refused_by_name(pipelines):
 
 def test_artifacts_and_model_on_object_storage(pipelines):
     """A URI as artifacts_root/model_dir (here fsspec's in-memory store) works like a shared bucket."""
-    edit_yaml(pipelines / "airflow_lab2.yaml", lambda d: d["Airflow_Lab2"]["training"].update(
-        artifacts_root="memory://adclick-test/runs", model_dir="memory://adclick-test/model"))
+    edit_yaml(
+        pipelines / "airflow_lab2.yaml",
+        lambda d: d["Airflow_Lab2"]["training"].update(
+            artifacts_root="memory://adclick-test/runs", model_dir="memory://adclick-test/model"
+        ),
+    )
     settings = training_settings(pipelines)
     assert settings["artifacts_root"] == "memory://adclick-test/runs"
     out = run_chain(settings, "manual__s3_like")

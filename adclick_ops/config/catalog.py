@@ -50,7 +50,6 @@ class Catalog:
             raise ConfigError([i for e in self.errors.values() for i in e.issues])
 
 
-
 def pipelines_dir(explicit: str | os.PathLike[str] | None = None, default: str | os.PathLike[str] | None = None) -> Path:
     """The pipelines folder: the argument, else $ADCLICK_OPS_PIPELINES, else `default`, else the package's project."""
     if explicit:
@@ -74,10 +73,24 @@ def _validate_dags(doc: YamlDocument) -> tuple[dict[str, Dag], list[Issue]]:
     for dag_id, body in doc.data.items():
         if not isinstance(dag_id, str) or not re.fullmatch(DAG_ID_PATTERN, dag_id):
             shown_id = str(dag_id) if isinstance(dag_id, str) and dag_id.isprintable() else repr(dag_id)
-            issues.append(Issue(doc.path, doc.line_of((dag_id,)), shown_id, f"{dag_id!r} is not a valid DAG id; expected letters, digits, '_', '-' or '.'"))
+            issues.append(
+                Issue(
+                    doc.path,
+                    doc.line_of((dag_id,)),
+                    shown_id,
+                    f"{dag_id!r} is not a valid DAG id; expected letters, digits, '_', '-' or '.'",
+                )
+            )
             continue
         if dag_id in ("default", "task_groups"):
-            issues.append(Issue(doc.path, doc.line_of((dag_id,)), dag_id, f"{dag_id!r} is reserved by dag-factory; use pipelines/defaults.yaml for shared settings"))
+            issues.append(
+                Issue(
+                    doc.path,
+                    doc.line_of((dag_id,)),
+                    dag_id,
+                    f"{dag_id!r} is reserved by dag-factory; use pipelines/defaults.yaml for shared settings",
+                )
+            )
             continue
         if not isinstance(body, dict):
             issues.append(Issue(doc.path, doc.line_of((dag_id,)), dag_id, f"expected a mapping of DAG settings; found {describe(body)}"))

@@ -36,7 +36,6 @@ class ConfigError(Exception):
         super().__init__("\n".join(str(i) for i in issues))
 
 
-
 def field_path(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
@@ -112,9 +111,10 @@ def issues_from_validation(doc: YamlDocument, prefix: tuple[Any, ...], exc: Vali
         issues.append(_issue_from_pydantic(doc, prefix, err, model))
     for at, errs in branches.items():
         if len(errs) == 1:
-            issues.append(_issue_from_pydantic(doc, prefix, {**errs[0], "loc": at[len(prefix):]}, model))
+            issues.append(_issue_from_pydantic(doc, prefix, {**errs[0], "loc": at[len(prefix) :]}, model))
             continue
         forms = sorted({str(e["loc"][len(at) - len(prefix)]).split("[")[0] for e in errs})
-        issues.append(Issue(doc.path, doc.line_of(at), field_path(at), f"found {describe(errs[0].get('input'))}; expected one of: {', '.join(forms)}"))
+        issues.append(
+            Issue(doc.path, doc.line_of(at), field_path(at), f"found {describe(errs[0].get('input'))}; expected one of: {', '.join(forms)}")
+        )
     return issues
-

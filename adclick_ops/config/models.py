@@ -57,13 +57,25 @@ MONITOR_CALLABLES = ("adclick_ops.tasks.start_flask_api",)
 CALLABLES: tuple[str, ...] = TRAINING_CALLABLES + MONITOR_CALLABLES
 
 TRIGGER_RULES = (
-    "all_success", "all_failed", "all_done", "all_done_min_one_success", "all_skipped", "one_success",
-    "one_failed", "one_done", "none_failed", "none_failed_min_one_success", "none_skipped", "always",
+    "all_success",
+    "all_failed",
+    "all_done",
+    "all_done_min_one_success",
+    "all_skipped",
+    "one_success",
+    "one_failed",
+    "one_done",
+    "none_failed",
+    "none_failed_min_one_success",
+    "none_skipped",
+    "always",
 )
 
 DAG_ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,250}$"
 TASK_ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,250}$"
-EMAIL_PATTERN = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+EMAIL_PATTERN = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
 SCHEMA_URL = "../schema/pipeline.schema.json"
 
 
@@ -205,9 +217,13 @@ class EmailNotification(Model):
 
     to: list[str] = Field(min_length=1, description="Recipients' e-mail addresses (at least one).")
     subject: str = Field(
-        "[adclick-ops] {{ dag.dag_id }} run {{ run_id }}", min_length=1, description="Subject line; Airflow templates such as {{ run_id }} are filled in."
+        "[adclick-ops] {{ dag.dag_id }} run {{ run_id }}",
+        min_length=1,
+        description="Subject line; Airflow templates such as {{ run_id }} are filled in.",
     )
-    conn_id: str = Field("smtp_default", pattern=r"^[A-Za-z0-9_.\-]+$", description="Airflow connection holding the SMTP server's settings.")
+    conn_id: str = Field(
+        "smtp_default", pattern=r"^[A-Za-z0-9_.\-]+$", description="Airflow connection holding the SMTP server's settings."
+    )
     on_failure: bool = Field(True, description="Also e-mail the recipients when a task of the DAG fails.")
     monitor_url: str = Field(MONITOR_URL, pattern=r"^https?://", description="Link to the Flask monitor given in the report.")
 
@@ -257,7 +273,9 @@ class Task(Model):
     operator: str = Field(description="Import path of the operator; one of the allow-listed operators.")
     python_callable: str | None = Field(None, description="For PythonOperator: the adclick_ops step function to run.")
     dependencies: list[str] = Field(default_factory=list, description="Task ids of this DAG that must finish first.")
-    trigger_rule: str | None = Field(None, description="When the task runs given its upstream states (Airflow trigger rule); all_success by default.")
+    trigger_rule: str | None = Field(
+        None, description="When the task runs given its upstream states (Airflow trigger rule); all_success by default."
+    )
     retries: int | None = Field(None, ge=0, le=10, description="Overrides default_args.retries for this task.")
     retry_delay_sec: int | None = Field(None, ge=0, le=86_400, description="Overrides default_args.retry_delay_sec for this task.")
     execution_timeout_secs: int | None = Field(None, gt=0, le=86_400 * 7, description="A try that runs longer fails.")
@@ -365,7 +383,7 @@ def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in graph.get(node, []):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state:
                 found = visit(nxt)
                 if found:

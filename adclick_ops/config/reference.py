@@ -93,7 +93,9 @@ def render_reference() -> str:
     out.append("## Estimator parameters\n\nThe scikit-learn parameters that `training.estimator.params` may set:\n")
     out.append("| estimator | parameters |\n|---|---|")
     out.extend(f"| `{name}` | {', '.join(f'`{p}`' for p in params)} |" for name, params in ESTIMATOR_PARAMS.items())
-    out.append(f"\n## Scalers\n\n{', '.join(f'`{s}`' for s in SCALERS)}: each is fitted on the training rows only; "
-               "with several, their outputs are placed side by side (two scalers on five features give ten columns).\n")
+    out.append(
+        f"\n## Scalers\n\n{', '.join(f'`{s}`' for s in SCALERS)}: each is fitted on the training rows only; "
+        "with several, their outputs are placed side by side (two scalers on five features give ten columns).\n"
+    )
     out.append(f"## Trigger rules\n\n{', '.join(f'`{r}`' for r in m.TRIGGER_RULES)}\n")
     return "\n".join(out)

@@ -20,15 +20,37 @@ ESTIMATORS: tuple[EstimatorName, ...] = get_args(EstimatorName)
 # The scikit-learn parameters a pipeline file may set on each estimator.
 ESTIMATOR_PARAMS: dict[EstimatorName, tuple[str, ...]] = {
     "logistic_regression": (
-        "C", "penalty", "solver", "max_iter", "tol", "fit_intercept", "class_weight", "l1_ratio", "random_state",
+        "C",
+        "penalty",
+        "solver",
+        "max_iter",
+        "tol",
+        "fit_intercept",
+        "class_weight",
+        "l1_ratio",
+        "random_state",
     ),
     "random_forest": (
-        "n_estimators", "criterion", "max_depth", "min_samples_split", "min_samples_leaf", "max_features",
-        "bootstrap", "class_weight", "random_state", "n_jobs",
+        "n_estimators",
+        "criterion",
+        "max_depth",
+        "min_samples_split",
+        "min_samples_leaf",
+        "max_features",
+        "bootstrap",
+        "class_weight",
+        "random_state",
+        "n_jobs",
     ),
     "gradient_boosting": (
-        "n_estimators", "learning_rate", "max_depth", "subsample", "min_samples_split", "min_samples_leaf",
-        "max_features", "random_state",
+        "n_estimators",
+        "learning_rate",
+        "max_depth",
+        "subsample",
+        "min_samples_split",
+        "min_samples_leaf",
+        "max_features",
+        "random_state",
     ),
 }
 

@@ -79,9 +79,7 @@ def _scalar(node: yaml.Node, loader: _Loader) -> Any:
         return node.value
 
 
-_PLAIN_TAGS = {
-    "tag:yaml.org,2002:" + t for t in ("map", "seq", "str", "int", "float", "bool", "null", "timestamp")
-}
+_PLAIN_TAGS = {"tag:yaml.org,2002:" + t for t in ("map", "seq", "str", "int", "float", "bool", "null", "timestamp")}
 
 
 def _to_python(node: yaml.Node, loader: _Loader, loc: Loc, lines: dict[Loc, int]) -> Any:
@@ -138,7 +136,9 @@ def read_yaml(path: str | Path) -> YamlDocument:
             raise YamlReadError(shown, "file is empty; expected a mapping of DAG ids to DAG settings")
         if not isinstance(node, yaml.MappingNode):
             kind = "a list" if isinstance(node, yaml.SequenceNode) else f"a single value ({node.value!r})"
-            raise YamlReadError(shown, f"found {kind} at the top level; expected a mapping of DAG ids to DAG settings", node.start_mark.line + 1)
+            raise YamlReadError(
+                shown, f"found {kind} at the top level; expected a mapping of DAG ids to DAG settings", node.start_mark.line + 1
+            )
         data = _to_python(node, loader, (), lines)
     except YamlReadError as exc:
         raise YamlReadError(shown, exc.message, exc.line) from None

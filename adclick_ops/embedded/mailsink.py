@@ -20,7 +20,13 @@ def smtp_connection_json(host: str, port: int, timeout: int = 10) -> str:
             "conn_type": "smtp",
             "host": host,
             "port": port,
-            "extra": {"from_email": "adclick-ops@localhost", "disable_tls": True, "disable_ssl": True, "timeout": timeout, "retry_limit": 1},
+            "extra": {
+                "from_email": "adclick-ops@localhost",
+                "disable_tls": True,
+                "disable_ssl": True,
+                "timeout": timeout,
+                "retry_limit": 1,
+            },
         }
     )
 

@@ -87,7 +87,10 @@ def run_once(home: Path) -> int:
         with open(home / "dags-test.log", "w") as log:
             proc = subprocess.Popen(
                 [str(Path(sys.executable).parent / "airflow"), "dags", "test", DAG_ID],
-                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
             )
             assert proc.stdout is not None
             for line in proc.stdout:
@@ -196,7 +199,9 @@ def run_forever(home: Path, port: int = AIRFLOW_PORT) -> int:
             _say("Starting Airflow: api-server, scheduler, dag-processor, triggerer ...")
             stack.start_airflow()
             if port_is_free(monitor_port):
-                stack.start_process("monitor", [sys.executable, "-m", "adclick_ops.cli", "monitor", "--port", str(monitor_port), "--airflow-url", base])
+                stack.start_process(
+                    "monitor", [sys.executable, "-m", "adclick_ops.cli", "monitor", "--port", str(monitor_port), "--airflow-url", base]
+                )
             else:
                 _say(f"port {monitor_port} is in use: the monitor is not started ({ENV_MONITOR_PORT} chooses another)")
             api = connect(base, stack, time.monotonic() + 180)
@@ -208,7 +213,9 @@ def run_forever(home: Path, port: int = AIRFLOW_PORT) -> int:
                     break
                 except AirflowError:
                     if time.monotonic() > deadline:
-                        raise SystemExit(f"{DAG_ID} was not parsed; run `adclick-ops validate` and see {home / 'dag-processor.log'}") from None
+                        raise SystemExit(
+                            f"{DAG_ID} was not parsed; run `adclick-ops validate` and see {home / 'dag-processor.log'}"
+                        ) from None
                     time.sleep(2)
             run = api.call("POST", f"/dags/{DAG_ID}/dagRuns", body={"logical_date": None, "note": "triggered by adclick-ops run"})
             api.call("PATCH", f"/dags/{DAG_ID}", body={"is_paused": False})

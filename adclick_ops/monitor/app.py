@@ -80,9 +80,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         connect_timeout=float(app.config["AIRFLOW_CONNECT_TIMEOUT"]),
         read_timeout=float(app.config["AIRFLOW_READ_TIMEOUT"]),
     )
-    app.extensions[EXTENSION_KEY] = RunSource(
-        client, app.config["DAG_ID"], app.config["AIRFLOW_UI_URL"], TTLCache(app.config["CACHE_TTL"])
-    )
+    app.extensions[EXTENSION_KEY] = RunSource(client, app.config["DAG_ID"], app.config["AIRFLOW_UI_URL"], TTLCache(app.config["CACHE_TTL"]))
 
     from adclick_ops.monitor.views import bp
 

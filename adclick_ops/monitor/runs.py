@@ -87,7 +87,9 @@ def _confusion(value: Any) -> list[list[int]] | None:
     ok = (
         isinstance(value, list)
         and len(value) == 2
-        and all(isinstance(row, list) and len(row) == 2 and all(isinstance(c, int) and not isinstance(c, bool) for c in row) for row in value)
+        and all(
+            isinstance(row, list) and len(row) == 2 and all(isinstance(c, int) and not isinstance(c, bool) for c in row) for row in value
+        )
     )
     return [list(row) for row in value] if ok else None
 
@@ -100,7 +102,11 @@ def parse_run(raw: dict[str, Any], metrics: dict[str, Any] | None, ui_url: str, 
         duration = (end - start).total_seconds()
     metrics = metrics or {}
     values = {name: v for name in METRICS if (v := _number(metrics.get(name))) is not None}
-    extra = {k: metrics[k] for k in ("n_test", "estimator", "model_path") if isinstance(metrics.get(k), (str, int)) and not isinstance(metrics.get(k), bool)}
+    extra = {
+        k: metrics[k]
+        for k in ("n_test", "estimator", "model_path")
+        if isinstance(metrics.get(k), (str, int)) and not isinstance(metrics.get(k), bool)
+    }
     note = raw.get("note")
     return Run(
         run_id=raw["dag_run_id"],

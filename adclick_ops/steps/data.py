@@ -31,9 +31,7 @@ def check_dataset(frame: pd.DataFrame, features: list[str], target: str, source:
     wanted = [*features, target]
     missing = [c for c in wanted if c not in frame.columns]
     if missing:
-        raise DataError(
-            f"{source}: missing column(s) {', '.join(map(repr, missing))}; the file has: {', '.join(map(str, frame.columns))}"
-        )
+        raise DataError(f"{source}: missing column(s) {', '.join(map(repr, missing))}; the file has: {', '.join(map(str, frame.columns))}")
     if frame.empty:
         raise DataError(f"{source}: the file has a header but no rows")
     data = frame[wanted].copy()
@@ -44,8 +42,7 @@ def check_dataset(frame: pd.DataFrame, features: list[str], target: str, source:
             if not bad.empty:
                 row = int(bad.index[0]) + 2  # 1-based, after the header line
                 raise DataError(
-                    f"{source}: column {column!r} must be numeric; found {bad.iloc[0]!r} at line {row}"
-                    f" ({len(bad)} non-numeric value(s))"
+                    f"{source}: column {column!r} must be numeric; found {bad.iloc[0]!r} at line {row} ({len(bad)} non-numeric value(s))"
                 )
             data[column] = converted
         nulls = data[column].isna()

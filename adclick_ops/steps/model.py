@@ -35,7 +35,14 @@ NO_SCALING = "identity"
 
 
 def split(
-    x: np.ndarray, y: np.ndarray, *, test_size: float, random_state: int | None, stratify: bool, source: str = "dataset", target: str = "target"
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    test_size: float,
+    random_state: int | None,
+    stratify: bool,
+    source: str = "dataset",
+    target: str = "target",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Train/test split (x_train, x_test, y_train, y_test); a training part that cannot train is a DataError."""
     try:

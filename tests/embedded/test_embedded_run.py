@@ -34,10 +34,20 @@ def wait_for_line(proc: subprocess.Popen, lines: list[str], pattern: str, timeou
 
 def test_run_command_trains_triggers_the_monitor_dag_and_serves_the_monitor(tmp_path, pipelines):
     api_port, monitor_port = free_port(), free_port()
-    env = {**os.environ, "ADCLICK_OPS_PIPELINES": str(pipelines), "ADCLICK_OPS_HOME": str(PROJECT),
-           "ADCLICK_MONITOR_PORT": str(monitor_port), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "adclick_ops.cli", "run", "--airflow-home", str(tmp_path / "airflow"),
-                             "--port", str(api_port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {
+        **os.environ,
+        "ADCLICK_OPS_PIPELINES": str(pipelines),
+        "ADCLICK_OPS_HOME": str(PROJECT),
+        "ADCLICK_MONITOR_PORT": str(monitor_port),
+        "PYTHONUNBUFFERED": "1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "adclick_ops.cli", "run", "--airflow-home", str(tmp_path / "airflow"), "--port", str(api_port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: list[str] = []
     try:
         wait_for_line(proc, lines, r"Everything keeps running", timeout=600)
@@ -74,8 +84,13 @@ def test_run_command_trains_triggers_the_monitor_dag_and_serves_the_monitor(tmp_
 
 def test_run_once_is_the_headless_form(tmp_path, pipelines):
     env = {**os.environ, "ADCLICK_OPS_PIPELINES": str(pipelines), "ADCLICK_OPS_HOME": str(PROJECT)}
-    result = subprocess.run([sys.executable, "-m", "adclick_ops.cli", "run", "--once", "--airflow-home", str(tmp_path / "airflow")],
-                            env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "adclick_ops.cli", "run", "--once", "--airflow-home", str(tmp_path / "airflow")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "Airflow_Lab2: run success" in result.stdout
     assert float(re.search(r"metrics: accuracy=([0-9.]+)", result.stdout).group(1)) >= 0.95
@@ -85,10 +100,20 @@ def test_run_once_is_the_headless_form(tmp_path, pipelines):
 def test_run_once_exits_1_when_a_task_fails(tmp_path, pipelines):
     from helpers import edit_yaml
 
-    edit_yaml(pipelines / "airflow_lab2.yaml", lambda d: (d["Airflow_Lab2"]["training"].update(dataset=str(tmp_path / "gone.csv")),
-                                                            d["Airflow_Lab2"]["default_args"].update(retries=0)))
+    edit_yaml(
+        pipelines / "airflow_lab2.yaml",
+        lambda d: (
+            d["Airflow_Lab2"]["training"].update(dataset=str(tmp_path / "gone.csv")),
+            d["Airflow_Lab2"]["default_args"].update(retries=0),
+        ),
+    )
     env = {**os.environ, "ADCLICK_OPS_PIPELINES": str(pipelines), "ADCLICK_OPS_HOME": str(PROJECT)}
-    result = subprocess.run([sys.executable, "-m", "adclick_ops.cli", "run", "--once", "--airflow-home", str(tmp_path / "airflow")],
-                            env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "adclick_ops.cli", "run", "--once", "--airflow-home", str(tmp_path / "airflow")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 1
     assert "load_data_task" in result.stdout and "failed" in result.stdout

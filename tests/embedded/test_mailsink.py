@@ -39,6 +39,6 @@ def test_the_airflow_connection_points_at_the_sink():
     import json
 
     with MailSink() as sink:
-        (name, value), = sink.connection_env("smtp_alerts").items()
+        ((name, value),) = sink.connection_env("smtp_alerts").items()
     conn = json.loads(value)
     assert name == "AIRFLOW_CONN_SMTP_ALERTS" and (conn["host"], conn["port"]) == ("127.0.0.1", sink.port)

@@ -21,8 +21,15 @@ from hardening_support import PROJECT, count
 pytestmark = pytest.mark.airflow
 
 FEATURES = ["Daily Time Spent on Site", "Age", "Area Income", "Daily Internet Usage", "Male"]
-TASKS = ("load_data_task", "data_preprocessing_task", "separate_data_outputs_task", "build_save_model_task",
-         "load_model_task", "send_email", "my_trigger_task")
+TASKS = (
+    "load_data_task",
+    "data_preprocessing_task",
+    "separate_data_outputs_task",
+    "build_save_model_task",
+    "load_model_task",
+    "send_email",
+    "my_trigger_task",
+)
 DATES = ("2024-01-01", "2024-01-02")
 
 
@@ -43,8 +50,10 @@ def test_two_runs_at_once_share_one_airflow_home_and_one_coherent_model(airflow_
     sync = subprocess.run([exe, "dags", "reserialize"], env=env, capture_output=True, text=True, timeout=600)
     assert sync.returncode == 0, sync.stdout[-3000:] + sync.stderr[-3000:]
     started = time.monotonic()
-    procs = [subprocess.Popen([exe, "dags", "test", "Airflow_Lab2", date], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for date in DATES]
+    procs = [
+        subprocess.Popen([exe, "dags", "test", "Airflow_Lab2", date], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for date in DATES
+    ]
     outputs = [p.communicate(timeout=900)[0] for p in procs]
     count("concurrent dags test runs", len(procs))
     for p, out in zip(procs, outputs, strict=True):

@@ -20,9 +20,13 @@ from helpers import training_settings
 
 FEATURES = ["Daily Time Spent on Site", "Age", "Area Income", "Daily Internet Usage", "Male"]
 TARGET = "Clicked on Ad"
-CHAIN = [("load_data_task", tasks.load_data), ("data_preprocessing_task", tasks.preprocess),
-         ("separate_data_outputs_task", tasks.separate_data_outputs), ("build_save_model_task", tasks.build_save_model),
-         ("load_model_task", tasks.load_model)]
+CHAIN = [
+    ("load_data_task", tasks.load_data),
+    ("data_preprocessing_task", tasks.preprocess),
+    ("separate_data_outputs_task", tasks.separate_data_outputs),
+    ("build_save_model_task", tasks.build_save_model),
+    ("load_model_task", tasks.load_model),
+]
 SEED = pd.read_csv(PROJECT / "dags" / "data" / "advertising.csv")
 
 
@@ -59,6 +63,7 @@ def with_cell(column: str, row: int, value) -> Callable[[Path], Path]:
         frame = seed_rows().astype({column: object})
         frame.loc[row, column] = value
         return write_csv(frame, path)
+
     return make
 
 
@@ -78,9 +83,16 @@ BAD_DATA = {
     "empty file": (lambda p: (p.write_text(""), p)[1], "load_data_task", ["the file is empty"]),
     "header only": (lambda p: (p.write_text(",".join(SEED.columns) + "\n"), p)[1], "load_data_task", ["header but no rows"]),
     "missing feature column": (lambda p: write_csv(seed_rows().drop(columns=["Age"]), p), "load_data_task", ["'Age'", "missing column"]),
-    "missing target column": (lambda p: write_csv(seed_rows().drop(columns=[TARGET]), p), "load_data_task", [repr(TARGET), "missing column"]),
-    "text in a numeric column": (with_cell("Area Income", 7, "lots of money"), "load_data_task",
-                                 ["'Area Income'", "must be numeric", "'lots of money'", "line 9"]),
+    "missing target column": (
+        lambda p: write_csv(seed_rows().drop(columns=[TARGET]), p),
+        "load_data_task",
+        [repr(TARGET), "missing column"],
+    ),
+    "text in a numeric column": (
+        with_cell("Area Income", 7, "lots of money"),
+        "load_data_task",
+        ["'Area Income'", "must be numeric", "'lots of money'", "line 9"],
+    ),
     "missing values": (with_cell("Daily Internet Usage", 3, None), "load_data_task", ["'Daily Internet Usage'", "missing value", "line 5"]),
     "single class": (lambda p: write_csv(seed_rows().assign(**{TARGET: 1}), p), "load_data_task", [repr(TARGET), "single class"]),
     "labels other than 0/1": (with_cell(TARGET, 2, 7), "load_data_task", [repr(TARGET), "0/1"]),
@@ -91,8 +103,11 @@ BAD_DATA = {
 BAD_DATA_BUGS = {
     "infinite value": (with_cell("Age", 4, "inf"), "load_data_task", ["'Age'", "infinite", "line 6"]),
     # one row of each class: the checks pass, the 70/30 split leaves one class to train on
-    "too few rows for a split": (lambda p: write_csv(pd.concat([SEED[SEED[TARGET] == 0].head(1), SEED[SEED[TARGET] == 1].head(1)]), p),
-                                 "load_data_task", [repr(TARGET)]),
+    "too few rows for a split": (
+        lambda p: write_csv(pd.concat([SEED[SEED[TARGET] == 0].head(1), SEED[SEED[TARGET] == 1].head(1)]), p),
+        "load_data_task",
+        [repr(TARGET)],
+    ),
 }
 
 
@@ -135,8 +150,12 @@ def test_quality_gate_says_score_and_threshold(threshold, promotes, pipelines, p
     count("data: quality gate")
     before = promoted.read_bytes()
     # a weaker model than the shipped one, so that the promoted bytes would change if promoted
-    edit_yaml(pipelines / "airflow_lab2.yaml", lambda d: d["Airflow_Lab2"]["training"].update(
-        min_accuracy=threshold, scalers=["robust"], estimator={"name": "logistic_regression", "params": {"C": 0.05}}))
+    edit_yaml(
+        pipelines / "airflow_lab2.yaml",
+        lambda d: d["Airflow_Lab2"]["training"].update(
+            min_accuracy=threshold, scalers=["robust"], estimator={"name": "logistic_regression", "params": {"C": 0.05}}
+        ),
+    )
     failed, exc, out = run_chain(training_settings(pipelines), "gated_run")
     if promotes:
         assert failed is None, exc
@@ -160,20 +179,24 @@ def states(env: dict[str, str]) -> dict[str, str]:
 
 @pytest.mark.airflow
 def test_airflow_run_with_text_in_a_numeric_column_fails_at_load_data_and_keeps_the_model(
-        airflow_home, smtp_server, pipelines, tmp_path, promoted):
+    airflow_home, smtp_server, pipelines, tmp_path, promoted
+):
     from adclick_ops.embedded.stack import airflow
 
     before = promoted.read_bytes()
     dataset = with_cell("Area Income", 7, "lots of money")(tmp_path / "data.csv")
-    edit_yaml(pipelines / "airflow_lab2.yaml", lambda d: (d["Airflow_Lab2"]["training"].update(dataset=str(dataset)),
-                                                          d["Airflow_Lab2"]["default_args"].update(retries=0)))
+    edit_yaml(
+        pipelines / "airflow_lab2.yaml",
+        lambda d: (d["Airflow_Lab2"]["training"].update(dataset=str(dataset)), d["Airflow_Lab2"]["default_args"].update(retries=0)),
+    )
     env = airflow_home(**smtp_server.connection_env())
     count("data: airflow dags test, text in a numeric column")
     result = airflow(["dags", "test", "Airflow_Lab2"], env, capture_output=True, text=True, timeout=600)
     s = states(env)
     assert s["load_data_task"] == "failed", s
-    assert {s[t] for t in ("data_preprocessing_task", "separate_data_outputs_task", "build_save_model_task", "load_model_task",
-                           "send_email")} == {"upstream_failed"}
+    assert {
+        s[t] for t in ("data_preprocessing_task", "separate_data_outputs_task", "build_save_model_task", "load_model_task", "send_email")
+    } == {"upstream_failed"}
     assert s["my_trigger_task"] == "success"
     output = result.stdout + result.stderr
     assert f"{dataset}: column 'Area Income' must be numeric; found 'lots of money' at line 9" in output, output[-4000:]
@@ -185,8 +208,10 @@ def test_airflow_run_below_the_quality_gate_fails_and_keeps_the_model(airflow_ho
     from adclick_ops.embedded.stack import airflow
 
     before = promoted.read_bytes()
-    edit_yaml(pipelines / "airflow_lab2.yaml", lambda d: (d["Airflow_Lab2"]["training"].update(min_accuracy=0.999),
-                                                          d["Airflow_Lab2"]["default_args"].update(retries=0)))
+    edit_yaml(
+        pipelines / "airflow_lab2.yaml",
+        lambda d: (d["Airflow_Lab2"]["training"].update(min_accuracy=0.999), d["Airflow_Lab2"]["default_args"].update(retries=0)),
+    )
     env = airflow_home(**smtp_server.connection_env())
     count("data: airflow dags test, quality gate")
     result = airflow(["dags", "test", "Airflow_Lab2"], env, capture_output=True, text=True, timeout=600)

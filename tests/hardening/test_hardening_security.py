@@ -46,8 +46,9 @@ def test_python_tag_through_the_validate_command_in_a_subprocess(tmp_path):
     folder = tmp_path / "pipelines"
     folder.mkdir()
     (folder / "evil.yaml").write_text(marker_payloads(marker)[1])
-    result = subprocess.run([sys.executable, "-m", "adclick_ops.cli", "validate", str(folder)], capture_output=True, text=True,
-                            timeout=120, cwd=PROJECT)
+    result = subprocess.run(
+        [sys.executable, "-m", "adclick_ops.cli", "validate", str(folder)], capture_output=True, text=True, timeout=120, cwd=PROJECT
+    )
     count("security: !!python tag payloads")
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
@@ -56,17 +57,33 @@ def test_python_tag_through_the_validate_command_in_a_subprocess(tmp_path):
 
 
 def test_the_package_uses_no_unsafe_yaml_loader():
-    unsafe = re.compile(r"yaml\.(unsafe_load|full_load|load_all)\(|Loader\s*=\s*yaml\.(Loader|FullLoader|UnsafeLoader)|yaml\.load\((?![^)]*SafeLoader)")
-    hits = [f"{p}:{i}" for p in [*(PROJECT / "adclick_ops").rglob("*.py"), *(PROJECT / "dags").rglob("*.py")]
-            for i, line in enumerate(p.read_text().splitlines(), 1) if unsafe.search(line)]
+    unsafe = re.compile(
+        r"yaml\.(unsafe_load|full_load|load_all)\(|Loader\s*=\s*yaml\.(Loader|FullLoader|UnsafeLoader)|yaml\.load\((?![^)]*SafeLoader)"
+    )
+    hits = [
+        f"{p}:{i}"
+        for p in [*(PROJECT / "adclick_ops").rglob("*.py"), *(PROJECT / "dags").rglob("*.py")]
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if unsafe.search(line)
+    ]
     assert hits == []
 
 
-@pytest.mark.parametrize("key,value", [
-    ("dataset", "../advertising.csv"), ("dataset", "dags/../../etc/passwd"), ("dataset", "..\\..\\secrets.csv"),
-    ("model_dir", "../model"), ("model_dir", "model/../../elsewhere"), ("artifacts_root", "runs/../../tmp"),
-    ("artifacts_root", ".."), ("model_file", "../model.sav"), ("model_file", ".."), ("model_file", "sub/model.sav"),
-])
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("dataset", "../advertising.csv"),
+        ("dataset", "dags/../../etc/passwd"),
+        ("dataset", "..\\..\\secrets.csv"),
+        ("model_dir", "../model"),
+        ("model_dir", "model/../../elsewhere"),
+        ("artifacts_root", "runs/../../tmp"),
+        ("artifacts_root", ".."),
+        ("model_file", "../model.sav"),
+        ("model_file", ".."),
+        ("model_file", "sub/model.sav"),
+    ],
+)
 def test_escapes_with_dot_dot_are_rejected_by_validate(key, value, pipelines, capsys):
     from adclick_ops.cli import main
 
@@ -128,7 +145,9 @@ SECRET_PATTERNS = {
     "JSON web token": re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\."),
     "credentials in a URL": re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@'\"]+:(?!\$\{)[^/\s@'\"]{3,}@"),
 }
-SECRET_NAME = r"[A-Za-z0-9_]*(?:PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|FERNET_?KEY|SECRET_?KEY)(?![A-Za-z0-9_]*(?:FILE|PATH|S\b))"
+SECRET_NAME = (
+    r"[A-Za-z0-9_]*(?:PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|FERNET_?KEY|SECRET_?KEY)(?![A-Za-z0-9_]*(?:FILE|PATH|S\b))"
+)
 # in any file: NAME = "literal", "name": "literal", name="literal"
 QUOTED = re.compile(r"""(?i)\b(""" + SECRET_NAME + r""")['"]?\s*[:=]\s*(['"])([^'"]*)\2""")
 # in settings files (.env, *.env, YAML, Dockerfile): NAME=value, NAME: value
@@ -154,8 +173,15 @@ def tracked_files() -> list[Path]:
 
 
 def placeholder(value: str) -> bool:
-    return (value in ALLOWED_VALUES or value.startswith(("${", "$", "{", "<", "os.", "secrets.", "self.", "env", "get")) or value == ""
-            or not re.search(r"[0-9]", value) and "(" in value or re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\[\]]*", value) and not value.islower())
+    return (
+        value in ALLOWED_VALUES
+        or value.startswith(("${", "$", "{", "<", "os.", "secrets.", "self.", "env", "get"))
+        or value == ""
+        or not re.search(r"[0-9]", value)
+        and "(" in value
+        or re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\[\]]*", value)
+        and not value.islower()
+    )
 
 
 def test_tracked_files_hold_no_secrets():

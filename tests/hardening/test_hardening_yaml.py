@@ -38,8 +38,12 @@ SHIPPED_TEXT = {name: (PROJECT / "pipelines" / name).read_text() for name in (LA
 SHIPPED = {name: yaml.safe_load(text) for name, text in SHIPPED_TEXT.items()}
 EXAMPLES = int(os.environ.get("HARDENING_EXAMPLES", "200"))  # per kind: over 2,000 cases in all (small kinds run out sooner)
 # The spec: an answer "within a second". Hypothesis' own per-example deadline is the only timer.
-SPEC = settings(max_examples=EXAMPLES, deadline=timedelta(seconds=1), database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
+SPEC = settings(
+    max_examples=EXAMPLES,
+    deadline=timedelta(seconds=1),
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+)
 
 
 @dataclass
@@ -122,7 +126,9 @@ def check(case: Case, code: int, out: str, folder: Path) -> None:
     lines = [line for line in out.splitlines() if line.startswith(shown + ":")]
     assert lines, f"no message names {shown}:\n{out}"
     if case.field is not None:
-        assert any(re.search(r"^[^ ]+?(:\d+)?: " + re.escape(case.field), line) for line in lines), f"no message names field {case.field!r}:\n{out}"
+        assert any(re.search(r"^[^ ]+?(:\d+)?: " + re.escape(case.field), line) for line in lines), (
+            f"no message names field {case.field!r}:\n{out}"
+        )
     if case.words is not None:
         assert any(case.words in line for line in lines), f"no message says {case.words!r}:\n{out}"
 
@@ -132,7 +138,7 @@ def check(case: Case, code: int, out: str, folder: Path) -> None:
 TASKS = list(SHIPPED[LAB2]["Airflow_Lab2"]["tasks"])
 ORDER = TASKS  # the shipped graph lists tasks upstream first; each of the first five feeds all later ones
 PYTHON_TASKS = [t for t, s in SHIPPED[LAB2]["Airflow_Lab2"]["tasks"].items() if "python_callable" in s]
-scalar = st.one_of(st.integers(-10**6, 10**6), st.text(max_size=20), st.booleans(), st.floats(allow_nan=False), st.none())
+scalar = st.one_of(st.integers(-(10**6), 10**6), st.text(max_size=20), st.booleans(), st.floats(allow_nan=False), st.none())
 identifier = st.from_regex(r"[a-z][a-z0-9_]{0,20}", fullmatch=True)
 
 
@@ -146,24 +152,57 @@ def dropped_key(draw) -> Case:
         ("notify.email", lambda: (dag["notify"].pop("email"), case_from(LAB2, lab, "Airflow_Lab2.notify.email"))[1]),
         ("notify.email.to", lambda: (dag["notify"]["email"].pop("to"), case_from(LAB2, lab, "Airflow_Lab2.notify.email.to"))[1]),
         ("trigger.dag_id", lambda: (dag["trigger"].pop("dag_id"), case_from(LAB2, lab, "Airflow_Lab2.trigger.dag_id"))[1]),
-        ("training", lambda: (dag.pop("training"), case_from(LAB2, lab, "Airflow_Lab2.tasks.load_data_task", "need a `training` section"))[1]),
+        (
+            "training",
+            lambda: (dag.pop("training"), case_from(LAB2, lab, "Airflow_Lab2.tasks.load_data_task", "need a `training` section"))[1],
+        ),
         ("notify", lambda: (dag.pop("notify"), case_from(LAB2, lab, "Airflow_Lab2.tasks.send_email", "need a `notify` section"))[1]),
-        ("trigger", lambda: (dag.pop("trigger"), case_from(LAB2, lab, "Airflow_Lab2.tasks.my_trigger_task", "need a `trigger` section"))[1]),
+        (
+            "trigger",
+            lambda: (dag.pop("trigger"), case_from(LAB2, lab, "Airflow_Lab2.tasks.my_trigger_task", "need a `trigger` section"))[1],
+        ),
     ]
     task = draw(st.sampled_from(TASKS))
-    options.append(("operator", lambda: (dag["tasks"][task].pop("operator"), case_from(LAB2, lab, f"Airflow_Lab2.tasks.{task}.operator"))[1]))
+    options.append(
+        ("operator", lambda: (dag["tasks"][task].pop("operator"), case_from(LAB2, lab, f"Airflow_Lab2.tasks.{task}.operator"))[1])
+    )
     ptask = draw(st.sampled_from(PYTHON_TASKS))
-    options.append(("python_callable", lambda: (dag["tasks"][ptask].pop("python_callable"),
-                                                case_from(LAB2, lab, f"Airflow_Lab2.tasks.{ptask}", "needs python_callable"))[1]))
+    options.append(
+        (
+            "python_callable",
+            lambda: (
+                dag["tasks"][ptask].pop("python_callable"),
+                case_from(LAB2, lab, f"Airflow_Lab2.tasks.{ptask}", "needs python_callable"),
+            )[1],
+        )
+    )
     upstream = draw(st.sampled_from(TASKS[:5]))  # each of these feeds another task
-    options.append(("a needed task", lambda: (dag["tasks"].pop(upstream),
-                                              case_from(LAB2, lab, "Airflow_Lab2.tasks.", "is not a task of this DAG"))[1]))
+    options.append(
+        ("a needed task", lambda: (dag["tasks"].pop(upstream), case_from(LAB2, lab, "Airflow_Lab2.tasks.", "is not a task of this DAG"))[1])
+    )
     fl = flask()
-    options.append(("monitor", lambda: (fl["Airflow_Lab2_Flask"].pop("monitor"),
-                                        case_from(FLASK, fl, "Airflow_Lab2_Flask.tasks.start_Flask_API", "need a `monitor` section"))[1]))
-    options.append(("the triggered DAG", lambda: (fl.pop("Airflow_Lab2_Flask"), fl.update(Other_Dag=lab2()["Airflow_Lab2"] | {"tasks": {
-        "t": {"operator": models.EMPTY_OPERATOR}}, "trigger": None, "notify": None}),
-        case_from(FLASK, fl, error_file=LAB2, field_path="Airflow_Lab2.trigger.dag_id", words="is not declared"))[2]))
+    options.append(
+        (
+            "monitor",
+            lambda: (
+                fl["Airflow_Lab2_Flask"].pop("monitor"),
+                case_from(FLASK, fl, "Airflow_Lab2_Flask.tasks.start_Flask_API", "need a `monitor` section"),
+            )[1],
+        )
+    )
+    options.append(
+        (
+            "the triggered DAG",
+            lambda: (
+                fl.pop("Airflow_Lab2_Flask"),
+                fl.update(
+                    Other_Dag=lab2()["Airflow_Lab2"]
+                    | {"tasks": {"t": {"operator": models.EMPTY_OPERATOR}}, "trigger": None, "notify": None}
+                ),
+                case_from(FLASK, fl, error_file=LAB2, field_path="Airflow_Lab2.trigger.dag_id", words="is not declared"),
+            )[2],
+        )
+    )
     _, make = draw(st.sampled_from(options))
     return make()
 
@@ -180,16 +219,19 @@ def wrong_type(draw) -> Case:
         if isinstance(parent[key], list) and isinstance(new, str) and False:
             pass
     else:
-        new = draw(st.one_of(st.lists(scalar, min_size=1, max_size=4),
-                             st.dictionaries(identifier, scalar, min_size=1, max_size=4)))
+        new = draw(st.one_of(st.lists(scalar, min_size=1, max_size=4), st.dictionaries(identifier, scalar, min_size=1, max_size=4)))
     parent[key] = new
     return case_from(name, data, field_of(path))
 
 
 MODEL_AT: dict[tuple, type] = {
-    ("Airflow_Lab2",): models.Dag, ("Airflow_Lab2", "training"): models.Training, ("Airflow_Lab2", "training", "split"): models.Split,
-    ("Airflow_Lab2", "training", "estimator"): models.Estimator, ("Airflow_Lab2", "notify"): models.Notify,
-    ("Airflow_Lab2", "notify", "email"): models.EmailNotification, ("Airflow_Lab2", "trigger"): models.Trigger,
+    ("Airflow_Lab2",): models.Dag,
+    ("Airflow_Lab2", "training"): models.Training,
+    ("Airflow_Lab2", "training", "split"): models.Split,
+    ("Airflow_Lab2", "training", "estimator"): models.Estimator,
+    ("Airflow_Lab2", "notify"): models.Notify,
+    ("Airflow_Lab2", "notify", "email"): models.EmailNotification,
+    ("Airflow_Lab2", "trigger"): models.Trigger,
     ("Airflow_Lab2", "default_args"): models.DefaultArgs,
     **{("Airflow_Lab2", "tasks", t): models.Task for t in TASKS},
 }
@@ -348,16 +390,40 @@ def outside_allow_list(draw) -> Case:
     tasks = data["Airflow_Lab2"]["tasks"]
     if draw(st.booleans()):
         task = draw(st.sampled_from(TASKS))
-        tasks[task]["operator"] = draw(st.one_of(
-            st.sampled_from(["airflow.providers.standard.operators.bash.BashOperator", "os.system", "builtins.eval",
-                             "airflow.operators.python.PythonOperator", models.PYTHON_OPERATOR + " ", models.PYTHON_OPERATOR.upper()]),
-            dotted).filter(lambda o: o not in models.OPERATORS))
+        tasks[task]["operator"] = draw(
+            st.one_of(
+                st.sampled_from(
+                    [
+                        "airflow.providers.standard.operators.bash.BashOperator",
+                        "os.system",
+                        "builtins.eval",
+                        "airflow.operators.python.PythonOperator",
+                        models.PYTHON_OPERATOR + " ",
+                        models.PYTHON_OPERATOR.upper(),
+                    ]
+                ),
+                dotted,
+            ).filter(lambda o: o not in models.OPERATORS)
+        )
         return case_from(LAB2, data, f"Airflow_Lab2.tasks.{task}.operator", "is not allowed")
     task = draw(st.sampled_from(PYTHON_TASKS))
-    tasks[task]["python_callable"] = draw(st.one_of(
-        st.sampled_from(["os.system", "builtins.eval", "subprocess.run", "adclick_ops.tasks._adapter", "adclick_ops.cli.main",
-                         "adclick_ops.tasks.load_data()", "adclick_ops.tasks.load_data\n"]),
-        dotted, dotted.map(lambda s: "adclick_ops.tasks." + s)).filter(lambda c: c not in models.CALLABLES))
+    tasks[task]["python_callable"] = draw(
+        st.one_of(
+            st.sampled_from(
+                [
+                    "os.system",
+                    "builtins.eval",
+                    "subprocess.run",
+                    "adclick_ops.tasks._adapter",
+                    "adclick_ops.cli.main",
+                    "adclick_ops.tasks.load_data()",
+                    "adclick_ops.tasks.load_data\n",
+                ]
+            ),
+            dotted,
+            dotted.map(lambda s: "adclick_ops.tasks." + s),
+        ).filter(lambda c: c not in models.CALLABLES)
+    )
     return case_from(LAB2, data, f"Airflow_Lab2.tasks.{task}.python_callable", "is not allowed")
 
 
@@ -387,8 +453,16 @@ def alias(draw) -> Case:
         return Case({"bomb.yaml": text.encode()}, "bomb.yaml", None, "anchors and aliases")
     text = SHIPPED_TEXT[LAB2]
     text = text.replace("owner: adclick-ops", "owner: &who adclick-ops", 1)
-    spot = draw(st.sampled_from(["description: Train the ad-click model, evaluate it, e-mail the report and trigger the monitor.",
-                                 "target: Clicked on Ad", "model_dir: model", "conn_id: smtp_default"]))
+    spot = draw(
+        st.sampled_from(
+            [
+                "description: Train the ad-click model, evaluate it, e-mail the report and trigger the monitor.",
+                "target: Clicked on Ad",
+                "model_dir: model",
+                "conn_id: smtp_default",
+            ]
+        )
+    )
     key = spot.split(":")[0]
     text = text.replace(spot, f"{key}: *who", 1)
     return Case({LAB2: text.encode()}, LAB2, None, "anchors and aliases")
@@ -409,8 +483,12 @@ def empty_or_not_a_mapping(draw) -> Case:
     data = lab2() if name == LAB2 else flask()
     dag_id = next(iter(data))
     if kind == "top-level list":
-        return case_from(name, [{k: v} for k, v in data.items()] if draw(st.booleans()) else list(data[dag_id].items()),
-                         None, "found a list at the top level")
+        return case_from(
+            name,
+            [{k: v} for k, v in data.items()] if draw(st.booleans()) else list(data[dag_id].items()),
+            None,
+            "found a list at the top level",
+        )
     if kind == "dag is a list":
         data[dag_id] = list(data[dag_id].items())
         return case_from(name, data, dag_id, "expected a mapping")
@@ -437,7 +515,7 @@ def deep_nesting(draw) -> Case:
         inner = "[" * depth + "1" + "]" * depth
         text = dump(data).replace("\n", "\n", 0)
         get(data, path[:-1])[path[-1]] = "@@DEEP@@"
-        text = dump(data).replace("'@@DEEP@@'", inner).replace("\"@@DEEP@@\"", inner).replace("@@DEEP@@", inner)
+        text = dump(data).replace("'@@DEEP@@'", inner).replace('"@@DEEP@@"', inner).replace("@@DEEP@@", inner)
         return Case({LAB2: text.encode()}, LAB2, None)
     if depth > 400:  # block style grows with the square of the depth; keep the file under the size limit
         depth = depth % 400 + 2
@@ -472,15 +550,29 @@ def file_uri_escape(draw) -> Case:
     return case_from(LAB2, data, f"Airflow_Lab2.training.{key}")
 
 
-TAGS = ["!!python/object/apply:os.system", "!!python/name:os.system", "!!python/object:object", "!!binary", "!!set",
-        "!custom", "!!python/tuple", "!!omap", "!<tag:example.com,2024:x>"]
+TAGS = [
+    "!!python/object/apply:os.system",
+    "!!python/name:os.system",
+    "!!python/object:object",
+    "!!binary",
+    "!!set",
+    "!custom",
+    "!!python/tuple",
+    "!!omap",
+    "!<tag:example.com,2024:x>",
+]
 
 
 @st.composite
 def yaml_tag(draw) -> Case:
     tag = draw(st.sampled_from(TAGS))
-    value = {"!!binary": "aGVsbG8=", "!!set": "{a, b}", "!!omap": "[{a: 1}]", "!!python/tuple": "[1, 2]",
-             "!!python/object/apply:os.system": '["true"]'}.get(tag, "x")
+    value = {
+        "!!binary": "aGVsbG8=",
+        "!!set": "{a, b}",
+        "!!omap": "[{a: 1}]",
+        "!!python/tuple": "[1, 2]",
+        "!!python/object/apply:os.system": '["true"]',
+    }.get(tag, "x")
     spot = draw(st.sampled_from(["owner: adclick-ops", "target: Clicked on Ad", "model_dir: model", "catchup: false"]))
     key = spot.split(":")[0]
     text = SHIPPED_TEXT[LAB2].replace(spot, f"{key}: {tag} {value}", 1)
@@ -492,13 +584,15 @@ def impossible_date(draw) -> Case:
     """start_date written as a date that no calendar has (2024-02-30, month 13)."""
     data = lab2()
     year = draw(st.integers(1000, 9999))
-    month, day = draw(st.one_of(
-        st.tuples(st.integers(13, 99), st.integers(1, 28)),
-        st.tuples(st.just(2), st.integers(30, 31)),
-        st.tuples(st.sampled_from([4, 6, 9, 11]), st.just(31)),
-        st.tuples(st.integers(1, 12), st.integers(32, 99)),
-        st.tuples(st.just(0), st.integers(1, 28)),
-    ))
+    month, day = draw(
+        st.one_of(
+            st.tuples(st.integers(13, 99), st.integers(1, 28)),
+            st.tuples(st.just(2), st.integers(30, 31)),
+            st.tuples(st.sampled_from([4, 6, 9, 11]), st.just(31)),
+            st.tuples(st.integers(1, 12), st.integers(32, 99)),
+            st.tuples(st.just(0), st.integers(1, 28)),
+        )
+    )
     data["Airflow_Lab2"]["start_date"] = "@@DATE@@"
     text = dump(data).replace("'@@DATE@@'", f"{year}-{month:02d}-{day:02d}")
     return Case({LAB2: text.encode()}, LAB2, "Airflow_Lab2.start_date")
@@ -520,11 +614,15 @@ def bad_dag_id(draw) -> Case:
     """The monitor DAG renamed to something that is not a DAG id (a number, spaces, a newline...)."""
     data = flask()
     body = data.pop("Airflow_Lab2_Flask")
-    new_id = draw(st.one_of(
-        st.integers(), st.floats(allow_nan=False), st.booleans(),
-        st.text(min_size=1, max_size=30).filter(lambda s: not re.fullmatch(r"[A-Za-z0-9_.\-]{1,250}", s)),
-        st.from_regex(r"[A-Za-z0-9_]{1,20}", fullmatch=True).map(lambda s: s + "\n"),
-    ))
+    new_id = draw(
+        st.one_of(
+            st.integers(),
+            st.floats(allow_nan=False),
+            st.booleans(),
+            st.text(min_size=1, max_size=30).filter(lambda s: not re.fullmatch(r"[A-Za-z0-9_.\-]{1,250}", s)),
+            st.from_regex(r"[A-Za-z0-9_]{1,20}", fullmatch=True).map(lambda s: s + "\n"),
+        )
+    )
     data[new_id] = body
     return case_from(FLASK, data)
 
@@ -607,15 +705,32 @@ def test_validate_reports_mistakes_that_found_bugs(kind, tmp_path):
 
 REGRESSIONS = {
     "document marker alone": (b"---\n", FLASK, None, "empty"),
-    "impossible date": (SHIPPED_TEXT[LAB2].replace("start_date: 2024-01-01", "start_date: 2024-02-30").encode(), LAB2,
-                        "Airflow_Lab2.start_date", None),
-    "integer of 5,000 digits": (SHIPPED_TEXT[LAB2].replace("retries: 1", "retries: " + "9" * 5000, 1).encode(), LAB2,
-                                "Airflow_Lab2.default_args.retries", None),
+    "impossible date": (
+        SHIPPED_TEXT[LAB2].replace("start_date: 2024-01-01", "start_date: 2024-02-30").encode(),
+        LAB2,
+        "Airflow_Lab2.start_date",
+        None,
+    ),
+    "integer of 5,000 digits": (
+        SHIPPED_TEXT[LAB2].replace("retries: 1", "retries: " + "9" * 5000, 1).encode(),
+        LAB2,
+        "Airflow_Lab2.default_args.retries",
+        None,
+    ),
     "numeric DAG id": (SHIPPED_TEXT[FLASK].replace("Airflow_Lab2_Flask:", "1:").encode(), FLASK, "1", "not a valid DAG id"),
-    "DAG id ending in a newline": (SHIPPED_TEXT[FLASK].replace("Airflow_Lab2_Flask:", '"Monitor\\n":').encode(), FLASK, None, "not a valid DAG id"),
+    "DAG id ending in a newline": (
+        SHIPPED_TEXT[FLASK].replace("Airflow_Lab2_Flask:", '"Monitor\\n":').encode(),
+        FLASK,
+        None,
+        "not a valid DAG id",
+    ),
     "nesting 3,000 deep": (SHIPPED_TEXT[LAB2].replace("catchup: false", "catchup: " + "[" * 3000 + "]" * 3000).encode(), LAB2, None, None),
-    "dataset as file:// URI with ..": (SHIPPED_TEXT[LAB2].replace("dataset: dags/data/advertising.csv", "dataset: file://../x.csv").encode(),
-                                       LAB2, "Airflow_Lab2.training.dataset", None),
+    "dataset as file:// URI with ..": (
+        SHIPPED_TEXT[LAB2].replace("dataset: dags/data/advertising.csv", "dataset: file://../x.csv").encode(),
+        LAB2,
+        "Airflow_Lab2.training.dataset",
+        None,
+    ),
 }
 
 

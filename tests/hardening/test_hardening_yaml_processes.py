@@ -16,26 +16,40 @@ from hypothesis import strategies as st
 
 from hardening_support import PROJECT, count
 
-PROCESS = settings(max_examples=8, deadline=None, database=None, derandomize=True,
-                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large])
+PROCESS = settings(
+    max_examples=8,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large],
+)
 # one file per kind, each on its own: cross-file kinds would also (rightly) flag the good files
-SINGLE_FILE = st.sampled_from(sorted(gen.KINDS)).flatmap(lambda kind: gen.KINDS[kind]).filter(
-    lambda case: case.error_file in case.files and not case.extra)
+SINGLE_FILE = (
+    st.sampled_from(sorted(gen.KINDS))
+    .flatmap(lambda kind: gen.KINDS[kind])
+    .filter(lambda case: case.error_file in case.files and not case.extra)
+)
 
 
 @PROCESS
 @given(case=SINGLE_FILE)
 def test_validate_command_in_a_subprocess(case, tmp_path_factory):
     folder = gen.write(case, tmp_path_factory.mktemp("cli"))
-    result = subprocess.run([str(Path(sys.executable).parent / "adclick-ops"), "validate", str(folder)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "adclick-ops"), "validate", str(folder)], capture_output=True, text=True, timeout=120
+    )
     count("validate: real subprocess")
     gen.check(case, result.returncode, result.stdout + result.stderr, folder)
 
 
 def parse(env: dict[str, str]) -> dict:
-    result = subprocess.run([sys.executable, str(PROJECT / "tests" / "dagbag_probe.py"), str(PROJECT / "dags")],
-                            env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(PROJECT / "tests" / "dagbag_probe.py"), str(PROJECT / "dags")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return json.loads(result.stdout.split("@@", 1)[1])
 
@@ -67,11 +81,21 @@ def test_dagbag_reports_each_bad_file_as_its_own_import_error(cases, airflow_hom
             (pipelines / name).unlink()
 
 
-@pytest.mark.parametrize("files", [
-    {"broken_date.yaml": "Broken:\n  start_date: 2024-02-30\n  tasks:\n    t:\n      operator: airflow.providers.standard.operators.empty.EmptyOperator\n"},
-    {"numbered.yaml": "1:\n  tasks:\n    t:\n      operator: airflow.providers.standard.operators.empty.EmptyOperator\n",
-     "lost_trigger.yaml": gen.SHIPPED_TEXT[gen.LAB2].replace("Airflow_Lab2:", "Other:", 1).replace("dag_id: Airflow_Lab2_Flask", "dag_id: Nowhere")},
-], ids=["impossible date", "numeric DAG id and a dangling trigger"])
+@pytest.mark.parametrize(
+    "files",
+    [
+        {
+            "broken_date.yaml": "Broken:\n  start_date: 2024-02-30\n  tasks:\n    t:\n      operator: airflow.providers.standard.operators.empty.EmptyOperator\n"
+        },
+        {
+            "numbered.yaml": "1:\n  tasks:\n    t:\n      operator: airflow.providers.standard.operators.empty.EmptyOperator\n",
+            "lost_trigger.yaml": gen.SHIPPED_TEXT[gen.LAB2]
+            .replace("Airflow_Lab2:", "Other:", 1)
+            .replace("dag_id: Airflow_Lab2_Flask", "dag_id: Nowhere"),
+        },
+    ],
+    ids=["impossible date", "numeric DAG id and a dangling trigger"],
+)
 def test_dagbag_bad_files_that_found_bugs_stay_their_own_import_errors(files, airflow_home, pipelines):
     """Found bugs: these files raise out of the loader, so dags/adclick_dags.py fails and every DAG vanishes."""
     for name, text in files.items():

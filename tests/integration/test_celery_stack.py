@@ -114,45 +114,51 @@ def stack_env(home: Path, pipelines: Path, database: str, queue: str, smtp_port:
     pg = f"postgres@{PG_HOST}:{PG_PORT}/{database}"
     passwords = home / "passwords.json"
     passwords.write_text(json.dumps({ADMIN[0]: ADMIN[1]}))
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "PATH": str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""),
-        # as in docker-compose.yaml's x-airflow-common
-        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{pg}",
-        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql+psycopg2://{pg}",
-        "AIRFLOW__CELERY__BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}",
-        "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,
-        "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
-        "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
-        "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps({
-            "conn_type": "smtp", "host": "127.0.0.1", "port": smtp_port,
-            "extra": {"from_email": "adclick-ops@example.com", "disable_tls": True, "disable_ssl": True, "timeout": 10},
-        }),
-        # paths and ports of this machine instead of the containers'
-        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(ports["api"]),
-        "AIRFLOW__API__BASE_URL": f"http://localhost:{ports['api']}",
-        "AIRFLOW__API__WORKERS": "1",  # two cores here
-        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(ports["scheduler_health"]),
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(ports["worker_logs"]),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(ports["triggerer_logs"]),
-        "ADCLICK_OPS_HOME": str(PROJECT),
-        "ADCLICK_OPS_PIPELINES": str(pipelines),
-        # what start_Flask_API serves, and with which credentials the monitor reads Airflow
-        "ADCLICK_MONITOR_HOST": "127.0.0.1",
-        "ADCLICK_MONITOR_PORT": str(ports["monitor"]),
-        "ADCLICK_AIRFLOW_URL": api,
-        "ADCLICK_AIRFLOW_USER": ADMIN[0],
-        "ADCLICK_AIRFLOW_PASSWORD": ADMIN[1],
-        "ADCLICK_MONITOR_CACHE_TTL": "1",
-    })
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "PATH": str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""),
+            # as in docker-compose.yaml's x-airflow-common
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{pg}",
+            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql+psycopg2://{pg}",
+            "AIRFLOW__CELERY__BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}",
+            "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,
+            "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
+            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
+            "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(
+                {
+                    "conn_type": "smtp",
+                    "host": "127.0.0.1",
+                    "port": smtp_port,
+                    "extra": {"from_email": "adclick-ops@example.com", "disable_tls": True, "disable_ssl": True, "timeout": 10},
+                }
+            ),
+            # paths and ports of this machine instead of the containers'
+            "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(ports["api"]),
+            "AIRFLOW__API__BASE_URL": f"http://localhost:{ports['api']}",
+            "AIRFLOW__API__WORKERS": "1",  # two cores here
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(ports["scheduler_health"]),
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(ports["worker_logs"]),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(ports["triggerer_logs"]),
+            "ADCLICK_OPS_HOME": str(PROJECT),
+            "ADCLICK_OPS_PIPELINES": str(pipelines),
+            # what start_Flask_API serves, and with which credentials the monitor reads Airflow
+            "ADCLICK_MONITOR_HOST": "127.0.0.1",
+            "ADCLICK_MONITOR_PORT": str(ports["monitor"]),
+            "ADCLICK_AIRFLOW_URL": api,
+            "ADCLICK_AIRFLOW_USER": ADMIN[0],
+            "ADCLICK_AIRFLOW_PASSWORD": ADMIN[1],
+            "ADCLICK_MONITOR_CACHE_TTL": "1",
+        }
+    )
     return env
 
 
@@ -251,9 +257,12 @@ def check_run(stack, env: dict[str, str], api: Api, ports: dict[str, int], smtp:
     started = time.monotonic()
     wait_for("the api-server", lambda: api.call("GET", "/monitor/health").ok, STARTUP_TIMEOUT, stack)
     api.login()
-    wait_for("both DAGs to be parsed", lambda: all(
-        api.call("GET", f"/dags/{dag_id}").ok for dag_id in ("Airflow_Lab2", "Airflow_Lab2_Flask")
-    ), STARTUP_TIMEOUT, stack)
+    wait_for(
+        "both DAGs to be parsed",
+        lambda: all(api.call("GET", f"/dags/{dag_id}").ok for dag_id in ("Airflow_Lab2", "Airflow_Lab2_Flask")),
+        STARTUP_TIMEOUT,
+        stack,
+    )
     print(f"stack up and DAGs parsed in {time.monotonic() - started:.0f} s")
 
     api.json("PATCH", "/dags/Airflow_Lab2", json={"is_paused": False})
@@ -285,21 +294,30 @@ def check_run(stack, env: dict[str, str], api: Api, ports: dict[str, int], smtp:
 
     status = wait_for("the monitor to report the run as a success", monitor_reports_success, MONITOR_SERVE_FOR, stack, interval=2)
     assert status["run"]["metrics"]["accuracy"] >= 0.95, status
-    flask_state = wait_for("Airflow_Lab2_Flask to finish", lambda: run_finished(api, "Airflow_Lab2_Flask", flask_run["dag_run_id"]),
-                           MONITOR_SERVE_FOR + 120, stack)
+    flask_state = wait_for(
+        "Airflow_Lab2_Flask to finish",
+        lambda: run_finished(api, "Airflow_Lab2_Flask", flask_run["dag_run_id"]),
+        MONITOR_SERVE_FOR + 120,
+        stack,
+    )
     assert flask_state == "success", task_states(api, "Airflow_Lab2_Flask", flask_run["dag_run_id"])
 
     # The health checks of docker-compose.yaml, run against the native processes.
     assert requests.get(f"http://127.0.0.1:{ports['scheduler_health']}/health", timeout=10).ok, "scheduler health check"
     ping = subprocess.run(
         ["celery", "--app", "airflow.providers.celery.executors.celery_executor.app", "inspect", "ping", "-d", worker_name],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert ping.returncode == 0, f"celery inspect ping failed:\n{ping.stdout[-2000:]}\n{ping.stderr[-2000:]}"
     for job in ("DagProcessorJob", "TriggererJob"):
         # like compose's health check, allow a few tries: a busy machine can delay one heartbeat
         for _ in range(5):
-            check = subprocess.run(["airflow", "jobs", "check", "--job-type", job, "--local"], env=env, capture_output=True, text=True, timeout=120)
+            check = subprocess.run(
+                ["airflow", "jobs", "check", "--job-type", job, "--local"], env=env, capture_output=True, text=True, timeout=120
+            )
             if check.returncode == 0:
                 break
             time.sleep(5)

@@ -32,7 +32,9 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def dag_run(run_id: str, state: str, *, started: datetime = T0, minutes: float | None = 3.0, note: str | None = None, dag_id: str = "Airflow_Lab2") -> dict[str, Any]:
+def dag_run(
+    run_id: str, state: str, *, started: datetime = T0, minutes: float | None = 3.0, note: str | None = None, dag_id: str = "Airflow_Lab2"
+) -> dict[str, Any]:
     """A DAGRunResponse as GET /api/v2/dags/{dag_id}/dagRuns lists it; minutes=None: not ended."""
     ended = started + timedelta(minutes=minutes) if minutes is not None else None
     return {

@@ -35,7 +35,9 @@ def seed_data() -> tuple[np.ndarray, np.ndarray]:
     return frame[FEATURES].to_numpy(float), frame[TARGET].to_numpy(int)
 
 
-@pytest.mark.parametrize("scalers,columns", [(["minmax", "standard"], 10), ([], 5), (["robust"], 5), (["maxabs", "robust", "standard"], 15)])
+@pytest.mark.parametrize(
+    "scalers,columns", [(["minmax", "standard"], 10), ([], 5), (["robust"], 5), (["maxabs", "robust", "standard"], 15)]
+)
 def test_scalers_side_by_side(scalers, columns):
     x = np.random.default_rng(0).normal(size=(20, 5))
     assert make_preprocessor(scalers).fit(x).transform(x).shape == (20, columns)
@@ -69,8 +71,14 @@ def test_restoring_for_other_scalers_is_refused():
         restore_preprocessing(state, ["minmax", "standard"])
 
 
-@pytest.mark.parametrize("name,cls", [("logistic_regression", "LogisticRegression"), ("random_forest", "RandomForestClassifier"),
-                                      ("gradient_boosting", "GradientBoostingClassifier")])
+@pytest.mark.parametrize(
+    "name,cls",
+    [
+        ("logistic_regression", "LogisticRegression"),
+        ("random_forest", "RandomForestClassifier"),
+        ("gradient_boosting", "GradientBoostingClassifier"),
+    ],
+)
 def test_estimator_by_name(name, cls):
     model = build_pipeline(["standard"], name, {"random_state": 0})
     assert type(model.named_steps["model"]).__name__ == cls

@@ -96,5 +96,13 @@ with DAG(
     PythonOperator(
         task_id="start_Flask_API",
         python_callable=tasks.start_flask_api,
-        op_kwargs={"settings": {"host": "127.0.0.1", "port": 5555, "airflow_url": "http://localhost:8080", "dag_id": "Airflow_Lab2", "serve_for": None}},
+        op_kwargs={
+            "settings": {
+                "host": "127.0.0.1",
+                "port": 5555,
+                "airflow_url": "http://localhost:8080",
+                "dag_id": "Airflow_Lab2",
+                "serve_for": None,
+            }
+        },
     )

@@ -20,8 +20,15 @@ def nothing() -> None:
 with DAG("Airflow_Lab2", schedule=None, start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC), catchup=False):
     tasks = {
         task_id: PythonOperator(task_id=task_id, python_callable=nothing)
-        for task_id in ("load_data_task", "data_preprocessing_task", "separate_data_outputs_task",
-                        "build_save_model_task", "load_model_task", "send_email", "my_trigger_task")
+        for task_id in (
+            "load_data_task",
+            "data_preprocessing_task",
+            "separate_data_outputs_task",
+            "build_save_model_task",
+            "load_model_task",
+            "send_email",
+            "my_trigger_task",
+        )
     }
     chain = ["load_data_task", "data_preprocessing_task", "separate_data_outputs_task", "build_save_model_task", "load_model_task"]
     for upstream, downstream in itertools.pairwise(chain):
