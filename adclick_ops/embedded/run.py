@@ -105,6 +105,7 @@ def run_once(home: Path) -> int:
                     final = line.split("state=", 1)[1].split(",")[0].strip() if "state=" in line else "unknown"
                     states["__run__"] = final
             proc.wait()
+            proc.stdout.close()
         run_state = states.get("__run__", "unknown")
         _say(f"{DAG_ID}: run {run_state} in {time.time() - started:.0f} s")
         metrics = _latest_metrics(started)

@@ -80,8 +80,9 @@ class Stack:
 
     def start_process(self, name: str, argv: list[str]) -> None:
         """Start `argv` in a session of its own, logging to <home>/<name>.log."""
-        log = open(self.home / f"{name}.log", "ab")
-        self.processes[name] = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        # The child keeps its own copy of the descriptor; this process needs none.
+        with open(self.home / f"{name}.log", "ab") as log:
+            self.processes[name] = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def start(self, name: str, args: list[str]) -> None:
         """Start an Airflow command (`airflow <args>`)."""

@@ -76,6 +76,8 @@ def test_run_command_trains_triggers_the_monitor_dag_and_serves_the_monitor(tmp_
         except subprocess.TimeoutExpired:
             proc.kill()
             raise
+        finally:
+            proc.stdout.close()
     assert proc.returncode == 0, "".join(lines)[-3000:]
     # every component was stopped
     leftovers = subprocess.run(["pgrep", "-f", str(tmp_path / "airflow")], capture_output=True, text=True).stdout.split()
