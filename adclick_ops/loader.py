@@ -28,13 +28,15 @@ def _parsing_dagbag() -> Any | None:
     every valid DAG of the file. Recording the error under the pipeline file's own name keeps the
     other DAGs and shows the error where the user has to look.
     """
-    dagbag_module = sys.modules.get("airflow.models.dagbag")
-    if dagbag_module is None:
+    # Airflow 3.3 moved DagBag to airflow.dag_processing.dagbag (airflow.models.dagbag keeps DBDagBag).
+    dagbag_module = sys.modules.get("airflow.dag_processing.dagbag")
+    dagbag_class = getattr(dagbag_module, "DagBag", None)
+    if dagbag_class is None:
         return None
     frame = sys._getframe(1)
     while frame is not None:
         candidate = frame.f_locals.get("self")
-        if isinstance(candidate, dagbag_module.DagBag):
+        if isinstance(candidate, dagbag_class):
             return candidate
         frame = frame.f_back
     return None
@@ -71,6 +73,9 @@ def _dag_builder() -> Any:
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"dagfactory(\.|$)")
+        # The standard provider's sensors.python (which dag-factory imports) still imports
+        # airflow.utils.operator_helpers.determine_kwargs, deprecated in Airflow 3.3.
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"airflow\.providers\.standard\.sensors\.python$")
         from dagfactory.dagbuilder import DagBuilder
     return DagBuilder
 

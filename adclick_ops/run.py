@@ -36,12 +36,34 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
+def _retire_old_config(home: Path, version: str) -> None:
+    """Set aside the airflow.cfg an older Airflow wrote into this home.
+
+    Airflow up to 3.1 wrote its full default configuration there at first start; 3.3 writes none and
+    warns at every task about the options it renamed since. Every setting of the embedded Airflow
+    comes from config/embedded.env, so the file is only kept, renamed, for whoever edited it by hand.
+    """
+    stamp = home / ".airflow-version"
+    old = stamp.read_text().strip() if stamp.exists() else "3.1 or older"
+    cfg = home / "airflow.cfg"
+    if old != version and cfg.exists():
+        kept = home / f"airflow.cfg.{old.split()[0]}.bak"
+        cfg.replace(kept)
+        _say(f"Airflow {version} replaces the Airflow {old} of {home}: its airflow.cfg is kept as {kept.name}")
+
+
 def _migrate(env: dict[str, str], home: Path) -> None:
+    """Create or upgrade the metadata database: a home made by an older Airflow is migrated in place."""
+    from importlib.metadata import version as installed
+
+    version = installed("apache-airflow-core")
+    _retire_old_config(home, version)
     _say(f"Preparing the Airflow metadata database in {home} ...")
     with open(home / "migrate.log", "wb") as log:
         result = airflow(["db", "migrate"], env, stdout=log, stderr=subprocess.STDOUT)
     if result.returncode != 0:
         raise SystemExit(f"airflow db migrate failed; see {home / 'migrate.log'}")
+    (home / ".airflow-version").write_text(version + "\n")
 
 
 def _metrics_line(m: dict[str, Any]) -> str:

@@ -3,9 +3,9 @@
 import json
 import sys
 
-from airflow.models.dagbag import DagBag
+from airflow.dag_processing.dagbag import DagBag
 
-bag = DagBag(sys.argv[1], include_examples=False)
+bag = DagBag(sys.argv[1])
 report = {"import_errors": bag.import_errors, "warnings": bag.captured_warnings, "dags": {}, "heavy_modules": sorted(
     m for m in sys.modules if m.split(".")[0] in ("pandas", "sklearn", "scipy"))}
 for dag_id, dag in bag.dags.items():
@@ -19,6 +19,6 @@ for dag_id, dag in bag.dags.items():
         info["retries"] = t.retries
         info["on_failure_callback"] = [type(c).__name__ for c in (t.on_failure_callback or [])]
         tasks[t.task_id] = info
-    report["dags"][dag_id] = {"tasks": tasks, "schedule": str(dag.timetable.summary), "max_active_runs": dag.max_active_runs,
+    report["dags"][dag_id] = {"tasks": tasks, "schedule": str(dag.schedule), "max_active_runs": dag.max_active_runs,
                               "catchup": dag.catchup, "fileloc": dag.fileloc}
 print("@@" + json.dumps(report, default=str))

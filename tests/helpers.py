@@ -75,10 +75,9 @@ class SmtpCapture:
 
 
 def connection_json(host: str, port: int) -> str:
-    return json.dumps({
-        "conn_type": "smtp", "host": host, "port": port,
-        "extra": {"from_email": "adclick-ops@localhost", "disable_tls": True, "disable_ssl": True, "timeout": 5, "retry_limit": 1},
-    })
+    from adclick_ops.mailsink import smtp_connection_uri
+
+    return smtp_connection_uri(host, port, timeout=5)
 
 
 def body_text(message: Message) -> str:

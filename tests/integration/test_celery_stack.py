@@ -28,6 +28,8 @@ import requests
 from helpers import PROJECT, edit_yaml, mandatory_in_ci
 from helpers import SmtpCapture, free_port
 
+from adclick_ops.mailsink import smtp_connection_uri
+
 pytestmark = pytest.mark.integration
 
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
@@ -128,10 +130,7 @@ def stack_env(home: Path, pipelines: Path, database: str, queue: str, smtp_port:
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
         "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
-        "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps({
-            "conn_type": "smtp", "host": "127.0.0.1", "port": smtp_port,
-            "extra": {"from_email": "adclick-ops@example.com", "disable_tls": True, "disable_ssl": True, "timeout": 10},
-        }),
+        "AIRFLOW_CONN_SMTP_DEFAULT": smtp_connection_uri("127.0.0.1", smtp_port, from_email="adclick-ops@example.com"),
         # paths and ports of this machine instead of the containers'
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
