@@ -156,15 +156,42 @@ class _Api:
         token.raise_for_status()
         self.http.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
 
+    def _request(self, method: str, path: str, retry_for: float = 30, **kwargs: Any) -> Any:
+        """One REST call; a 500 or 503 is retried for up to `retry_for` seconds.
+
+        On SQLite, a write of the API server waits at most 5 s for the scheduler's and the DAG
+        processor's writes, then answers 500 ("database is locked"); a moment later it succeeds.
+        """
+        deadline = time.monotonic() + retry_for
+        while True:
+            r = self.http.request(method, f"{self.base}/api/v2{path}", timeout=10, **kwargs)
+            if r.status_code not in (500, 503) or time.monotonic() > deadline:
+                r.raise_for_status()
+                return r.json()
+            time.sleep(1)
+
     def get(self, path: str, **params) -> Any:
-        r = self.http.get(f"{self.base}/api/v2{path}", params=params, timeout=10)
-        r.raise_for_status()
-        return r.json()
+        return self._request("GET", path, params=params)
 
     def call(self, method: str, path: str, body: dict) -> Any:
-        r = self.http.request(method, f"{self.base}/api/v2{path}", json=body, timeout=10)
-        r.raise_for_status()
-        return r.json()
+        return self._request(method, path, json=body)
+
+    def trigger(self, dag_id: str, note: str) -> str:
+        """Trigger a run under an id of our own, so that a retried request cannot start a second run."""
+        import requests
+
+        run_id = f"manual__{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime())}__{os.urandom(4).hex()}"
+        body = {"dag_run_id": run_id, "logical_date": None, "note": note}
+        r = self.http.post(f"{self.base}/api/v2/dags/{dag_id}/dagRuns", json=body, timeout=10)
+        if r.status_code in (500, 503):  # the run may exist already: then the retry answers 409
+            try:
+                self.call("POST", f"/dags/{dag_id}/dagRuns", body)
+            except requests.HTTPError as exc:
+                if exc.response is None or exc.response.status_code != 409:
+                    raise
+        else:
+            r.raise_for_status()
+        return run_id
 
 
 def follow_run(api: _Api, dag_id: str, run_id: str, stack: Stack, timeout: float = 900) -> str:
@@ -243,9 +270,8 @@ def run_forever(home: Path, port: int = 8080) -> int:
                     if time.monotonic() > deadline:
                         raise SystemExit(f"{DAG_ID} was not parsed; run `adclick-ops validate` and see {home / 'dag-processor.log'}")
                     time.sleep(2)
-            run = api.call("POST", f"/dags/{DAG_ID}/dagRuns", {"logical_date": None, "note": "triggered by adclick-ops run"})
+            run_id = api.trigger(DAG_ID, "triggered by adclick-ops run")
             api.call("PATCH", f"/dags/{DAG_ID}", {"is_paused": False})
-            run_id = run["dag_run_id"]
             _say(f"Triggered {DAG_ID}: {run_id}")
             state = follow_run(api, DAG_ID, run_id, stack)
             _say(f"{DAG_ID} run {run_id}: {state}")

@@ -159,8 +159,7 @@ def _idle_cpu(pid: int, seconds: float) -> float:
 
 def _trigger_and_wait(api: _Api, dag_id: str, stack: Stack, timeout: float = 300) -> tuple[float, str, str]:
     start = time.perf_counter()
-    run = api.call("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "note": "benchmarks/end_to_end.py"})
-    run_id = run["dag_run_id"]
+    run_id = api.trigger(dag_id, "benchmarks/end_to_end.py")
     while time.perf_counter() - start < timeout:
         state = api.get(f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
         if state in ("success", "failed"):
