@@ -12,7 +12,7 @@ import pytest
 import requests
 import yaml
 
-from adclick_ops.embedded.mailsink import MailSink, smtp_connection_json
+from adclick_ops.embedded.mailsink import MailSink, smtp_connection_uri
 from adclick_ops.net import free_port
 
 __all__ = [
@@ -23,7 +23,7 @@ __all__ = [
     "free_port",
     "mandatory_in_ci",
     "run_airflow",
-    "smtp_connection_json",
+    "smtp_connection_uri",
     "training_settings",
     "wait_for_health",
 ]
