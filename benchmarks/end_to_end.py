@@ -31,6 +31,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from adclick_ops.airflow_api import AirflowClient, AirflowError  # noqa: E402
+from adclick_ops.config import load_catalog  # noqa: E402
+from adclick_ops.config.vocabulary import TRAINING_DAG_ID  # noqa: E402
 from adclick_ops.embedded.mailsink import MailSink  # noqa: E402
 from adclick_ops.embedded.run import connect, trigger  # noqa: E402
 from adclick_ops.embedded.stack import Stack, airflow  # noqa: E402
@@ -40,15 +42,8 @@ import _common  # noqa: E402
 from _common import MODES, NOOP_DAGS, ROOT, SEED_DAGS, airflow_env, bytecode, load, table, verdict, write  # noqa: E402
 
 TARGETS = {"dags_test": 0.7, "stack": 0.6}
-TASKS = [
-    "load_data_task",
-    "data_preprocessing_task",
-    "separate_data_outputs_task",
-    "build_save_model_task",
-    "load_model_task",
-    "send_email",
-    "my_trigger_task",
-]
+# The shipped graph's task ids in file order (the seed's order), read from the pipeline file itself.
+TASKS = list(load_catalog(ROOT / "pipelines").dags[TRAINING_DAG_ID].tasks)
 SUFFIX = "_seed"
 NOOP_SUFFIX = "_noop"
 
