@@ -30,6 +30,8 @@ class Issue:
     line: int | None
     field: str
     message: str
+    found: str | None = None  # the offending value as the file spells it, when there is one
+    expected: str | None = None  # what would be accepted there, in words
 
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}" if self.line else self.path
@@ -98,19 +100,39 @@ def _issue_from_pydantic(doc: YamlDocument, prefix: tuple[Any, ...], err: dict[s
     loc = prefix + tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     kind = err["type"]
     found = err.get("input")
+    shown: str | None = _describe(found)
     if kind == "extra_forbidden":
         parent = _model_at(model, err["loc"][:-1])
         allowed = ", ".join(parent.model_fields) if parent else "see docs/configuration.md"
         msg = f"unknown field {str(loc[-1])!r}; expected one of: {allowed}"
+        shown, expected = repr(str(loc[-1])), f"one of: {allowed}"
     elif kind == "missing":
         parent = _model_at(model, err["loc"][:-1])
         desc = parent.model_fields[err["loc"][-1]].description if parent and err["loc"][-1] in parent.model_fields else None
         msg = "required field is missing" + (f" ({desc})" if desc else "")
+        shown, expected = None, desc or "this field"
     elif kind == "value_error":
         msg = str(err["ctx"]["error"]) if "ctx" in err else err["msg"]
+        expected = _expected_in(msg)
     else:
         msg = f"{err['msg'][0].lower()}{err['msg'][1:]}; found {_describe(found)}"
-    return Issue(doc.path, doc.line_of(loc), _field_path(loc), msg)
+        # pydantic says "Input should be greater than 0": what follows "should" is what is expected
+        expected = err["msg"].split(" should ", 1)[-1].removeprefix("be ")
+    return Issue(doc.path, doc.line_of(loc), _field_path(loc), msg, shown, expected)
+
+
+def _expected_in(message: str) -> str | None:
+    """What a message says is expected: its "...; expected X" part (messages follow that form)."""
+    return message.rsplit("; expected ", 1)[1] if "; expected " in message else None
+
+
+def _value_at(data: Any, loc: tuple[Any, ...]) -> str | None:
+    for part in loc:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return _describe(data)
 
 
 def _model_at(model: type, loc: tuple[Any, ...]) -> type | None:
@@ -159,7 +181,8 @@ def _issues_from_validation(doc: YamlDocument, prefix: tuple[Any, ...], exc: Val
             issues.append(_issue_from_pydantic(doc, prefix, {**errs[0], "loc": at[len(prefix):]}, model))
             continue
         forms = sorted({str(e["loc"][len(at) - len(prefix)]).split("[")[0] for e in errs})
-        issues.append(Issue(doc.path, doc.line_of(at), _field_path(at), f"found {_describe(errs[0].get('input'))}; expected one of: {', '.join(forms)}"))
+        found = _describe(errs[0].get("input"))
+        issues.append(Issue(doc.path, doc.line_of(at), _field_path(at), f"found {found}; expected one of: {', '.join(forms)}", found, f"one of: {', '.join(forms)}"))
     return issues
 
 
@@ -171,13 +194,16 @@ def _validate_dags(doc: YamlDocument) -> tuple[dict[str, Dag], list[Issue]]:
     for dag_id, body in doc.data.items():
         if not isinstance(dag_id, str) or not re.fullmatch(DAG_ID_PATTERN, dag_id):
             shown_id = str(dag_id) if isinstance(dag_id, str) and dag_id.isprintable() else repr(dag_id)
-            issues.append(Issue(doc.path, doc.line_of((dag_id,)), shown_id, f"{dag_id!r} is not a valid DAG id; expected letters, digits, '_', '-' or '.'"))
+            issues.append(Issue(doc.path, doc.line_of((dag_id,)), shown_id, f"{dag_id!r} is not a valid DAG id; expected letters, digits, '_', '-' or '.'",
+                                _describe(dag_id), "letters, digits, '_', '-' or '.'"))
             continue
         if dag_id in ("default", "task_groups"):
-            issues.append(Issue(doc.path, doc.line_of((dag_id,)), dag_id, f"{dag_id!r} is reserved by dag-factory; use pipelines/defaults.yaml for shared settings"))
+            issues.append(Issue(doc.path, doc.line_of((dag_id,)), dag_id, f"{dag_id!r} is reserved by dag-factory; use pipelines/defaults.yaml for shared settings",
+                                repr(dag_id), "a DAG id other than 'default' and 'task_groups'"))
             continue
         if not isinstance(body, dict):
-            issues.append(Issue(doc.path, doc.line_of((dag_id,)), dag_id, f"expected a mapping of DAG settings; found {_describe(body)}"))
+            issues.append(Issue(doc.path, doc.line_of((dag_id,)), dag_id, f"expected a mapping of DAG settings; found {_describe(body)}",
+                                _describe(body), "a mapping of DAG settings"))
             continue
         try:
             dag = Dag.model_validate(body)
@@ -187,7 +213,7 @@ def _validate_dags(doc: YamlDocument) -> tuple[dict[str, Dag], list[Issue]]:
         graph = dag.graph_problems()
         for loc, message in graph:
             full = (dag_id, *loc)
-            issues.append(Issue(doc.path, doc.line_of(full), _field_path(full), message))
+            issues.append(Issue(doc.path, doc.line_of(full), _field_path(full), message, _value_at(body, loc), _expected_in(message)))
         if not graph:
             dags[dag_id] = dag
     return dags, issues
@@ -228,7 +254,7 @@ def load_pipeline_file(path: str | os.PathLike[str]) -> PipelineFile:
         try:
             doc = read_yaml(p)
         except YamlReadError as exc:
-            return ConfigError([Issue(_shown(p), exc.line, "", exc.message)])
+            return ConfigError([Issue(_shown(p), exc.line, "", exc.message, expected=_expected_in(exc.message))])
         doc.path = _shown(p)
         dags, issues = _validate_dags(doc)
         if issues:
@@ -248,7 +274,7 @@ def _load_defaults(root: Path) -> tuple[DefaultArgs, ConfigError | None]:
             try:
                 doc = read_yaml(p)
             except YamlReadError as exc:
-                return DefaultArgs(), ConfigError([Issue(_shown(p), exc.line, "", exc.message)])
+                return DefaultArgs(), ConfigError([Issue(_shown(p), exc.line, "", exc.message, expected=_expected_in(exc.message))])
             doc.path = _shown(p)
             try:
                 return Defaults.model_validate(doc.data).default_args, None
@@ -295,7 +321,8 @@ def _cross_check(catalog: Catalog, root: Path) -> None:
         for dag_id in f.dags:
             if dag_id in known and known[dag_id] != f.path:
                 bad.setdefault(f.path, []).append(
-                    Issue(f.path, f.document.line_of((dag_id,)), dag_id, f"DAG id {dag_id!r} is also declared in {known[dag_id]}")
+                    Issue(f.path, f.document.line_of((dag_id,)), dag_id, f"DAG id {dag_id!r} is also declared in {known[dag_id]}",
+                          repr(dag_id), "a DAG id declared in one file only")
                 )
             known.setdefault(dag_id, f.path)
     for f in catalog.files:
@@ -308,6 +335,8 @@ def _cross_check(catalog: Catalog, root: Path) -> None:
                         f"{dag_id}.trigger.dag_id",
                         f"DAG {dag.trigger.dag_id!r} is not declared in {_shown(root)}/ (declared: {', '.join(sorted(known)) or 'none'}); "
                         "declare it there or set trigger.external: true",
+                        repr(dag.trigger.dag_id),
+                        f"a DAG declared in {_shown(root)}/, or trigger.external: true",
                     )
                 )
     for path, issues in bad.items():
