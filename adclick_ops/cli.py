@@ -12,6 +12,7 @@ from adclick_ops.config import PIPELINES_ENV, ConfigError, pipelines_dir
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schema"
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+RUNTIME_MODULES = {"airflow", "dagfactory", "flask", "waitress", "gunicorn", "requests", "sklearn", "pandas", "numpy", "joblib"}
 EXIT_CODES = "exit status: 0 valid, 1 invalid pipelines, 2 usage or I/O error"
 
 
@@ -185,6 +186,13 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except KeyboardInterrupt:
         return 130
+    except ModuleNotFoundError as exc:
+        # validate, plan and schema run on the core install; the other commands need the extra
+        if (exc.name or "").split(".")[0] not in RUNTIME_MODULES:
+            raise
+        print(f"adclick-ops {args.command} needs {exc.name}, which is not installed; "
+              "install the runtime stack with: pip install 'adclick-ops[airflow]'", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":
