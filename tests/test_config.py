@@ -163,7 +163,7 @@ def test_unusable_files(capsys, tmp_path, content, words):
 
 def test_missing_path_is_an_error(capsys, tmp_path):
     code, out = validate(capsys, tmp_path / "nope.yaml")
-    assert code == 1 and "no such file" in out
+    assert code == 2 and "no such file" in out
 
 
 def test_a_broken_file_does_not_hide_the_good_ones(tmp_path):
