@@ -2,12 +2,12 @@
 
 1. parse time (parse_time.py), 2. scale (scale.py), 3. end to end (end_to_end.py: `airflow dags test`
 and a running Airflow; imports.py: what each task's imports cost), 4. monitor load (monitor_load.py,
-needs `wrk`). Each prints its tables and
+needs `wrk`), 5. the CI commands (ci_commands.py: validate, plan, the pre-commit hook's install). Each prints its tables and
 writes its JSON into benchmarks/results/; this script adds summary.json with every target.
 Other Airflow processes on the machine slow every variant alike, but they make runs noisy: the
 load average is recorded before and after each benchmark.
 
-    .venv/bin/python benchmarks/run_all.py [--quick] [--project COPY] [--skip parse,scale,e2e,monitor]
+    .venv/bin/python benchmarks/run_all.py [--quick] [--project COPY] [--skip parse,scale,e2e,ci,monitor]
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run, not for the docs)")
     parser.add_argument("--project", help="measure the dags/ and adclick_ops/ of this copy of the project as ours")
-    parser.add_argument("--skip", default="", help="comma-separated benchmarks to leave out: parse, scale, e2e, monitor")
+    parser.add_argument("--skip", default="", help="comma-separated benchmarks to leave out: parse, scale, e2e, ci, monitor")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
+    import ci_commands
     import end_to_end
     import imports
     import parse_time
@@ -65,6 +66,10 @@ def main() -> int:
             summary[f"3ii. running Airflow ours/seed ({MODES[mode]}, best of {stack_runs[mode]})"] = (
                 f"{ii['ratio']:.2f} (no gaps {ii['ratio_without_gaps']:.2f})", f"<= {ii['target']}", ii["met"])
         step("imports", imports.main, runs=3 if args.quick else 5)
+    if "ci" not in skip:
+        ci = step("ci_commands", ci_commands.main, runs=3 if args.quick else 9)
+        for c in ci["commands"]:
+            summary[f"5. adclick-ops {' '.join(c['command'])} (median)"] = (f"{c['median_ms']:.0f} ms", f"< {c['target_ms']:.0f} ms", c["met"])
     monitor_result = None
     if "monitor" not in skip:
         t = time.monotonic()
