@@ -124,6 +124,8 @@ def cmd_reference(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from adclick_ops.config.report import FORMATS as VALIDATE_FORMATS
+    from adclick_ops.plan import FORMATS as PLAN_FORMATS
     from adclick_ops.runtime import PROJECT
 
     parser = argparse.ArgumentParser(prog="adclick-ops", description=__doc__)
@@ -136,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the cross-file errors they cause.",
     )
     p.add_argument("paths", nargs="*", help="pipeline files or folders (default: pipelines/)")
-    p.add_argument("--format", choices=("text", "json", "github"), default="text",
+    p.add_argument("--format", choices=VALIDATE_FORMATS, default="text",
                    help="text (default), json (one object on stdout) or github (workflow-command annotations)")
     p.set_defaults(func=cmd_validate)
 
@@ -145,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit status: 0 plan shown, 1 plan shown but the working tree's pipelines are invalid, 2 usage, git or I/O error",
     )
     p.add_argument("--base", default="HEAD", help="git revision to compare with (default: HEAD)")
-    p.add_argument("--format", choices=("text", "json", "markdown"), default="text",
+    p.add_argument("--format", choices=PLAN_FORMATS, default="text",
                    help="text (default), json, or markdown for a pull-request comment")
     p.add_argument("--pipelines", default=None, help="pipelines folder (default: ./pipelines)")
     p.set_defaults(func=cmd_plan)

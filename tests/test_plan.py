@@ -299,7 +299,9 @@ def _graph_side(root: Path, graph: dict[str, list[str]]) -> planning.Side:
 @GENERATED
 def test_tasks_and_edges_are_the_set_differences(tmp_path, old, new):
     plan = planning.compare("p", _graph_side(tmp_path, old), _graph_side(tmp_path, new))
-    edges = lambda g: {(u, t) for t, ups in g.items() for u in ups}  # noqa: E731
+    def edges(g: dict[str, list[str]]) -> set[tuple[str, str]]:
+        return {(u, t) for t, ups in g.items() for u in ups}
+
     if old == new:
         assert plan.dags == []
         return

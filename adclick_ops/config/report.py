@@ -43,23 +43,20 @@ def _check_folder(root: Path, named: list[Path] | None, report: Report) -> None:
     land; problems inside unnamed files are not, since those files are not what is being checked.
     """
     paths = pipeline_paths(root)
-    extra = [p for p in named or [] if p.name not in DEFAULTS_NAMES and _key(p) not in {_key(q) for q in paths}]
+    known = {_key(p) for p in paths}
+    # a file named explicitly is checked even if its name would not be picked from the folder
+    extra = [p for p in named or [] if p.name not in DEFAULTS_NAMES and _key(p) not in known]
     catalog = load_catalog(root, paths + extra)
     defaults = [root / n for n in DEFAULTS_NAMES if (root / n).exists()]
-    if named is None:
-        checked = paths + defaults
-    else:
-        checked = list(dict.fromkeys(named))
+    checked = paths + defaults if named is None else list(dict.fromkeys(named))
     wanted = {_key(p) for p in checked}
     for shown, error in catalog.errors.items():
-        if _key(shown) in wanted:
-            report.errors.extend(error.issues)
-        elif shown not in [str(d) for d in defaults] and _valid_alone(shown):
+        caused_here = Path(shown).name not in DEFAULTS_NAMES and _valid_alone(shown)
+        if _key(shown) in wanted or caused_here:
             report.errors.extend(error.issues)
     report.files.extend(_shown_of(p, catalog) for p in checked)
-    named_keys = wanted if named is not None else None
     for f in catalog.files:
-        if named_keys is None or _key(f.path) in named_keys:
+        if _key(f.path) in wanted:
             report.dags.extend(f.dags)
 
 
@@ -96,7 +93,7 @@ def check(paths: list[str]) -> Report:
             raise UsageError(f"{raw}: not a file or folder")
         else:
             raise UsageError(f"{raw}: no such file or folder")
-    for key, folder in folders.items():
+    for folder in folders.values():
         _check_folder(folder, None, report)
     for key, files in named.items():
         if key in folders:  # the whole folder is already checked
