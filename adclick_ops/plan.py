@@ -314,7 +314,8 @@ def _issue_json(i: Issue) -> dict[str, Any]:
 
 def as_json(plan: Plan) -> str:
     def side(s: Side) -> dict[str, Any]:
-        return {"ref": s.label, "commit": s.commit, "valid": not s.issues, "dags": sorted(s.dags), "errors": [_issue_json(i) for i in s.issues]}
+        return {"ref": s.label, "commit": s.commit, "valid": not s.issues, "dags": sorted(s.dags), "note": s.note,
+                "errors": [_issue_json(i) for i in s.issues]}
 
     dags = []
     for d in plan.dags:
@@ -360,6 +361,8 @@ def as_markdown(plan: Plan) -> str:
         out += [f"| ~ | {_md(c.field)} | {_md(_show(c.old))} | {_md(_show(c.new))} |" for c in d.changes]
         out.append("")
     for side in (plan.base, plan.new):
+        if side.note:
+            out += [f"Note: {side.note}.", ""]
         if side.issues:
             who = "The working tree's pipelines are" if side is plan.new else f"The pipelines at {_md(side.label)} are"
             out += [f"> **{who} invalid** ({len(side.issues)} error(s)):", ">"]

@@ -207,7 +207,9 @@ def test_any_revision_and_a_folder_not_yet_there(repo):
     shutil.copytree(repo / "pipelines", repo / "team_b" / "pipelines")
     code, report = plan_json("--pipelines", "team_b/pipelines")
     assert code == 0 and {(d["dag_id"], d["status"]) for d in report["dags"]} == {("Airflow_Lab2", "added"), ("Airflow_Lab2_Flask", "added")}
+    assert report["base"]["note"] == "team_b/pipelines/ holds no pipeline files at HEAD"
     assert "team_b/pipelines/ holds no pipeline files at HEAD" in cli("plan", "--pipelines", "team_b/pipelines")[1]
+    assert "Note: team_b/pipelines/ holds no pipeline files at HEAD." in cli("plan", "--pipelines", "team_b/pipelines", "--format", "markdown")[1]
 
 
 def test_a_folder_inside_the_repository_from_another_working_folder(repo, monkeypatch):
