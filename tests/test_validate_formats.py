@@ -105,7 +105,7 @@ def test_every_error_in_json_and_as_one_annotation(tmp_path, name, old, new, fie
 
     annotations = gh_out.splitlines()
     assert len(annotations) == len(errors)
-    for line, error in zip(annotations, errors):
+    for line, error in zip(annotations, errors, strict=True):
         decoded = parse_annotation(line)
         assert decoded["file"] == error["file"] and decoded["message"] == error["message"]
         assert decoded.get("line") == (str(error["line"]) if error["line"] else None)
