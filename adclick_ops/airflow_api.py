@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -27,6 +28,10 @@ class AirflowError(Exception):
 
 class AirflowUnreachable(AirflowError):
     """No usable answer: connection refused, timeout, server error, refused credentials, bad JSON."""
+
+
+class AirflowServerError(AirflowUnreachable):
+    """Airflow answered with a server error (HTTP 5xx); on SQLite often a moment's lock."""
 
 
 class AirflowNotFound(AirflowError):
@@ -52,10 +57,12 @@ class AirflowClient:
         *,
         connect_timeout: float = 2.0,
         read_timeout: float = 5.0,
+        retry_server_errors_for: float = 0.0,
     ):
         self.base_url = base_url.rstrip("/")
         self._credentials = {"username": username, "password": password}
         self._timeout = (connect_timeout, read_timeout)
+        self._retry_for = retry_server_errors_for  # seconds during which a 500 or 503 is asked again
         self._token: str | None = None
         self._token_lock = threading.Lock()
         # requests.Session is not documented as thread-safe: one per serving thread, kept alive.
@@ -108,6 +115,16 @@ class AirflowClient:
         return self._call_api("GET", path, params=params)
 
     def _call_api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        deadline = time.monotonic() + self._retry_for
+        while True:
+            try:
+                return self._call_api_once(method, path, **kwargs)
+            except AirflowServerError:
+                if time.monotonic() >= deadline:
+                    raise
+            time.sleep(1)
+
+    def _call_api_once(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         token = self._token or self._login(None)
         response = self._request(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
         if response.status_code == 401:  # expired or issued by a restarted api-server
@@ -116,12 +133,14 @@ class AirflowClient:
         if response.status_code in (401, 403):
             raise AirflowUnreachable(f"Airflow refused access to {path.split('?')[0]} (HTTP {response.status_code})")
         if response.status_code >= 500:
-            raise AirflowUnreachable(f"Airflow answered HTTP {response.status_code} (server error)")
+            raise AirflowServerError(f"Airflow answered HTTP {response.status_code} (server error)")
         return response
 
-    def call(self, method: str, path: str, *, body: dict[str, Any] | None = None, **params: Any) -> Any:
-        """`method` /api/v2`path` as JSON; 404 raises AirflowNotFound, any other failure AirflowUnreachable."""
+    def call(self, method: str, path: str, *, body: dict[str, Any] | None = None, accept: tuple[int, ...] = (), **params: Any) -> Any:
+        """`method` /api/v2`path` as JSON (None for a status in `accept`); 404 raises AirflowNotFound, any other failure AirflowUnreachable."""
         response = self._call_api(method, f"/api/v2{path}", params=params or None, json=body)
+        if response.status_code in accept:
+            return None
         if response.status_code == 404:
             raise AirflowNotFound(f"Airflow has no {path} (HTTP 404)")
         if response.status_code not in (200, 201):

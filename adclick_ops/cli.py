@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from adclick_ops.config import ConfigError, Issue, load_catalog, pipeline_paths, pipelines_dir
 from adclick_ops.config.catalog import DEFAULTS_NAMES, PACKAGE_PROJECT
@@ -76,12 +78,23 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _schedule_text(dag: Any) -> str:
+    """The schedule as the pipeline file wrote it, else what the SDK timetable holds."""
+    if isinstance(dag.schedule, str):
+        return dag.schedule
+    if dag.schedule is None:
+        return "none: triggered only"
+    return getattr(dag.timetable, "expression", None) or type(dag.timetable).__name__
+
+
 def cmd_graph(args: argparse.Namespace) -> int:
     from adclick_ops.render import render
 
     rendered: dict = {}
     try:
-        render(rendered, args.pipelines)
+        # Airflow 3.3 logs to stdout; while it renders, stdout is stderr, so stdout holds the graph alone.
+        with contextlib.redirect_stdout(sys.stderr):
+            render(rendered, args.pipelines)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -89,7 +102,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     if dag is None:
         print(f"DAG {args.dag_id!r} not found; declared: {', '.join(sorted(rendered)) or 'none'}", file=sys.stderr)
         return 1
-    print(f"{dag.dag_id}  (schedule: {dag.timetable.summary})")
+    print(f"{dag.dag_id}  (schedule: {_schedule_text(dag)})")
     for task in dag.topological_sort():
         down = sorted(task.downstream_task_ids)
         rule_name = getattr(task.trigger_rule, "value", str(task.trigger_rule))

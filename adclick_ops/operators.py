@@ -1,12 +1,14 @@
 """ReportEmailOperator: the SMTP provider's EmailOperator, sending HTML with a plain-text part.
 
 The provider's operator sends HTML only; mail clients and filters that read text need both. The
-connection (host, port, TLS, login) is the provider's SmtpHook, from the Airflow connection.
+server, port, TLS and login come from the Airflow connection through SmtpHook's public properties;
+the message is a multipart/alternative built here and handed to the standard library's client.
 """
 
 from __future__ import annotations
 
 import smtplib
+import ssl
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import formatdate, make_msgid
@@ -20,6 +22,31 @@ class SmtpDeliveryError(RuntimeError):
     """The report could not be handed to the SMTP server; says which server and why."""
 
 
+def _tls_context(hook: SmtpHook) -> ssl.SSLContext | None:
+    """The connection's `ssl_context` extra, as the provider reads it: unset/"default" verifies, "none" does not."""
+    if hook.ssl_context not in (None, "default", "none"):
+        raise SmtpDeliveryError(
+            f"connection {hook.smtp_conn_id!r}: extra ssl_context is {hook.ssl_context!r}; expected 'default' or 'none'"
+        )
+    return None if hook.ssl_context == "none" else ssl.create_default_context()
+
+
+def _send(hook: SmtpHook, sender: str, recipients: list[str], message: MIMEMultipart) -> None:
+    """One SMTP session: connect, STARTTLS or SSL as configured, log in when a login is set, send, quit."""
+    context = _tls_context(hook)
+    kwargs: dict[str, Any] = {"host": hook.host, "timeout": hook.timeout}
+    if hook.port:
+        kwargs["port"] = hook.port
+    client: smtplib.SMTP = smtplib.SMTP_SSL(context=context, **kwargs) if hook.use_ssl else smtplib.SMTP(**kwargs)
+    with client:
+        if not hook.use_ssl and hook.smtp_starttls:
+            client.starttls(context=context)
+            client.ehlo()
+        if hook.smtp_user and hook.smtp_password:
+            client.login(hook.smtp_user, hook.smtp_password)
+        client.sendmail(sender, recipients, message.as_string())
+
+
 class ReportEmailOperator(EmailOperator):
     template_fields = (*EmailOperator.template_fields, "text_content")
 
@@ -30,30 +57,28 @@ class ReportEmailOperator(EmailOperator):
     def execute(self, context: Any) -> list[str]:
         recipients = [self.to] if isinstance(self.to, str) else list(self.to)
         hook = SmtpHook(smtp_conn_id=self.conn_id)
-        conn = hook.get_connection(self.conn_id)
-        where = f"{conn.host}:{conn.port} (connection {self.conn_id!r})"
-        try:
+        hook.smtp_connection = hook.get_connection(self.conn_id)
+        where = f"{hook.host}:{hook.port} (connection {self.conn_id!r})"
+        sender = self.from_email or hook.from_email
+        if not sender:
+            raise SmtpDeliveryError(f"no sender: set from_email in the extra of connection {self.conn_id!r}")
+        if hook.auth_type == "oauth2":
+            # The provider alone speaks XOAUTH2: hand it the HTML report, without the text part.
             with hook:
-                sender = self.from_email or hook.from_email
-                if not sender:
-                    raise SmtpDeliveryError(f"no sender: set from_email in the extra of connection {self.conn_id!r}")
-                message = MIMEMultipart("alternative")
-                message["Subject"] = self.subject or ""
-                message["From"] = sender
-                message["To"] = ", ".join(recipients)
-                message["Date"] = formatdate(localtime=False)
-                message["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1])
-                message.attach(MIMEText(self.text_content or "", "plain", "utf-8"))
-                message.attach(MIMEText(self.html_content or "", "html", "utf-8"))
-                hook._smtp_client.sendmail(sender, recipients, message.as_string())  # the hook's logged-in client
-        except SmtpDeliveryError:
-            raise
+                hook.send_email_smtp(to=recipients, subject=self.subject, html_content=self.html_content, from_email=sender)
+            return recipients
+        message = MIMEMultipart("alternative")
+        message["Subject"] = self.subject or ""
+        message["From"] = sender
+        message["To"] = ", ".join(recipients)
+        message["Date"] = formatdate(localtime=False)
+        message["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1])
+        message.attach(MIMEText(self.text_content or "", "plain", "utf-8"))
+        message.attach(MIMEText(self.html_content or "", "html", "utf-8"))
+        try:
+            _send(hook, sender, recipients, message)
         except (TimeoutError, OSError, smtplib.SMTPException) as exc:
             cause = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             raise SmtpDeliveryError(f"cannot send the report through the SMTP server at {where}: {cause}") from exc
-        except Exception as exc:
-            if "connect" in str(exc).lower():
-                raise SmtpDeliveryError(f"cannot send the report through the SMTP server at {where}: {exc}") from exc
-            raise
         self.log.info("report sent to %s through %s", ", ".join(recipients), where)
         return recipients

@@ -47,6 +47,9 @@ def _dag_builder() -> Any:
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"dagfactory(\.|$)")
+        # The standard provider's sensors.python (which dag-factory imports) still imports
+        # airflow.utils.operator_helpers.determine_kwargs, deprecated in Airflow 3.3.
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"airflow\.providers\.standard\.sensors\.python$")
         from dagfactory.dagbuilder import DagBuilder
     return DagBuilder
 

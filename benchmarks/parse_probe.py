@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 started = time.perf_counter()
-from airflow.models.dagbag import BundleDagBag  # noqa: E402
+from airflow.dag_processing.dagbag import BundleDagBag  # noqa: E402
 
 AIRFLOW_IMPORT_MS = (time.perf_counter() - started) * 1000
 HEAVY = ("pandas", "sklearn", "scipy", "flask", "pydantic", "dagfactory")

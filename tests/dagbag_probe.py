@@ -29,7 +29,7 @@ for dag_id, dag in bag.dags.items():
         tasks[t.task_id] = info
     report["dags"][dag_id] = {
         "tasks": tasks,
-        "schedule": str(getattr(dag.timetable, "summary", dag.schedule)),
+        "schedule": str(dag.schedule),
         "max_active_runs": dag.max_active_runs,
         "catchup": dag.catchup,
         "fileloc": dag.fileloc,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 import time
 from email.message import Message
 from pathlib import Path
@@ -12,23 +14,35 @@ import pytest
 import requests
 import yaml
 
-from adclick_ops.embedded.mailsink import MailSink, smtp_connection_json
+from adclick_ops.embedded.mailsink import MailSink, smtp_connection_uri
 from adclick_ops.net import free_port
 
 __all__ = [
     "PROJECT",
+    "SEED_TASKS",
     "MailSink",
     "body_text",
     "edit_yaml",
     "free_port",
     "mandatory_in_ci",
+    "parse_dags",
     "run_airflow",
-    "smtp_connection_json",
+    "smtp_connection_uri",
     "training_settings",
     "wait_for_health",
 ]
 
 PROJECT = Path(__file__).resolve().parents[1]
+# The task ids of the shipped Airflow_Lab2, in the seed's order.
+SEED_TASKS = (
+    "load_data_task",
+    "data_preprocessing_task",
+    "separate_data_outputs_task",
+    "build_save_model_task",
+    "load_model_task",
+    "send_email",
+    "my_trigger_task",
+)
 
 
 def edit_yaml(path: Path, change) -> None:
@@ -81,3 +95,17 @@ def wait_for_health(port: int, process: subprocess.Popen | None = None) -> dict:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+def parse_dags(env: dict[str, str], dags: Path = PROJECT / "dags", cwd: Path | None = None) -> dict:
+    """Parse `dags` in a subprocess as Airflow's DAG processor does (tests/dagbag_probe.py); its JSON report."""
+    result = subprocess.run(
+        [sys.executable, str(PROJECT / "tests" / "dagbag_probe.py"), str(dags)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return json.loads(result.stdout.split("@@", 1)[1])

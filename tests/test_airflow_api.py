@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from adclick_ops.airflow_api import AirflowClient, AirflowNotFound, AirflowUnreachable, DagNotFound
+from adclick_ops.airflow_api import AirflowClient, AirflowNotFound, AirflowServerError, AirflowUnreachable, DagNotFound
 
 from airflow_stub import AirflowStub, dag_run, metrics
 from helpers import free_port
@@ -54,3 +54,19 @@ def test_run_metrics_reads_the_metrics_task(stub):
     client = AirflowClient(stub.url, "airflow", "airflow")
     assert client.run_metrics("Airflow_Lab2", "manual__1")["accuracy"] == 0.97
     assert client.run_metrics("Airflow_Lab2", "manual__2") is None
+
+
+def test_server_errors_are_retried_only_when_asked(stub):
+    import threading
+
+    stub.fail_status = 500
+    with pytest.raises(AirflowServerError, match="HTTP 500"):
+        AirflowClient(stub.url, "airflow", "airflow").call("GET", "/dags/Airflow_Lab2/dagRuns")
+    threading.Timer(0.5, lambda: setattr(stub, "fail_status", None)).start()  # as SQLite's lock is released
+    patient = AirflowClient(stub.url, "airflow", "airflow", retry_server_errors_for=30)
+    assert patient.call("GET", "/dags/Airflow_Lab2/dagRuns")["dag_runs"] == []
+
+
+def test_an_accepted_status_is_not_an_error(stub):
+    client = AirflowClient(stub.url, "airflow", "airflow")
+    assert client.call("GET", "/dags/Nope/dagRuns", accept=(404,)) is None

@@ -4,12 +4,12 @@ then the assertions hold the promises of docs/deployment.md (ports, profiles, sh
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
@@ -189,9 +189,12 @@ def test_every_service_has_a_health_check(resolved):
 def test_smtp_connection_points_at_mailpit(resolved):
     services = resolved["services"]
     assert services["mailpit"]["image"].startswith("axllent/mailpit:")
-    conn = json.loads(services["airflow-worker"]["environment"]["AIRFLOW_CONN_SMTP_DEFAULT"])
-    assert (conn["conn_type"], conn["host"], conn["port"]) == ("smtp", "mailpit", 1025)
-    assert conn["extra"]["from_email"]
+    uri = urlsplit(services["airflow-worker"]["environment"]["AIRFLOW_CONN_SMTP_DEFAULT"])
+    assert (uri.scheme, uri.hostname, uri.port) == ("smtp", "mailpit", 1025)
+    extra = parse_qs(uri.query)
+    assert extra["from_email"] == ["adclick-ops@example.com"]
+    # the URI form carries strings: a flag is either "true" or left out, never "false"
+    assert all(v == ["true"] for k, v in extra.items() if k.startswith("disable_"))
 
 
 def test_monitor_runs_the_cli_against_the_api_server(resolved):

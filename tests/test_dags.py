@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from helpers import PROJECT, edit_yaml
+from helpers import edit_yaml, parse_dags
 
 EDGES = {
     "load_data_task": ["data_preprocessing_task"],
@@ -22,20 +21,8 @@ EDGES = {
 }
 
 
-def parse(env: dict[str, str]) -> dict:
-    result = subprocess.run(
-        [sys.executable, str(PROJECT / "tests" / "dagbag_probe.py"), str(PROJECT / "dags")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    return json.loads(result.stdout.split("@@", 1)[1])
-
-
 def test_dags_folder_renders_the_two_dags_with_the_seed_graph(airflow_home):
-    report = parse(airflow_home())
+    report = parse_dags(airflow_home())
     assert report["import_errors"] == {}
     assert set(report["dags"]) == {"Airflow_Lab2", "Airflow_Lab2_Flask"}
     lab2 = report["dags"]["Airflow_Lab2"]
@@ -52,20 +39,20 @@ def test_dags_folder_renders_the_two_dags_with_the_seed_graph(airflow_home):
 
 
 def test_parsing_imports_neither_pandas_nor_scikit_learn(airflow_home):
-    assert parse(airflow_home())["heavy_modules"] == []
+    assert parse_dags(airflow_home())["heavy_modules"] == []
 
 
 def test_parsing_prints_no_warnings(airflow_home):
     # the DAG processor prints a file's warnings into the log of every parse; dag-factory's imports
     # of Airflow 2 paths used to add three deprecation warnings each time
-    assert parse(airflow_home())["warnings"] == {}
+    assert parse_dags(airflow_home())["warnings"] == {}
 
 
 def test_a_bad_file_gives_one_import_error_and_the_other_dags_still_load(airflow_home, pipelines):
     (pipelines / "broken.yaml").write_text(
         "Broken:\n  tasks:\n    t:\n      operator: airflow.providers.standard.operators.empty.EmptyOperator\n      dependencies: [nope]\n"
     )
-    report = parse(airflow_home())
+    report = parse_dags(airflow_home())
     assert set(report["dags"]) == {"Airflow_Lab2", "Airflow_Lab2_Flask"}
     assert len(report["import_errors"]) == 1
     ((key, message),) = report["import_errors"].items()
@@ -99,15 +86,15 @@ def section(data: dict, path: tuple[str, ...]) -> dict:
 
 @pytest.mark.parametrize("path,values,task,attribute,expected", KNOBS)
 def test_knobs_change_the_rendered_dag(airflow_home, pipelines, path, values, task, attribute, expected):
-    assert parse(airflow_home())["dags"]["Airflow_Lab2"]["tasks"][task][attribute] != expected
+    assert parse_dags(airflow_home())["dags"]["Airflow_Lab2"]["tasks"][task][attribute] != expected
     edit_yaml(pipelines / "airflow_lab2.yaml", lambda d: section(d, path).update(values))
-    after = parse(airflow_home())
+    after = parse_dags(airflow_home())
     assert after["import_errors"] == {}
     assert after["dags"]["Airflow_Lab2"]["tasks"][task][attribute] == expected
 
 
 def test_failure_alerts_are_wired_by_default(airflow_home):
-    tasks = parse(airflow_home())["dags"]["Airflow_Lab2"]["tasks"]
+    tasks = parse_dags(airflow_home())["dags"]["Airflow_Lab2"]["tasks"]
     assert all(t["on_failure_callback"] == ["SmtpNotifier"] for t in tasks.values())
 
 

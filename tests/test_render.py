@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +10,7 @@ import pytest
 from adclick_ops.config import ConfigError
 from adclick_ops.render import render
 
-from helpers import PROJECT, edit_yaml
+from helpers import PROJECT, edit_yaml, parse_dags
 
 
 def test_render_builds_every_dag_of_the_folder(pipelines):
@@ -36,19 +33,6 @@ def copy_project(dest: Path) -> Path:
     return dest
 
 
-def parse_dags(dags: Path, env: dict[str, str], cwd: Path | None = None) -> dict:
-    result = subprocess.run(
-        [sys.executable, str(PROJECT / "tests" / "dagbag_probe.py"), str(dags)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=cwd,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    return json.loads(result.stdout.split("@@", 1)[1])
-
-
 # run from this checkout too: neither the working folder nor the installed package may decide
 @pytest.mark.parametrize("from_checkout", [True, False], ids=["cwd is this checkout", "cwd is elsewhere"])
 def test_a_copied_project_renders_its_own_pipelines(tmp_path, airflow_home, from_checkout):
@@ -56,7 +40,7 @@ def test_a_copied_project_renders_its_own_pipelines(tmp_path, airflow_home, from
     edit_yaml(copy / "pipelines" / "airflow_lab2.yaml", lambda d: d["Airflow_Lab2"]["training"]["split"].update(test_size=0.25))
     env = {k: v for k, v in airflow_home().items() if k not in ("ADCLICK_OPS_PIPELINES", "ADCLICK_OPS_HOME")}
     env["AIRFLOW__CORE__DAGS_FOLDER"] = str(copy / "dags")
-    report = parse_dags(copy / "dags", env, cwd=PROJECT if from_checkout else tmp_path)
+    report = parse_dags(env, copy / "dags", cwd=PROJECT if from_checkout else tmp_path)
     assert report["import_errors"] == {}
     settings = report["dags"]["Airflow_Lab2"]["tasks"]["load_data_task"]["op_kwargs"]["settings"]
     assert settings["split"]["test_size"] == 0.25  # the copy's YAML, not this checkout's
@@ -66,5 +50,5 @@ def test_a_copied_project_renders_its_own_pipelines(tmp_path, airflow_home, from
 def test_the_environment_still_chooses_the_pipelines_folder(tmp_path, airflow_home, pipelines):
     copy = copy_project(tmp_path / "copy")
     edit_yaml(pipelines / "airflow_lab2.yaml", lambda d: d["Airflow_Lab2"]["training"]["split"].update(test_size=0.4))
-    report = parse_dags(copy / "dags", airflow_home())  # ADCLICK_OPS_PIPELINES names the test's folder
+    report = parse_dags(airflow_home(), copy / "dags")  # ADCLICK_OPS_PIPELINES names the test's folder
     assert report["dags"]["Airflow_Lab2"]["tasks"]["load_data_task"]["op_kwargs"]["settings"]["split"]["test_size"] == 0.4

@@ -3,32 +3,24 @@
 from __future__ import annotations
 
 import email
-import json
 import time
 from email.message import Message
 from pathlib import Path
+from urllib.parse import urlencode
 
 from aiosmtpd.controller import Controller
 
 from adclick_ops.net import LOOPBACK, free_port
 
 
-def smtp_connection_json(host: str, port: int, timeout: int = 10) -> str:
-    """An Airflow SMTP connection (AIRFLOW_CONN_<ID>) to a plain server without TLS or login."""
-    return json.dumps(
-        {
-            "conn_type": "smtp",
-            "host": host,
-            "port": port,
-            "extra": {
-                "from_email": "adclick-ops@localhost",
-                "disable_tls": True,
-                "disable_ssl": True,
-                "timeout": timeout,
-                "retry_limit": 1,
-            },
-        }
-    )
+def smtp_connection_uri(host: str, port: int, from_email: str = "adclick-ops@localhost", timeout: int = 10) -> str:
+    """An Airflow SMTP connection in URI form, plain SMTP without TLS, as a local test server speaks it.
+
+    The URI form, not JSON: Airflow 3.3 reads a JSON connection through a deprecated path and says so
+    in every task log.
+    """
+    extra = {"from_email": from_email, "disable_tls": "true", "disable_ssl": "true", "timeout": timeout, "retry_limit": 1}
+    return f"smtp://{host}:{port}/?{urlencode(extra)}"
 
 
 class _Keep:
@@ -74,4 +66,4 @@ class MailSink:
         self.controller.stop()
 
     def connection_env(self, conn_id: str = "smtp_default") -> dict[str, str]:
-        return {f"AIRFLOW_CONN_{conn_id.upper()}": smtp_connection_json(self.host, self.port)}
+        return {f"AIRFLOW_CONN_{conn_id.upper()}": smtp_connection_uri(self.host, self.port)}

@@ -45,12 +45,34 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
+def _retire_old_config(home: Path, version: str) -> None:
+    """Set aside the airflow.cfg an older Airflow wrote into this home.
+
+    Airflow up to 3.1 wrote its full default configuration there at first start; 3.3 writes none and
+    warns at every task about the options it renamed since. Every setting of the embedded Airflow
+    comes from config/embedded.env, so the file is only kept, renamed, for whoever edited it by hand.
+    """
+    stamp = home / ".airflow-version"
+    old = stamp.read_text().strip() if stamp.exists() else "3.1 or older"
+    cfg = home / "airflow.cfg"
+    if old != version and cfg.exists():
+        kept = home / f"airflow.cfg.{old.split()[0]}.bak"
+        cfg.replace(kept)
+        _say(f"Airflow {version} replaces the Airflow {old} of {home}: its airflow.cfg is kept as {kept.name}")
+
+
 def _migrate(env: dict[str, str], home: Path) -> None:
+    """Create or upgrade the metadata database: a home made by an older Airflow is migrated in place."""
+    from importlib.metadata import version as installed
+
+    version = installed("apache-airflow-core")
+    _retire_old_config(home, version)
     _say(f"Preparing the Airflow metadata database in {home} ...")
     with open(home / "migrate.log", "wb") as log:
         result = airflow(["db", "migrate"], env, stdout=log, stderr=subprocess.STDOUT)
     if result.returncode != 0:
         raise SystemExit(f"airflow db migrate failed; see {home / 'migrate.log'}")
+    (home / ".airflow-version").write_text(version + "\n")
 
 
 def _metrics_line(m: dict[str, Any]) -> str:
@@ -123,7 +145,9 @@ def run_once(home: Path) -> int:
 
 def connect(base: str, stack: Stack, deadline: float) -> AirflowClient:
     """A client of the API server once it answers and has let the admin user in."""
-    client = AirflowClient(base, ADMIN_USER, ADMIN_PASSWORD, read_timeout=10)
+    # On SQLite, a write of the API server waits at most 5 s for the scheduler's and the DAG
+    # processor's writes, then answers 500 ("database is locked"); a moment later it succeeds.
+    client = AirflowClient(base, ADMIN_USER, ADMIN_PASSWORD, read_timeout=10, retry_server_errors_for=30)
     while time.monotonic() < deadline:
         _stop_if_dead(stack)
         try:
@@ -133,6 +157,14 @@ def connect(base: str, stack: Stack, deadline: float) -> AirflowClient:
         except AirflowError:
             time.sleep(1)
     raise SystemExit("the Airflow API server did not come up; see .airflow/api-server.log")
+
+
+def trigger(api: AirflowClient, dag_id: str, note: str) -> str:
+    """Trigger a run under an id of our own, so that a retried request cannot start a second run."""
+    run_id = f"manual__{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime())}__{os.urandom(4).hex()}"
+    # A 409 can only follow a retry whose first try did create the run (the id is ours).
+    api.call("POST", f"/dags/{dag_id}/dagRuns", body={"dag_run_id": run_id, "logical_date": None, "note": note}, accept=(409,))
+    return run_id
 
 
 def _stop_if_dead(stack: Stack) -> None:
@@ -218,9 +250,8 @@ def run_forever(home: Path, port: int = AIRFLOW_PORT) -> int:
                             f"{DAG_ID} was not parsed; run `adclick-ops validate` and see {home / 'dag-processor.log'}"
                         ) from None
                     time.sleep(2)
-            run = api.call("POST", f"/dags/{DAG_ID}/dagRuns", body={"logical_date": None, "note": "triggered by adclick-ops run"})
+            run_id = trigger(api, DAG_ID, "triggered by adclick-ops run")
             api.call("PATCH", f"/dags/{DAG_ID}", body={"is_paused": False})
-            run_id = run["dag_run_id"]
             _say(f"Triggered {DAG_ID}: {run_id}")
             state = follow_run(api, DAG_ID, run_id, stack)
             _say(f"{DAG_ID} run {run_id}: {state}")

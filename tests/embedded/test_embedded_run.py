@@ -84,15 +84,15 @@ def test_run_command_trains_triggers_the_monitor_dag_and_serves_the_monitor(tmp_
     assert leftovers == [] or all(not os.path.exists(f"/proc/{p}") for p in leftovers)
 
 
-def test_run_once_is_the_headless_form(tmp_path, pipelines):
+def run_once(pipelines, home) -> subprocess.CompletedProcess:
+    """`adclick-ops run --once` on the test's pipelines, in its own Airflow home."""
     env = {**os.environ, "ADCLICK_OPS_PIPELINES": str(pipelines), "ADCLICK_OPS_HOME": str(PROJECT)}
-    result = subprocess.run(
-        [sys.executable, "-m", "adclick_ops.cli", "run", "--once", "--airflow-home", str(tmp_path / "airflow")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    argv = [sys.executable, "-m", "adclick_ops.cli", "run", "--once", "--airflow-home", str(home)]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_run_once_is_the_headless_form(tmp_path, pipelines):
+    result = run_once(pipelines, tmp_path / "airflow")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "Airflow_Lab2: run success" in result.stdout
     assert float(re.search(r"metrics: accuracy=([0-9.]+)", result.stdout).group(1)) >= 0.95
@@ -109,13 +109,6 @@ def test_run_once_exits_1_when_a_task_fails(tmp_path, pipelines):
             d["Airflow_Lab2"]["default_args"].update(retries=0),
         ),
     )
-    env = {**os.environ, "ADCLICK_OPS_PIPELINES": str(pipelines), "ADCLICK_OPS_HOME": str(PROJECT)}
-    result = subprocess.run(
-        [sys.executable, "-m", "adclick_ops.cli", "run", "--once", "--airflow-home", str(tmp_path / "airflow")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_once(pipelines, tmp_path / "airflow")
     assert result.returncode == 1
     assert "load_data_task" in result.stdout and "failed" in result.stdout

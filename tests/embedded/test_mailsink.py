@@ -36,9 +36,9 @@ def test_each_message_is_also_a_file_and_none_is_overwritten(tmp_path):
 
 
 def test_the_airflow_connection_points_at_the_sink():
-    import json
+    from urllib.parse import urlsplit
 
     with MailSink() as sink:
         ((name, value),) = sink.connection_env("smtp_alerts").items()
-    conn = json.loads(value)
-    assert name == "AIRFLOW_CONN_SMTP_ALERTS" and (conn["host"], conn["port"]) == ("127.0.0.1", sink.port)
+    uri = urlsplit(value)
+    assert name == "AIRFLOW_CONN_SMTP_ALERTS" and (uri.scheme, uri.hostname, uri.port) == ("smtp", "127.0.0.1", sink.port)

@@ -17,19 +17,12 @@ import pytest
 from adclick_ops.artifacts import load_model_file, safe_run_id
 
 from hardening_support import PROJECT, count
+from helpers import SEED_TASKS
 
 pytestmark = pytest.mark.airflow
 
 FEATURES = ["Daily Time Spent on Site", "Age", "Area Income", "Daily Internet Usage", "Male"]
-TASKS = (
-    "load_data_task",
-    "data_preprocessing_task",
-    "separate_data_outputs_task",
-    "build_save_model_task",
-    "load_model_task",
-    "send_email",
-    "my_trigger_task",
-)
+TASKS = SEED_TASKS
 DATES = ("2024-01-01", "2024-01-02")
 
 

@@ -3,7 +3,6 @@ Airflow's DagBag (as the DAG processor parses dags/) with the bad files beside t
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -14,7 +13,8 @@ import test_hardening_yaml as gen
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hardening_support import PROJECT, count
+from hardening_support import count
+from helpers import parse_dags
 
 PROCESS = settings(
     max_examples=8,
@@ -42,18 +42,6 @@ def test_validate_command_in_a_subprocess(case, tmp_path_factory):
     gen.check(case, result.returncode, result.stdout + result.stderr, folder)
 
 
-def parse(env: dict[str, str]) -> dict:
-    result = subprocess.run(
-        [sys.executable, str(PROJECT / "tests" / "dagbag_probe.py"), str(PROJECT / "dags")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    return json.loads(result.stdout.split("@@", 1)[1])
-
-
 def renamed(content: bytes, n: int) -> bytes:
     """The mutant's DAG ids made its own, so that it cannot clash with the good files."""
     content = re.sub(rb"(?m)^Airflow_Lab2_Flask:", b"Mutant_Flask_%d:" % n, content)
@@ -69,7 +57,7 @@ def test_dagbag_reports_each_bad_file_as_its_own_import_error(cases, airflow_hom
         (pipelines / name).write_bytes(renamed(case.files[case.error_file], n))
         names.append(name)
     try:
-        report = parse(airflow_home())
+        report = parse_dags(airflow_home())
         count("dagbag: bad files beside the good ones", len(cases))
         assert set(report["dags"]) == {"Airflow_Lab2", "Airflow_Lab2_Flask"}, report["import_errors"]
         errors = report["import_errors"]
@@ -100,7 +88,7 @@ def test_dagbag_bad_files_that_found_bugs_stay_their_own_import_errors(files, ai
     """Found bugs: these files raise out of the loader, so dags/adclick_dags.py fails and every DAG vanishes."""
     for name, text in files.items():
         (pipelines / name).write_text(text)
-    report = parse(airflow_home())
+    report = parse_dags(airflow_home())
     count("dagbag: bad files beside the good ones", len(files))
     assert set(report["dags"]) == {"Airflow_Lab2", "Airflow_Lab2_Flask"}, report["import_errors"]
     assert sorted(Path(k).name for k in report["import_errors"]) == sorted(files)

@@ -26,6 +26,8 @@ from typing import Any
 import pytest
 import requests
 
+from adclick_ops.embedded.mailsink import smtp_connection_uri
+
 from helpers import PROJECT, MailSink, edit_yaml, free_port, mandatory_in_ci
 
 pytestmark = pytest.mark.integration
@@ -129,14 +131,7 @@ def stack_env(home: Path, pipelines: Path, database: str, queue: str, smtp_port:
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
             "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
-            "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(
-                {
-                    "conn_type": "smtp",
-                    "host": "127.0.0.1",
-                    "port": smtp_port,
-                    "extra": {"from_email": "adclick-ops@example.com", "disable_tls": True, "disable_ssl": True, "timeout": 10},
-                }
-            ),
+            "AIRFLOW_CONN_SMTP_DEFAULT": smtp_connection_uri("127.0.0.1", smtp_port, from_email="adclick-ops@example.com"),
             # paths and ports of this machine instead of the containers'
             "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),

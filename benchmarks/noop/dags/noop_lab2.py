@@ -8,6 +8,7 @@ do better.
 
 import datetime as dt
 import itertools
+import os
 
 from airflow import DAG
 from airflow.providers.standard.operators.python import PythonOperator
@@ -17,7 +18,10 @@ def nothing() -> None:
     return None
 
 
-with DAG("Airflow_Lab2", schedule=None, start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC), catchup=False):
+# NOOP_DAG_SUFFIX lets it share one DAG bundle with ours and the seed replica (benchmarks/end_to_end.py (ii)).
+with DAG(
+    "Airflow_Lab2" + os.environ.get("NOOP_DAG_SUFFIX", ""), schedule=None, start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC), catchup=False
+):
     tasks = {
         task_id: PythonOperator(task_id=task_id, python_callable=nothing)
         for task_id in (
