@@ -11,6 +11,7 @@ from typing import Any
 
 from adclick_ops.config import ConfigError, Issue, load_catalog, pipeline_paths, pipelines_dir
 from adclick_ops.config.catalog import DEFAULTS_NAMES, PACKAGE_PROJECT
+from adclick_ops.config.errors import field_path
 from adclick_ops.config.vocabulary import AIRFLOW_PORT, AIRFLOW_URL, MONITOR_HOST, MONITOR_PORT, TRAINING_DAG_ID
 
 SCHEMA_DIR = PACKAGE_PROJECT / "schema"
@@ -46,6 +47,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         catalog = None
     if catalog is not None:
         issues.extend(i for e in catalog.errors.values() for i in e.issues)
+        found, note = estimator_issues(catalog)
+        issues.extend(found)
+        if note:
+            print(note, file=sys.stderr)
     if issues:
         for issue in issues:
             print(issue, file=sys.stderr)
@@ -55,6 +60,32 @@ def cmd_validate(args: argparse.Namespace) -> int:
     n_files = len(catalog.files)
     print(f"OK: {n_files} pipeline file(s), {len(catalog.dags)} DAG(s): {', '.join(catalog.dags)}")
     return 0
+
+
+SKLEARN_MISSING = "note: estimator parameters were not checked: scikit-learn is not installed"
+
+
+def estimator_issues(catalog: Any) -> tuple[list[Issue], str | None]:
+    """Estimator parameters checked with scikit-learn's own rules (not at parse time: it is heavy); a note when it is missing."""
+    checks = [
+        (f, dag_id, dag.training) for f in catalog.files for dag_id, dag in f.dags.items() if dag.training and dag.training.estimator.params
+    ]
+    if not checks:
+        return [], None
+    try:
+        from adclick_ops.steps.params import param_problems
+    except ImportError:
+        return [], SKLEARN_MISSING
+    issues = []
+    for f, dag_id, training in checks:
+        try:
+            problems = param_problems(training.estimator.name, dict(training.estimator.params), len(training.features))
+        except ImportError:
+            return [], SKLEARN_MISSING
+        for key, message in problems:
+            loc = (dag_id, "training", "estimator", "params", *((key,) if key else ()))
+            issues.append(Issue(f.path, f.document.line_of(loc), field_path(loc), message))
+    return issues, None
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

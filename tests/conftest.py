@@ -12,16 +12,19 @@ from helpers import PROJECT, MailSink, edit_yaml
 
 @pytest.fixture
 def pipelines(tmp_path: Path) -> Path:
-    """A copy of pipelines/ whose training outputs go to the test's own folders."""
+    """A copy of pipelines/ whose training outputs go to the test's own folders.
+
+    The dataset stays `dags/data/advertising.csv`, relative to the project root: the test's folder
+    (which gets a copy of it) or, under $ADCLICK_OPS_HOME, this checkout. A dataset outside the
+    project is refused.
+    """
     dest = tmp_path / "pipelines"
     shutil.copytree(PROJECT / "pipelines", dest)
+    (tmp_path / "dags" / "data").mkdir(parents=True)
+    shutil.copy(PROJECT / "dags" / "data" / "advertising.csv", tmp_path / "dags" / "data" / "advertising.csv")
     edit_yaml(
         dest / "airflow_lab2.yaml",
-        lambda d: d["Airflow_Lab2"]["training"].update(
-            model_dir=str(tmp_path / "model"),
-            artifacts_root=str(tmp_path / "runs"),
-            dataset=str(PROJECT / "dags" / "data" / "advertising.csv"),
-        ),
+        lambda d: d["Airflow_Lab2"]["training"].update(model_dir=str(tmp_path / "model"), artifacts_root=str(tmp_path / "runs")),
     )
     return dest
 

@@ -34,7 +34,6 @@ from adclick_ops.config.schedules import (
     schedule_problem,
 )
 from adclick_ops.config.templating import NO_TEMPLATE_PATTERN, SHOWN, template_pattern, template_problem
-
 from adclick_ops.config.vocabulary import (
     AIRFLOW_URL,
     ENV_AIRFLOW_URL,
@@ -46,6 +45,7 @@ from adclick_ops.config.vocabulary import (
     MONITOR_PORT,
     MONITOR_URL,
     SCALERS,
+    STORAGE_SCHEMES,
     TRAINING_DAG_ID,
     EstimatorName,
     ScalerName,
@@ -103,9 +103,6 @@ EMAIL_REGEX = (
 )
 EMAIL_PATTERN = re.compile(EMAIL_REGEX)
 TAG_MAX_LEN = 100  # Airflow's limit (airflow.sdk.definitions.dag.TAG_MAX_LEN)
-# Where a path field may point besides the local disk: object storage, through fsspec. Never a
-# web address: a worker would fetch whatever it names.
-STORAGE_SCHEMES = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "memory")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
 _CONTROL = r"\x00-\x1f\x7f"
 SCHEMA_URL = "../schema/pipeline.schema.json"

@@ -203,7 +203,8 @@ def _to_python(node: yaml.Node, loader: _Loader, loc: Loc, lines: dict[Loc, int]
                 problems.append((loc + (key,), f"key {exc}"))
             if not isinstance(key, str):
                 lines.setdefault(loc + (str(key),), line)
-                problems.append((loc + (str(key),), f"mapping keys must be text; found {_kind(key)} ({key_node.value!r}); quote it"))
+                what = ", so it is not a valid DAG id" if not loc else ""
+                problems.append((loc + (str(key),), f"the key {key_node.value!r} is {_kind(key)}, not text{what}; quote it"))
                 continue
             if key in result:
                 problems.append((loc + (key,), f"duplicate key {key!r} (first at line {lines[loc + (key,)]}); the second is ignored"))
