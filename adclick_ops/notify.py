@@ -1,7 +1,8 @@
 """E-mail content: the run report sent by `send_email` and the failure alert.
 
 Both are Airflow templates, rendered by Airflow at run time with the task's context, and sent
-through the SMTP provider (EmailOperator and SmtpNotifier) with the connection named in the YAML.
+through the SMTP provider (EmailOperator and SmtpNotifier, as adclick_ops.operators extends them) with
+the connection named in the YAML.
 No pipeline text is template source here: the subject goes through `as_template` (its
 placeholders, the rest literal), recipients, connection ids and links through `literal`, and
 every value the HTML shows is HTML-escaped (`| e`, `html.escape`).
@@ -16,7 +17,7 @@ from adclick_ops.config.models import EmailNotification
 from adclick_ops.config.templating import as_template, literal
 from adclick_ops.config.vocabulary import AIRFLOW_URL, METRIC_LABELS, METRICS_TASK_ID
 
-SMTP_NOTIFIER = "airflow.providers.smtp.notifications.smtp.SmtpNotifier"
+SMTP_NOTIFIER = "adclick_ops.operators.FailureNotifier"  # the provider's SmtpNotifier, rendered afresh each time
 # The template extensions of the operators that send mail (EmailOperator.template_ext): a field
 # ending with one is read as a template file's name (tests/test_notify.py keeps this in step).
 EMAIL_TEMPLATE_EXT = (".html",)
@@ -95,7 +96,7 @@ def email_operator_args(email: EmailNotification, with_text: bool) -> dict[str, 
 
 
 def failure_callback_config(email: EmailNotification) -> dict[str, Any]:
-    """dag-factory callback spec: SmtpNotifier as every task's on_failure_callback."""
+    """dag-factory callback spec: FailureNotifier (the provider's SmtpNotifier) as every task's on_failure_callback."""
     return {
         "callback": SMTP_NOTIFIER,
         "to": recipients(email),

@@ -157,7 +157,12 @@ Subject = Annotated[
     str, AfterValidator(_template_text), AfterValidator(_one_line), Field(json_schema_extra={"pattern": template_pattern(_CONTROL)})
 ]
 EmailAddress = Annotated[str, AfterValidator(_email), Field(json_schema_extra={"pattern": EMAIL_REGEX, "maxLength": 254})]
-WebUrl = Annotated[str, AfterValidator(_web_url), Field(json_schema_extra={"pattern": "^https?://[^\\s\\x00-\\x1f\\x7f<>\"'`{}\\\\]+$"})]
+WebUrl = Annotated[
+    str,
+    AfterValidator(_plain_text),
+    AfterValidator(_web_url),
+    Field(json_schema_extra={"pattern": "^https?://[^\\s\\x00-\\x1f\\x7f<>\"'`{}\\\\]+$"}),
+]
 Id = Annotated[str, Field(pattern=DAG_ID_PATTERN)]
 
 
