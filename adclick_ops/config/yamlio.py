@@ -96,6 +96,7 @@ _HEX_12 = re.compile(r"^0x[0-9a-fA-F]+$")
 _FLOAT_12 = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
 _INF_12 = re.compile(r"^[-+]?\.(?:inf|Inf|INF)$")
 _NAN_12 = re.compile(r"^\.(?:nan|NaN|NAN)$")
+_LEADING_ZERO = re.compile(r"^[-+]?0[0-9]")
 
 
 def read_12(value: str) -> Any:
@@ -175,6 +176,13 @@ def _scalar(node: yaml.ScalarNode, loader: _Loader) -> Any:
         value_11 = loader.construct_object(node, deep=True)
     except (ValueError, OverflowError, yaml.YAMLError):
         value_11 = node.value
+    # a leading zero is octal in YAML 1.1 (010 is 8) and decimal in 1.2, even where the two happen to agree (01)
+    numeric = isinstance(value_12, (int, float)) and not isinstance(value_12, bool)
+    if numeric and _LEADING_ZERO.match(node.value):
+        raise _Ambiguous(
+            f"{node.value!r} has a leading zero: YAML 1.1 reads it as octal, YAML 1.2 (editors, the JSON Schema) as decimal; "
+            "quote it if it is text, or write the number without the leading zero"
+        )
     if not _same(value_11, value_12):
         raise _Ambiguous(
             f"{node.value!r} is {_kind(value_11)} in YAML 1.1 but {_kind(value_12)} in YAML 1.2 (editors, the JSON Schema); "
