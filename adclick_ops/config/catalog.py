@@ -75,7 +75,7 @@ def _validate_dags(doc: YamlDocument) -> tuple[dict[str, Dag], list[Issue]]:
     reported = {loc for loc, _ in doc.problems}
     for dag_id, body in doc.data.items():
         if not re.fullmatch(DAG_ID_PATTERN, dag_id):
-            shown_id = dag_id if dag_id.isprintable() else repr(dag_id)
+            shown_id = dag_id if dag_id.isprintable() and dag_id.strip() == dag_id and dag_id else repr(dag_id)
             issues.append(
                 Issue(
                     doc.path,

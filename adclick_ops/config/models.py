@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    StringConstraints,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
@@ -151,7 +152,8 @@ def _web_url(value: str) -> str:
 
 # Every string of a pipeline file is one of these (tests/config/test_models.py checks that no bare
 # str is left): Text is never a template, TemplateText may hold the placeholders only.
-Text = Annotated[str, AfterValidator(_plain_text), Field(json_schema_extra={"not": {"pattern": NO_TEMPLATE_PATTERN}})]
+NO_TEMPLATE: dict[str, Any] = {"not": {"pattern": NO_TEMPLATE_PATTERN}}
+Text = Annotated[str, AfterValidator(_plain_text), Field(json_schema_extra=NO_TEMPLATE)]
 TemplateText = Annotated[str, AfterValidator(_template_text), Field(json_schema_extra={"pattern": template_pattern()})]
 Subject = Annotated[
     str, AfterValidator(_template_text), AfterValidator(_one_line), Field(json_schema_extra={"pattern": template_pattern(_CONTROL)})
@@ -275,11 +277,13 @@ class Training(Model):
         json_schema_extra=PATH_SCHEMA,
     )
     target: Text = Field("Clicked on Ad", min_length=1, description="Column holding the 0/1 label to predict.")
-    features: list[Annotated[Text, Field(min_length=1)]] = Field(
-        default_factory=lambda: ["Daily Time Spent on Site", "Age", "Area Income", "Daily Internet Usage", "Male"],
-        min_length=1,
-        description="Numeric columns used as model inputs, in order; at least one, no duplicates.",
-        json_schema_extra={"uniqueItems": True},
+    features: list[Annotated[str, StringConstraints(min_length=1), AfterValidator(_plain_text), Field(json_schema_extra=NO_TEMPLATE)]] = (
+        Field(
+            default_factory=lambda: ["Daily Time Spent on Site", "Age", "Area Income", "Daily Internet Usage", "Male"],
+            min_length=1,
+            description="Numeric columns used as model inputs, in order; at least one, no duplicates.",
+            json_schema_extra={"uniqueItems": True},
+        )
     )
     split: Split = Field(default_factory=Split, description="The train/test split.")
     scalers: list[ScalerName] = Field(
@@ -506,7 +510,11 @@ class Dag(Model):
             "(2024-01-01T06:00:00Z, 2024-01-01T08:00:00+02:00), between 1970-01-01 and 9998-12-31."
         ),
     )
-    tags: list[Annotated[Text, Field(min_length=1, max_length=TAG_MAX_LEN)]] = Field(
+    tags: list[
+        Annotated[
+            str, StringConstraints(min_length=1, max_length=TAG_MAX_LEN), AfterValidator(_plain_text), Field(json_schema_extra=NO_TEMPLATE)
+        ]
+    ] = Field(
         default_factory=list,
         description=f"Tags shown in the Airflow UI: each 1 to {TAG_MAX_LEN} characters, each once.",
         json_schema_extra={"uniqueItems": True},
