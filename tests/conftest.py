@@ -14,9 +14,9 @@ from helpers import PROJECT, MailSink, edit_yaml
 def pipelines(tmp_path: Path) -> Path:
     """A copy of pipelines/ whose training outputs go to the test's own folders.
 
-    The dataset stays `dags/data/advertising.csv`, relative to the project root: the test's folder
-    (which gets a copy of it) or, under $ADCLICK_OPS_HOME, this checkout. A dataset outside the
-    project is refused.
+    The dataset stays `dags/data/advertising.csv`, relative to the project root: the test's folder,
+    which gets a copy of it (`airflow_home` points $ADCLICK_OPS_HOME there too). A dataset outside
+    the project is refused, so tests put their own data sets in the test's folder.
     """
     dest = tmp_path / "pipelines"
     shutil.copytree(PROJECT / "pipelines", dest)
@@ -51,7 +51,7 @@ def airflow_home(tmp_path: Path, migrated_db: Path, pipelines: Path):
     shutil.copy(migrated_db, home / "airflow.db")
 
     def env(**extra: str) -> dict[str, str]:
-        return airflow_env(home, extra={"ADCLICK_OPS_PIPELINES": str(pipelines), "ADCLICK_OPS_HOME": str(PROJECT), **extra})
+        return airflow_env(home, extra={"ADCLICK_OPS_PIPELINES": str(pipelines), "ADCLICK_OPS_HOME": str(pipelines.parent), **extra})
 
     return env
 

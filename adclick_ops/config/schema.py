@@ -78,6 +78,19 @@ def _estimator_rules() -> list[dict[str, Any]]:
     return rules
 
 
+def _closed(node: Any) -> Any:
+    """Mappings whose keys have a pattern (task ids, conf keys) admit no other key: pydantic leaves them open."""
+    if isinstance(node, dict):
+        if "patternProperties" in node and "additionalProperties" not in node:
+            node["additionalProperties"] = False
+        for value in node.values():
+            _closed(value)
+    elif isinstance(node, list):
+        for value in node:
+            _closed(value)
+    return node
+
+
 def pipeline_schema() -> dict[str, Any]:
     """JSON Schema of a pipeline file: a mapping of DAG ids to `Dag`."""
     dag_schema = Dag.model_json_schema(ref_template="#/$defs/{model}")
@@ -86,16 +99,18 @@ def pipeline_schema() -> dict[str, Any]:
     defs["Dag"] = dag_schema
     defs["Task"]["allOf"] = _task_rules()
     defs["Estimator"]["allOf"] = _estimator_rules()
-    return {
-        "$schema": DRAFT,
-        "title": "adclick-ops pipeline file",
-        "description": "A mapping of DAG ids to DAG settings, rendered into Airflow DAGs by dag-factory.",
-        "type": "object",
-        "minProperties": 1,
-        "propertyNames": {"pattern": DAG_ID_PATTERN, "not": {"enum": list(RESERVED_DAG_IDS)}},
-        "additionalProperties": {"$ref": "#/$defs/Dag"},
-        "$defs": defs,
-    }
+    return _closed(
+        {
+            "$schema": DRAFT,
+            "title": "adclick-ops pipeline file",
+            "description": "A mapping of DAG ids to DAG settings, rendered into Airflow DAGs by dag-factory.",
+            "type": "object",
+            "minProperties": 1,
+            "propertyNames": {"pattern": DAG_ID_PATTERN, "not": {"enum": list(RESERVED_DAG_IDS)}},
+            "additionalProperties": {"$ref": "#/$defs/Dag"},
+            "$defs": defs,
+        }
+    )
 
 
 def defaults_schema() -> dict[str, Any]:

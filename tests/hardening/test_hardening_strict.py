@@ -46,7 +46,7 @@ TOKENS = [
     "2024-01-01", "'2024-01-01'", "2024-01-01T00:00:00", "2024-01-01T00:00:00Z", "2024-01-01 06:00:00+02:00", "'2024-13-01'",
     "1704067200", ".inf", "-.inf", ".nan", "'{{ conn.x.password }}'", "'{{ run_id }}'", "'{% if %}'", "'a{b'", "'x' ",
     "'" + "t" * 101 + "'", "'@hourly'", "'@continuous'", "'@annually'", "'@fortnightly'", "'*/5 * * * *'", "'61 * * * *'",
-    "'0 0 31 2 *'", "'* * * *'", "'http://evil.example/x.csv'", "'s3://bucket/x.csv'", "'../x'", "'a@b.co'", "'a@@b'",
+    "'0 0 31 2 *'", "'* * * *'", "'http://evil.example/x.csv'", "'s3://bucket/x.csv'", "'../x'", "'a@example.com'", "'a@@b'",
     "'{{x}}@b.co'", "all_done", "bogus_rule", "load_data_task", "'adclick_ops.tasks.load_data'", "os.system",
     "airflow.providers.standard.operators.empty.EmptyOperator", "'Airflow_Lab2'", "'bad id!'", "123456789012345678901234567890",
     "'\\u00e9'", "'line\\nbreak'", "65536", "64", "65", "11", "86401",
