@@ -4,6 +4,10 @@ This is where the knobs of a DAG reach its tasks: each task callable gets its va
 (`TrainingJob`, `Monitor`) as JSON in `op_kwargs` and rebuilds the model from it; the e-mail and
 trigger operators get theirs as arguments. Relative paths are made absolute against the project
 root here, once.
+
+Airflow renders the templated fields of each operator (op_kwargs, conf, subject, to, ...) with
+Jinja. Pipeline text reaches them only through `config.templating`: as a literal, or as a template
+whose only expressions are the allowed placeholders.
 """
 
 from __future__ import annotations
@@ -26,9 +30,12 @@ from adclick_ops.config.models import (
     Training,
     TrainingJob,
 )
+from adclick_ops.config.templating import as_template, literal, literal_tree
 
 
 def _absolute(value: str, root: Path) -> str:
+    if value.startswith("file://"):
+        value = value.removeprefix("file://")
     if "://" in value or os.path.isabs(value):
         return value
     return str(root / value)
@@ -75,18 +82,19 @@ def _task(task_id: str, dag_id: str, dag: Dag, root: Path) -> dict[str, Any]:
             out.update(_durations({key: value}))
     if spec.operator == PYTHON_OPERATOR:
         out["python_callable"] = spec.python_callable
+        # op_kwargs is a templated field: every string in it is handed over as a literal
         if spec.python_callable in TRAINING_CALLABLES:
-            out["op_kwargs"] = {"settings": training_job(dag_id, dag, root).model_dump(mode="json")}
+            out["op_kwargs"] = {"settings": literal_tree(training_job(dag_id, dag, root).model_dump(mode="json"))}
         elif spec.python_callable in MONITOR_CALLABLES:
             assert dag.monitor is not None
-            out["op_kwargs"] = {"settings": dag.monitor.model_dump(mode="json")}
+            out["op_kwargs"] = {"settings": literal_tree(dag.monitor.model_dump(mode="json"))}
     elif spec.operator in (EMAIL_OPERATOR, REPORT_EMAIL_OPERATOR):
         assert dag.notify is not None
         out.update(notify.email_operator_args(dag.notify.email, with_text=spec.operator == REPORT_EMAIL_OPERATOR))
     elif spec.operator == TRIGGER_OPERATOR:
         assert dag.trigger is not None
-        out["trigger_dag_id"] = dag.trigger.dag_id
-        out["conf"] = dict(dag.trigger.conf)
+        out["trigger_dag_id"] = literal(dag.trigger.dag_id)
+        out["conf"] = {key: as_template(value) for key, value in dag.trigger.conf.items()}
         out["wait_for_completion"] = False
     return out
 

@@ -1,4 +1,5 @@
-"""ReportEmailOperator: the SMTP provider's EmailOperator, sending HTML with a plain-text part.
+"""ReportEmailOperator: the SMTP provider's EmailOperator, sending HTML with a plain-text part; and
+FailureNotifier, the provider's SmtpNotifier rendering its templates afresh for each failure.
 
 The provider's operator sends HTML only; mail clients and filters that read text need both. The
 server, port, TLS and login come from the Airflow connection through SmtpHook's public properties;
@@ -7,6 +8,7 @@ the message is a multipart/alternative built here and handed to the standard lib
 
 from __future__ import annotations
 
+import copy
 import smtplib
 import ssl
 from email.mime.multipart import MIMEMultipart
@@ -15,6 +17,7 @@ from email.utils import formatdate, make_msgid
 from typing import Any
 
 from airflow.providers.smtp.hooks.smtp import SmtpHook
+from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 from airflow.providers.smtp.operators.smtp import EmailOperator
 
 
@@ -82,3 +85,22 @@ class ReportEmailOperator(EmailOperator):
             raise SmtpDeliveryError(f"cannot send the report through the SMTP server at {where}: {cause}") from exc
         self.log.info("report sent to %s through %s", ", ".join(recipients), where)
         return recipients
+
+
+class FailureNotifier(SmtpNotifier):
+    """SmtpNotifier that renders its templates from their sources at every failure.
+
+    One notifier serves every task of a DAG (default_args), and the provider's notifier renders
+    its fields in place: the second failure in one process (`airflow dags test`, the DAG
+    processor's callbacks) would render the first one's rendered e-mail again, as a template, with
+    whatever text the first failure put there (an exception quoting a data value, say).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._sources = {name: copy.deepcopy(getattr(self, name)) for name in self.template_fields}
+
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        for name, source in self._sources.items():
+            setattr(self, name, copy.deepcopy(source))
+        super().render_template_fields(context, jinja_env)

@@ -3,8 +3,8 @@
 `factory` turns validated settings into dag-factory's dictionaries; this module hands them to
 dag-factory's DagBuilder and puts the DAGs into the DAG file's globals. A broken pipeline file
 must not take the others down, nor vanish silently (as with dag-factory's own folder scan): the
-valid files are rendered, and each broken one is filed as an import error of its own
-(`dagbag_errors`).
+valid files are rendered, each DAG on its own, and each broken file (or DAG that Airflow refuses)
+is filed as an import error of its pipeline file (`dagbag_errors`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from adclick_ops.config import ConfigError, load_catalog, pipelines_dir
+from adclick_ops.config import ConfigError, Issue, load_catalog, pipelines_dir, project_root
 from adclick_ops.dagbag_errors import file_import_errors
-from adclick_ops.factory import dag_configs
+from adclick_ops.factory import dag_config
 
 # dag-factory reads this at import time; off unless the operator turned it on explicitly.
 os.environ.setdefault("AIRFLOW__DAG_FACTORY__ENABLE_TELEMETRY", "False")
@@ -54,19 +54,61 @@ def _dag_builder() -> Any:
     return DagBuilder
 
 
-def _build(globals_dict: dict[str, Any], catalog: Any, configs: dict[str, dict[str, Any]]) -> None:
-    """dag-factory's DagBuilder on each validated config, with the pipeline file's own text as the DAG's docs.
+def _autoregistered() -> set[Any]:
+    """The DAGs that Airflow's DAG context collected while they were built (the DagBag reads them too)."""
+    try:
+        from airflow.sdk.definitions._internal.contextmanager import DagContext
+    except ImportError:  # pragma: no cover - Airflow moved it
+        return set()
+    return DagContext.autoregistered_dags
 
-    `load_yaml_dags(config_dict=...)` would do the same after dumping every config back to YAML for
-    those docs with pure-Python PyYAML: about half of dag-factory's time per DAG.
+
+def _check_as_airflow_does(dag: Any) -> None:
+    """What the DagBag does to each DAG after importing the DAG file (Airflow 3.3's DagBag.process_file and
+    bag_dag): a DAG that fails here would otherwise be filed under the DAG file, taking every DAG down."""
+    dag.validate()
+    dag.check_cycle()
+
+
+def _build_one(DagBuilder: Any, dag_id: str, config: dict[str, Any], source: str) -> Any:
+    registered = _autoregistered()
+    before = set(registered)
+    try:
+        dag = DagBuilder(dag_name=dag_id, dag_config={**config, "task_groups": {}}, default_config={}, yml_dag=source).build()["dag"]
+        _check_as_airflow_does(dag)
+    except BaseException:
+        # a half-built DAG must not reach the DagBag through the DAG context either
+        registered.difference_update(set(registered) - before)
+        raise
+    return dag
+
+
+def _build(globals_dict: dict[str, Any], catalog: Any, wanted: str | None) -> tuple[list[str], dict[str, ConfigError]]:
+    """dag-factory's DagBuilder on each validated DAG on its own, with the pipeline file's text as the DAG's docs.
+
+    Any error while one DAG is configured, built or checked becomes an error of its pipeline file;
+    the other DAGs still load. `load_yaml_dags(config_dict=...)` would build them all at once, after
+    dumping every config back to YAML for those docs with pure-Python PyYAML: about half of
+    dag-factory's time per DAG.
     """
+    root = project_root(catalog)
+    built: list[str] = []
+    errors: dict[str, list[Issue]] = {}
+    todo = [(f, dag_id, dag) for f in catalog.files for dag_id, dag in f.dags.items() if wanted is None or dag_id == wanted]
+    if not todo:
+        return built, {}
     DagBuilder = _dag_builder()
-    sources = {dag_id: f.document.text for f in catalog.files for dag_id in f.dags}
-    for dag_id, config in configs.items():
-        built = DagBuilder(
-            dag_name=dag_id, dag_config={**config, "task_groups": {}}, default_config={}, yml_dag=sources.get(dag_id, "")
-        ).build()
-        globals_dict[built["dag_id"]] = built["dag"]
+    for f, dag_id, dag in todo:
+        try:
+            config = dag_config(dag_id, dag, catalog.defaults, root)
+            globals_dict[dag_id] = _build_one(DagBuilder, dag_id, config, f.document.text)
+        except Exception as exc:
+            cause = " ".join(f"{type(exc).__name__}: {exc}".split())
+            message = f"Airflow refused this DAG: {cause[:500]}; please report it, `adclick-ops validate` should have caught it"
+            errors.setdefault(f.path, []).append(Issue(f.path, f.document.line_of((dag_id,)), dag_id, message))
+            continue
+        built.append(dag_id)
+    return built, {path: ConfigError(issues) for path, issues in errors.items()}
 
 
 def render(globals_dict: dict[str, Any], pipelines: str | os.PathLike[str] | None = None, *, dag_file: str | None = None) -> list[str]:
@@ -77,14 +119,12 @@ def render(globals_dict: dict[str, Any], pipelines: str | os.PathLike[str] | Non
     """
     beside = Path(os.path.abspath(dag_file)).parent.parent / "pipelines" if dag_file else None
     catalog = load_catalog(pipelines_dir(pipelines, default=beside))
-    configs = dag_configs(catalog)
     wanted = _dag_being_run()
-    if wanted in configs:  # a task process needs its own DAG only
-        configs = {wanted: configs[wanted]}
-    if configs:
-        _build(globals_dict, catalog, configs)
-    file_import_errors(catalog.errors)
-    return list(configs)
+    if wanted not in catalog.dags:  # a task process needs its own DAG only
+        wanted = None
+    built, errors = _build(globals_dict, catalog, wanted)
+    file_import_errors({**catalog.errors, **errors})
+    return built
 
 
 __all__ = ["ConfigError", "render"]

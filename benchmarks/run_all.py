@@ -3,12 +3,13 @@
 1. parse time (parse_time.py), 2. scale (scale.py), 3. end to end (end_to_end.py: `airflow dags test`
 and a running Airflow; imports.py: what each task's imports cost), 4. monitor load (monitor_load.py,
 needs `wrk`), 5. data scale (data_scale.py: 100k, 1M and 5M rows through `airflow dags test`), 6. `adclick-ops graph`
-(cli_time.py), 7. the CI commands (ci_commands.py: validate, plan, the pre-commit hook's install). Each prints its tables and
+(cli_time.py), 7. the CI commands (ci_commands.py: validate, plan, the pre-commit hook's install), 8. validation of
+one large file (validate_scale.py). Each prints its tables and
 writes its JSON into benchmarks/results/; this script adds summary.json with every target.
 Other Airflow processes on the machine slow every variant alike, but they make runs noisy: the
 load average is recorded before and after each benchmark.
 
-    .venv/bin/python benchmarks/run_all.py [--quick] [--project COPY] [--skip parse,scale,e2e,monitor,data,cli,ci]
+    .venv/bin/python benchmarks/run_all.py [--quick] [--project COPY] [--skip parse,scale,e2e,monitor,data,cli,ci,validate]
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run, not for the docs)")
     parser.add_argument("--project", help="measure the dags/ and adclick_ops/ of this copy of the project as ours")
-    parser.add_argument("--skip", default="", help="comma-separated benchmarks to leave out: parse, scale, e2e, monitor, data, cli, ci")
+    parser.add_argument(
+        "--skip", default="", help="comma-separated benchmarks to leave out: parse, scale, e2e, monitor, data, cli, ci, validate"
+    )
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     import ci_commands
@@ -39,6 +42,7 @@ def main() -> int:
     import imports
     import parse_time
     import scale
+    import validate_scale
 
     started = time.monotonic()
     info = machine()
@@ -84,6 +88,10 @@ def main() -> int:
                 f"< {c['target_ms']:.0f} ms",
                 c["met"],
             )
+    if "validate" not in skip:
+        big_file = step("validate_scale", validate_scale.main, runs=3 if args.quick else 5)
+        for name, check in big_file["targets"].items():
+            summary[f"8. validate {name}"] = (str(check["value"])[:40], check["target"], check["met"])
     if "data" not in skip:
         sizes = [100_000, 1_000_000] if args.quick else [100_000, 1_000_000, 5_000_000]
         scale_data = step("data_scale", data_scale.main, sizes)

@@ -12,16 +12,19 @@ from helpers import PROJECT, MailSink, edit_yaml
 
 @pytest.fixture
 def pipelines(tmp_path: Path) -> Path:
-    """A copy of pipelines/ whose training outputs go to the test's own folders."""
+    """A copy of pipelines/ whose training outputs go to the test's own folders.
+
+    The dataset stays `dags/data/advertising.csv`, relative to the project root: the test's folder,
+    which gets a copy of it (`airflow_home` points $ADCLICK_OPS_HOME there too). A dataset outside
+    the project is refused, so tests put their own data sets in the test's folder.
+    """
     dest = tmp_path / "pipelines"
     shutil.copytree(PROJECT / "pipelines", dest)
+    (tmp_path / "dags" / "data").mkdir(parents=True)
+    shutil.copy(PROJECT / "dags" / "data" / "advertising.csv", tmp_path / "dags" / "data" / "advertising.csv")
     edit_yaml(
         dest / "airflow_lab2.yaml",
-        lambda d: d["Airflow_Lab2"]["training"].update(
-            model_dir=str(tmp_path / "model"),
-            artifacts_root=str(tmp_path / "runs"),
-            dataset=str(PROJECT / "dags" / "data" / "advertising.csv"),
-        ),
+        lambda d: d["Airflow_Lab2"]["training"].update(model_dir=str(tmp_path / "model"), artifacts_root=str(tmp_path / "runs")),
     )
     return dest
 
@@ -48,7 +51,7 @@ def airflow_home(tmp_path: Path, migrated_db: Path, pipelines: Path):
     shutil.copy(migrated_db, home / "airflow.db")
 
     def env(**extra: str) -> dict[str, str]:
-        return airflow_env(home, extra={"ADCLICK_OPS_PIPELINES": str(pipelines), "ADCLICK_OPS_HOME": str(PROJECT), **extra})
+        return airflow_env(home, extra={"ADCLICK_OPS_PIPELINES": str(pipelines), "ADCLICK_OPS_HOME": str(pipelines.parent), **extra})
 
     return env
 

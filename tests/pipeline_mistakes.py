@@ -35,7 +35,7 @@ MISTAKES = [
         "the tasks form a cycle: load_data_task -> data_preprocessing_task",
     ),
     ("duplicate task id", "    send_email:\n", "    load_model_task:\n", "", "duplicate key 'load_model_task'"),
-    ("invalid e-mail address", "ml-team@example.com", "ml-team-at-example", "Airflow_Lab2.notify.email.to", "not an e-mail address"),
+    ("invalid e-mail address", "ml-team@example.com", "ml-team-at-example", "Airflow_Lab2.notify.email.to[0]", "not an e-mail address"),
     (
         "callable outside the allow-list",
         "python_callable: adclick_ops.tasks.load_data",

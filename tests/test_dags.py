@@ -95,7 +95,7 @@ def test_knobs_change_the_rendered_dag(airflow_home, pipelines, path, values, ta
 
 def test_failure_alerts_are_wired_by_default(airflow_home):
     tasks = parse_dags(airflow_home())["dags"]["Airflow_Lab2"]["tasks"]
-    assert all(t["on_failure_callback"] == ["SmtpNotifier"] for t in tasks.values())
+    assert all(t["on_failure_callback"] == ["FailureNotifier"] for t in tasks.values())
 
 
 def test_graph_command_prints_the_rendered_graph(airflow_home):

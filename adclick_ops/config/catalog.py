@@ -15,9 +15,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from adclick_ops.config.errors import ConfigError, Issue, describe, field_path, issues_from_validation, value_at
-from adclick_ops.config.models import DAG_ID_PATTERN, Dag, DefaultArgs, Defaults
+from adclick_ops.config.models import DAG_ID_PATTERN, RESERVED_DAG_IDS, Dag, DefaultArgs, Defaults, dag_problems
 from adclick_ops.config.vocabulary import ENV_PIPELINES, ENV_PROJECT_ROOT
-from adclick_ops.config.yamlio import YamlDocument, YamlReadError, read_yaml
+from adclick_ops.config.yamlio import YamlDocument, YamlReadError, declared_ids, read_yaml
 
 DEFAULTS_NAMES = ("defaults.yaml", "defaults.yml")
 # The project this package was installed from: the last resort when neither an argument, the
@@ -68,22 +68,25 @@ def project_root(catalog: Catalog) -> Path:
 
 
 def _validate_dags(doc: YamlDocument) -> tuple[dict[str, Dag], list[Issue]]:
+    """Every problem of every DAG of the file at once: how values were written, fields, and the graph."""
     dags: dict[str, Dag] = {}
-    issues: list[Issue] = []
+    issues: list[Issue] = [Issue(doc.path, doc.line_of(loc), field_path(loc), message) for loc, message in doc.problems]
+    # a value the reader already reported is not reported again by the models
+    reported = {loc for loc, _ in doc.problems}
     for dag_id, body in doc.data.items():
-        if not isinstance(dag_id, str) or not re.fullmatch(DAG_ID_PATTERN, dag_id):
-            shown_id = str(dag_id) if isinstance(dag_id, str) and dag_id.isprintable() else repr(dag_id)
+        if not re.fullmatch(DAG_ID_PATTERN, dag_id):
+            shown_id = dag_id if dag_id.isprintable() and dag_id.strip() == dag_id and dag_id else repr(dag_id)
             issues.append(
                 Issue(
                     doc.path,
                     doc.line_of((dag_id,)),
                     shown_id,
-                    f"{dag_id!r} is not a valid DAG id; expected letters, digits, '_', '-' or '.'",
+                    f"{dag_id!r} is not a valid DAG id; expected 1 to 250 letters, digits, '_', '-' or '.'",
                     describe(dag_id),
                 )
             )
             continue
-        if dag_id in ("default", "task_groups"):
+        if dag_id in RESERVED_DAG_IDS:
             issues.append(
                 Issue(
                     doc.path,
@@ -107,18 +110,24 @@ def _validate_dags(doc: YamlDocument) -> tuple[dict[str, Dag], list[Issue]]:
                 )
             )
             continue
+        found: list[Issue] = []
         try:
-            dag = Dag.model_validate(body)
+            dag: Dag | None = Dag.model_validate(body)
         except ValidationError as exc:
-            issues.extend(issues_from_validation(doc, (dag_id,), exc, Dag))
-            continue
-        graph = dag.graph_problems()
-        for loc, message in graph:
+            dag = None
+            found.extend(i for i in issues_from_validation(doc, (dag_id,), exc, Dag) if not any(_within(i, loc) for loc in reported))
+        for loc, message in dag_problems(body):
             full = (dag_id, *loc)
-            issues.append(Issue(doc.path, doc.line_of(full), field_path(full), message, value_at(body, loc)))
-        if not graph:
+            found.append(Issue(doc.path, doc.line_of(full), field_path(full), message, value_at(body, loc)))
+        issues.extend(found)
+        if dag is not None and not found:
             dags[dag_id] = dag
     return dags, issues
+
+
+def _within(issue: Issue, loc: tuple[Any, ...]) -> bool:
+    path = field_path(loc)
+    return issue.field == path or issue.field.startswith(path + ".") or issue.field.startswith(path + "[")
 
 
 _cache: dict[str, tuple[tuple[int, int], Any]] = {}
@@ -156,7 +165,9 @@ def load_pipeline_file(path: str | os.PathLike[str]) -> PipelineFile:
         try:
             doc = read_yaml(p)
         except YamlReadError as exc:
-            return ConfigError([Issue(_shown(p), exc.line, "", exc.message)])
+            # the DAG ids it visibly declares still count as declared: the other files' triggers stay valid
+            recovered = declared_ids(exc.text) if exc.text else []
+            return ConfigError([Issue(_shown(p), exc.line, "", exc.message)], declared=recovered)
         doc.path = _shown(p)
         dags, issues = _validate_dags(doc)
         if issues:
@@ -172,21 +183,26 @@ def load_pipeline_file(path: str | os.PathLike[str]) -> PipelineFile:
 def _load_defaults(root: Path) -> tuple[DefaultArgs, ConfigError | None]:
     for name in DEFAULTS_NAMES:
         p = root / name
-        if p.exists():
+        if p.exists() or p.is_symlink():
             try:
-                doc = read_yaml(p)
+                doc = read_yaml(p, expected="a mapping with default_args")
             except YamlReadError as exc:
                 return DefaultArgs(), ConfigError([Issue(_shown(p), exc.line, "", exc.message)])
             doc.path = _shown(p)
+            issues = [Issue(doc.path, doc.line_of(loc), field_path(loc), message) for loc, message in doc.problems]
             try:
-                return Defaults.model_validate(doc.data).default_args, None
+                defaults = Defaults.model_validate(doc.data).default_args
             except ValidationError as exc:
-                return DefaultArgs(), ConfigError(issues_from_validation(doc, (), exc, Defaults))
+                issues.extend(issues_from_validation(doc, (), exc, Defaults))
+                defaults = DefaultArgs()
+            return defaults, (ConfigError(issues) if issues else None)
     return DefaultArgs(), None
 
 
 def pipeline_paths(root: Path) -> list[Path]:
-    return sorted(p for p in root.iterdir() if p.suffix in (".yaml", ".yml") and p.name not in DEFAULTS_NAMES and p.is_file())
+    """Every entry of the folder named *.yaml or *.yml but defaults.yaml: a folder, a broken link or an
+    unreadable file so named is reported when it is read, never skipped."""
+    return sorted(p for p in root.iterdir() if p.suffix in (".yaml", ".yml") and p.name not in DEFAULTS_NAMES)
 
 
 def load_catalog(root: str | os.PathLike[str] | None = None, paths: list[Path] | None = None) -> Catalog:
@@ -210,6 +226,17 @@ def load_catalog(root: str | os.PathLike[str] | None = None, paths: list[Path] |
             catalog.errors[_shown(p)] = exc
     _cross_check(catalog, root_path)
     return catalog
+
+
+def dataset_problem(dataset: str, project: str) -> str | None:
+    """A local dataset must lie inside the project, links followed: the tasks read it, and its errors quote it."""
+    if "://" in dataset and not dataset.startswith("file://"):
+        return None  # object storage; the scheme was checked with the field
+    path = dataset.removeprefix("file://")
+    resolved = os.path.realpath(os.path.join(project, path))
+    if resolved != project and not resolved.startswith(project.rstrip(os.sep) + os.sep):
+        return f"{dataset!r} is outside the project ({project}); put the dataset in the project or in object storage"
+    return None
 
 
 def _cross_check(catalog: Catalog, root: Path) -> None:
@@ -247,6 +274,13 @@ def _cross_check(catalog: Catalog, root: Path) -> None:
                         f"a DAG declared in {_shown(root)}/, or trigger.external: true",
                     )
                 )
+    project = os.path.realpath(project_root(catalog))
+    for f in catalog.files:
+        for dag_id, dag in f.dags.items():
+            problem = dataset_problem(dag.training.dataset, project) if dag.training else None
+            if problem:
+                loc = (dag_id, "training", "dataset")
+                bad.setdefault(f.path, []).append(Issue(f.path, f.document.line_of(loc), field_path(loc), problem))
     for path, issues in bad.items():
         catalog.errors[path] = ConfigError(issues)
     catalog.files = [f for f in catalog.files if f.path not in bad]

@@ -31,7 +31,9 @@ class Issue:
 
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}" if self.line else self.path
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        text = f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        # one line per issue, whatever a file name, a key or a value holds
+        return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class ConfigError(Exception):
@@ -118,6 +120,13 @@ def _model_at(model: type, loc: tuple[Any, ...]) -> type | None:
     return current if isinstance(current, type) and hasattr(current, "model_fields") else None
 
 
+def _form(branch: str) -> str:
+    """The type a union branch stands for: 'int', or 'str' for 'function-after[_plain_text(), str]'."""
+    if branch.startswith("function-") and "[" in branch:
+        return branch.rstrip("]").rsplit(", ", 1)[-1].split("[")[0]
+    return branch.split("[")[0]
+
+
 def issues_from_validation(doc: YamlDocument, prefix: tuple[Any, ...], exc: ValidationError, model: type) -> list[Issue]:
     """One issue per place in the file: the branches of a union (str | int | ...) become one message."""
     issues: list[Issue] = []
@@ -136,7 +145,7 @@ def issues_from_validation(doc: YamlDocument, prefix: tuple[Any, ...], exc: Vali
         if len(errs) == 1:
             issues.append(_issue_from_pydantic(doc, prefix, {**errs[0], "loc": at[len(prefix) :]}, model))
             continue
-        forms = sorted({str(e["loc"][len(at) - len(prefix)]).split("[")[0] for e in errs})
+        forms = sorted({_form(str(e["loc"][len(at) - len(prefix)])) for e in errs})
         found = describe(errs[0].get("input"))
         issues.append(Issue(doc.path, doc.line_of(at), field_path(at), f"found {found}; expected one of: {', '.join(forms)}", found))
     return issues

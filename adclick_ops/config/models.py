@@ -9,10 +9,32 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, ClassVar
+from collections import Counter
+from typing import Annotated, Any, ClassVar
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StringConstraints,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
+from adclick_ops.config.schedules import (
+    DATE_PATTERN,
+    DATETIME_PATTERN,
+    ONE_RUN_AT_A_TIME,
+    PRESETS,
+    parse_start_date,
+    schedule_problem,
+)
+from adclick_ops.config.templating import NO_TEMPLATE_PATTERN, SHOWN, template_pattern, template_problem
 from adclick_ops.config.vocabulary import (
     AIRFLOW_URL,
     ENV_AIRFLOW_URL,
@@ -24,6 +46,7 @@ from adclick_ops.config.vocabulary import (
     MONITOR_PORT,
     MONITOR_URL,
     SCALERS,
+    STORAGE_SCHEMES,
     TRAINING_DAG_ID,
     EstimatorName,
     ScalerName,
@@ -73,33 +96,122 @@ TRIGGER_RULES = (
 
 DAG_ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,250}$"
 TASK_ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,250}$"
-EMAIL_PATTERN = re.compile(
-    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+RESERVED_DAG_IDS = ("default", "task_groups")  # dag-factory's own top-level keys
+# An address as mail servers take it, without the quoting and braces RFC 5322 also allows: a
+# recipient is a plain address, never a template.
+EMAIL_REGEX = (
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`|~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 )
+EMAIL_PATTERN = re.compile(EMAIL_REGEX)
+TAG_MAX_LEN = 100  # Airflow's limit (airflow.sdk.definitions.dag.TAG_MAX_LEN)
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
+_CONTROL = r"\x00-\x1f\x7f"
 SCHEMA_URL = "../schema/pipeline.schema.json"
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a value is the type the field says, never converted (no "3" for 3, no 1 for true)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+# --- text: what a string field may hold ----------------------------------------------------------
+
+
+def _plain_text(value: str) -> str:
+    problem = template_problem(value, placeholders=False)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _template_text(value: str) -> str:
+    problem = template_problem(value, placeholders=True)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _one_line(value: str) -> str:
+    if re.search(f"[{_CONTROL}]", value):
+        raise ValueError(f"found {value!r}; expected one line of text without control characters")
+    return value
+
+
+def _email(value: str) -> str:
+    if len(value) > 254 or not EMAIL_PATTERN.match(value):
+        raise ValueError(f"not an e-mail address: {value!r}; expected a plain address such as name@example.com")
+    return value
+
+
+def _web_url(value: str) -> str:
+    parts = urlsplit(value) if not re.search(rf"[\s{_CONTROL}<>\"'`{{}}\\]", value) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"found {value!r}; expected an http:// or https:// address without spaces, quotes, braces or '<>'")
+    return value
+
+
+# Every string of a pipeline file is one of these (tests/config/test_models.py checks that no bare
+# str is left): Text is never a template, TemplateText may hold the placeholders only.
+NO_TEMPLATE: dict[str, Any] = {"not": {"pattern": NO_TEMPLATE_PATTERN}}
+Text = Annotated[str, AfterValidator(_plain_text), Field(json_schema_extra=NO_TEMPLATE)]
+TemplateText = Annotated[str, AfterValidator(_template_text), Field(json_schema_extra={"pattern": template_pattern()})]
+Subject = Annotated[
+    str, AfterValidator(_template_text), AfterValidator(_one_line), Field(json_schema_extra={"pattern": template_pattern(_CONTROL)})
+]
+EmailAddress = Annotated[str, AfterValidator(_email), Field(json_schema_extra={"pattern": EMAIL_REGEX, "maxLength": 254})]
+WebUrl = Annotated[
+    str,
+    AfterValidator(_plain_text),
+    AfterValidator(_web_url),
+    Field(json_schema_extra={"pattern": "^https?://[^\\s\\x00-\\x1f\\x7f<>\"'`{}\\\\]+$"}),
+]
+Id = Annotated[str, Field(pattern=DAG_ID_PATTERN)]
 
 
 def _relative_path(value: str, what: str) -> str:
-    """Paths are relative to the project root or absolute; a relative one may not climb out of it."""
+    """A local path inside the project (relative, or absolute: checked against the project in the catalog) or a storage URI."""
     if not value.strip():
         raise ValueError(f"{what} must not be empty")
     if "\x00" in value:
         raise ValueError(f"{what} contains a NUL byte")
-    path = value.removeprefix("file://")
-    if "://" not in path and not path.startswith("/") and ".." in re.split(r"[\\/]", path):
-        raise ValueError(f"{what} {value!r} climbs out of the project with '..'; give a path inside the project or an absolute one")
+    scheme = _SCHEME.match(value)
+    if scheme and len(scheme.group(1)) > 1:  # one letter: a Windows drive, a path
+        name = scheme.group(1).lower()
+        if name != "file" and name not in STORAGE_SCHEMES:
+            raise ValueError(
+                f"{what} {value!r} is a {name}:// address; expected a path in the project or object storage ({', '.join(s + '://' for s in STORAGE_SCHEMES)})"
+            )
+        if not value[scheme.end() :].startswith("//"):
+            raise ValueError(f"{what} {value!r}: expected {name}://...")
+    if ".." in re.split(r"[\\/]", value):
+        raise ValueError(f"{what} {value!r} climbs out of the project with '..'; give a path inside the project or a storage URI")
     return value
 
 
-def _no_duplicates(values: list[str], what: str) -> list[str]:
-    dupes = sorted({v for v in values if values.count(v) > 1})
+PATH_SCHEMA: dict[str, Any] = {
+    "minLength": 1,
+    "pattern": r"\S",
+    "not": {"anyOf": [{"pattern": r"(^|[\\/])\.\.([\\/]|$)"}, {"pattern": r"\x00"}, {"pattern": NO_TEMPLATE_PATTERN}]},
+    "anyOf": [
+        {"not": {"pattern": r"^[A-Za-z][A-Za-z0-9+.\-]+:"}},
+        {"pattern": r"^(?:file|" + "|".join(STORAGE_SCHEMES) + r")://"},
+    ],
+}
+
+
+def _no_duplicates(values: list[Any], what: str) -> list[Any]:
+    counts = Counter(values)
+    dupes = sorted(v for v, n in counts.items() if n > 1)
     if dupes:
-        raise ValueError(f"{what} listed more than once: {', '.join(map(repr, dupes))}; list each once")
+        raise ValueError(f"{what} listed more than once: {one_of(dupes)}; list each once")
     return values
+
+
+def one_of(values: Any, limit: int = 12) -> str:
+    """A list for a message: at most `limit` items shown, one line whatever the list's length."""
+    items = [repr(v) for v in values]
+    shown = ", ".join(items[:limit])
+    return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
 
 
 # --- DAG-level pieces ---------------------------------------------------------------------------
@@ -108,7 +220,7 @@ def _no_duplicates(values: list[str], what: str) -> list[str]:
 class DefaultArgs(Model):
     """Airflow `default_args` applied to every task of the DAG."""
 
-    owner: str = Field("adclick-ops", min_length=1, description="Owner shown in the Airflow UI.")
+    owner: Text = Field("adclick-ops", min_length=1, description="Owner shown in the Airflow UI.")
     retries: int = Field(1, ge=0, le=10, description="How many times a failed task is retried.")
     retry_delay_sec: int = Field(60, ge=0, le=86_400, description="Seconds between two tries of a task.")
     execution_timeout_secs: int | None = Field(
@@ -134,8 +246,12 @@ class Estimator(Model):
     """The scikit-learn classifier that is trained."""
 
     name: EstimatorName = Field("logistic_regression", description=f"Which classifier: {', '.join(ESTIMATORS)}.")
-    params: dict[str, str | int | float | bool | None] = Field(
-        default_factory=dict, description="Parameters passed to the classifier, by their scikit-learn names."
+    params: dict[str, Text | int | float | bool | None] = Field(
+        default_factory=dict,
+        description=(
+            "Parameters passed to the classifier, by their scikit-learn names; `adclick-ops validate` checks the values "
+            "with scikit-learn's own rules when scikit-learn is installed."
+        ),
     )
 
     @model_validator(mode="after")
@@ -152,14 +268,22 @@ class Estimator(Model):
 class Training(Model):
     """What the training tasks read, fit and write."""
 
-    dataset: str = Field(
-        "dags/data/advertising.csv", description="CSV file with the features and the target, relative to the project root or absolute."
+    dataset: Text = Field(
+        "dags/data/advertising.csv",
+        description=(
+            "CSV file with the features and the target: a path in the project (relative to its root, or absolute inside it), "
+            f"or an object-storage URI ({', '.join(s + '://' for s in STORAGE_SCHEMES)}); never a web address."
+        ),
+        json_schema_extra=PATH_SCHEMA,
     )
-    target: str = Field("Clicked on Ad", min_length=1, description="Column holding the 0/1 label to predict.")
-    features: list[Annotated[str, Field(min_length=1)]] = Field(
-        default_factory=lambda: ["Daily Time Spent on Site", "Age", "Area Income", "Daily Internet Usage", "Male"],
-        min_length=1,
-        description="Numeric columns used as model inputs, in order; at least one, no duplicates.",
+    target: Text = Field("Clicked on Ad", min_length=1, description="Column holding the 0/1 label to predict.")
+    features: list[Annotated[str, StringConstraints(min_length=1), AfterValidator(_plain_text), Field(json_schema_extra=NO_TEMPLATE)]] = (
+        Field(
+            default_factory=lambda: ["Daily Time Spent on Site", "Age", "Area Income", "Daily Internet Usage", "Male"],
+            min_length=1,
+            description="Numeric columns used as model inputs, in order; at least one, no duplicates.",
+            json_schema_extra={"uniqueItems": True},
+        )
     )
     split: Split = Field(default_factory=Split, description="The train/test split.")
     scalers: list[ScalerName] = Field(
@@ -168,15 +292,27 @@ class Training(Model):
             "Scalers applied side by side to the features, their outputs concatenated, in order; "
             f"choose from {', '.join(SCALERS)}. An empty list means no scaling."
         ),
+        json_schema_extra={"uniqueItems": True},
     )
     estimator: Estimator = Field(default_factory=Estimator, description="The classifier and its parameters.")
     min_accuracy: float | None = Field(
         None, ge=0, le=1, description="Quality gate: a model whose test accuracy is below this is not promoted and the run fails."
     )
-    model_dir: str = Field("model", description="Folder of the promoted model, relative to the project root or absolute.")
-    model_file: str = Field("model.sav", pattern=r"^[A-Za-z0-9_.\-]+$", description="File name of the promoted model in `model_dir`.")
-    artifacts_root: str = Field(
-        "runs", description="Where each run keeps its working files, in a folder of its own: a path, or a URI such as s3://bucket/prefix."
+    model_dir: Text = Field(
+        "model",
+        description="Folder of the promoted model: a path relative to the project root, an absolute path, or an object-storage URI.",
+        json_schema_extra=PATH_SCHEMA,
+    )
+    model_file: Text = Field(
+        "model.sav",
+        pattern=r"^[A-Za-z0-9_.\-]+$",
+        description="File name of the promoted model in `model_dir`.",
+        json_schema_extra={"not": {"enum": [".", ".."]}},
+    )
+    artifacts_root: Text = Field(
+        "runs",
+        description="Where each run keeps its working files, in a folder of its own: a path, or an object-storage URI such as s3://bucket/prefix.",
+        json_schema_extra=PATH_SCHEMA,
     )
 
     # Relative to the project root in the file; the factory makes them absolute for the tasks.
@@ -209,31 +345,32 @@ class Training(Model):
 class TrainingJob(Training):
     """The `training` section as its tasks receive it: paths made absolute (or URIs), and the DAG it belongs to."""
 
-    dag_id: str = Field(pattern=DAG_ID_PATTERN, description="The DAG whose runs these settings drive.")
+    dag_id: Id = Field(description="The DAG whose runs these settings drive.")
 
 
 class EmailNotification(Model):
     """Who is told about a run, and how."""
 
-    to: list[str] = Field(min_length=1, description="Recipients' e-mail addresses (at least one).")
-    subject: str = Field(
+    to: list[EmailAddress] = Field(
+        min_length=1,
+        description="Recipients' e-mail addresses (at least one, each once): plain addresses, never templates.",
+        json_schema_extra={"uniqueItems": True},
+    )
+    subject: Subject = Field(
         "[adclick-ops] {{ dag.dag_id }} run {{ run_id }}",
         min_length=1,
-        description="Subject line; Airflow templates such as {{ run_id }} are filled in.",
+        description=f"Subject line, one line; the placeholders {SHOWN} are filled in, and no other template syntax is allowed.",
     )
     conn_id: str = Field(
-        "smtp_default", pattern=r"^[A-Za-z0-9_.\-]+$", description="Airflow connection holding the SMTP server's settings."
+        "smtp_default", pattern=r"^[A-Za-z0-9_.\-]{1,250}$", description="Airflow connection holding the SMTP server's settings."
     )
     on_failure: bool = Field(True, description="Also e-mail the recipients when a task of the DAG fails.")
-    monitor_url: str = Field(MONITOR_URL, pattern=r"^https?://", description="Link to the Flask monitor given in the report.")
+    monitor_url: WebUrl = Field(MONITOR_URL, description="Link to the Flask monitor given in the report (http:// or https://).")
 
     @field_validator("to")
     @classmethod
-    def _addresses(cls, v: list[str]) -> list[str]:
-        bad = [a for a in v if not EMAIL_PATTERN.match(a)]
-        if bad:
-            raise ValueError(f"not an e-mail address: {', '.join(map(repr, bad))}; expected name@domain.tld")
-        return v
+    def _unique_addresses(cls, v: list[str]) -> list[str]:
+        return _no_duplicates(v, "recipients")
 
 
 class Notify(Model):
@@ -245,10 +382,10 @@ class Notify(Model):
 class Trigger(Model):
     """The DAG triggered at the end of a run."""
 
-    dag_id: str = Field(pattern=DAG_ID_PATTERN, description="DAG to trigger; it must be declared in pipelines/ unless `external` is true.")
-    conf: dict[str, str] = Field(
+    dag_id: Id = Field(description="DAG to trigger; it must be declared in pipelines/ unless `external` is true.")
+    conf: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,250}$")], TemplateText] = Field(
         default_factory=lambda: {"upstream_dag_id": "{{ dag.dag_id }}", "upstream_run_id": "{{ run_id }}"},
-        description="Configuration handed to the triggered run; values may use Airflow templates.",
+        description=f"Configuration handed to the triggered run; values are text where the placeholders {SHOWN} are filled in.",
     )
     external: bool = Field(False, description="Set to true when `dag_id` is defined outside pipelines/.")
 
@@ -256,30 +393,43 @@ class Trigger(Model):
 class Monitor(Model):
     """Where the Flask monitor listens and which Airflow it reads (environment variables override)."""
 
-    host: str = Field(MONITOR_HOST, min_length=1, description=f"Interface to listen on ({ENV_MONITOR_HOST} overrides).")
-    port: int = Field(MONITOR_PORT, ge=1, le=65535, description=f"Port to listen on ({ENV_MONITOR_PORT} overrides).")
-    airflow_url: str = Field(
-        AIRFLOW_URL, pattern=r"^https?://", description=f"Base URL of the Airflow API server ({ENV_AIRFLOW_URL} overrides)."
+    host: str = Field(
+        MONITOR_HOST, pattern=r"^[A-Za-z0-9_.:\-]{1,253}$", description=f"Interface to listen on ({ENV_MONITOR_HOST} overrides)."
     )
-    dag_id: str = Field(TRAINING_DAG_ID, pattern=DAG_ID_PATTERN, description="The training DAG whose runs the monitor shows.")
+    port: int = Field(MONITOR_PORT, ge=1, le=65535, description=f"Port to listen on ({ENV_MONITOR_PORT} overrides).")
+    airflow_url: WebUrl = Field(AIRFLOW_URL, description=f"Base URL of the Airflow API server ({ENV_AIRFLOW_URL} overrides).")
+    dag_id: Id = Field(TRAINING_DAG_ID, description="The training DAG whose runs the monitor shows.")
     serve_for: int | None = Field(
         None, gt=0, description="Seconds the task serves the monitor before it succeeds; none means until the task is stopped."
     )
 
 
+TaskId = Annotated[str, Field(pattern=TASK_ID_PATTERN)]
+
+
 class Task(Model):
     """One task of the graph, spelled as dag-factory spells it."""
 
-    operator: str = Field(description="Import path of the operator; one of the allow-listed operators.")
-    python_callable: str | None = Field(None, description="For PythonOperator: the adclick_ops step function to run.")
-    dependencies: list[str] = Field(default_factory=list, description="Task ids of this DAG that must finish first.")
+    operator: str = Field(
+        description="Import path of the operator; one of the allow-listed operators.", json_schema_extra={"enum": list(OPERATORS)}
+    )
+    python_callable: str | None = Field(
+        None,
+        description="For PythonOperator (and only there): the adclick_ops step function to run.",
+        json_schema_extra={"enum": [*CALLABLES, None]},
+    )
+    dependencies: list[TaskId] = Field(
+        default_factory=list, description="Task ids of this DAG that must finish first.", json_schema_extra={"uniqueItems": True}
+    )
     trigger_rule: str | None = Field(
-        None, description="When the task runs given its upstream states (Airflow trigger rule); all_success by default."
+        None,
+        description="When the task runs given its upstream states (Airflow trigger rule); all_success by default.",
+        json_schema_extra={"enum": [*TRIGGER_RULES, None]},
     )
     retries: int | None = Field(None, ge=0, le=10, description="Overrides default_args.retries for this task.")
     retry_delay_sec: int | None = Field(None, ge=0, le=86_400, description="Overrides default_args.retry_delay_sec for this task.")
     execution_timeout_secs: int | None = Field(None, gt=0, le=86_400 * 7, description="A try that runs longer fails.")
-    doc_md: str | None = Field(None, description="Documentation shown in the Airflow UI for this task.")
+    doc_md: Text | None = Field(None, description="Documentation shown in the Airflow UI for this task.")
 
     @field_validator("operator")
     @classmethod
@@ -316,85 +466,147 @@ class Task(Model):
         return self
 
 
+def _schedule(value: str | None) -> str | None:
+    if value is not None:
+        problem = schedule_problem(value)
+        if problem:
+            raise ValueError(problem)
+    return value
+
+
+StartDate = Annotated[
+    dt.date | dt.datetime,
+    PlainValidator(parse_start_date),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "format": "date", "pattern": DATE_PATTERN},
+                {"type": "string", "format": "date-time", "pattern": DATETIME_PATTERN},
+            ]
+        }
+    ),
+]
+CRON_SCHEMA_PATTERN = r"^\s*\S+\s+\S+\s+\S+\s+\S+\s+\S+\s*$"
+
+
 class Dag(Model):
     """One DAG: its Airflow settings, its graph and the knobs its tasks read."""
 
-    description: str | None = Field(None, description="Shown in the Airflow UI.")
-    schedule: str | None = Field(None, description="Cron expression or preset such as @daily; none for a DAG that is only triggered.")
+    description: Text | None = Field(None, description="Shown in the Airflow UI.")
+    schedule: Annotated[str, AfterValidator(_schedule)] | None = Field(
+        None,
+        description=(
+            "A five-field cron expression (minute hour day-of-month month day-of-week) or a preset: "
+            f"{', '.join(PRESETS)}; null for a DAG that is only triggered. @continuous needs max_active_runs: 1."
+        ),
+        json_schema_extra={"anyOf": [{"enum": [*PRESETS, None]}, {"type": "string", "pattern": CRON_SCHEMA_PATTERN}]},
+    )
     catchup: bool = Field(False, description="Run the intervals missed since start_date.")
     max_active_runs: int = Field(1, ge=1, le=64, description="How many runs of this DAG may be active at once.")
-    start_date: dt.date | dt.datetime = Field(dt.date(2024, 1, 1), description="First logical date of the schedule (UTC).")
-    tags: list[str] = Field(default_factory=list, description="Tags shown in the Airflow UI.")
+    start_date: StartDate = Field(
+        dt.date(2024, 1, 1),
+        description=(
+            "First logical date of the schedule: a date (2024-01-01, midnight UTC) or a date and time with its time zone "
+            "(2024-01-01T06:00:00Z, 2024-01-01T08:00:00+02:00), between 1970-01-01 and 9998-12-31."
+        ),
+    )
+    tags: list[
+        Annotated[
+            str, StringConstraints(min_length=1, max_length=TAG_MAX_LEN), AfterValidator(_plain_text), Field(json_schema_extra=NO_TEMPLATE)
+        ]
+    ] = Field(
+        default_factory=list,
+        description=f"Tags shown in the Airflow UI: each 1 to {TAG_MAX_LEN} characters, each once.",
+        json_schema_extra={"uniqueItems": True},
+    )
     is_paused_upon_creation: bool | None = Field(None, description="Whether Airflow creates the DAG paused (Airflow's setting by default).")
     default_args: DefaultArgs | None = Field(None, description="Task defaults; merged over pipelines/defaults.yaml.")
     training: Training | None = Field(None, description="Settings of the training steps; needed by the training tasks.")
     notify: Notify | None = Field(None, description="Notifications; needed by an EmailOperator task.")
     trigger: Trigger | None = Field(None, description="Downstream DAG; needed by a TriggerDagRunOperator task.")
     monitor: Monitor | None = Field(None, description="The Flask monitor; needed by the start_flask_api task.")
-    tasks: dict[Annotated[str, Field(pattern=TASK_ID_PATTERN)], Task] = Field(
-        min_length=1, description="The tasks by id, each with its operator and dependencies."
-    )
+    tasks: dict[TaskId, Task] = Field(min_length=1, description="The tasks by id, each with its operator and dependencies.")
 
-    @field_validator("schedule")
+    @field_validator("tags")
     @classmethod
-    def _schedule(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        presets = ("@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly", "@annually")
-        if v.startswith("@"):
-            if v not in presets:
-                raise ValueError(f"unknown schedule preset {v!r}; expected a cron expression or one of: {', '.join(presets)}")
-        elif len(v.split()) not in (5, 6):
-            raise ValueError(f"schedule {v!r} is neither a preset nor a 5-field cron expression")
-        return v
+    def _unique_tags(cls, v: list[str]) -> list[str]:
+        return _no_duplicates(v, "tags")
 
     def graph_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
-        """Checks across tasks, each with the location (field path inside the DAG) it is about."""
-        problems: list[tuple[tuple[str | int, ...], str]] = []
-        for task_id, task in self.tasks.items():
-            for i, dep in enumerate(task.dependencies):
-                loc = ("tasks", task_id, "dependencies", i)
-                if dep == task_id:
-                    problems.append((loc, f"task {task_id!r} depends on itself"))
-                elif dep not in self.tasks:
-                    problems.append((loc, f"{dep!r} is not a task of this DAG; expected one of: {', '.join(self.tasks)}"))
-        cycle = _find_cycle({t: [d for d in s.dependencies if d in self.tasks and d != t] for t, s in self.tasks.items()})
-        if cycle:
-            problems.append((("tasks", cycle[0], "dependencies"), f"the tasks form a cycle: {' -> '.join(cycle)}"))
-        needs = {
-            "training": [t for t, s in self.tasks.items() if s.python_callable in TRAINING_CALLABLES],
-            "monitor": [t for t, s in self.tasks.items() if s.python_callable in MONITOR_CALLABLES],
-            "notify": [t for t, s in self.tasks.items() if s.operator in (EMAIL_OPERATOR, REPORT_EMAIL_OPERATOR)],
-            "trigger": [t for t, s in self.tasks.items() if s.operator == TRIGGER_OPERATOR],
-        }
-        for section, users in needs.items():
-            if users and getattr(self, section) is None:
-                problems.append((("tasks", users[0]), f"task(s) {', '.join(users)} need a `{section}` section in this DAG; it is missing"))
-        return problems
+        """Checks across fields and tasks (see `dag_problems`)."""
+        return dag_problems(self.model_dump())
+
+
+# Sections of a DAG and the tasks that need them.
+_SECTION_USERS: dict[str, Any] = {
+    "training": lambda spec: spec.get("python_callable") in TRAINING_CALLABLES,
+    "monitor": lambda spec: spec.get("python_callable") in MONITOR_CALLABLES,
+    "notify": lambda spec: spec.get("operator") in (EMAIL_OPERATOR, REPORT_EMAIL_OPERATOR),
+    "trigger": lambda spec: spec.get("operator") == TRIGGER_OPERATOR,
+}
+
+
+def dag_problems(body: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
+    """Checks across the fields and tasks of one DAG, on its raw settings, each with the location it is about.
+
+    They read only what they need and skip what has the wrong shape (the field checks report that),
+    so that a file's graph errors are reported together with its field errors.
+    """
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    raw_tasks = body.get("tasks")
+    tasks = {t: s for t, s in raw_tasks.items() if isinstance(s, dict)} if isinstance(raw_tasks, dict) else {}
+    deps: dict[str, list[str]] = {}
+    for task_id, spec in tasks.items():
+        listed = spec.get("dependencies")
+        deps[task_id] = []
+        if not isinstance(listed, list):
+            continue
+        for i, dep in enumerate(listed):
+            if not isinstance(dep, str):
+                continue
+            loc = ("tasks", task_id, "dependencies", i)
+            if dep == task_id:
+                problems.append((loc, f"task {task_id!r} depends on itself"))
+            elif raw_tasks is not None and dep not in raw_tasks:
+                problems.append((loc, f"{dep!r} is not a task of this DAG; expected one of: {one_of(list(raw_tasks))}"))
+            else:
+                deps[task_id].append(dep)
+    cycle = _find_cycle(deps)
+    if cycle:
+        problems.append((("tasks", cycle[0], "dependencies"), f"the tasks form a cycle: {' -> '.join(cycle)}"))
+    for section, uses in _SECTION_USERS.items():
+        users = [t for t, spec in tasks.items() if uses(spec)]
+        if users and body.get(section) is None:
+            problems.append((("tasks", users[0]), f"task(s) {one_of(users)} need a `{section}` section in this DAG; it is missing"))
+    schedule, runs = body.get("schedule"), body.get("max_active_runs", 1)
+    if schedule in ONE_RUN_AT_A_TIME and isinstance(runs, int) and runs > 1:
+        problems.append((("max_active_runs",), f"schedule {schedule} allows one active run at a time; expected 1, found {runs}"))
+    return problems
 
 
 def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
-    """A cycle in task -> upstream edges, as a list of task ids, or None."""
-    state: dict[str, int] = {}
-    stack: list[str] = []
+    """A cycle in task -> upstream edges, as a list of task ids (first task repeated at the end), or None.
 
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        stack.append(node)
-        for nxt in graph.get(node, []):
+    Iterative: a chain of thousands of tasks must not exhaust Python's recursion limit.
+    """
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for root in graph:
+        if root in state:
+            continue
+        path: list[str] = [root]
+        iters = [iter(graph.get(root, ()))]
+        state[root] = 1
+        while iters:
+            nxt = next(iters[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                iters.pop()
+                continue
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt) :] + [nxt]
+                cycle = path[path.index(nxt) :] + [nxt]
+                return list(reversed(cycle))
             if nxt not in state:
-                found = visit(nxt)
-                if found:
-                    return found
-        stack.pop()
-        state[node] = 2
-        return None
-
-    for node in graph:
-        if node not in state:
-            found = visit(node)
-            if found:
-                return list(reversed(found))
+                state[nxt] = 1
+                path.append(nxt)
+                iters.append(iter(graph.get(nxt, ())))
     return None

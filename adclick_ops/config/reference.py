@@ -10,7 +10,8 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from adclick_ops.config import models as m
-from adclick_ops.config.vocabulary import ESTIMATOR_PARAMS, SCALERS
+from adclick_ops.config.templating import PLACEHOLDER_DOCS
+from adclick_ops.config.vocabulary import ESTIMATOR_PARAMS, SCALERS, STORAGE_SCHEMES
 
 SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("`<dag_id>`: a DAG", m.Dag),
@@ -38,6 +39,45 @@ complete and check them with `schema/pipeline.schema.json` (`adclick-ops schema`
 
 Unknown fields are errors everywhere. Relative paths are relative to the project root (the folder
 that holds `pipelines/`, or `$ADCLICK_OPS_HOME`) and may not climb out of it with `..`.
+
+## How values are read
+
+- **YAML 1.2, as editors read it.** A plain value that YAML 1.1 reads differently is an error:
+  `yes`, `no`, `on`, `off` (write `true`/`false`, or quote it), `010` (octal in YAML 1.1, ten in
+  1.2), `1:30` (90 in YAML 1.1), `1_000`, `0b101`, `0o17`, `1e3`. Quote such a value when it is text.
+- **No conversion between types.** `"3"` is text, not a number; `1` is not `true`; a number is not
+  a date. Anchors, aliases, merge keys (`<<`) and explicit tags (`!!python/...`, `!!int`) are refused.
+- **Dates.** `start_date` is a date (`2024-01-01`, midnight UTC) or a date and time with its time
+  zone (`2024-01-01T06:00:00Z`, `2024-01-01T08:00:00+02:00`); a date and time without a zone is an
+  error. Quoted or not, the same.
+- **Schedules.** A preset (`@once`, `@continuous`, `@hourly`, `@daily`, `@weekly`, `@monthly`,
+  `@quarterly`, `@yearly`, `@annually`) or a five-field cron expression: numbers in range, `*`,
+  ranges `a-b` (low to high), steps `/n`, lists, month and weekday names. A day that never occurs
+  in the months given (`0 0 31 2 *`) is an error. `@continuous` needs `max_active_runs: 1`.
+- **Files.** A file is at most 64 KiB (checked before it is read), UTF-8, and declares at least one
+  DAG; an empty file or `{{}}` is an error. A folder, a broken link or an unreadable entry named
+  `*.yaml` in `pipelines/` is reported, not skipped.
+- **Every error at once.** Field errors and errors across tasks (a dependency on a missing task, a
+  cycle, a missing section) are reported together, one line each: `file:line: field: problem`.
+
+## Templates
+
+No text of a pipeline file is ever rendered as a template. Two fields take placeholders, filled in
+when the task runs: `notify.email.subject` and the values of `trigger.conf`. The placeholders are:
+
+{placeholders}
+
+Any other template syntax (`{{{{ ... }}}}`, `{{% ... %}}`, `{{# ... #}}`, filters, look-alike braces)
+is an error in every field; in the other fields, `{{{{ ... }}}}` is not allowed at all. Recipient
+addresses are plain addresses. Everything else is handed to Airflow as literal text, and the report
+e-mail escapes every value it shows.
+
+## Datasets and paths
+
+`training.dataset` is a file in the project (a relative path, or an absolute one inside the project,
+links followed) or an object-storage URI ({schemes}). Web addresses (`http://`, `https://`, ...) are
+refused. `adclick-ops validate` also checks `training.estimator.params` with scikit-learn's own rules
+when scikit-learn is installed (and says so when it is not).
 """
 
 
@@ -76,7 +116,9 @@ def _default(field: Any) -> str:
 
 
 def render_reference() -> str:
-    out = [INTRO]
+    placeholders = "\n".join(f"- `{{{{ {name} }}}}`: {doc}" for name, doc in PLACEHOLDER_DOCS.items())
+    schemes = ", ".join(f"`{s}://`" for s in STORAGE_SCHEMES)
+    out = [INTRO.format(placeholders=placeholders, schemes=schemes)]
     for title, model in SECTIONS:
         out.append(f"## {title}\n\n{(model.__doc__ or '').strip()}\n")
         out.append("| field | type | default | description |\n|---|---|---|---|")

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from adclick_ops.config import DEFAULTS_NAMES, ConfigError, Issue, load_catalog, load_pipeline_file, pipeline_paths, pipelines_dir
+from adclick_ops.config.errors import field_path
 
 FORMATS = ("text", "json", "github")
+SKLEARN_MISSING = "estimator parameters were not checked: scikit-learn is not installed"
 
 
 class UsageError(Exception):
@@ -25,6 +27,7 @@ class Report:
     files: list[str] = field(default_factory=list)
     dags: list[str] = field(default_factory=list)
     errors: list[Issue] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what could not be checked, and why
 
     @property
     def valid(self) -> bool:
@@ -58,6 +61,27 @@ def _check_folder(root: Path, named: list[Path] | None, report: Report) -> None:
     for f in catalog.files:
         if _key(f.path) in wanted:
             report.dags.extend(f.dags)
+    _check_estimators([f for f in catalog.files if _key(f.path) in wanted], report)
+
+
+def _check_estimators(files: list, report: Report) -> None:
+    """Estimator parameters checked with scikit-learn's own rules (never at parse time: it is heavy).
+
+    Without scikit-learn (a pre-commit hook's light install), a note says the check was skipped.
+    """
+    checks = [(f, dag_id, dag.training) for f in files for dag_id, dag in f.dags.items() if dag.training and dag.training.estimator.params]
+    if not checks:
+        return
+    try:
+        from adclick_ops.steps.params import param_problems
+
+        for f, dag_id, training in checks:
+            for key, message in param_problems(training.estimator.name, dict(training.estimator.params), len(training.features)):
+                loc = (dag_id, "training", "estimator", "params", *((key,) if key else ()))
+                report.errors.append(Issue(f.path, f.document.line_of(loc), field_path(loc), message))
+    except ImportError:
+        if SKLEARN_MISSING not in report.notes:
+            report.notes.append(SKLEARN_MISSING)
 
 
 def _valid_alone(path: str) -> bool:
@@ -107,10 +131,11 @@ def check(paths: list[str]) -> Report:
 
 def as_text(report: Report) -> tuple[str, str]:
     """(stdout, stderr) of the text format: one `file:line: field: problem` line per error."""
+    notes = "".join(f"note: {n}\n" for n in report.notes)
     if report.valid:
-        return f"OK: {len(report.files)} file(s), {len(report.dags)} DAG(s): {', '.join(report.dags)}\n", ""
+        return f"OK: {len(report.files)} file(s), {len(report.dags)} DAG(s): {', '.join(report.dags)}\n", notes
     lines = [str(i) for i in report.errors] + [f"{len(report.errors)} error(s)"]
-    return "", "\n".join(lines) + "\n"
+    return "", notes + "\n".join(lines) + "\n"
 
 
 def as_json(report: Report) -> str:
@@ -124,6 +149,7 @@ def as_json(report: Report) -> str:
                     {"file": i.path, "line": i.line, "field": i.field, "found": i.found, "expected": i.expected, "message": i.message}
                     for i in report.errors
                 ],
+                "notes": report.notes,
             },
             indent=2,
         )
@@ -149,9 +175,10 @@ def annotation(issue: Issue) -> str:
 
 
 def as_github(report: Report) -> str:
+    notes = "".join(f"::notice title=adclick-ops validate::{_escape_data(n)}\n" for n in report.notes)
     if report.valid:
-        return f"adclick-ops: {len(report.files)} file(s) valid, {len(report.dags)} DAG(s)\n"
-    return "\n".join(annotation(i) for i in report.errors) + "\n"
+        return notes + f"adclick-ops: {len(report.files)} file(s) valid, {len(report.dags)} DAG(s)\n"
+    return notes + "\n".join(annotation(i) for i in report.errors) + "\n"
 
 
 def render(report: Report, fmt: str) -> tuple[str, str]:

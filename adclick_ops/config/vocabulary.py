@@ -85,3 +85,7 @@ ENV_MONITOR_PORT = "ADCLICK_MONITOR_PORT"
 ENV_AIRFLOW_URL = "ADCLICK_AIRFLOW_URL"
 ENV_PIPELINES = "ADCLICK_OPS_PIPELINES"
 ENV_PROJECT_ROOT = "ADCLICK_OPS_HOME"
+
+# Where a path of a pipeline file may point besides the local disk: object storage, through fsspec.
+# Never a web address: a worker would fetch whatever it names.
+STORAGE_SCHEMES = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "memory")

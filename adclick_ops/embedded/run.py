@@ -86,6 +86,8 @@ def _latest_metrics(since: float) -> dict[str, Any] | None:
     from adclick_ops.factory import training_job
 
     catalog = load_catalog()
+    if DAG_ID not in catalog.dags:  # its pipeline file is invalid: the run printed why
+        return None
     job = training_job(DAG_ID, catalog.dags[DAG_ID], project_root(catalog))
     folder = as_path(job.artifacts_root) / DAG_ID
     candidates = [p for p in folder.glob("*/metrics.json") if p.stat().st_mtime >= since]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from adclick_ops.config.vocabulary import STORAGE_SCHEMES
 from adclick_ops.steps.errors import DataError
 
 __all__ = ["DataError", "check_dataset", "read_dataset"]
@@ -15,6 +17,9 @@ __all__ = ["DataError", "check_dataset", "read_dataset"]
 def read_dataset(path: str | Path, features: list[str], target: str) -> pd.DataFrame:
     """Read the CSV at `path` and return its feature and target columns, checked."""
     source = str(path)
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.\-]+)://", source)
+    if scheme and scheme.group(1).lower() not in (*STORAGE_SCHEMES, "file"):
+        raise DataError(f"{source}: a {scheme.group(1)}:// address is not read; expected a local path or object storage")
     try:
         frame = pd.read_csv(path)
     except FileNotFoundError:
@@ -26,12 +31,25 @@ def read_dataset(path: str | Path, features: list[str], target: str) -> pd.DataF
     return check_dataset(frame, features, target, source)
 
 
+def _looks_like_csv(frame: pd.DataFrame) -> bool:
+    """A table with a header of several short, printable names: only then are its column names quoted back."""
+    names = [str(c) for c in frame.columns]
+    return len(names) >= 2 and all(0 < len(n) <= 200 and n.isprintable() for n in names)
+
+
+def _has(frame: pd.DataFrame) -> str:
+    """What the file holds, in an error message: its column names when it is a CSV table, never its content otherwise."""
+    if _looks_like_csv(frame):
+        return f"the file has: {', '.join(map(str, frame.columns))}"
+    return f"the file does not read as a CSV table with a header ({len(frame.columns)} column(s) in its first line)"
+
+
 def check_dataset(frame: pd.DataFrame, features: list[str], target: str, source: str = "dataset") -> pd.DataFrame:
     """Columns present, numeric features, no missing values, rows, and both classes in the target."""
     wanted = [*features, target]
     missing = [c for c in wanted if c not in frame.columns]
     if missing:
-        raise DataError(f"{source}: missing column(s) {', '.join(map(repr, missing))}; the file has: {', '.join(map(str, frame.columns))}")
+        raise DataError(f"{source}: missing column(s) {', '.join(map(repr, missing))}; {_has(frame)}")
     if frame.empty:
         raise DataError(f"{source}: the file has a header but no rows")
     data = frame[wanted].copy()

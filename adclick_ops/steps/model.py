@@ -1,12 +1,12 @@
 """The model: split, preprocessing, estimator, quality gate and evaluation, as plain scikit-learn functions.
 
 Every scaler and estimator that a pipeline file may name (adclick_ops.config.vocabulary) is
-implemented here, once, in SCALER_CLASSES and ESTIMATOR_CLASSES.
+implemented here, once, in SCALER_CLASSES and (in steps.params, which validation also reads)
+ESTIMATOR_CLASSES.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import numpy as np
@@ -18,18 +18,14 @@ from sklearn.preprocessing import FunctionTransformer, MaxAbsScaler, MinMaxScale
 
 from adclick_ops.config.vocabulary import EstimatorName, MetricName, ScalerName
 from adclick_ops.steps.errors import DataError, QualityGateError
+from adclick_ops.steps.params import ESTIMATOR_CLASSES as ESTIMATOR_CLASSES  # re-exported: the steps' names, in one module
+from adclick_ops.steps.params import estimator_class
 
 SCALER_CLASSES: dict[ScalerName, type[TransformerMixin]] = {
     "minmax": MinMaxScaler,
     "standard": StandardScaler,
     "robust": RobustScaler,
     "maxabs": MaxAbsScaler,
-}
-# Import paths, so that a task pays only for the estimator it trains.
-ESTIMATOR_CLASSES: dict[EstimatorName, str] = {
-    "logistic_regression": "sklearn.linear_model.LogisticRegression",
-    "random_forest": "sklearn.ensemble.RandomForestClassifier",
-    "gradient_boosting": "sklearn.ensemble.GradientBoostingClassifier",
 }
 NO_SCALING = "identity"
 
@@ -107,8 +103,7 @@ def restore_preprocessing(state: dict[str, np.ndarray], scalers: list[ScalerName
 
 
 def make_estimator(name: EstimatorName, params: dict[str, Any]) -> ClassifierMixin:
-    module, _, cls = ESTIMATOR_CLASSES[name].rpartition(".")
-    return getattr(importlib.import_module(module), cls)(**params)
+    return estimator_class(name)(**params)
 
 
 def build_pipeline(scalers: list[ScalerName], estimator: EstimatorName, params: dict[str, Any]) -> Pipeline:

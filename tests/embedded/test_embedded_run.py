@@ -13,7 +13,7 @@ import time
 import pytest
 import requests
 
-from helpers import PROJECT, free_port
+from helpers import free_port
 
 pytestmark = pytest.mark.airflow
 
@@ -37,7 +37,7 @@ def test_run_command_trains_triggers_the_monitor_dag_and_serves_the_monitor(tmp_
     env = {
         **os.environ,
         "ADCLICK_OPS_PIPELINES": str(pipelines),
-        "ADCLICK_OPS_HOME": str(PROJECT),
+        "ADCLICK_OPS_HOME": str(pipelines.parent),
         "ADCLICK_MONITOR_PORT": str(monitor_port),
         "PYTHONUNBUFFERED": "1",
     }
@@ -86,7 +86,7 @@ def test_run_command_trains_triggers_the_monitor_dag_and_serves_the_monitor(tmp_
 
 def run_once(pipelines, home) -> subprocess.CompletedProcess:
     """`adclick-ops run --once` on the test's pipelines, in its own Airflow home."""
-    env = {**os.environ, "ADCLICK_OPS_PIPELINES": str(pipelines), "ADCLICK_OPS_HOME": str(PROJECT)}
+    env = {**os.environ, "ADCLICK_OPS_PIPELINES": str(pipelines), "ADCLICK_OPS_HOME": str(pipelines.parent)}
     argv = [sys.executable, "-m", "adclick_ops.cli", "run", "--once", "--airflow-home", str(home)]
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
 
