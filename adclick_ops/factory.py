@@ -45,6 +45,7 @@ def training_settings(dag_id: str, dag: Dag, root: Path) -> dict[str, Any]:
     for key in ("dataset", "model_dir", "artifacts_root"):
         settings[key] = _absolute(settings[key], root)
     settings["dag_id"] = dag_id
+    settings["promotion"] = dag.training.promotion_settings()
     return settings
 
 
@@ -120,4 +121,12 @@ def dag_config(dag_id: str, dag: Dag, shared: DefaultArgs, root: Path) -> dict[s
 def dag_configs(catalog: Catalog) -> dict[str, dict[str, Any]]:
     """dag-factory configurations of every valid DAG of the catalog, by DAG id."""
     root = project_root(catalog)
-    return {dag_id: dag_config(dag_id, dag, catalog.defaults, root) for dag_id, dag in catalog.dags.items()}
+    configs = {dag_id: dag_config(dag_id, dag, catalog.defaults, root) for dag_id, dag in catalog.dags.items()}
+    # The model card of each version keeps the text of the pipeline file that trained it.
+    sources = {dag_id: str(Path(f.path).resolve()) for f in catalog.files for dag_id in f.dags}
+    for dag_id, config in configs.items():
+        for task in config["tasks"].values():
+            settings = task.get("op_kwargs", {}).get("settings")
+            if settings is not None and "model_dir" in settings:
+                settings["pipeline_file"] = sources.get(dag_id)
+    return configs

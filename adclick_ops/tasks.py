@@ -12,13 +12,13 @@ import json
 import logging
 from typing import Any, Callable
 
-from adclick_ops.artifacts import RunFiles
+from adclick_ops.artifacts import RunFiles, file_sha256
 
 log = logging.getLogger(__name__)
 
 
 class QualityGateError(RuntimeError):
-    """The new model scores below `training.min_accuracy`; it was not promoted."""
+    """The new version failed the promotion gates, and the pipeline asks that this fails the run."""
 
 
 def _adapter(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -52,8 +52,11 @@ def load_data(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any]
     frame = read_dataset(settings["dataset"], settings["features"], settings["target"])
     x = frame[settings["features"]].to_numpy(dtype="float64")
     y = frame[settings["target"]].to_numpy(dtype="int64")
-    saved = RunFiles(settings, run_id).save_arrays("dataset", x=x, y=y)
+    run = RunFiles(settings, run_id)
+    saved = run.save_arrays("dataset", x=x, y=y)
     summary = {"rows": int(len(y)), "positives": int(y.sum()), "features": settings["features"], "saved": saved}
+    # for the model card: which data trained the version
+    run.save_json("dataset.json", {"path": settings["dataset"], "sha256": file_sha256(settings["dataset"]), "rows": int(len(y))})
     log.info("dataset %s: %s rows, %s positives", settings["dataset"], summary["rows"], summary["positives"])
     return summary
 
@@ -93,7 +96,7 @@ def separate_data_outputs(settings: dict[str, Any], run_id: str, **_: Any) -> di
 
 @_adapter
 def build_save_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any]:
-    """build_save_model_task: fit the whole pipeline and promote it atomically, gate permitting."""
+    """build_save_model_task: fit the whole pipeline and save it in the run's folder (skops)."""
     from adclick_ops.artifacts import dump_model, sha256, write_bytes_atomic
     from adclick_ops.steps.model import build_pipeline
 
@@ -103,25 +106,25 @@ def build_save_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[st
     model = build_pipeline(settings["scalers"], est["name"], est["params"]).fit(train["x"], train["y"])
     blob = dump_model(model)
     write_bytes_atomic(run.candidate_model, blob)
-    threshold = settings.get("min_accuracy")
-    if threshold is not None:
-        test = run.load_arrays("test")
-        accuracy = float(model.score(test["x"], test["y"]))
-        if accuracy < threshold:
-            raise QualityGateError(
-                f"test accuracy {accuracy:.4f} is below training.min_accuracy {threshold}; "
-                f"the model was not promoted and {run.promoted_model} is unchanged"
-            )
-    write_bytes_atomic(run.promoted_model, blob)
-    log.info("model promoted to %s", run.promoted_model)
-    return {"model_path": str(run.promoted_model), "candidate": str(run.candidate_model), "sha256": sha256(blob), "estimator": est["name"]}
+    log.info("model of run %s saved to %s", run_id, run.candidate_model)
+    return {"candidate": str(run.candidate_model), "sha256": sha256(blob), "estimator": est["name"]}
+
+
+# --- model lifecycle (docs/models.md): the version is kept, and the gates decide the champion -----
 
 
 @_adapter
 def load_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any]:
-    """load_model_task: load this run's model back and evaluate it on the test set."""
+    """load_model_task: load this run's model back, evaluate it, keep it as a version, and decide the champion.
+
+    The decision is the task's last step and the run's: nothing after it (e-mail, trigger) changes
+    it, and any failure before it leaves the champion as it was.
+    """
     from adclick_ops.artifacts import as_path, load_model_file, write_bytes_atomic
+    from adclick_ops.registry import Registry
+    from adclick_ops.registry.cards import model_card
     from adclick_ops.steps.model import evaluate
+    from adclick_ops.steps.promotion import Gates
 
     run = RunFiles(settings, run_id)
     model = load_model_file(run.candidate_model, [run.folder, as_path(settings["model_dir"])])
@@ -130,6 +133,24 @@ def load_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any
     metrics.update({"model_path": str(run.promoted_model), "estimator": settings["estimator"]["name"], "run_id": run_id})
     write_bytes_atomic(run.path("metrics.json"), json.dumps(metrics, indent=2).encode())
     log.info("metrics of %s: %s", run_id, {k: metrics[k] for k in ("accuracy", "precision", "recall", "f1", "roc_auc")})
+
+    registry = Registry.for_settings(settings)
+    card = model_card(settings, run_id, metrics, run.load_json("dataset.json"))
+    version = registry.add_version(run.candidate_model.read_bytes(), card)
+    gates = Gates.from_settings(settings["promotion"])
+    outcome = registry.decide(version, lambda champion: evaluate(champion, test["x"], test["y"]), gates, by=f"run {run_id}")
+    metrics.update(outcome.as_json())
+    write_bytes_atomic(run.path("metrics.json"), json.dumps(metrics, indent=2).encode())
+    if outcome.promoted:
+        log.info("version %s of %s is the champion now: %s", version, settings["dag_id"], outcome.summary)
+    else:
+        log.warning("version %s of %s was kept but not promoted (champion: version %s): %s",
+                    version, settings["dag_id"], outcome.champion, outcome.summary)
+    if outcome.fails_run:
+        raise QualityGateError(
+            f"{'; '.join(outcome.reasons)}; version {version} was kept, not promoted, and "
+            f"{run.promoted_model} is unchanged (training.promotion.fail_run: {gates.fail_run})"
+        )
     return metrics
 
 

@@ -140,6 +140,29 @@ class Estimator(Model):
         return self
 
 
+# --- model lifecycle: promotion gates (see docs/models.md) ---------------------------------------
+
+
+class Promotion(Model):
+    """When a newly trained model version becomes the champion that serves predictions."""
+
+    metric: Literal["roc_auc", "accuracy", "f1", "precision", "recall"] = Field(
+        "roc_auc", description="Test-set metric on which a new version must beat the champion, re-scored on the same test set."
+    )
+    min_improvement: float = Field(
+        0.0, ge=0, le=1, description="How much the new version must beat the champion by on `metric`; with 0 it must be strictly better (a tie keeps the champion)."
+    )
+    min_accuracy: float | None = Field(None, ge=0, le=1, description="Floor: a version whose test accuracy is below this is not promoted.")
+    min_roc_auc: float | None = Field(None, ge=0, le=1, description="Floor: a version whose test ROC AUC is below this is not promoted.")
+    fail_run: Literal["never", "below_floor", "always"] = Field(
+        "never",
+        description=(
+            "Whether a version that is not promoted fails the run: never (the run succeeds and says why), "
+            "below_floor (only when it misses a floor), always."
+        ),
+    )
+
+
 class Training(Model):
     """What the training tasks read, fit and write."""
 
@@ -162,7 +185,16 @@ class Training(Model):
     )
     estimator: Estimator = Field(default_factory=Estimator, description="The classifier and its parameters.")
     min_accuracy: float | None = Field(
-        None, ge=0, le=1, description="Quality gate: a model whose test accuracy is below this is not promoted and the run fails."
+        None,
+        ge=0,
+        le=1,
+        description=(
+            "Earlier spelling of `promotion: {min_accuracy: ..., fail_run: below_floor}`: a version whose test accuracy "
+            "is below this is not promoted and the run fails. Not together with `promotion`."
+        ),
+    )
+    promotion: Promotion | None = Field(
+        None, description="The promotion gates a new version must pass to become champion; by default it must beat the champion's roc_auc."
     )
     model_dir: str = Field("model", description="Folder of the promoted model, relative to the project root or absolute.")
     model_file: str = Field("model.sav", pattern=r"^[A-Za-z0-9_.\-]+$", description="File name of the promoted model in `model_dir`.")
@@ -192,6 +224,23 @@ class Training(Model):
         if self.target in self.features:
             raise ValueError(f"the target {self.target!r} is also listed in features; a model may not learn from its label")
         return self
+
+    @model_validator(mode="after")
+    def _one_gate_spelling(self) -> Training:
+        if self.min_accuracy is not None and self.promotion is not None:
+            raise ValueError(
+                "training.min_accuracy and training.promotion are both set; "
+                f"move it into the promotion section as promotion.min_accuracy: {self.min_accuracy:g}"
+            )
+        return self
+
+    def promotion_settings(self) -> dict[str, Any]:
+        """The gates in force, with `where` naming the YAML field of the floors for messages."""
+        if self.promotion is not None:
+            return {**self.promotion.model_dump(mode="json"), "where": "training.promotion"}
+        if self.min_accuracy is not None:
+            return {**Promotion(min_accuracy=self.min_accuracy, fail_run="below_floor").model_dump(mode="json"), "where": "training"}
+        return {**Promotion().model_dump(mode="json"), "where": "training.promotion"}
 
 
 class EmailNotification(Model):
