@@ -94,10 +94,10 @@ def decide(
         if theirs is not None and math.isfinite(theirs):
             gain = ours - theirs
             if gain <= 0 or gain < gates.min_improvement:
-                need = f"by at least {gates.min_improvement:g}" if gates.min_improvement > 0 else "strictly"
+                need = f"by at least {gates.min_improvement:g}" if gates.min_improvement > 0 else "(a tie keeps the champion)"
                 reasons.append(
                     f"{metric} {_fmt(ours)} does not beat the champion, version {champion_version}, re-scored on the same "
-                    f"test set ({_fmt(theirs)}) {need}"
+                    f"test set at {_fmt(theirs)}, {need}"
                 )
     if reasons:
         return Decision(False, tuple(reasons), "not promoted: " + "; ".join(reasons), below_floor, champion)
