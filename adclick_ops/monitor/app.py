@@ -25,6 +25,9 @@ ENVIRONMENT = {
     "AIRFLOW_PASSWORD": "ADCLICK_AIRFLOW_PASSWORD",
     "DAG_ID": "ADCLICK_MONITOR_DAG_ID",
     "CACHE_TTL": "ADCLICK_MONITOR_CACHE_TTL",
+    "MODEL_DIR": "ADCLICK_MODEL_DIR",
+    "PIPELINES": "ADCLICK_OPS_PIPELINES",
+    "PREDICT_REFRESH": "ADCLICK_PREDICT_REFRESH",
 }
 DEFAULTS: dict[str, Any] = {
     "AIRFLOW_URL": "http://localhost:8080",
@@ -36,6 +39,9 @@ DEFAULTS: dict[str, Any] = {
     "AIRFLOW_CONNECT_TIMEOUT": 2.0,
     "AIRFLOW_READ_TIMEOUT": 5.0,
     "CHART_RUNS": 20,
+    "MODEL_DIR": None,  # None: the DAG's training.model_dir in the pipeline files
+    "PIPELINES": None,  # None: pipelines/ of the project
+    "PREDICT_REFRESH": 1.0,  # seconds between two looks at the champion pointer
 }
 
 CONTENT_SECURITY_POLICY = (
@@ -86,6 +92,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from adclick_ops.monitor.views import bp
 
     app.register_blueprint(bp)
+    # model lifecycle: /api/predict, /models, /api/models
+    from adclick_ops.monitor import predict
+
+    predict.init_app(app)
     app.after_request(_security_headers)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
