@@ -101,6 +101,12 @@ class Registry:
     def for_settings(cls, settings: dict[str, Any]) -> Registry:
         return cls(settings["model_dir"], settings["dag_id"], settings.get("model_file", "model.sav"))
 
+    def sweep(self) -> list[str]:
+        """Remove what writers killed half-way left: in the registry, and beside the champion file."""
+        from adclick_ops.artifacts import sweep_temporaries
+
+        return self.store.sweep() + sweep_temporaries(self.champion_file.parent, recursive=False)
+
     # --- versions ---------------------------------------------------------------------------------
 
     def versions(self) -> list[int]:
@@ -135,7 +141,7 @@ class Registry:
 
         Adding the same model for the same run again (a retried task) returns the existing version.
         """
-        self.store.sweep()
+        self.sweep()
         digest = hashlib.sha256(blob).hexdigest()
         model_name = f"models/{digest}.skops"
         if not self.store.exists(model_name):
@@ -198,7 +204,13 @@ class Registry:
                 champion = self.champion()
                 if champion is None or champion == written:
                     return None
-                write_bytes_atomic(self.champion_file, self.model_bytes(champion))
+                blob = self.model_bytes(champion)
+                try:
+                    current = self.champion_file.read_bytes()
+                except FileNotFoundError:
+                    current = None
+                if current != blob:  # also heals a copy left behind by a writer killed half-way
+                    write_bytes_atomic(self.champion_file, blob)
                 written = champion
         except Exception as exc:  # the registry is right; the convenience copy is behind
             log.error("could not update %s with the champion: %s", self.champion_file, exc)
@@ -214,7 +226,7 @@ class Registry:
         from adclick_ops.steps.promotion import decide
 
         card = self.card(number)
-        self.store.sweep()
+        self.sweep()
         scored: dict[int, tuple[dict[str, Any] | None, str | None]] = {}
         verdict: dict[str, Any] = {}
 
@@ -245,7 +257,7 @@ class Registry:
             return Outcome(number, promoted, state["champion"], earlier["from"], earlier["reason"],
                            () if promoted else (earlier["reason"].removeprefix("not promoted: "),))
         decision = verdict["decision"]
-        problem = self.sync_champion_file() if decision.promote else None
+        problem = self.sync_champion_file()
         return Outcome(number, decision.promote, state["champion"], verdict["previous"], decision.summary, decision.reasons,
                        decision.fails_run(gates), problem)
 
