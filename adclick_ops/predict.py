@@ -36,33 +36,51 @@ def load_champion(registry: Any) -> Champion | None:
     if number is None:
         return None
     card = registry.card(number)
-    return Champion(registry.dag_id, number, tuple(card["model"]["features"]), registry.load_model(number), tag)
+    return Champion(
+        registry.dag_id,
+        number,
+        tuple(card["model"]["features"]),
+        registry.load_model(number),
+        tag,
+    )
 
 
 def _number(value: Any, where: str, name: str) -> float:
     # bool is an int to Python, but true/false is not a feature value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise PredictInputError(f"{where}: field {name!r}: expected a number, found {value!r}")
+        raise PredictInputError(
+            f"{where}: field {name!r}: expected a number, found {value!r}"
+        )
     number = float(value)
     if not math.isfinite(number):
-        raise PredictInputError(f"{where}: field {name!r}: expected a finite number, found {value!r}")
+        raise PredictInputError(
+            f"{where}: field {name!r}: expected a finite number, found {value!r}"
+        )
     return number
 
 
-def rows_to_matrix(rows: Any, features: tuple[str, ...], max_rows: int = MAX_ROWS) -> np.ndarray:
+def rows_to_matrix(
+    rows: Any, features: tuple[str, ...], max_rows: int = MAX_ROWS
+) -> np.ndarray:
     """JSON rows -> a float matrix in the features' order; raises PredictInputError naming row and field."""
     if not isinstance(rows, list):
-        raise PredictInputError(f"rows: expected a list of objects, found {type(rows).__name__}")
+        raise PredictInputError(
+            f"rows: expected a list of objects, found {type(rows).__name__}"
+        )
     if not rows:
         raise PredictInputError("rows: the list is empty; send at least one row")
     if len(rows) > max_rows:
-        raise PredictInputError(f"rows: {len(rows):,} rows; at most {max_rows:,} per request")
+        raise PredictInputError(
+            f"rows: {len(rows):,} rows; at most {max_rows:,} per request"
+        )
     wanted = set(features)
     out = np.empty((len(rows), len(features)), dtype="float64")
     for i, row in enumerate(rows):
         where = f"rows[{i}]"
         if not isinstance(row, dict):
-            raise PredictInputError(f"{where}: expected an object of feature: value, found {type(row).__name__}")
+            raise PredictInputError(
+                f"{where}: expected an object of feature: value, found {type(row).__name__}"
+            )
         if row.keys() != wanted:
             missing = [f for f in features if f not in row]
             extra = sorted(k for k in row if k not in wanted)
@@ -71,7 +89,9 @@ def rows_to_matrix(rows: Any, features: tuple[str, ...], max_rows: int = MAX_ROW
                 problems.append(f"missing field(s) {', '.join(map(repr, missing))}")
             if extra:
                 problems.append(f"unknown field(s) {', '.join(map(repr, extra))}")
-            raise PredictInputError(f"{where}: {'; '.join(problems)}; expected exactly: {', '.join(features)}")
+            raise PredictInputError(
+                f"{where}: {'; '.join(problems)}; expected exactly: {', '.join(features)}"
+            )
         for j, name in enumerate(features):
             out[i, j] = _number(row[name], where, name)
     return out
@@ -83,8 +103,13 @@ def score(model: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return probability, (probability > 0.5).astype("int64")
 
 
-def predictions_json(probability: np.ndarray, clicked: np.ndarray) -> list[dict[str, Any]]:
-    return [{"click_probability": p, "clicked": c} for p, c in zip(probability.tolist(), clicked.tolist())]
+def predictions_json(
+    probability: np.ndarray, clicked: np.ndarray
+) -> list[dict[str, Any]]:
+    return [
+        {"click_probability": p, "clicked": c}
+        for p, c in zip(probability.tolist(), clicked.tolist())
+    ]
 
 
 # --- batch: adclick-ops predict --dag DAG IN.csv OUT.csv ---------------------------------------
@@ -92,13 +117,19 @@ def predictions_json(probability: np.ndarray, clicked: np.ndarray) -> list[dict[
 
 def read_rows_csv(path: str, features: tuple[str, ...], ignore_extra: bool = False):
     """The feature matrix of a CSV file, with the dataset's checks (file lines named in errors)."""
-    from adclick_ops.steps.data import DataError, check_feature_columns, read_csv_checked
+    from adclick_ops.steps.data import (
+        DataError,
+        check_feature_columns,
+        read_csv_checked,
+    )
 
     frame, line_of = read_csv_checked(path)
     missing = [f for f in features if f not in frame.columns]
     extra = [c for c in frame.columns if c not in features]
     if missing:
-        raise DataError(f"{path}: missing column(s) {', '.join(map(repr, missing))}; expected: {', '.join(features)}")
+        raise DataError(
+            f"{path}: missing column(s) {', '.join(map(repr, missing))}; expected: {', '.join(features)}"
+        )
     if extra and not ignore_extra:
         raise DataError(
             f"{path}: unknown column(s) {', '.join(map(repr, map(str, extra)))}; expected exactly: {', '.join(features)} "
@@ -110,7 +141,9 @@ def read_rows_csv(path: str, features: tuple[str, ...], ignore_extra: bool = Fal
     return frame, checked[list(features)].to_numpy(dtype="float64")
 
 
-def predict_file(registry: Any, source: str, target: str, ignore_extra: bool = False) -> tuple[Champion, int]:
+def predict_file(
+    registry: Any, source: str, target: str, ignore_extra: bool = False
+) -> tuple[Champion, int]:
     """Score `source` with the champion of `registry` and write `target`: the input columns plus the predictions."""
     from adclick_ops.artifacts import as_path, write_bytes_atomic
 
@@ -118,7 +151,9 @@ def predict_file(registry: Any, source: str, target: str, ignore_extra: bool = F
     if champion is None:
         from adclick_ops.registry import RegistryError
 
-        raise RegistryError(f"{registry.dag_id}: no champion yet in {registry.location}; train a model first")
+        raise RegistryError(
+            f"{registry.dag_id}: no champion yet in {registry.location}; train a model first"
+        )
     frame, x = read_rows_csv(source, champion.features, ignore_extra)
     probability, clicked = score(champion.model, x)
     out = frame.copy()

@@ -15,7 +15,15 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify, render_template, request
 
-from adclick_ops.predict import MAX_ROWS, Champion, PredictInputError, load_champion, predictions_json, rows_to_matrix, score
+from adclick_ops.predict import (
+    MAX_ROWS,
+    Champion,
+    PredictInputError,
+    load_champion,
+    predictions_json,
+    rows_to_matrix,
+    score,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +35,9 @@ MAX_BODY_BYTES = 4 * 1024 * 1024  # 10,000 rows of five features take about 1.3 
 class ChampionSource:
     """The monitored DAG's registry and its champion, loaded once per change of the pointer."""
 
-    def __init__(self, dag_id: str, model_dir: str | None, pipelines: str | None, refresh: float):
+    def __init__(
+        self, dag_id: str, model_dir: str | None, pipelines: str | None, refresh: float
+    ):
         self.dag_id = dag_id
         self._model_dir = model_dir
         self._pipelines = pipelines
@@ -70,17 +80,24 @@ class ChampionSource:
                 return
             champion = load_champion(registry)
             self._champion, self._tag = champion, tag
-            self._problem = None if champion is not None else f"no champion yet for {self.dag_id} in {registry.location}; train a model first"
+            self._problem = (
+                None
+                if champion is not None
+                else f"no champion yet for {self.dag_id} in {registry.location}; train a model first"
+            )
             if champion is not None:
                 log.info("serving version %s of %s", champion.version, self.dag_id)
-        except Exception as exc:  # keep serving the champion we have; say why a newer one is not served
+        except Exception as exc:  # noqa: BLE001 - keep serving the champion we have; say why a newer one is not served
             log.error("cannot read the champion of %s: %s", self.dag_id, exc)
             self._problem = f"cannot read the model registry of {self.dag_id}: {exc}"
 
 
 def init_app(app: Flask) -> None:
     app.extensions[EXTENSION_KEY] = ChampionSource(
-        app.config["DAG_ID"], app.config.get("MODEL_DIR"), app.config.get("PIPELINES"), float(app.config["PREDICT_REFRESH"])
+        app.config["DAG_ID"],
+        app.config.get("MODEL_DIR"),
+        app.config.get("PIPELINES"),
+        float(app.config["PREDICT_REFRESH"]),
     )
     app.register_blueprint(bp)
 
@@ -97,10 +114,14 @@ def _bad(message: str, status: int = 400) -> tuple[Any, int]:
 def predict() -> Any:
     limit = int(current_app.config.get("PREDICT_MAX_BYTES", MAX_BODY_BYTES))
     if request.content_length is not None and request.content_length > limit:
-        return _bad(f"request body: {request.content_length:,} bytes; at most {limit:,} bytes per request")
+        return _bad(
+            f"request body: {request.content_length:,} bytes; at most {limit:,} bytes per request"
+        )
     raw = request.stream.read(limit + 1)
     if len(raw) > limit:
-        return _bad(f"request body: more than {limit:,} bytes; at most {limit:,} bytes per request")
+        return _bad(
+            f"request body: more than {limit:,} bytes; at most {limit:,} bytes per request"
+        )
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -109,16 +130,28 @@ def predict() -> Any:
         return _bad('request body: expected {"rows": [{feature: value, ...}, ...]}')
     extra = sorted(k for k in body if k != "rows")
     if extra:
-        return _bad(f"request body: unknown field(s) {', '.join(map(repr, extra))}; expected only 'rows'")
+        return _bad(
+            f"request body: unknown field(s) {', '.join(map(repr, extra))}; expected only 'rows'"
+        )
     champion, problem = _source().champion()
     if champion is None:
         return _bad(problem or "no champion", 503)
     try:
-        x = rows_to_matrix(body["rows"], champion.features, int(current_app.config.get("PREDICT_MAX_ROWS", MAX_ROWS)))
+        x = rows_to_matrix(
+            body["rows"],
+            champion.features,
+            int(current_app.config.get("PREDICT_MAX_ROWS", MAX_ROWS)),
+        )
     except PredictInputError as exc:
         return _bad(str(exc))
     probability, clicked = score(champion.model, x)
-    return jsonify({"dag_id": champion.dag_id, "model_version": champion.version, "predictions": predictions_json(probability, clicked)})
+    return jsonify(
+        {
+            "dag_id": champion.dag_id,
+            "model_version": champion.version,
+            "predictions": predictions_json(probability, clicked),
+        }
+    )
 
 
 def _versions() -> tuple[list[dict[str, Any]], str | None]:
@@ -126,7 +159,7 @@ def _versions() -> tuple[list[dict[str, Any]], str | None]:
 
     try:
         return version_rows(_source().registry()), None
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - shown on the page instead of a 500
         return [], f"cannot read the model registry of {_source().dag_id}: {exc}"
 
 
@@ -134,7 +167,9 @@ def _versions() -> tuple[list[dict[str, Any]], str | None]:
 def api_models() -> Any:
     rows, problem = _versions()
     if problem:
-        return jsonify({"dag_id": _source().dag_id, "versions": [], "error": problem}), 503
+        return jsonify(
+            {"dag_id": _source().dag_id, "versions": [], "error": problem}
+        ), 503
     champion = next((r["version"] for r in rows if r["champion"]), None)
     return jsonify({"dag_id": _source().dag_id, "champion": champion, "versions": rows})
 
@@ -142,4 +177,10 @@ def api_models() -> Any:
 @bp.get("/models")
 def models_page() -> Any:
     rows, problem = _versions()
-    return render_template("models.html", title="Model versions", dag_id=_source().dag_id, versions=list(reversed(rows)), problem=problem)
+    return render_template(
+        "models.html",
+        title="Model versions",
+        dag_id=_source().dag_id,
+        versions=list(reversed(rows)),
+        problem=problem,
+    )

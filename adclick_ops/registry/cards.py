@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import Any
 
 PACKAGES = ("adclick-ops", "scikit-learn", "numpy", "pandas", "skops", "apache-airflow")
-METRIC_KEYS = ("accuracy", "precision", "recall", "f1", "roc_auc", "confusion_matrix", "n_test")
+METRIC_KEYS = (
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "confusion_matrix",
+    "n_test",
+)
 
 
 def package_versions() -> dict[str, str | None]:
@@ -29,10 +37,19 @@ def pipeline_source(path: str | None) -> dict[str, Any] | None:
         data = Path(path).read_bytes()
     except OSError as exc:
         return {"file": path, "error": f"{type(exc).__name__}: {exc.strerror or exc}"}
-    return {"file": path, "sha256": hashlib.sha256(data).hexdigest(), "text": data.decode("utf-8", errors="replace")}
+    return {
+        "file": path,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "text": data.decode("utf-8", errors="replace"),
+    }
 
 
-def model_card(settings: dict[str, Any], run_id: str, metrics: dict[str, Any], dataset: dict[str, Any]) -> dict[str, Any]:
+def model_card(
+    settings: dict[str, Any],
+    run_id: str,
+    metrics: dict[str, Any],
+    dataset: dict[str, Any],
+) -> dict[str, Any]:
     """Everything the registry keeps about one trained model, besides the model file itself."""
     return {
         "run_id": run_id,

@@ -19,8 +19,9 @@ import hashlib
 import json
 import logging
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from adclick_ops.artifacts import as_path, write_bytes_atomic
 from adclick_ops.registry.serialization import FORMAT, load_model_bytes
@@ -39,13 +40,13 @@ class RegistryError(RuntimeError):
 
 
 def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def operator_name() -> str:
     try:
         user = getpass.getuser()
-    except Exception:  # no user name in some containers
+    except Exception:  # noqa: BLE001 - no user name in some containers
         user = "unknown"
     return f"{user}@{socket.gethostname()}"
 
@@ -84,9 +85,17 @@ class Outcome:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "model_version": self.version, "promoted": self.promoted, "champion_version": self.champion,
-            "previous_champion_version": self.previous_champion, "decision": self.summary, "reasons": list(self.reasons),
-        } | ({"champion_file_error": self.champion_file_error} if self.champion_file_error else {})
+            "model_version": self.version,
+            "promoted": self.promoted,
+            "champion_version": self.champion,
+            "previous_champion_version": self.previous_champion,
+            "decision": self.summary,
+            "reasons": list(self.reasons),
+        } | (
+            {"champion_file_error": self.champion_file_error}
+            if self.champion_file_error
+            else {}
+        )
 
 
 class Registry:
@@ -99,25 +108,39 @@ class Registry:
 
     @classmethod
     def for_settings(cls, settings: dict[str, Any]) -> Registry:
-        return cls(settings["model_dir"], settings["dag_id"], settings.get("model_file", "model.sav"))
+        return cls(
+            settings["model_dir"],
+            settings["dag_id"],
+            settings.get("model_file", "model.sav"),
+        )
 
     def sweep(self) -> list[str]:
         """Remove what writers killed half-way left: in the registry, and beside the champion file."""
         from adclick_ops.artifacts import sweep_temporaries
 
-        return self.store.sweep() + sweep_temporaries(self.champion_file.parent, recursive=False)
+        return self.store.sweep() + sweep_temporaries(
+            self.champion_file.parent, recursive=False
+        )
 
     # --- versions ---------------------------------------------------------------------------------
 
     def versions(self) -> list[int]:
-        return sorted(int(n[:-5]) for n in self.store.list("versions") if n.endswith(".json") and n[:-5].isdigit())
+        return sorted(
+            int(n[:-5])
+            for n in self.store.list("versions")
+            if n.endswith(".json") and n[:-5].isdigit()
+        )
 
     def card(self, number: int) -> dict[str, Any]:
         data = self.store.read(_version_name(number))
         if data is None:
             known = self.versions()
-            listing = f"versions: {', '.join(map(str, known))}" if known else "no version yet"
-            raise RegistryError(f"{self.dag_id}: no version {number} in {self.location} ({listing})")
+            listing = (
+                f"versions: {', '.join(map(str, known))}" if known else "no version yet"
+            )
+            raise RegistryError(
+                f"{self.dag_id}: no version {number} in {self.location} ({listing})"
+            )
         return json.loads(data)
 
     def cards(self) -> list[dict[str, Any]]:
@@ -128,13 +151,20 @@ class Registry:
         name = card["model"]["file"]
         data = self.store.read(name)
         if data is None:
-            raise RegistryError(f"{self.store.path(name)}: the model file of version {number} is missing")
+            raise RegistryError(
+                f"{self.store.path(name)}: the model file of version {number} is missing"
+            )
         if hashlib.sha256(data).hexdigest() != card["model"]["sha256"]:
-            raise RegistryError(f"{self.store.path(name)}: the model file of version {number} does not match its card's sha256")
+            raise RegistryError(
+                f"{self.store.path(name)}: the model file of version {number} does not match its card's sha256"
+            )
         return data
 
     def load_model(self, number: int) -> Any:
-        return load_model_bytes(self.model_bytes(number), f"{self.store.path(self.card(number)['model']['file'])} (version {number})")
+        return load_model_bytes(
+            self.model_bytes(number),
+            f"{self.store.path(self.card(number)['model']['file'])} (version {number})",
+        )
 
     def add_version(self, blob: bytes, card: dict[str, Any]) -> int:
         """Keep `blob` with its card as the next version; returns the number.
@@ -147,23 +177,48 @@ class Registry:
         if not self.store.exists(model_name):
             self.store.write(model_name, blob)
         for existing in reversed(self.cards()):
-            if existing.get("run_id") == card.get("run_id") and existing["model"]["sha256"] == digest:
+            if (
+                existing.get("run_id") == card.get("run_id")
+                and existing["model"]["sha256"] == digest
+            ):
                 return int(existing["version"])
         number = (self.versions() or [0])[-1] + 1
-        model = {**card.get("model", {}), "file": model_name, "sha256": digest, "bytes": len(blob), "format": FORMAT}
+        model = {
+            **card.get("model", {}),
+            "file": model_name,
+            "sha256": digest,
+            "bytes": len(blob),
+            "format": FORMAT,
+        }
         for _ in range(MAX_ATTEMPTS):
-            full = {"version": number, "dag_id": self.dag_id, "created_at": now(), **card, "model": model}
-            if self.store.create(_version_name(number), json.dumps(full, indent=2, sort_keys=False).encode()):
+            full = {
+                "version": number,
+                "dag_id": self.dag_id,
+                "created_at": now(),
+                **card,
+                "model": model,
+            }
+            if self.store.create(
+                _version_name(number),
+                json.dumps(full, indent=2, sort_keys=False).encode(),
+            ):
                 return number
             number += 1  # another run claimed it first
-        raise RegistryError(f"{self.location}: could not claim a version number after {MAX_ATTEMPTS} tries")
+        raise RegistryError(
+            f"{self.location}: could not claim a version number after {MAX_ATTEMPTS} tries"
+        )
 
     # --- the champion pointer -----------------------------------------------------------------------
 
     def state(self) -> tuple[dict[str, Any], str | None]:
         data, tag = self.store.read_tagged(POINTER)
         if data is None:
-            return {"dag_id": self.dag_id, "champion": None, "updated_at": None, "events": []}, None
+            return {
+                "dag_id": self.dag_id,
+                "champion": None,
+                "updated_at": None,
+                "events": [],
+            }, None
         return json.loads(data), tag
 
     def champion(self) -> int | None:
@@ -174,9 +229,15 @@ class Registry:
 
     def decisions(self) -> dict[int, dict[str, Any]]:
         """The run's decision about each version (promoted or rejected, with the reason)."""
-        return {e["version"]: e for e in self.history() if e["action"] in (PROMOTED, REJECTED)}
+        return {
+            e["version"]: e
+            for e in self.history()
+            if e["action"] in (PROMOTED, REJECTED)
+        }
 
-    def _change(self, change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    def _change(
+        self, change: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """Apply `change` (state -> event to append, or None for no change) by compare-and-swap."""
         for _ in range(MAX_ATTEMPTS):
             state, tag = self.state()
@@ -190,7 +251,9 @@ class Registry:
             new["updated_at"] = event["at"]
             if self.store.replace_if(POINTER, json.dumps(new, indent=2).encode(), tag):
                 return new, event
-        raise RegistryError(f"{self.location}/{POINTER}: too many concurrent changes; try again")
+        raise RegistryError(
+            f"{self.location}/{POINTER}: too many concurrent changes; try again"
+        )
 
     def sync_champion_file(self) -> str | None:
         """Make `<model_dir>/<model_file>` the champion's bytes; returns a problem instead of raising.
@@ -209,15 +272,21 @@ class Registry:
                     current = self.champion_file.read_bytes()
                 except FileNotFoundError:
                     current = None
-                if current != blob:  # also heals a copy left behind by a writer killed half-way
+                if (
+                    current != blob
+                ):  # also heals a copy left behind by a writer killed half-way
                     write_bytes_atomic(self.champion_file, blob)
                 written = champion
-        except Exception as exc:  # the registry is right; the convenience copy is behind
-            log.error("could not update %s with the champion: %s", self.champion_file, exc)
+        except Exception as exc:  # noqa: BLE001 - the registry is right; the convenience copy is behind
+            log.error(
+                "could not update %s with the champion: %s", self.champion_file, exc
+            )
             return f"{type(exc).__name__}: {exc}"
         return None
 
-    def decide(self, number: int, score: Callable[[Any], dict[str, Any]], gates: Any, by: str) -> Outcome:
+    def decide(
+        self, number: int, score: Callable[[Any], dict[str, Any]], gates: Any, by: str
+    ) -> Outcome:
         """Run the promotion gates for version `number` against the current champion, and record the decision.
 
         `score(model)` gives a model's metrics on the run's test set. A decision already recorded
@@ -231,7 +300,14 @@ class Registry:
         verdict: dict[str, Any] = {}
 
         def change(state: dict[str, Any]) -> dict[str, Any] | None:
-            earlier = next((e for e in reversed(state["events"]) if e["version"] == number and e["action"] in (PROMOTED, REJECTED)), None)
+            earlier = next(
+                (
+                    e
+                    for e in reversed(state["events"])
+                    if e["version"] == number and e["action"] in (PROMOTED, REJECTED)
+                ),
+                None,
+            )
             if earlier is not None:
                 verdict["earlier"] = earlier
                 return None
@@ -239,36 +315,79 @@ class Registry:
             if champion is not None and champion not in scored:
                 try:
                     scored[champion] = (score(self.load_model(champion)), None)
-                except Exception as exc:  # e.g. the features changed since the champion was trained
+                except Exception as exc:  # noqa: BLE001 - e.g. the features changed since the champion was trained
                     scored[champion] = (None, f"{type(exc).__name__}: {exc}")
-            theirs, problem = scored.get(champion, (None, None)) if champion is not None else (None, None)
-            decision = decide(card["metrics"], theirs, gates, champion_version=champion, champion_problem=problem)
+            theirs, problem = (
+                scored.get(champion, (None, None))
+                if champion is not None
+                else (None, None)
+            )
+            decision = decide(
+                card["metrics"],
+                theirs,
+                gates,
+                champion_version=champion,
+                champion_problem=problem,
+            )
             verdict["decision"], verdict["previous"] = decision, champion
             return {
-                "at": now(), "action": PROMOTED if decision.promote else REJECTED, "version": number, "from": champion,
-                "reason": decision.summary, "by": by,
-                "champion_metrics": {k: theirs.get(k) for k in ("accuracy", "roc_auc", "f1")} if theirs else None,
+                "at": now(),
+                "action": PROMOTED if decision.promote else REJECTED,
+                "version": number,
+                "from": champion,
+                "reason": decision.summary,
+                "by": by,
+                "champion_metrics": {
+                    k: theirs.get(k) for k in ("accuracy", "roc_auc", "f1")
+                }
+                if theirs
+                else None,
             }
 
         state, event = self._change(change)
         if event is None:
             earlier = verdict["earlier"]
             promoted = earlier["action"] == PROMOTED
-            return Outcome(number, promoted, state["champion"], earlier["from"], earlier["reason"],
-                           () if promoted else (earlier["reason"].removeprefix("not promoted: "),))
+            return Outcome(
+                number,
+                promoted,
+                state["champion"],
+                earlier["from"],
+                earlier["reason"],
+                () if promoted else (earlier["reason"].removeprefix("not promoted: "),),
+            )
         decision = verdict["decision"]
         problem = self.sync_champion_file()
-        return Outcome(number, decision.promote, state["champion"], verdict["previous"], decision.summary, decision.reasons,
-                       decision.fails_run(gates), problem)
+        return Outcome(
+            number,
+            decision.promote,
+            state["champion"],
+            verdict["previous"],
+            decision.summary,
+            decision.reasons,
+            decision.fails_run(gates),
+            problem,
+        )
 
-    def promote(self, number: int, reason: str, by: str | None = None) -> dict[str, Any]:
+    def promote(
+        self, number: int, reason: str, by: str | None = None
+    ) -> dict[str, Any]:
         """Make version `number` the champion by hand (no gates), with the reason in the history."""
         self.card(number)  # exists, or a clear error
 
         def change(state: dict[str, Any]) -> dict[str, Any] | None:
             if state["champion"] == number:
-                raise RegistryError(f"{self.dag_id}: version {number} is already the champion")
-            return {"at": now(), "action": PROMOTE, "version": number, "from": state["champion"], "reason": reason, "by": by or operator_name()}
+                raise RegistryError(
+                    f"{self.dag_id}: version {number} is already the champion"
+                )
+            return {
+                "at": now(),
+                "action": PROMOTE,
+                "version": number,
+                "from": state["champion"],
+                "reason": reason,
+                "by": by or operator_name(),
+            }
 
         _, event = self._change(change)
         assert event is not None
@@ -284,9 +403,22 @@ class Registry:
         def change(state: dict[str, Any]) -> dict[str, Any] | None:
             stack = champion_stack(state["events"])
             if len(stack) < 2:
-                current = f"version {state['champion']} is the only champion there has been" if state["champion"] else "there is no champion yet"
-                raise RegistryError(f"{self.dag_id}: nothing to roll back to: {current}")
-            return {"at": now(), "action": ROLLBACK, "version": stack[-2], "from": stack[-1], "reason": reason, "by": by or operator_name()}
+                current = (
+                    f"version {state['champion']} is the only champion there has been"
+                    if state["champion"]
+                    else "there is no champion yet"
+                )
+                raise RegistryError(
+                    f"{self.dag_id}: nothing to roll back to: {current}"
+                )
+            return {
+                "at": now(),
+                "action": ROLLBACK,
+                "version": stack[-2],
+                "from": stack[-1],
+                "reason": reason,
+                "by": by or operator_name(),
+            }
 
         _, event = self._change(change)
         assert event is not None

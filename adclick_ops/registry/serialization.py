@@ -64,8 +64,14 @@ def types_in(data: bytes, source: str = "model file") -> set[str]:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             schema = json.loads(archive.read("schema.json"))
     except (zipfile.BadZipFile, KeyError, ValueError, UnicodeDecodeError):
-        hint = " (it looks like a pickle, which adclick-ops never loads)" if data[:1] == b"\x80" else ""
-        raise UnsafeModelError(f"{source}: not a skops model file{hint}; retrain the model to save it in the safe format") from None
+        hint = (
+            " (it looks like a pickle, which adclick-ops never loads)"
+            if data[:1] == b"\x80"
+            else ""
+        )
+        raise UnsafeModelError(
+            f"{source}: not a skops model file{hint}; retrain the model to save it in the safe format"
+        ) from None
     found: set[str] = set()
     stack: list[Any] = [schema]
     while stack:

@@ -13,11 +13,18 @@ import hashlib
 import os
 import tempfile
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from adclick_ops.artifacts import _HOST, StorageFullError, as_path, sweep_temporaries, write_bytes_atomic
+from adclick_ops.artifacts import (
+    _HOST,
+    StorageFullError,
+    as_path,
+    sweep_temporaries,
+    write_bytes_atomic,
+)
 
 LOCK_NAME = ".lock"
 
@@ -60,7 +67,11 @@ class LocalStore:
     def create(self, name: str, data: bytes) -> bool:
         target = self.path(name)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{_HOST}.{os.getpid()}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(
+            dir=target.parent,
+            prefix=f".{target.name}.{_HOST}.{os.getpid()}.",
+            suffix=".tmp",
+        )
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -73,7 +84,10 @@ class LocalStore:
             return True
         except OSError as exc:
             if exc.errno in (28, 122):  # ENOSPC, EDQUOT
-                raise StorageFullError(exc.errno, f"{target}: no space left on the device while writing {len(data):,} bytes") from exc
+                raise StorageFullError(
+                    exc.errno,
+                    f"{target}: no space left on the device while writing {len(data):,} bytes",
+                ) from exc
             raise
         finally:
             os.unlink(tmp)
@@ -115,9 +129,13 @@ class ObjectStore:
         self.root = root
         self.fs = root.fs
         self.base = root.path.rstrip("/")
-        self.protocol = root.protocol if isinstance(root.protocol, str) else root.protocol[0]
+        self.protocol = (
+            root.protocol if isinstance(root.protocol, str) else root.protocol[0]
+        )
         self.atomic = self.protocol in ("s3", "s3a")
-        self._lock = threading.Lock()  # elsewhere: safe between the threads of one process only
+        self._lock = (
+            threading.Lock()
+        )  # elsewhere: safe between the threads of one process only
 
     def __str__(self) -> str:
         return str(self.root)
@@ -136,7 +154,11 @@ class ObjectStore:
 
     def _etag(self, name: str) -> str | None:
         try:
-            info = self.fs.info(self.key(name), refresh=True) if self.atomic else self.fs.info(self.key(name))
+            info = (
+                self.fs.info(self.key(name), refresh=True)
+                if self.atomic
+                else self.fs.info(self.key(name))
+            )
         except FileNotFoundError:
             return None
         return info.get("ETag") or info.get("etag")
@@ -193,7 +215,11 @@ class ObjectStore:
 
     def list(self, prefix: str) -> list[str]:
         try:
-            entries = self.fs.ls(self.key(prefix), detail=False, refresh=True) if self.atomic else self.fs.ls(self.key(prefix), detail=False)
+            entries = (
+                self.fs.ls(self.key(prefix), detail=False, refresh=True)
+                if self.atomic
+                else self.fs.ls(self.key(prefix), detail=False)
+            )
         except FileNotFoundError:
             return []
         return sorted(e.rstrip("/").rsplit("/", 1)[-1] for e in entries)

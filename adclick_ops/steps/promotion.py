@@ -26,7 +26,11 @@ class Gates:
 
     @classmethod
     def from_settings(cls, promotion: dict[str, Any]) -> Gates:
-        floors = {m: promotion[f"min_{m}"] for m in METRICS if promotion.get(f"min_{m}") is not None}
+        floors = {
+            m: promotion[f"min_{m}"]
+            for m in METRICS
+            if promotion.get(f"min_{m}") is not None
+        }
         return cls(
             metric=promotion.get("metric", "roc_auc"),
             min_improvement=float(promotion.get("min_improvement", 0.0)),
@@ -47,7 +51,9 @@ class Decision:
     def fails_run(self, gates: Gates) -> bool:
         if self.promote:
             return False
-        return gates.fail_run == "always" or (gates.fail_run == "below_floor" and self.below_floor)
+        return gates.fail_run == "always" or (
+            gates.fail_run == "below_floor" and self.below_floor
+        )
 
 
 def undefined_metrics(metrics: dict[str, Any]) -> str | None:
@@ -60,7 +66,11 @@ def undefined_metrics(metrics: dict[str, Any]) -> str | None:
             return f"the test set holds a single class, {present}, in {negatives + positives} rows; its metrics are undefined"
     for name in METRICS:
         value = metrics.get(name)
-        if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if (
+            value is None
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
             return f"{name} is undefined on the test set (found {value!r})"
     return None
 
@@ -81,12 +91,16 @@ def decide(
     or it could not be scored; `champion_problem` then says why)."""
     undefined = undefined_metrics(candidate)
     if undefined:
-        return Decision(False, (undefined,), f"not promoted: {undefined}", champion_metrics=champion)
+        return Decision(
+            False, (undefined,), f"not promoted: {undefined}", champion_metrics=champion
+        )
     reasons = []
     for name, floor in gates.floors.items():
         if candidate[name] < floor:
             label = "test accuracy" if name == "accuracy" else f"test {name}"
-            reasons.append(f"{label} {_fmt(candidate[name])} is below {gates.where}.min_{name} {floor:g}")
+            reasons.append(
+                f"{label} {_fmt(candidate[name])} is below {gates.where}.min_{name} {floor:g}"
+            )
     below_floor = bool(reasons)
     metric = gates.metric
     if champion is not None and champion_version is not None:
@@ -94,13 +108,23 @@ def decide(
         if theirs is not None and math.isfinite(theirs):
             gain = ours - theirs
             if gain <= 0 or gain < gates.min_improvement:
-                need = f"by at least {gates.min_improvement:g}" if gates.min_improvement > 0 else "(a tie keeps the champion)"
+                need = (
+                    f"by at least {gates.min_improvement:g}"
+                    if gates.min_improvement > 0
+                    else "(a tie keeps the champion)"
+                )
                 reasons.append(
                     f"{metric} {_fmt(ours)} does not beat the champion, version {champion_version}, re-scored on the same "
                     f"test set at {_fmt(theirs)}, {need}"
                 )
     if reasons:
-        return Decision(False, tuple(reasons), "not promoted: " + "; ".join(reasons), below_floor, champion)
+        return Decision(
+            False,
+            tuple(reasons),
+            "not promoted: " + "; ".join(reasons),
+            below_floor,
+            champion,
+        )
     if champion_version is None:
         summary = f"promoted: first version ({metric} {_fmt(candidate[metric])})"
     elif champion is None:

@@ -6,16 +6,28 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from helpers import PROJECT, edit_yaml
 
 from adclick_ops import tasks
 from adclick_ops.config import load_catalog
 from adclick_ops.factory import project_root, training_settings
-from helpers import PROJECT, edit_yaml
 
-FEATURES = ["Daily Time Spent on Site", "Age", "Area Income", "Daily Internet Usage", "Male"]
+FEATURES = [
+    "Daily Time Spent on Site",
+    "Age",
+    "Area Income",
+    "Daily Internet Usage",
+    "Male",
+]
 TARGET = "Clicked on Ad"
 SEED = pd.read_csv(PROJECT / "dags" / "data" / "advertising.csv")
-CHAIN = ("load_data", "preprocess", "separate_data_outputs", "build_save_model", "load_model")
+CHAIN = (
+    "load_data",
+    "preprocess",
+    "separate_data_outputs",
+    "build_save_model",
+    "load_model",
+)
 
 
 def settings_for(pipelines: Path, dag_id: str = "Airflow_Lab2") -> dict:
@@ -34,16 +46,30 @@ def run_chain(settings: dict, run_id: str) -> dict:
 
 
 def set_training(pipelines: Path, **values) -> None:
-    edit_yaml(pipelines / "airflow_lab2.yaml", lambda d: d["Airflow_Lab2"]["training"].update(values))
+    edit_yaml(
+        pipelines / "airflow_lab2.yaml",
+        lambda d: d["Airflow_Lab2"]["training"].update(values),
+    )
 
 
 def weak_model(pipelines: Path) -> None:
     """A model far worse than the seed's: one tree stump on unscaled features."""
-    set_training(pipelines, scalers=[], estimator={"name": "random_forest", "params": {"n_estimators": 1, "max_depth": 1, "random_state": 0}})
+    set_training(
+        pipelines,
+        scalers=[],
+        estimator={
+            "name": "random_forest",
+            "params": {"n_estimators": 1, "max_depth": 1, "random_state": 0},
+        },
+    )
 
 
 def strong_model(pipelines: Path) -> None:
-    set_training(pipelines, scalers=["minmax", "standard"], estimator={"name": "logistic_regression", "params": {"max_iter": 1000}})
+    set_training(
+        pipelines,
+        scalers=["minmax", "standard"],
+        estimator={"name": "logistic_regression", "params": {"max_iter": 1000}},
+    )
 
 
 def degenerate_dataset(path: Path, positive_row: int) -> Path:
@@ -60,7 +86,10 @@ def temporaries(folder: Path) -> list[str]:
 
 
 def model_rows(n: int = 3) -> list[dict]:
-    return [{f: (float(v) if f != "Male" else int(v)) for f, v in row.items()} for row in SEED[FEATURES].head(n).to_dict("records")]
+    return [
+        {f: (float(v) if f != "Male" else int(v)) for f, v in row.items()}
+        for row in SEED[FEATURES].head(n).to_dict("records")
+    ]
 
 
 def rows_matrix(rows: list[dict]) -> np.ndarray:

@@ -10,12 +10,19 @@ import threading
 
 import numpy as np
 import pytest
+from helpers import PROJECT, free_port, mandatory_in_ci
+from registry_support import (
+    FEATURES,
+    SEED,
+    TARGET,
+    model_rows,
+    set_training,
+    settings_for,
+)
 
 from adclick_ops.registry import Registry
 from adclick_ops.steps.model import build_pipeline, evaluate
 from adclick_ops.steps.promotion import Gates
-from helpers import PROJECT, free_port, mandatory_in_ci
-from registry_support import FEATURES, SEED, TARGET, model_rows, set_training, settings_for
 
 BUCKET = "adclick-test"
 
@@ -36,8 +43,12 @@ def s3_server():
 @pytest.fixture
 def s3(s3_server, monkeypatch, request):
     """A fresh bucket; the AWS settings s3fs and the subprocesses read from the environment."""
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_ENDPOINT_URL": s3_server}
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": s3_server,
+    }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     import boto3
@@ -57,8 +68,13 @@ def _run_in_process(settings: dict, run_id: str, env: dict) -> subprocess.Popen:
         f"out = run_chain(json.loads(sys.argv[1]), {run_id!r})\n"
         "print(json.dumps({k: out[k] for k in ('model_version', 'promoted', 'champion_version')}))\n"
     )
-    return subprocess.Popen([sys.executable, "-c", script, json.dumps(settings)], env={**os.environ, **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", script, json.dumps(settings)],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_two_runs_in_parallel_on_s3(s3, pipelines):
@@ -72,7 +88,10 @@ def test_two_runs_in_parallel_on_s3(s3, pipelines):
         assert proc.returncode == 0, err[-4000:]
         results.append(json.loads(out.strip().splitlines()[-1]))
     assert sorted(r["model_version"] for r in results) == [1, 2]
-    assert sorted(r["promoted"] for r in results) == [False, True]  # the same model twice: the tie keeps the first
+    assert sorted(r["promoted"] for r in results) == [
+        False,
+        True,
+    ]  # the same model twice: the tie keeps the first
 
     registry = Registry(f"{root}/model", "Airflow_Lab2")
     assert registry.versions() == [1, 2]
@@ -83,9 +102,13 @@ def test_two_runs_in_parallel_on_s3(s3, pipelines):
     import fsspec
 
     fs = fsspec.filesystem("s3")
-    assert fs.cat_file(f"{root}/model/model.sav".removeprefix("s3://")) == registry.model_bytes(champion)
+    assert fs.cat_file(
+        f"{root}/model/model.sav".removeprefix("s3://")
+    ) == registry.model_bytes(champion)
     for i in range(2):
-        assert fs.exists(f"{root}/runs/Airflow_Lab2/run_{i}/metrics.json".removeprefix("s3://"))
+        assert fs.exists(
+            f"{root}/runs/Airflow_Lab2/run_{i}/metrics.json".removeprefix("s3://")
+        )
 
     # rollback needs a previous champion: promote the other by hand, then roll back
     other = 3 - champion
@@ -95,7 +118,13 @@ def test_two_runs_in_parallel_on_s3(s3, pipelines):
 
     from adclick_ops.monitor import create_app
 
-    client = create_app({"TESTING": True, "MODEL_DIR": f"{root}/model", "AIRFLOW_URL": "http://127.0.0.1:9"}).test_client()
+    client = create_app(
+        {
+            "TESTING": True,
+            "MODEL_DIR": f"{root}/model",
+            "AIRFLOW_URL": "http://127.0.0.1:9",
+        }
+    ).test_client()
     response = client.post("/api/predict", json={"rows": model_rows(2)})
     assert response.status_code == 200 and response.json["model_version"] == champion
 
@@ -111,7 +140,11 @@ def test_concurrent_decisions_on_s3_use_conditional_writes(s3):
         noisy = y[:700].copy()
         flip = rng.random(700) < i / 12
         noisy[flip] = 1 - noisy[flip]
-        models.append(build_pipeline([], "logistic_regression", {"max_iter": 1000}).fit(x[:700], noisy))
+        models.append(
+            build_pipeline([], "logistic_regression", {"max_iter": 1000}).fit(
+                x[:700], noisy
+            )
+        )
     outcomes = []
 
     def work(model, i):
@@ -119,8 +152,14 @@ def test_concurrent_decisions_on_s3_use_conditional_writes(s3):
 
         metrics = evaluate(model, x[700:], y[700:])
         number = Registry(f"{root}/model", "Airflow_Lab2").add_version(
-            dump_model(model), {"run_id": f"r{i}", "metrics": metrics, "model": {"features": FEATURES}})
-        outcomes.append(registry.decide(number, lambda m: evaluate(m, x[700:], y[700:]), Gates(), by=f"r{i}"))
+            dump_model(model),
+            {"run_id": f"r{i}", "metrics": metrics, "model": {"features": FEATURES}},
+        )
+        outcomes.append(
+            registry.decide(
+                number, lambda m: evaluate(m, x[700:], y[700:]), Gates(), by=f"r{i}"
+            )
+        )
 
     threads = [threading.Thread(target=work, args=(m, i)) for i, m in enumerate(models)]
     for t in threads:
@@ -128,7 +167,9 @@ def test_concurrent_decisions_on_s3_use_conditional_writes(s3):
     for t in threads:
         t.join()
     assert sorted(o.version for o in outcomes) == list(range(1, 7))
-    assert sorted(e["version"] for e in registry.history()) == list(range(1, 7))  # no decision lost
+    assert sorted(e["version"] for e in registry.history()) == list(
+        range(1, 7)
+    )  # no decision lost
     scores = {v: registry.card(v)["metrics"]["roc_auc"] for v in range(1, 7)}
     assert scores[registry.champion()] == max(scores.values())
 
@@ -143,5 +184,7 @@ def test_conditional_writes_refuse_a_stale_tag(s3):
     _, tag = store.read_tagged("champion.json")
     assert store.replace_if("champion.json", b"b", None) is False  # exists already
     assert store.replace_if("champion.json", b"b", tag) is True
-    assert store.replace_if("champion.json", b"c", tag) is False  # tag of the older content
+    assert (
+        store.replace_if("champion.json", b"c", tag) is False
+    )  # tag of the older content
     assert store.read("champion.json") == b"b"
