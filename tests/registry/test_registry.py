@@ -31,6 +31,7 @@ from registry_support import (
 
 from adclick_ops import tasks
 from adclick_ops.artifacts import StorageFullError, write_bytes_atomic
+from adclick_ops.predict import predict_proba
 from adclick_ops.registry import (
     TRUSTED_TYPES,
     Registry,
@@ -360,6 +361,11 @@ def test_trusted_types_are_exactly_what_the_pipelines_need():
         loaded = load_model_bytes(blob)
         probe = SEED[FEATURES].to_numpy(float)[:20]
         assert np.array_equal(loaded.predict_proba(probe), model.predict_proba(probe))
+        # the serving shortcut gives the very same numbers as scikit-learn's own path
+        assert np.array_equal(predict_proba(loaded, probe), model.predict_proba(probe))
+        assert np.array_equal(
+            predict_proba(loaded, probe[:1]), model.predict_proba(probe[:1])
+        )
     assert needed == set(TRUSTED_TYPES)
 
 
