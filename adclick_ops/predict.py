@@ -122,7 +122,11 @@ def predict_proba(model: Any, x: np.ndarray) -> np.ndarray:
 
 def score(model: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Click probabilities and 0/1 predictions (clicked when the probability is above one half)."""
-    probability = predict_proba(model, x)[:, 1]
+    import sklearn
+
+    # every value was checked finite already; scikit-learn's own check would scan the rows again
+    with sklearn.config_context(assume_finite=True):
+        probability = predict_proba(model, x)[:, 1]
     return probability, (probability > 0.5).astype("int64")
 
 
