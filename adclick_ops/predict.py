@@ -103,7 +103,11 @@ def _transform(step: Any, x: np.ndarray) -> np.ndarray:
     # FeatureUnion.transform hands each scaler to joblib, which costs more than the scaling of a few
     # rows; side by side is all it does when no weights are set (tests check the results are equal).
     if isinstance(step, FeatureUnion) and step.transformer_weights is None:
-        parts = [_transform(t, x) for _, t in step.transformer_list if not (isinstance(t, str) and t == "drop")]
+        parts = [
+            _transform(t, x)
+            for _, t in step.transformer_list
+            if not (isinstance(t, str) and t == "drop")
+        ]
         return np.hstack(parts)
     return step.transform(x)
 

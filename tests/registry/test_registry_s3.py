@@ -25,6 +25,7 @@ from adclick_ops.steps.model import build_pipeline, evaluate
 from adclick_ops.steps.promotion import Gates
 
 BUCKET = "adclick-test"
+MOTO_CREDENTIAL = "moto"  # moto accepts any credentials; s3fs only needs some
 
 
 @pytest.fixture(scope="session")
@@ -44,8 +45,8 @@ def s3_server():
 def s3(s3_server, monkeypatch, request):
     """A fresh bucket; the AWS settings s3fs and the subprocesses read from the environment."""
     env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_ACCESS_KEY_ID": MOTO_CREDENTIAL,
+        "AWS_SECRET_ACCESS_KEY": MOTO_CREDENTIAL,
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ENDPOINT_URL": s3_server,
     }
