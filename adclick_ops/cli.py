@@ -1,4 +1,5 @@
-"""`adclick-ops`: validate pipeline files, write their schema, show a DAG, run the pipeline, serve the monitor."""
+"""`adclick-ops`: validate pipeline files, write their schema, show a DAG, run the pipeline, serve the monitor,
+manage model versions and score files."""
 
 from __future__ import annotations
 
@@ -174,6 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default=str(PACKAGE_PROJECT / "docs" / "configuration.md"))
     p.add_argument("--check", action="store_true")
     p.set_defaults(func=cmd_reference)
+
+    # model lifecycle: models list|show|promote|rollback, predict
+    from adclick_ops.registry.commands import add_commands
+
+    add_commands(sub)
     return parser
 
 
