@@ -6,56 +6,55 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from adclick_ops.config import ConfigError, Issue, load_catalog, pipeline_paths, pipelines_dir
-from adclick_ops.config.catalog import DEFAULTS_NAMES, PACKAGE_PROJECT
-from adclick_ops.config.vocabulary import AIRFLOW_PORT, AIRFLOW_URL, MONITOR_HOST, MONITOR_PORT, TRAINING_DAG_ID
+from adclick_ops.config import ConfigError, pipelines_dir
+from adclick_ops.config.catalog import PACKAGE_PROJECT
+from adclick_ops.config.vocabulary import AIRFLOW_PORT, AIRFLOW_URL, ENV_PIPELINES, MONITOR_HOST, MONITOR_PORT, TRAINING_DAG_ID
 
 SCHEMA_DIR = PACKAGE_PROJECT / "schema"
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+RUNTIME_MODULES = {"airflow", "dagfactory", "flask", "waitress", "gunicorn", "requests", "sklearn", "pandas", "numpy", "skops", "s3fs"}
+EXIT_CODES = "exit status: 0 valid, 1 invalid pipelines, 2 usage or I/O error"
 
 
-def _collect(paths: list[str]) -> tuple[Path, list[Path] | None, list[Issue]]:
-    """Turn the command line's files and folders into (pipelines folder, files) for the catalog."""
-    if not paths:
-        return pipelines_dir(), None, []
-    files: list[Path] = []
-    missing: list[Issue] = []
-    root: Path | None = None
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            root = root or p
-            files.extend(pipeline_paths(p))
-        elif p.exists():
-            root = root or p.parent
-            if p.name not in DEFAULTS_NAMES:
-                files.append(p)
-        else:
-            missing.append(Issue(raw, None, "", "no such file or folder"))
-    return root or pipelines_dir(), files, missing
+def _default_pipelines() -> Path:
+    """$ADCLICK_OPS_PIPELINES, else ./pipelines when there is one (a CI job in a user's repository),
+    else the project's own folder."""
+    if os.environ.get(ENV_PIPELINES) or not Path("pipelines").is_dir():
+        return pipelines_dir()
+    return Path("pipelines")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    root, files, issues = _collect(args.paths)
+    from adclick_ops.config import report
+
     try:
-        catalog = load_catalog(root, files)
-    except ConfigError as exc:
-        issues.extend(exc.issues)
-        catalog = None
-    if catalog is not None:
-        issues.extend(i for e in catalog.errors.values() for i in e.issues)
-    if issues:
-        for issue in issues:
-            print(issue, file=sys.stderr)
-        print(f"{len(issues)} error(s)", file=sys.stderr)
-        return 1
-    assert catalog is not None
-    n_files = len(catalog.files)
-    print(f"OK: {n_files} pipeline file(s), {len(catalog.dags)} DAG(s): {', '.join(catalog.dags)}")
-    return 0
+        result = report.check(args.paths or [str(_default_pipelines())])
+    except report.UsageError as exc:
+        out, err = report.usage_error(str(exc), args.format)
+        code = EXIT_USAGE
+    else:
+        out, err = report.render(result, args.format)
+        code = EXIT_OK if result.valid else EXIT_INVALID
+    sys.stdout.write(out)
+    sys.stderr.write(err)
+    return code
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from adclick_ops import plan
+
+    try:
+        result = plan.plan(Path(args.pipelines) if args.pipelines else _default_pipelines(), args.base)
+    except plan.PlanError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    sys.stdout.write(plan.render(result, args.format))
+    return EXIT_INVALID if result.new.issues else EXIT_OK
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -141,12 +140,38 @@ def cmd_reference(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from adclick_ops.config.report import FORMATS as VALIDATE_FORMATS
+    from adclick_ops.plan import FORMATS as PLAN_FORMATS
+
     parser = argparse.ArgumentParser(prog="adclick-ops", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("validate", help="check pipeline files; exit 1 with every error")
+    p = sub.add_parser(
+        "validate",
+        help="check pipeline files; exit 1 with every error",
+        epilog=EXIT_CODES,
+        description="Check pipeline files. A named file is checked together with the rest of its folder, "
+        "so references between files resolve; the errors reported are those of the named files and "
+        "the cross-file errors they cause.",
+    )
     p.add_argument("paths", nargs="*", help="pipeline files or folders (default: pipelines/)")
+    p.add_argument(
+        "--format",
+        choices=VALIDATE_FORMATS,
+        default="text",
+        help="text (default), json (one object on stdout) or github (workflow-command annotations)",
+    )
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser(
+        "plan",
+        help="what the pipelines of the working tree change against a git revision",
+        epilog="exit status: 0 plan shown, 1 plan shown but the working tree's pipelines are invalid, 2 usage, git or I/O error",
+    )
+    p.add_argument("--base", default="HEAD", help="git revision to compare with (default: HEAD)")
+    p.add_argument("--format", choices=PLAN_FORMATS, default="text", help="text (default), json, or markdown for a pull-request comment")
+    p.add_argument("--pipelines", default=None, help="pipelines folder (default: ./pipelines)")
+    p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("schema", help="write the JSON Schema of pipeline files")
     p.add_argument("--output", default=str(SCHEMA_DIR), help="folder to write to (default: schema/)")
@@ -189,6 +214,16 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except KeyboardInterrupt:
         return 130
+    except ModuleNotFoundError as exc:
+        # validate, plan and schema run on the core install; the other commands need the extra
+        if (exc.name or "").split(".")[0] not in RUNTIME_MODULES:
+            raise
+        print(
+            f"adclick-ops {args.command} needs {exc.name}, which is not installed; "
+            "install the runtime stack with: pip install 'adclick-ops[airflow]'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -2,13 +2,13 @@
 
 1. parse time (parse_time.py), 2. scale (scale.py), 3. end to end (end_to_end.py: `airflow dags test`
 and a running Airflow; imports.py: what each task's imports cost), 4. monitor load (monitor_load.py,
-needs `wrk`), 5. data scale (data_scale.py: 100k, 1M and 5M rows through `airflow dags test`), 6. CLI wall time
-(cli_time.py). Each prints its tables and
+needs `wrk`), 5. data scale (data_scale.py: 100k, 1M and 5M rows through `airflow dags test`), 6. `adclick-ops graph`
+(cli_time.py), 7. the CI commands (ci_commands.py: validate, plan, the pre-commit hook's install). Each prints its tables and
 writes its JSON into benchmarks/results/; this script adds summary.json with every target.
 Other Airflow processes on the machine slow every variant alike, but they make runs noisy: the
 load average is recorded before and after each benchmark.
 
-    .venv/bin/python benchmarks/run_all.py [--quick] [--project COPY] [--skip parse,scale,e2e,monitor,data,cli]
+    .venv/bin/python benchmarks/run_all.py [--quick] [--project COPY] [--skip parse,scale,e2e,monitor,data,cli,ci]
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run, not for the docs)")
     parser.add_argument("--project", help="measure the dags/ and adclick_ops/ of this copy of the project as ours")
-    parser.add_argument("--skip", default="", help="comma-separated benchmarks to leave out: parse, scale, e2e, monitor, data, cli")
+    parser.add_argument("--skip", default="", help="comma-separated benchmarks to leave out: parse, scale, e2e, monitor, data, cli, ci")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
+    import ci_commands
     import cli_time
     import data_scale
     import end_to_end
@@ -75,6 +76,14 @@ def main() -> int:
         cli = step("cli_time", cli_time.main, runs=3 if args.quick else 5)
         for name, check in cli["targets"].items():
             summary[f"6. adclick-ops {name}"] = (f"{check['value']:.2f} s", check["target"], check["met"])
+    if "ci" not in skip:
+        ci = step("ci_commands", ci_commands.main, runs=3 if args.quick else 9)
+        for c in ci["commands"]:
+            summary[f"7. adclick-ops {' '.join(c['command'])} (median)"] = (
+                f"{c['median_ms']:.0f} ms",
+                f"< {c['target_ms']:.0f} ms",
+                c["met"],
+            )
     if "data" not in skip:
         sizes = [100_000, 1_000_000] if args.quick else [100_000, 1_000_000, 5_000_000]
         scale_data = step("data_scale", data_scale.main, sizes)

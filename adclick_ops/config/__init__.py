@@ -11,6 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
+    "DEFAULTS_NAMES": "catalog",
     "Catalog": "catalog",
     "PipelineFile": "catalog",
     "load_catalog": "catalog",
@@ -22,6 +23,7 @@ _EXPORTS = {
     "Issue": "errors",
 }
 __all__ = [
+    "DEFAULTS_NAMES",
     "Catalog",
     "ConfigError",
     "Issue",
@@ -35,6 +37,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from adclick_ops.config.catalog import (
+        DEFAULTS_NAMES,
         Catalog,
         PipelineFile,
         load_catalog,

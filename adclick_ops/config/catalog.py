@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from adclick_ops.config.errors import ConfigError, Issue, describe, field_path, issues_from_validation
+from adclick_ops.config.errors import ConfigError, Issue, describe, field_path, issues_from_validation, value_at
 from adclick_ops.config.models import DAG_ID_PATTERN, Dag, DefaultArgs, Defaults
 from adclick_ops.config.vocabulary import ENV_PIPELINES, ENV_PROJECT_ROOT
 from adclick_ops.config.yamlio import YamlDocument, YamlReadError, read_yaml
@@ -79,6 +79,7 @@ def _validate_dags(doc: YamlDocument) -> tuple[dict[str, Dag], list[Issue]]:
                     doc.line_of((dag_id,)),
                     shown_id,
                     f"{dag_id!r} is not a valid DAG id; expected letters, digits, '_', '-' or '.'",
+                    describe(dag_id),
                 )
             )
             continue
@@ -89,11 +90,22 @@ def _validate_dags(doc: YamlDocument) -> tuple[dict[str, Dag], list[Issue]]:
                     doc.line_of((dag_id,)),
                     dag_id,
                     f"{dag_id!r} is reserved by dag-factory; use pipelines/defaults.yaml for shared settings",
+                    repr(dag_id),
+                    "a DAG id other than 'default' and 'task_groups'",
                 )
             )
             continue
         if not isinstance(body, dict):
-            issues.append(Issue(doc.path, doc.line_of((dag_id,)), dag_id, f"expected a mapping of DAG settings; found {describe(body)}"))
+            issues.append(
+                Issue(
+                    doc.path,
+                    doc.line_of((dag_id,)),
+                    dag_id,
+                    f"expected a mapping of DAG settings; found {describe(body)}",
+                    describe(body),
+                    "a mapping of DAG settings",
+                )
+            )
             continue
         try:
             dag = Dag.model_validate(body)
@@ -103,7 +115,7 @@ def _validate_dags(doc: YamlDocument) -> tuple[dict[str, Dag], list[Issue]]:
         graph = dag.graph_problems()
         for loc, message in graph:
             full = (dag_id, *loc)
-            issues.append(Issue(doc.path, doc.line_of(full), field_path(full), message))
+            issues.append(Issue(doc.path, doc.line_of(full), field_path(full), message, value_at(body, loc)))
         if not graph:
             dags[dag_id] = dag
     return dags, issues
@@ -211,7 +223,14 @@ def _cross_check(catalog: Catalog, root: Path) -> None:
         for dag_id in f.dags:
             if dag_id in known and known[dag_id] != f.path:
                 bad.setdefault(f.path, []).append(
-                    Issue(f.path, f.document.line_of((dag_id,)), dag_id, f"DAG id {dag_id!r} is also declared in {known[dag_id]}")
+                    Issue(
+                        f.path,
+                        f.document.line_of((dag_id,)),
+                        dag_id,
+                        f"DAG id {dag_id!r} is also declared in {known[dag_id]}",
+                        repr(dag_id),
+                        "a DAG id declared in one file only",
+                    )
                 )
             known.setdefault(dag_id, f.path)
     for f in catalog.files:
@@ -224,6 +243,8 @@ def _cross_check(catalog: Catalog, root: Path) -> None:
                         f"{dag_id}.trigger.dag_id",
                         f"DAG {dag.trigger.dag_id!r} is not declared in {_shown(root)}/ (declared: {', '.join(sorted(known)) or 'none'}); "
                         "declare it there or set trigger.external: true",
+                        repr(dag.trigger.dag_id),
+                        f"a DAG declared in {_shown(root)}/, or trigger.external: true",
                     )
                 )
     for path, issues in bad.items():

@@ -21,6 +21,13 @@ class Issue:
     line: int | None
     field: str
     message: str
+    found: str | None = None  # the offending value as the file spells it, when there is one
+    expected: str | None = None  # what would be accepted there, in words
+
+    def __post_init__(self) -> None:
+        # Messages follow the form "...; expected X": X is what is expected unless said otherwise.
+        if self.expected is None and "; expected " in self.message:
+            object.__setattr__(self, "expected", self.message.rsplit("; expected ", 1)[1])
 
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}" if self.line else self.path
@@ -55,19 +62,35 @@ def _issue_from_pydantic(doc: YamlDocument, prefix: tuple[Any, ...], err: dict[s
     loc = prefix + tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     kind = err["type"]
     found = err.get("input")
+    shown: str | None = describe(found)
+    expected: str | None = None
     if kind == "extra_forbidden":
         parent = _model_at(model, err["loc"][:-1])
         allowed = ", ".join(parent.model_fields) if parent else "see docs/configuration.md"
         msg = f"unknown field {str(loc[-1])!r}; expected one of: {allowed}"
+        shown = repr(str(loc[-1]))
     elif kind == "missing":
         parent = _model_at(model, err["loc"][:-1])
         desc = parent.model_fields[err["loc"][-1]].description if parent and err["loc"][-1] in parent.model_fields else None
         msg = "required field is missing" + (f" ({desc})" if desc else "")
+        shown, expected = None, desc or "this field"
     elif kind == "value_error":
         msg = str(err["ctx"]["error"]) if "ctx" in err else err["msg"]
     else:
         msg = f"{err['msg'][0].lower()}{err['msg'][1:]}; found {describe(found)}"
-    return Issue(doc.path, doc.line_of(loc), field_path(loc), msg)
+        # pydantic says "Input should be greater than 0": what follows "should" is what is expected
+        expected = err["msg"].split(" should ", 1)[-1].removeprefix("be ")
+    return Issue(doc.path, doc.line_of(loc), field_path(loc), msg, shown, expected)
+
+
+def value_at(data: Any, loc: tuple[Any, ...]) -> str | None:
+    """The value at `loc` inside `data`, described, or None when there is none."""
+    for part in loc:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return describe(data)
 
 
 def _model_at(model: type, loc: tuple[Any, ...]) -> type | None:
@@ -114,7 +137,6 @@ def issues_from_validation(doc: YamlDocument, prefix: tuple[Any, ...], exc: Vali
             issues.append(_issue_from_pydantic(doc, prefix, {**errs[0], "loc": at[len(prefix) :]}, model))
             continue
         forms = sorted({str(e["loc"][len(at) - len(prefix)]).split("[")[0] for e in errs})
-        issues.append(
-            Issue(doc.path, doc.line_of(at), field_path(at), f"found {describe(errs[0].get('input'))}; expected one of: {', '.join(forms)}")
-        )
+        found = describe(errs[0].get("input"))
+        issues.append(Issue(doc.path, doc.line_of(at), field_path(at), f"found {found}; expected one of: {', '.join(forms)}", found))
     return issues
