@@ -3,16 +3,21 @@
 Working files of a run live in `<artifacts_root>/<dag_id>/<run_id>/`, so two runs at once never
 share one. The artifacts root is a local path or a URI (s3://, gs://, memory://, ... through
 fsspec), so that workers on several hosts can share it. Arrays are stored as `.npz` read with
-`allow_pickle=False`: reading working data never runs code. Every write replaces its target whole.
+`allow_pickle=False` and models are skops files of trusted types: reading never runs code. Every
+write replaces its target whole.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
+import json
 import os
 import re
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,24 +36,79 @@ def _is_local(path: Any) -> bool:
     return isinstance(path, Path) and not hasattr(path, "protocol")
 
 
+# A temporary file names its writer (host and process), so that a later run can tell the leftovers
+# of a killed writer from a file another process is still writing.
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[A-Za-z0-9_]+\.tmp$")
+STALE_AFTER_SECONDS = 24 * 3600  # a temporary file of another host is left alone for a day
+
+
+class StorageFullError(OSError):
+    """The disk (or quota) is full; the message names the file that could not be written."""
+
+
 def write_bytes_atomic(path: Any, data: bytes) -> None:
     """Write `data` so that readers see the old file or the new one, never half of it."""
     if not _is_local(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)  # one object PUT: atomic on object stores
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_HOST}.{os.getpid()}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp = None
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFullError(
+                exc.errno, f"{path}: no space left on the device (or quota) while writing {len(data):,} bytes; free some space there"
+            ) from exc
         raise
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def sweep_temporaries(folder: Any, recursive: bool = True) -> list[str]:
+    """Remove temporary files left by writers that died (killed half-way); returns what was removed.
+
+    A file of this host is removed when its process is gone; one of another host (a shared disk)
+    only once it is a day old, since that process cannot be asked.
+    """
+    if not _is_local(folder) or not folder.is_dir():
+        return []
+    removed = []
+    candidates = folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp")
+    for tmp in candidates:
+        match = _TEMP.match(tmp.name)
+        if not match:
+            continue
+        try:
+            if match["host"] == _HOST:
+                stale = not _alive(int(match["pid"]))
+            else:
+                stale = time.time() - tmp.stat().st_mtime > STALE_AFTER_SECONDS
+            if stale:
+                tmp.unlink()
+                removed.append(str(tmp))
+        except FileNotFoundError:  # its writer finished meanwhile
+            continue
+    return removed
 
 
 def safe_run_id(run_id: str) -> str:
@@ -82,16 +142,26 @@ class RunFiles:
         write_bytes_atomic(target, buffer.getvalue())
         return str(target)
 
+    def _read(self, name: str) -> bytes:
+        target = self.path(name)
+        try:
+            return target.read_bytes()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{target}: working file of an earlier task is missing; run the DAG from its first task") from None
+
     def load_arrays(self, name: str) -> dict[str, Any]:
         import numpy as np
 
-        target = self.path(f"{name}.npz")
-        try:
-            data = target.read_bytes()
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{target}: working file of an earlier task is missing; run the DAG from its first task") from None
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        with np.load(io.BytesIO(self._read(f"{name}.npz")), allow_pickle=False) as npz:
             return {key: npz[key] for key in npz.files}
+
+    def save_json(self, name: str, value: Any) -> str:
+        target = self.path(name)
+        write_bytes_atomic(target, json.dumps(value, indent=2).encode())
+        return str(target)
+
+    def load_json(self, name: str) -> Any:
+        return json.loads(self._read(name))
 
     @property
     def candidate_model(self) -> Any:
@@ -103,16 +173,14 @@ class RunFiles:
 
 
 def dump_model(model: Any) -> bytes:
-    import joblib
+    from adclick_ops.registry.serialization import dump_model as dump
 
-    buffer = io.BytesIO()
-    joblib.dump(model, buffer)
-    return buffer.getvalue()
+    return dump(model)
 
 
 def load_model_file(path: Any, allowed_roots: list[Any]) -> Any:
-    """Load a saved model; only from the model directory or the run's own folder."""
-    import joblib
+    """Load a saved model (a skops file of trusted types); only from the model directory or the run's own folder."""
+    from adclick_ops.registry.serialization import load_model_bytes
 
     resolved = str(path)
     if _is_local(path):
@@ -120,7 +188,16 @@ def load_model_file(path: Any, allowed_roots: list[Any]) -> Any:
         roots = [os.path.realpath(r) for r in allowed_roots if _is_local(r)]
         if not any(resolved == r or resolved.startswith(r + os.sep) for r in roots):
             raise PermissionError(f"{path}: models are loaded only from {', '.join(map(str, allowed_roots))}")
-    return joblib.load(io.BytesIO(path.read_bytes()))
+    return load_model_bytes(path.read_bytes(), str(path))
+
+
+def file_sha256(location: str) -> str:
+    """sha256 of a local file or an object, read in chunks."""
+    digest = hashlib.sha256()
+    with as_path(location).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def sha256(data: bytes) -> str:

@@ -1,4 +1,5 @@
-"""`adclick-ops`: validate pipeline files, write their schema, show a DAG, run the pipeline, serve the monitor."""
+"""`adclick-ops`: validate pipeline files, write their schema, show a DAG, run the pipeline, serve the monitor,
+manage model versions and score files."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from adclick_ops.config.vocabulary import AIRFLOW_PORT, AIRFLOW_URL, ENV_PIPELIN
 
 SCHEMA_DIR = PACKAGE_PROJECT / "schema"
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
-RUNTIME_MODULES = {"airflow", "dagfactory", "flask", "waitress", "gunicorn", "requests", "sklearn", "pandas", "numpy", "joblib"}
+RUNTIME_MODULES = {"airflow", "dagfactory", "flask", "waitress", "gunicorn", "requests", "sklearn", "pandas", "numpy", "skops", "s3fs"}
 EXIT_CODES = "exit status: 0 valid, 1 invalid pipelines, 2 usage or I/O error"
 
 
@@ -199,6 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default=str(PACKAGE_PROJECT / "docs" / "configuration.md"))
     p.add_argument("--check", action="store_true")
     p.set_defaults(func=cmd_reference)
+
+    # model lifecycle: models list|show|promote|rollback, predict
+    from adclick_ops.registry.commands import add_commands
+
+    add_commands(sub)
     return parser
 
 

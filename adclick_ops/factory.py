@@ -41,12 +41,23 @@ def _absolute(value: str, root: Path) -> str:
     return str(root / value)
 
 
-def training_job(dag_id: str, dag: Dag, root: Path) -> TrainingJob:
-    """The DAG's `training` section as its tasks receive it."""
+def training_job(dag_id: str, dag: Dag, root: Path, pipeline_file: str | None = None) -> TrainingJob:
+    """The DAG's `training` section as its tasks receive it; `pipeline_file` is the file that declares the DAG."""
     assert dag.training is not None
     settings = dag.training.model_dump()
-    settings.update({key: _absolute(settings[key], root) for key in Training.PATH_FIELDS}, dag_id=dag_id)
+    settings.update({key: _absolute(settings[key], root) for key in Training.PATH_FIELDS}, dag_id=dag_id, pipeline_file=pipeline_file)
     return TrainingJob.model_validate(settings)
+
+
+def training_jobs(catalog: Catalog) -> dict[str, TrainingJob]:
+    """The training section of every valid DAG that trains a model, as its tasks receive it, by DAG id."""
+    root = project_root(catalog)
+    return {
+        dag_id: training_job(dag_id, dag, root, pipeline_file=str(Path(f.path).resolve()))
+        for f in catalog.files
+        for dag_id, dag in f.dags.items()
+        if dag.training is not None
+    }
 
 
 _DURATIONS = {"retry_delay_sec": "retry_delay", "execution_timeout_secs": "execution_timeout"}
@@ -69,7 +80,7 @@ def _default_args(dag: Dag, shared: DefaultArgs) -> dict[str, Any]:
     return merged
 
 
-def _task(task_id: str, dag_id: str, dag: Dag, root: Path) -> dict[str, Any]:
+def _task(task_id: str, dag_id: str, dag: Dag, root: Path, pipeline_file: str | None) -> dict[str, Any]:
     from adclick_ops import notify
 
     spec = dag.tasks[task_id]
@@ -84,7 +95,7 @@ def _task(task_id: str, dag_id: str, dag: Dag, root: Path) -> dict[str, Any]:
         out["python_callable"] = spec.python_callable
         # op_kwargs is a templated field: every string in it is handed over as a literal
         if spec.python_callable in TRAINING_CALLABLES:
-            out["op_kwargs"] = {"settings": literal_tree(training_job(dag_id, dag, root).model_dump(mode="json"))}
+            out["op_kwargs"] = {"settings": literal_tree(training_job(dag_id, dag, root, pipeline_file).model_dump(mode="json"))}
         elif spec.python_callable in MONITOR_CALLABLES:
             assert dag.monitor is not None
             out["op_kwargs"] = {"settings": literal_tree(dag.monitor.model_dump(mode="json"))}
@@ -99,8 +110,8 @@ def _task(task_id: str, dag_id: str, dag: Dag, root: Path) -> dict[str, Any]:
     return out
 
 
-def dag_config(dag_id: str, dag: Dag, shared: DefaultArgs, root: Path) -> dict[str, Any]:
-    """The dag-factory configuration of one DAG."""
+def dag_config(dag_id: str, dag: Dag, shared: DefaultArgs, root: Path, pipeline_file: str | None = None) -> dict[str, Any]:
+    """The dag-factory configuration of one DAG, declared in `pipeline_file`."""
     cfg: dict[str, Any] = {
         "description": dag.description,
         "schedule": dag.schedule,
@@ -108,7 +119,7 @@ def dag_config(dag_id: str, dag: Dag, shared: DefaultArgs, root: Path) -> dict[s
         "max_active_runs": dag.max_active_runs,
         "tags": list(dag.tags),
         "default_args": _default_args(dag, shared),
-        "tasks": {task_id: _task(task_id, dag_id, dag, root) for task_id in dag.tasks},
+        "tasks": {task_id: _task(task_id, dag_id, dag, root, pipeline_file) for task_id in dag.tasks},
     }
     if dag.is_paused_upon_creation is not None:
         cfg["is_paused_upon_creation"] = dag.is_paused_upon_creation
@@ -122,4 +133,8 @@ def dag_config(dag_id: str, dag: Dag, shared: DefaultArgs, root: Path) -> dict[s
 def dag_configs(catalog: Catalog) -> dict[str, dict[str, Any]]:
     """dag-factory configurations of every valid DAG of the catalog, by DAG id."""
     root = project_root(catalog)
-    return {dag_id: dag_config(dag_id, dag, catalog.defaults, root) for dag_id, dag in catalog.dags.items()}
+    return {
+        dag_id: dag_config(dag_id, dag, catalog.defaults, root, pipeline_file=str(Path(f.path).resolve()))
+        for f in catalog.files
+        for dag_id, dag in f.dags.items()
+    }

@@ -37,11 +37,16 @@ REPORT_HTML = (
     "<p>Run <code>{{ run_id | e }}</code>, started for {{ (dag_run.logical_date or dag_run.run_after) | e }}.</p>"
     "<table border='1' cellpadding='4' cellspacing='0'>"
     + "".join(
-        f"<tr><th align='left'>{label}</th><td>{{{{ '%.4f' % m.get('{name}', 0) }}}}</td></tr>" for name, label in METRIC_LABELS.items()
+        f"<tr><th align='left'>{label}</th><td>{{{{ '%.4f' % m.{name} if m.get('{name}') is number else 'n/a' }}}}</td></tr>"
+        for name, label in METRIC_LABELS.items()
     )
     + "<tr><th align='left'>test rows</th><td>{{ m.get('n_test') | e }}</td></tr>"
     "</table>"
-    "<p>Model saved to <code>{{ m.get('model_path') | e }}</code>.</p>"
+    # which version this run trained and whether it became the champion
+    "{% if m.get('model_version') %}<p>Trained version <b>{{ m.model_version | e }}</b>: "
+    "{% if m.promoted %}it is the champion now{% else %}kept, <b>not promoted</b>; the champion stays version "
+    "{{ m.champion_version | e }}{% endif %}.<br>{{ m.decision | e }}</p>{% endif %}"
+    "<p>Champion model file: <code>{{ m.get('model_path') | e }}</code>.</p>"
     '<p><a href="__AIRFLOW__/dags/{{ dag.dag_id | urlencode | e }}/runs/{{ run_id | urlencode | e }}">This run in Airflow</a> · '
     '<a href="__MONITOR__">Monitor</a></p>'
     "</body></html>"
@@ -52,9 +57,12 @@ REPORT_TEXT = (
     "{{ dag.dag_id }}: model trained\n\n"
     "Run:          {{ run_id }}\n"
     "Date:         {{ dag_run.logical_date or dag_run.run_after }}\n\n"
-    + "".join(f"{label:<11}{{{{ '%.4f' % m.get('{name}', 0) }}}}\n" for name, label in METRIC_LABELS.items())
+    + "".join(f"{label:<11}{{{{ '%.4f' % m.{name} if m.get('{name}') is number else 'n/a' }}}}\n" for name, label in METRIC_LABELS.items())
     + "test rows  {{ m.get('n_test') }}\n\n"
-    "Model saved to {{ m.get('model_path') }}\n"
+    "{% if m.get('model_version') %}Trained version {{ m.model_version }}: "
+    "{% if m.promoted %}it is the champion now{% else %}kept, NOT promoted; the champion stays version {{ m.champion_version }}{% endif %}.\n"
+    "{{ m.decision }}\n\n{% endif %}"
+    "Champion model file: {{ m.get('model_path') }}\n"
     "This run in Airflow: __AIRFLOW__/dags/{{ dag.dag_id }}/runs/{{ run_id | urlencode }}\n"
     "Monitor: __MONITOR__\n"
 )

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from adclick_ops.artifacts import RunFiles
+from adclick_ops.artifacts import RunFiles, file_sha256
 from adclick_ops.config.models import Monitor, TrainingJob
 from adclick_ops.config.vocabulary import METRICS
 from adclick_ops.steps.errors import QualityGateError
@@ -60,7 +60,10 @@ def load_data(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any]
     frame = read_dataset(job.dataset, job.features, job.target)
     x = frame[job.features].to_numpy(dtype="float64")
     y = frame[job.target].to_numpy(dtype="int64")
-    saved = _run_files(job, run_id).save_arrays("dataset", x=x, y=y)
+    run = _run_files(job, run_id)
+    saved = run.save_arrays("dataset", x=x, y=y)
+    # for the model card: which data trained the version
+    run.save_json("dataset.json", {"path": job.dataset, "sha256": file_sha256(job.dataset), "rows": int(len(y))})
     log.info("dataset %s: %s rows, %s positives", job.dataset, len(y), int(y.sum()))
     return {"rows": int(len(y)), "positives": int(y.sum()), "features": job.features, "saved": saved}
 
@@ -96,9 +99,9 @@ def separate_data_outputs(settings: dict[str, Any], run_id: str, **_: Any) -> di
 
 @_expose_failure
 def build_save_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any]:
-    """build_save_model_task: fit the estimator after the fitted preprocessing, save the whole model, promote it if it passes the gate."""
+    """build_save_model_task: fit the estimator after the fitted preprocessing and save the whole model in the run's folder (skops)."""
     from adclick_ops.artifacts import dump_model, sha256, write_bytes_atomic
-    from adclick_ops.steps.model import check_quality, fit_model, restore_preprocessing
+    from adclick_ops.steps.model import fit_model, restore_preprocessing
 
     job = TrainingJob.model_validate(settings)
     run = _run_files(job, run_id)
@@ -107,24 +110,22 @@ def build_save_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[st
     model = fit_model(preprocessing, train["x"], train["y"], estimator=job.estimator.name, params=job.estimator.params)
     blob = dump_model(model)
     write_bytes_atomic(run.candidate_model, blob)
-    if job.min_accuracy is not None:
-        test = run.load_arrays("test")
-        check_quality(float(model.score(test["x"], test["y"])), job.min_accuracy, kept=str(run.promoted_model))
-    write_bytes_atomic(run.promoted_model, blob)
-    log.info("model promoted to %s", run.promoted_model)
-    return {
-        "model_path": str(run.promoted_model),
-        "candidate": str(run.candidate_model),
-        "sha256": sha256(blob),
-        "estimator": job.estimator.name,
-    }
+    log.info("model of run %s saved to %s", run_id, run.candidate_model)
+    return {"candidate": str(run.candidate_model), "sha256": sha256(blob), "estimator": job.estimator.name}
 
 
 @_expose_failure
 def load_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any]:
-    """load_model_task: load this run's model back and evaluate it on the test set."""
+    """load_model_task: load this run's model back, evaluate it, keep it as a version, and decide the champion.
+
+    The decision is the task's last step and the run's: nothing after it (e-mail, trigger) changes
+    it, and any failure before it leaves the champion as it was.
+    """
     from adclick_ops.artifacts import load_model_file, write_bytes_atomic
+    from adclick_ops.registry import Registry
+    from adclick_ops.registry.cards import model_card
     from adclick_ops.steps.model import evaluate
+    from adclick_ops.steps.promotion import Gates
 
     job = TrainingJob.model_validate(settings)
     run = _run_files(job, run_id)
@@ -134,6 +135,26 @@ def load_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any
     metrics.update({"model_path": str(run.promoted_model), "estimator": job.estimator.name, "run_id": run_id})
     write_bytes_atomic(run.path("metrics.json"), json.dumps(metrics, indent=2).encode())
     log.info("metrics of %s: %s", run_id, {name: metrics[name] for name in METRICS})
+
+    registry = Registry.for_job(job)
+    version = registry.add_version(run.candidate_model.read_bytes(), model_card(job, run_id, metrics, run.load_json("dataset.json")))
+    gates = Gates.from_promotion(job.gates(), job.gates_field())
+    outcome = registry.decide(version, lambda champion: evaluate(champion, test["x"], test["y"]), gates, by=f"run {run_id}")
+    metrics.update(outcome.as_json())
+    write_bytes_atomic(run.path("metrics.json"), json.dumps(metrics, indent=2).encode())
+    if outcome.promoted:
+        log.info("version %s of %s is the champion now: %s", version, job.dag_id, outcome.summary)
+    else:
+        log.warning(
+            "version %s of %s was kept but not promoted (champion: version %s): %s", version, job.dag_id, outcome.champion, outcome.summary
+        )
+    if outcome.fails_run:
+        asked = (
+            "training.min_accuracy fails the run below it" if job.promotion is None else f"training.promotion.fail_run: {gates.fail_run}"
+        )
+        raise QualityGateError(
+            f"{'; '.join(outcome.reasons)}; version {version} was kept, not promoted, and {run.promoted_model} is unchanged ({asked})"
+        )
     return metrics
 
 

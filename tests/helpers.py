@@ -76,11 +76,10 @@ def body_text(message: Message) -> str:
 
 def training_settings(pipelines: Path, dag_id: str = "Airflow_Lab2") -> dict:
     """The `settings` op_kwarg that the training tasks of `dag_id` get when rendered from `pipelines`."""
-    from adclick_ops.config import load_catalog, project_root
-    from adclick_ops.factory import training_job
+    from adclick_ops.config import load_catalog
+    from adclick_ops.factory import training_jobs
 
-    catalog = load_catalog(pipelines)
-    return training_job(dag_id, catalog.dags[dag_id], project_root(catalog)).model_dump(mode="json")
+    return training_jobs(load_catalog(pipelines))[dag_id].model_dump(mode="json")
 
 
 def wait_for_health(port: int, process: subprocess.Popen | None = None) -> dict:

@@ -12,6 +12,7 @@ import pytest
 from adclick_ops import tasks
 from adclick_ops.artifacts import RunFiles, load_model_file
 from adclick_ops.config.models import CALLABLES, TrainingJob
+from adclick_ops.steps.errors import DataError
 from adclick_ops.steps.model import fit_preprocessing, restore_preprocessing, split
 
 from helpers import PROJECT, edit_yaml, training_settings
@@ -114,6 +115,14 @@ def test_quality_gate_keeps_the_promoted_model(pipelines, tmp_path):
     with pytest.raises(tasks.QualityGateError, match=r"test accuracy 0\.\d+ is below training.min_accuracy 0.99"):
         run_chain(training_settings(pipelines), "run_b")
     assert promoted.read_bytes() == before
+
+
+def test_a_folder_as_dataset_fails_load_data_naming_it(pipelines, tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    edit_yaml(pipelines / "airflow_lab2.yaml", lambda d: d["Airflow_Lab2"]["training"].update(dataset=str(folder)))
+    with pytest.raises(DataError, match=rf"^{folder}: is a folder, not a CSV file"):
+        tasks.load_data(settings=training_settings(pipelines), run_id="folder")
 
 
 def test_two_runs_keep_separate_working_files(pipelines, tmp_path):

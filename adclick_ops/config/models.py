@@ -42,13 +42,18 @@ from adclick_ops.config.vocabulary import (
     ENV_MONITOR_PORT,
     ESTIMATOR_PARAMS,
     ESTIMATORS,
+    FAIL_RUN,
+    METRICS,
     MONITOR_HOST,
     MONITOR_PORT,
     MONITOR_URL,
+    PROMOTION_METRIC,
     SCALERS,
     STORAGE_SCHEMES,
     TRAINING_DAG_ID,
     EstimatorName,
+    FailRun,
+    MetricName,
     ScalerName,
 )
 
@@ -265,6 +270,30 @@ class Estimator(Model):
         return self
 
 
+class Promotion(Model):
+    """When a newly trained model version becomes the champion that serves predictions (docs/models.md)."""
+
+    metric: MetricName = Field(
+        PROMOTION_METRIC,
+        description=f"Test-set metric on which a new version must beat the champion, re-scored on the same test set: {', '.join(METRICS)}.",
+    )
+    min_improvement: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="How much the new version must beat the champion by on `metric`; with 0 it must be strictly better (a tie keeps the champion).",
+    )
+    min_accuracy: float | None = Field(None, ge=0, le=1, description="Floor: a version whose test accuracy is below this is not promoted.")
+    min_roc_auc: float | None = Field(None, ge=0, le=1, description="Floor: a version whose test ROC AUC is below this is not promoted.")
+    fail_run: FailRun = Field(
+        "never",
+        description=(
+            f"Whether a version that is not promoted fails the run ({', '.join(FAIL_RUN)}): never (the run succeeds and says why), "
+            "below_floor (only when it misses a floor), always."
+        ),
+    )
+
+
 class Training(Model):
     """What the training tasks read, fit and write."""
 
@@ -296,17 +325,28 @@ class Training(Model):
     )
     estimator: Estimator = Field(default_factory=Estimator, description="The classifier and its parameters.")
     min_accuracy: float | None = Field(
-        None, ge=0, le=1, description="Quality gate: a model whose test accuracy is below this is not promoted and the run fails."
+        None,
+        ge=0,
+        le=1,
+        description=(
+            "Earlier spelling of `promotion: {min_accuracy: ..., fail_run: below_floor}`: a version whose test accuracy "
+            "is below this is not promoted and the run fails. Not together with `promotion`."
+        ),
+    )
+    promotion: Promotion | None = Field(
+        None,
+        description=f"The promotion gates a new version must pass to become champion; by default it must beat the champion's {PROMOTION_METRIC}.",
     )
     model_dir: Text = Field(
         "model",
-        description="Folder of the promoted model: a path relative to the project root, an absolute path, or an object-storage URI.",
+        description="Folder of the model registry (`registry/<dag_id>/`) and of the champion's copy: a path relative to the "
+        "project root, an absolute path, or an object-storage URI.",
         json_schema_extra=PATH_SCHEMA,
     )
     model_file: Text = Field(
         "model.sav",
         pattern=r"^[A-Za-z0-9_.\-]+$",
-        description="File name of the promoted model in `model_dir`.",
+        description="File name of the champion's copy in `model_dir` (a skops file).",
         json_schema_extra={"not": {"enum": [".", ".."]}},
     )
     artifacts_root: Text = Field(
@@ -341,11 +381,33 @@ class Training(Model):
             raise ValueError(f"the target {self.target!r} is also listed in features; a model may not learn from its label")
         return self
 
+    @model_validator(mode="after")
+    def _one_gate_spelling(self) -> Training:
+        if self.min_accuracy is not None and self.promotion is not None:
+            raise ValueError(
+                "training.min_accuracy and training.promotion are both set; "
+                f"move it into the promotion section as promotion.min_accuracy: {self.min_accuracy:g}"
+            )
+        return self
+
+    def gates(self) -> Promotion:
+        """The promotion gates in force: `promotion`, else `min_accuracy` in its earlier spelling, else the defaults."""
+        if self.promotion is not None:
+            return self.promotion
+        if self.min_accuracy is not None:
+            return Promotion(min_accuracy=self.min_accuracy, fail_run="below_floor")
+        return Promotion()
+
+    def gates_field(self) -> str:
+        """The YAML field that set the gates in force, for messages (`training` for the earlier `min_accuracy`)."""
+        return "training" if self.promotion is None and self.min_accuracy is not None else "training.promotion"
+
 
 class TrainingJob(Training):
     """The `training` section as its tasks receive it: paths made absolute (or URIs), and the DAG it belongs to."""
 
     dag_id: Id = Field(description="The DAG whose runs these settings drive.")
+    pipeline_file: str | None = Field(None, description="The pipeline file that declares the DAG; each model card keeps its text.")
 
 
 class EmailNotification(Model):

@@ -65,6 +65,14 @@ METRIC_LABELS: dict[MetricName, str] = {
 }
 METRICS: tuple[MetricName, ...] = get_args(MetricName)
 
+# --- promotion: when a newly trained version becomes the champion that serves predictions --------
+
+# The metric a new version must beat the champion on, unless training.promotion.metric says otherwise.
+PROMOTION_METRIC: MetricName = "roc_auc"
+# Whether a version that is not promoted fails the run.
+FailRun = Literal["never", "below_floor", "always"]
+FAIL_RUN: tuple[FailRun, ...] = get_args(FailRun)
+
 # --- names the e-mail, the monitor and the run command rely on ----------------------------------
 
 TRAINING_DAG_ID = "Airflow_Lab2"
@@ -84,6 +92,7 @@ ENV_MONITOR_HOST = "ADCLICK_MONITOR_HOST"
 ENV_MONITOR_PORT = "ADCLICK_MONITOR_PORT"
 ENV_AIRFLOW_URL = "ADCLICK_AIRFLOW_URL"
 ENV_PIPELINES = "ADCLICK_OPS_PIPELINES"
+ENV_MODEL_DIR = "ADCLICK_MODEL_DIR"  # the model folder whose registry the monitor serves from
 ENV_PROJECT_ROOT = "ADCLICK_OPS_HOME"
 
 # Where a path of a pipeline file may point besides the local disk: object storage, through fsspec.

@@ -10,7 +10,7 @@ from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from adclick_ops.airflow_api import AirflowClient
-from adclick_ops.config.vocabulary import AIRFLOW_URL, ENV_AIRFLOW_URL, TRAINING_DAG_ID
+from adclick_ops.config.vocabulary import AIRFLOW_URL, ENV_AIRFLOW_URL, ENV_MODEL_DIR, ENV_PIPELINES, TRAINING_DAG_ID
 from adclick_ops.monitor.cache import TTLCache
 from adclick_ops.monitor.runs import RunSource
 
@@ -26,6 +26,9 @@ ENVIRONMENT = {
     "AIRFLOW_PASSWORD": "ADCLICK_AIRFLOW_PASSWORD",
     "DAG_ID": "ADCLICK_MONITOR_DAG_ID",
     "CACHE_TTL": "ADCLICK_MONITOR_CACHE_TTL",
+    "MODEL_DIR": ENV_MODEL_DIR,
+    "PIPELINES": ENV_PIPELINES,
+    "PREDICT_REFRESH": "ADCLICK_PREDICT_REFRESH",
 }
 DEFAULTS: dict[str, Any] = {
     "AIRFLOW_URL": AIRFLOW_URL,
@@ -37,6 +40,9 @@ DEFAULTS: dict[str, Any] = {
     "AIRFLOW_CONNECT_TIMEOUT": 2.0,
     "AIRFLOW_READ_TIMEOUT": 5.0,
     "CHART_RUNS": 20,
+    "MODEL_DIR": None,  # None: the DAG's training.model_dir in the pipeline files
+    "PIPELINES": None,  # None: pipelines/ of the project
+    "PREDICT_REFRESH": 1.0,  # seconds between two looks at the champion pointer
 }
 
 CONTENT_SECURITY_POLICY = (
@@ -85,6 +91,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from adclick_ops.monitor.views import bp
 
     app.register_blueprint(bp)
+    # the champion's predictions and the model versions: /api/predict, /models, /api/models
+    from adclick_ops.monitor import predict
+
+    predict.init_app(app)
     app.after_request(_security_headers)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)

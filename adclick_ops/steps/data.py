@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,24 +14,89 @@ import pandas as pd
 from adclick_ops.config.vocabulary import STORAGE_SCHEMES
 from adclick_ops.steps.errors import DataError
 
-__all__ = ["DataError", "check_dataset", "read_dataset"]
+__all__ = ["DataError", "check_dataset", "check_feature_columns", "read_csv_checked", "read_dataset"]
+
+LineOf = Callable[[int], int]
 
 
-def read_dataset(path: str | Path, features: list[str], target: str) -> pd.DataFrame:
-    """Read the CSV at `path` and return its feature and target columns, checked."""
+def _after_header(position: int) -> int:
+    return position + 2  # 1-based, after the header line
+
+
+def data_line_numbers(text: str) -> list[int]:
+    """The file line where each data row starts, as pandas counts rows (blank lines skipped)."""
+    lines: list[int] = []
+    reader = csv.reader(io.StringIO(text))
+    previous_end = 0
+    header_seen = False
+    for row in reader:
+        start = previous_end + 1
+        previous_end = reader.line_num
+        if not row or all(not cell.strip() for cell in row) and len(row) == 1:
+            continue  # a blank line: pandas skips it
+        if not header_seen:
+            header_seen = True
+            continue
+        lines.append(start)
+    return lines
+
+
+def read_csv_checked(path: str | Path) -> tuple[pd.DataFrame, LineOf]:
+    """Read a CSV file with clear errors; returns the frame and `line_of(row position) -> file line`."""
     source = str(path)
     scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.\-]+)://", source)
     if scheme and scheme.group(1).lower() not in (*STORAGE_SCHEMES, "file"):
         raise DataError(f"{source}: a {scheme.group(1)}:// address is not read; expected a local path or object storage")
+    if Path(source).is_dir():
+        raise DataError(f"{source}: is a folder, not a CSV file; name the file itself")
     try:
         frame = pd.read_csv(path)
     except FileNotFoundError:
         raise DataError(f"{source}: dataset file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{source}: is a folder, not a CSV file; name the file itself") from None
+    except PermissionError:
+        raise DataError(f"{source}: permission denied; the file must be readable by the user running the task") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{source}: the file is empty; expected a CSV header and rows") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataError(f"{source}: not a readable CSV file: {exc}") from None
-    return check_dataset(frame, features, target, source)
+
+    text_cache: list[str] = []
+
+    def text() -> str:
+        if not text_cache:
+            from adclick_ops.artifacts import as_path
+
+            text_cache.append(as_path(source).read_bytes().decode("utf-8", errors="replace"))
+        return text_cache[0]
+
+    # pandas renames a repeated column to "name.1": the file's own header is the truth. Only the first
+    # MiB is read for it: a dataset of millions of rows is not read twice.
+    from adclick_ops.artifacts import as_path
+
+    with as_path(source).open("rb") as fh:
+        head = fh.read(1 << 20).decode("utf-8", errors="replace")
+    header = next((row for row in csv.reader(io.StringIO(head)) if row and any(c.strip() for c in row)), [])
+    seen: dict[str, int] = {}
+    for position, name in enumerate(header, 1):
+        if name in seen:
+            named = f"column {name!r}" if _looks_like_csv(frame) else "a column name"
+            raise DataError(
+                f"{source}: line 1: {named} appears twice in the header (columns {seen[name]} and {position}); "
+                "each column name must be unique"
+            )
+        seen[name] = position
+
+    lines: list[list[int]] = []
+
+    def line_of(position: int) -> int:
+        if not lines:
+            lines.append(data_line_numbers(text()))
+        mapping = lines[0]
+        return mapping[position] if 0 <= position < len(mapping) else _after_header(position)
+
+    return frame, line_of
 
 
 def _looks_like_csv(frame: pd.DataFrame) -> bool:
@@ -44,7 +112,39 @@ def _has(frame: pd.DataFrame) -> str:
     return f"the file does not read as a CSV table with a header ({len(frame.columns)} column(s) in its first line)"
 
 
-def check_dataset(frame: pd.DataFrame, features: list[str], target: str, source: str = "dataset") -> pd.DataFrame:
+def read_dataset(path: str | Path, features: list[str], target: str) -> pd.DataFrame:
+    """Read the CSV at `path` and return its feature and target columns, checked."""
+    frame, line_of = read_csv_checked(path)
+    return check_dataset(frame, features, target, str(path), line_of)
+
+
+def check_feature_columns(frame: pd.DataFrame, columns: list[str], source: str, line_of: LineOf = _after_header) -> pd.DataFrame:
+    """Each column numeric, with no missing or infinite value; returns the columns as numbers."""
+    data = frame[columns].copy()
+    for column in columns:
+        if not pd.api.types.is_numeric_dtype(data[column]) or pd.api.types.is_bool_dtype(data[column]):
+            converted = pd.to_numeric(data[column], errors="coerce")
+            bad = data[column][converted.isna() & data[column].notna()]
+            if not bad.empty:
+                row = line_of(int(bad.index[0]))
+                raise DataError(
+                    f"{source}: column {column!r} must be numeric; found {bad.iloc[0]!r} at line {row} ({len(bad)} non-numeric value(s))"
+                )
+            data[column] = converted
+        nulls = data[column].isna()
+        if nulls.any():
+            row = line_of(int(nulls.to_numpy().argmax()))
+            raise DataError(f"{source}: column {column!r} has {int(nulls.sum())} missing value(s), first at line {row}")
+        infinite = ~np.isfinite(data[column].astype("float64"))
+        if infinite.any():
+            row = line_of(int(infinite.to_numpy().argmax()))
+            raise DataError(f"{source}: column {column!r} has {int(infinite.sum())} infinite value(s), first at line {row}")
+    return data
+
+
+def check_dataset(
+    frame: pd.DataFrame, features: list[str], target: str, source: str = "dataset", line_of: LineOf = _after_header
+) -> pd.DataFrame:
     """Columns present, numeric features, no missing values, rows, and both classes in the target."""
     wanted = [*features, target]
     missing = [c for c in wanted if c not in frame.columns]
@@ -52,25 +152,8 @@ def check_dataset(frame: pd.DataFrame, features: list[str], target: str, source:
         raise DataError(f"{source}: missing column(s) {', '.join(map(repr, missing))}; {_has(frame)}")
     if frame.empty:
         raise DataError(f"{source}: the file has a header but no rows")
-    data = frame[wanted].copy()
-    for column in wanted:
-        if not pd.api.types.is_numeric_dtype(data[column]) or pd.api.types.is_bool_dtype(data[column]):
-            converted = pd.to_numeric(data[column], errors="coerce")
-            bad = data[column][converted.isna() & data[column].notna()]
-            if not bad.empty:
-                row = int(bad.index[0]) + 2  # 1-based, after the header line
-                raise DataError(
-                    f"{source}: column {column!r} must be numeric; found {bad.iloc[0]!r} at line {row} ({len(bad)} non-numeric value(s))"
-                )
-            data[column] = converted
-        nulls = data[column].isna()
-        if nulls.any():
-            row = int(nulls.idxmax()) + 2
-            raise DataError(f"{source}: column {column!r} has {int(nulls.sum())} missing value(s), first at line {row}")
-        infinite = ~np.isfinite(data[column].astype("float64"))
-        if infinite.any():
-            row = int(infinite.idxmax()) + 2
-            raise DataError(f"{source}: column {column!r} has {int(infinite.sum())} infinite value(s), first at line {row}")
+    frame = frame.reset_index(drop=True)
+    data = check_feature_columns(frame, wanted, source, line_of)
     labels = set(np.unique(data[target]).tolist())
     if not labels <= {0, 1}:
         raise DataError(f"{source}: target {target!r} must hold 0/1 labels; found {sorted(labels)[:5]}")

@@ -6,4 +6,4 @@ class DataError(ValueError):
 
 
 class QualityGateError(RuntimeError):
-    """The new model scores below `training.min_accuracy`; it was not promoted."""
+    """The new version failed the promotion gates, and `training.promotion.fail_run` asks that this fails the run."""

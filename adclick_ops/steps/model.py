@@ -1,4 +1,4 @@
-"""The model: split, preprocessing, estimator, quality gate and evaluation, as plain scikit-learn functions.
+"""The model: split, preprocessing, estimator and evaluation, as plain scikit-learn functions (the gates are in promotion.py).
 
 Every scaler and estimator that a pipeline file may name (adclick_ops.config.vocabulary) is
 implemented here, once, in SCALER_CLASSES and (in steps.params, which validation also reads)
@@ -17,7 +17,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer, MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
 
 from adclick_ops.config.vocabulary import EstimatorName, MetricName, ScalerName
-from adclick_ops.steps.errors import DataError, QualityGateError
+from adclick_ops.steps.errors import DataError
 from adclick_ops.steps.params import ESTIMATOR_CLASSES as ESTIMATOR_CLASSES  # re-exported: the steps' names, in one module
 from adclick_ops.steps.params import estimator_class
 
@@ -117,14 +117,6 @@ def fit_model(
     """Fit the estimator on the preprocessed training rows; the result is the whole model (preprocessing + estimator)."""
     model = make_estimator(estimator, params).fit(preprocessing.transform(x_train), y_train)
     return Pipeline([("preprocess", preprocessing), ("model", model)])
-
-
-def check_quality(accuracy: float, min_accuracy: float | None, *, kept: str) -> None:
-    """The quality gate: refuse a model below `min_accuracy`; `kept` names the model that stays."""
-    if min_accuracy is not None and accuracy < min_accuracy:
-        raise QualityGateError(
-            f"test accuracy {accuracy:.4f} is below training.min_accuracy {min_accuracy}; the model was not promoted and {kept} is unchanged"
-        )
 
 
 def evaluate(model: Pipeline, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:

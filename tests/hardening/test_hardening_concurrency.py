@@ -69,9 +69,16 @@ def test_two_runs_at_once_share_one_airflow_home_and_one_coherent_model(airflow_
         assert json.loads((folder / "metrics.json").read_text())["run_id"] in runs
 
     model_dir = tmp_path / "model"
-    assert [p.name for p in model_dir.iterdir()] == ["model.sav"]  # no half-written temporary file left
+    assert not list(model_dir.rglob("*.tmp"))  # no half-written temporary file left
     promoted = (model_dir / "model.sav").read_bytes()
     assert promoted in [(f / "model.sav").read_bytes() for f in folders]
+    # both runs kept a version; the pointer names one, and model.sav is its copy
+    from adclick_ops.registry import Registry
+
+    registry = Registry(str(model_dir), "Airflow_Lab2")
+    assert registry.versions() == [1, 2]
+    assert {e["version"] for e in registry.history()} == {1, 2}
+    assert promoted == registry.model_bytes(registry.champion())
     model = load_model_file(model_dir / "model.sav", [model_dir])
     frame = pd.read_csv(PROJECT / "dags" / "data" / "advertising.csv")
     accuracy = float(np.mean(model.predict(frame[FEATURES].to_numpy(float)) == frame["Clicked on Ad"].to_numpy()))

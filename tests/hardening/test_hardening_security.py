@@ -129,6 +129,10 @@ def test_models_load_only_from_the_model_directory(tmp_path):
     (model_dir / "linkdir").symlink_to(outside, target_is_directory=True)
     with pytest.raises(PermissionError):
         load_model_file(model_dir / "linkdir" / "model.sav", [model_dir])
+    # inside the model directory, a pickle is refused for what it is
+    (model_dir / "model.sav").write_bytes(pickle.dumps(_Boom(str(marker))))
+    with pytest.raises(ValueError, match="not a skops model file"):
+        load_model_file(model_dir / "model.sav", [model_dir])
     assert not marker.exists()
 
 

@@ -1,4 +1,4 @@
-"""adclick_ops.steps.model: split, preprocessing handed on as numbers, estimator, gate and scores."""
+"""adclick_ops.steps.model: split, preprocessing handed on as numbers, estimator and scores."""
 
 from __future__ import annotations
 
@@ -11,9 +11,7 @@ from hypothesis.extra.numpy import arrays
 from adclick_ops.config.vocabulary import SCALERS
 from adclick_ops.steps.data import DataError, read_dataset
 from adclick_ops.steps.model import (
-    QualityGateError,
     build_pipeline,
-    check_quality,
     evaluate,
     fit_model,
     fit_preprocessing,
@@ -118,12 +116,3 @@ def test_a_split_that_cannot_be_made_is_a_data_error():
     x, y = np.zeros((3, 1)), np.array([0, 1, 1])
     with pytest.raises(DataError, match="data.csv: target 'y': cannot split 3 rows"):
         split(x, y, test_size=0.5, random_state=0, stratify=True, source="data.csv", target="y")
-
-
-@pytest.mark.parametrize("accuracy,threshold,passes", [(0.9, None, True), (0.9, 0.9, True), (0.89, 0.9, False), (0.0, 0.0, True)])
-def test_quality_gate(accuracy, threshold, passes):
-    if passes:
-        check_quality(accuracy, threshold, kept="model.sav")
-    else:
-        with pytest.raises(QualityGateError, match=r"test accuracy 0\.8900 is below training.min_accuracy 0.9; .* model.sav is unchanged"):
-            check_quality(accuracy, threshold, kept="model.sav")

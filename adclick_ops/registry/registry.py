@@ -1,0 +1,381 @@
+"""The model registry of one DAG: numbered versions with their model cards, the champion pointer, its history.
+
+Layout under `<model_dir>/registry/<dag_id>/` (a local folder or an object-storage prefix):
+
+    models/<sha256>.skops     each model once, named by its content
+    versions/000001.json      the model card of version 1; creating it claims the number
+    champion.json             which version serves, and every change with its time and reason
+
+`champion.json` only ever changes by compare-and-swap, so two runs deciding at once cannot both
+win against the same champion: the second one re-reads, re-scores the new champion and decides
+again. `<model_dir>/<model_file>` (model/model.sav) is kept a copy of the champion.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import hashlib
+import json
+import logging
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from adclick_ops.artifacts import as_path, write_bytes_atomic
+from adclick_ops.config.models import Training, TrainingJob
+from adclick_ops.registry.serialization import FORMAT, load_model_bytes
+from adclick_ops.registry.store import LocalStore, ObjectStore, open_store
+
+if TYPE_CHECKING:
+    from adclick_ops.steps.promotion import Gates
+
+# The champion's copy when a caller names only the folder (the monitor's ADCLICK_MODEL_DIR).
+DEFAULT_MODEL_FILE: str = Training.model_fields["model_file"].default
+
+log = logging.getLogger(__name__)
+
+POINTER = "champion.json"
+MAX_ATTEMPTS = 100
+# actions in the history; the first two come from runs, the last two from people
+PROMOTED, REJECTED, PROMOTE, ROLLBACK = "promoted", "rejected", "promote", "rollback"
+
+
+class RegistryError(RuntimeError):
+    """A registry operation that cannot be done as asked; the message says why and what exists."""
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def operator_name() -> str:
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name in some containers
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def registry_location(model_dir: str, dag_id: str) -> str:
+    return f"{str(model_dir).rstrip('/')}/registry/{dag_id}"
+
+
+def _version_name(number: int) -> str:
+    return f"versions/{number:06d}.json"
+
+
+def champion_stack(events: list[dict[str, Any]]) -> list[int]:
+    """The champions in order of taking over; a rollback pops the last one, so the one before is next."""
+    stack: list[int] = []
+    for event in events:
+        if event["action"] in (PROMOTED, PROMOTE):
+            stack.append(event["version"])
+        elif event["action"] == ROLLBACK and stack:
+            stack.pop()
+    return stack
+
+
+def run_decisions(events: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """The event in which a run decided about each version (promoted or rejected, with the reason), by version."""
+    return {e["version"]: e for e in events if e["action"] in (PROMOTED, REJECTED)}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a run's decision did: the version, whether it became champion, and why (not)."""
+
+    version: int
+    promoted: bool
+    champion: int | None  # the champion after the decision
+    previous_champion: int | None
+    summary: str
+    reasons: tuple[str, ...]
+    fails_run: bool = False
+    champion_file_error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "model_version": self.version,
+            "promoted": self.promoted,
+            "champion_version": self.champion,
+            "previous_champion_version": self.previous_champion,
+            "decision": self.summary,
+            "reasons": list(self.reasons),
+        } | ({"champion_file_error": self.champion_file_error} if self.champion_file_error else {})
+
+
+class Registry:
+    def __init__(self, model_dir: str, dag_id: str, model_file: str = DEFAULT_MODEL_FILE):
+        self.dag_id = dag_id
+        self.model_dir = str(model_dir)
+        self.location = registry_location(model_dir, dag_id)
+        self.store: LocalStore | ObjectStore = open_store(self.location)
+        self.champion_file = as_path(self.model_dir) / model_file
+
+    @classmethod
+    def for_job(cls, job: TrainingJob) -> Registry:
+        """The registry of the DAG that `job` trains for."""
+        return cls(job.model_dir, job.dag_id, job.model_file)
+
+    def sweep(self) -> list[str]:
+        """Remove what writers killed half-way left: in the registry, and beside the champion file."""
+        from adclick_ops.artifacts import sweep_temporaries
+
+        return self.store.sweep() + sweep_temporaries(self.champion_file.parent, recursive=False)
+
+    # --- versions ---------------------------------------------------------------------------------
+
+    def versions(self) -> list[int]:
+        return sorted(int(n[:-5]) for n in self.store.list("versions") if n.endswith(".json") and n[:-5].isdigit())
+
+    def card(self, number: int) -> dict[str, Any]:
+        data = self.store.read(_version_name(number))
+        if data is None:
+            known = self.versions()
+            listing = f"versions: {', '.join(map(str, known))}" if known else "no version yet"
+            raise RegistryError(f"{self.dag_id}: no version {number} in {self.location} ({listing})")
+        return json.loads(data)
+
+    def cards(self) -> list[dict[str, Any]]:
+        return [self.card(n) for n in self.versions()]
+
+    def model_bytes(self, number: int) -> bytes:
+        card = self.card(number)
+        name = card["model"]["file"]
+        data = self.store.read(name)
+        if data is None:
+            raise RegistryError(f"{self.store.path(name)}: the model file of version {number} is missing")
+        if hashlib.sha256(data).hexdigest() != card["model"]["sha256"]:
+            raise RegistryError(f"{self.store.path(name)}: the model file of version {number} does not match its card's sha256")
+        return data
+
+    def load_model(self, number: int) -> Any:
+        return load_model_bytes(
+            self.model_bytes(number),
+            f"{self.store.path(self.card(number)['model']['file'])} (version {number})",
+        )
+
+    def add_version(self, blob: bytes, card: dict[str, Any]) -> int:
+        """Keep `blob` with its card as the next version; returns the number.
+
+        Adding the same model for the same run again (a retried task) returns the existing version.
+        """
+        self.sweep()
+        digest = hashlib.sha256(blob).hexdigest()
+        model_name = f"models/{digest}.skops"
+        if not self.store.exists(model_name):
+            self.store.write(model_name, blob)
+        for existing in reversed(self.cards()):
+            if existing.get("run_id") == card.get("run_id") and existing["model"]["sha256"] == digest:
+                return int(existing["version"])
+        number = (self.versions() or [0])[-1] + 1
+        model = {
+            **card.get("model", {}),
+            "file": model_name,
+            "sha256": digest,
+            "bytes": len(blob),
+            "format": FORMAT,
+        }
+        for _ in range(MAX_ATTEMPTS):
+            full = {
+                "version": number,
+                "dag_id": self.dag_id,
+                "created_at": now(),
+                **card,
+                "model": model,
+            }
+            if self.store.create(
+                _version_name(number),
+                json.dumps(full, indent=2, sort_keys=False).encode(),
+            ):
+                return number
+            number += 1  # another run claimed it first
+        raise RegistryError(f"{self.location}: could not claim a version number after {MAX_ATTEMPTS} tries")
+
+    # --- the champion pointer -----------------------------------------------------------------------
+
+    def state(self) -> tuple[dict[str, Any], str | None]:
+        data, tag = self.store.read_tagged(POINTER)
+        if data is None:
+            return {
+                "dag_id": self.dag_id,
+                "champion": None,
+                "updated_at": None,
+                "events": [],
+            }, None
+        return json.loads(data), tag
+
+    def champion(self) -> int | None:
+        return self.state()[0]["champion"]
+
+    def history(self) -> list[dict[str, Any]]:
+        return self.state()[0]["events"]
+
+    def decisions(self) -> dict[int, dict[str, Any]]:
+        """The run's decision about each version (promoted or rejected, with the reason)."""
+        return run_decisions(self.history())
+
+    def _change(self, change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """Apply `change` (state -> event to append, or None for no change) by compare-and-swap."""
+        for _ in range(MAX_ATTEMPTS):
+            state, tag = self.state()
+            event = change(state)
+            if event is None:
+                return state, None
+            new = dict(state)
+            new["events"] = [*state["events"], event]
+            if event["action"] != REJECTED:
+                new["champion"] = event["version"]
+            new["updated_at"] = event["at"]
+            if self.store.replace_if(POINTER, json.dumps(new, indent=2).encode(), tag):
+                return new, event
+        raise RegistryError(f"{self.location}/{POINTER}: too many concurrent changes; try again")
+
+    def sync_champion_file(self) -> str | None:
+        """Make `<model_dir>/<model_file>` the champion's bytes; returns a problem instead of raising.
+
+        Several processes may do this at once after a change: each re-reads the pointer after its
+        write and writes again if the champion moved meanwhile, so the last write is the champion.
+        """
+        written = None
+        try:
+            for _ in range(MAX_ATTEMPTS):
+                champion = self.champion()
+                if champion is None or champion == written:
+                    return None
+                blob = self.model_bytes(champion)
+                try:
+                    current = self.champion_file.read_bytes()
+                except FileNotFoundError:
+                    current = None
+                if current != blob:  # also heals a copy left behind by a writer killed half-way
+                    write_bytes_atomic(self.champion_file, blob)
+                written = champion
+        except Exception as exc:  # noqa: BLE001 - the registry is right; the convenience copy is behind
+            log.error("could not update %s with the champion: %s", self.champion_file, exc)
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
+    def decide(self, number: int, score: Callable[[Any], dict[str, Any]], gates: Gates, by: str) -> Outcome:
+        """Run the promotion gates for version `number` against the current champion, and record the decision.
+
+        `score(model)` gives a model's metrics on the run's test set. A decision already recorded
+        for this version (a retried task) is returned as it was.
+        """
+        from adclick_ops.steps.promotion import decide
+
+        card = self.card(number)
+        self.sweep()
+        scored: dict[int, tuple[dict[str, Any] | None, str | None]] = {}
+        verdict: dict[str, Any] = {}
+
+        def change(state: dict[str, Any]) -> dict[str, Any] | None:
+            earlier = next(
+                (e for e in reversed(state["events"]) if e["version"] == number and e["action"] in (PROMOTED, REJECTED)),
+                None,
+            )
+            if earlier is not None:
+                verdict["earlier"] = earlier
+                return None
+            champion = state["champion"]
+            if champion is not None and champion not in scored:
+                try:
+                    scored[champion] = (score(self.load_model(champion)), None)
+                except Exception as exc:  # noqa: BLE001 - e.g. the features changed since the champion was trained
+                    scored[champion] = (None, f"{type(exc).__name__}: {exc}")
+            theirs, problem = scored.get(champion, (None, None)) if champion is not None else (None, None)
+            decision = decide(
+                card["metrics"],
+                theirs,
+                gates,
+                champion_version=champion,
+                champion_problem=problem,
+            )
+            verdict["decision"], verdict["previous"] = decision, champion
+            return {
+                "at": now(),
+                "action": PROMOTED if decision.promote else REJECTED,
+                "version": number,
+                "from": champion,
+                "reason": decision.summary,
+                "by": by,
+                "champion_metrics": {k: theirs.get(k) for k in ("accuracy", "roc_auc", "f1")} if theirs else None,
+            }
+
+        state, event = self._change(change)
+        if event is None:
+            earlier = verdict["earlier"]
+            promoted = earlier["action"] == PROMOTED
+            return Outcome(
+                number,
+                promoted,
+                state["champion"],
+                earlier["from"],
+                earlier["reason"],
+                () if promoted else (earlier["reason"].removeprefix("not promoted: "),),
+            )
+        decision = verdict["decision"]
+        problem = self.sync_champion_file()
+        return Outcome(
+            number,
+            decision.promote,
+            state["champion"],
+            verdict["previous"],
+            decision.summary,
+            decision.reasons,
+            decision.fails_run(gates),
+            problem,
+        )
+
+    def promote(self, number: int, reason: str, by: str | None = None) -> dict[str, Any]:
+        """Make version `number` the champion by hand (no gates), with the reason in the history."""
+        self.card(number)  # exists, or a clear error
+
+        def change(state: dict[str, Any]) -> dict[str, Any] | None:
+            if state["champion"] == number:
+                raise RegistryError(f"{self.dag_id}: version {number} is already the champion")
+            return {
+                "at": now(),
+                "action": PROMOTE,
+                "version": number,
+                "from": state["champion"],
+                "reason": reason,
+                "by": by or operator_name(),
+            }
+
+        _, event = self._change(change)
+        assert event is not None
+        event = dict(event)
+        problem = self.sync_champion_file()
+        if problem:
+            event["champion_file_error"] = problem
+        return event
+
+    def rollback(self, reason: str, by: str | None = None) -> dict[str, Any]:
+        """Give the champion back to the version that held it before the current one."""
+
+        def change(state: dict[str, Any]) -> dict[str, Any] | None:
+            stack = champion_stack(state["events"])
+            if len(stack) < 2:
+                current = (
+                    f"version {state['champion']} is the only champion there has been" if state["champion"] else "there is no champion yet"
+                )
+                raise RegistryError(f"{self.dag_id}: nothing to roll back to: {current}")
+            return {
+                "at": now(),
+                "action": ROLLBACK,
+                "version": stack[-2],
+                "from": stack[-1],
+                "reason": reason,
+                "by": by or operator_name(),
+            }
+
+        _, event = self._change(change)
+        assert event is not None
+        event = dict(event)
+        problem = self.sync_champion_file()
+        if problem:
+            event["champion_file_error"] = problem
+        return event

@@ -1,0 +1,228 @@
+"""The few storage operations the registry needs, on a local folder or an object store.
+
+Besides reading and writing whole files it needs two that make concurrent runs safe: `create`
+(write only if the name is free: how a version number is claimed) and `replace_if` (write only if
+the file is still the one read: how the champion pointer moves). A local folder does them with a
+hard link and a lock file; S3 with conditional PUTs (If-None-Match, If-Match).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from adclick_ops.artifacts import (
+    _HOST,
+    StorageFullError,
+    as_path,
+    sweep_temporaries,
+    write_bytes_atomic,
+)
+
+LOCK_NAME = ".lock"
+
+
+class LocalStore:
+    """A folder on this machine's disk (or a shared one that honours hard links and flock)."""
+
+    atomic = True
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def __str__(self) -> str:
+        return str(self.root)
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    def read(self, name: str) -> bytes | None:
+        try:
+            return self.path(name).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def read_tagged(self, name: str) -> tuple[bytes | None, str | None]:
+        data = self.read(name)
+        return data, (None if data is None else hashlib.sha256(data).hexdigest())
+
+    def change_tag(self, name: str) -> str | None:
+        """Cheap: changes whenever the file is replaced (a new inode each time)."""
+        try:
+            st = self.path(name).stat()
+        except FileNotFoundError:
+            return None
+        return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+
+    def write(self, name: str, data: bytes) -> None:
+        write_bytes_atomic(self.path(name), data)
+
+    def create(self, name: str, data: bytes) -> bool:
+        target = self.path(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            dir=target.parent,
+            prefix=f".{target.name}.{_HOST}.{os.getpid()}.",
+            suffix=".tmp",
+        )
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, target)  # fails if the name is taken: the claim is atomic
+            except FileExistsError:
+                return False
+            return True
+        except OSError as exc:
+            if exc.errno in (28, 122):  # ENOSPC, EDQUOT
+                raise StorageFullError(
+                    exc.errno,
+                    f"{target}: no space left on the device while writing {len(data):,} bytes",
+                ) from exc
+            raise
+        finally:
+            os.unlink(tmp)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / LOCK_NAME, "a+b") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def replace_if(self, name: str, data: bytes, tag: str | None) -> bool:
+        with self._locked():
+            if self.read_tagged(name)[1] != tag:
+                return False
+            self.write(name, data)
+            return True
+
+    def list(self, prefix: str) -> list[str]:
+        folder = self.path(prefix)
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+
+    def exists(self, name: str) -> bool:
+        return self.path(name).exists()
+
+    def sweep(self) -> list[str]:
+        return sweep_temporaries(self.root)
+
+
+class ObjectStore:
+    """A prefix on an object store through fsspec. Conditional writes are atomic on S3 only."""
+
+    def __init__(self, root: Any):
+        self.root = root
+        self.fs = root.fs
+        self.base = root.path.rstrip("/")
+        self.protocol = root.protocol if isinstance(root.protocol, str) else root.protocol[0]
+        self.atomic = self.protocol in ("s3", "s3a")
+        self._lock = threading.Lock()  # elsewhere: safe between the threads of one process only
+
+    def __str__(self) -> str:
+        return str(self.root)
+
+    def key(self, name: str) -> str:
+        return f"{self.base}/{name}"
+
+    def path(self, name: str) -> Any:
+        return self.root / name
+
+    def read(self, name: str) -> bytes | None:
+        try:
+            return self.fs.cat_file(self.key(name))
+        except FileNotFoundError:
+            return None
+
+    def _etag(self, name: str) -> str | None:
+        try:
+            info = self.fs.info(self.key(name), refresh=True) if self.atomic else self.fs.info(self.key(name))
+        except FileNotFoundError:
+            return None
+        return info.get("ETag") or info.get("etag")
+
+    def read_tagged(self, name: str) -> tuple[bytes | None, str | None]:
+        if not self.atomic:
+            data = self.read(name)
+            return data, (None if data is None else hashlib.sha256(data).hexdigest())
+        # The tag is read before the content: if the object changes in between, the tag is older
+        # than the content and the conditional write that follows fails, as it should.
+        tag = self._etag(name)
+        if tag is None:
+            return None, None
+        data = self.read(name)
+        return data, tag if data is not None else None
+
+    def change_tag(self, name: str) -> str | None:
+        return self._etag(name) if self.atomic else self.read_tagged(name)[1]
+
+    def write(self, name: str, data: bytes) -> None:
+        self.fs.pipe_file(self.key(name), data)
+
+    def create(self, name: str, data: bytes) -> bool:
+        if self.atomic:
+            try:
+                self.fs.pipe_file(self.key(name), data, mode="create")
+            except FileExistsError:
+                return False
+            return True
+        with self._lock:
+            if self.fs.exists(self.key(name)):
+                return False
+            self.fs.pipe_file(self.key(name), data)
+            return True
+
+    def replace_if(self, name: str, data: bytes, tag: str | None) -> bool:
+        if not self.atomic:
+            with self._lock:
+                if self.read_tagged(name)[1] != tag:
+                    return False
+                self.write(name, data)
+                return True
+        condition = {"IfNoneMatch": "*"} if tag is None else {"IfMatch": tag}
+        try:
+            self.fs.pipe_file(self.key(name), data, **condition)
+        except (FileExistsError, FileNotFoundError):
+            return False
+        except OSError as exc:
+            if "Precondition" in str(exc) or "412" in str(exc) or exc.errno == 22:
+                return False
+            raise
+        self.fs.invalidate_cache(self.key(name))
+        return True
+
+    def list(self, prefix: str) -> list[str]:
+        try:
+            entries = (
+                self.fs.ls(self.key(prefix), detail=False, refresh=True) if self.atomic else self.fs.ls(self.key(prefix), detail=False)
+            )
+        except FileNotFoundError:
+            return []
+        return sorted(e.rstrip("/").rsplit("/", 1)[-1] for e in entries)
+
+    def exists(self, name: str) -> bool:
+        return self.fs.exists(self.key(name))
+
+    def sweep(self) -> list[str]:
+        return []  # single PUTs leave no temporary objects
+
+
+def open_store(location: str) -> LocalStore | ObjectStore:
+    path = as_path(location)
+    if isinstance(path, Path) and not hasattr(path, "protocol"):
+        return LocalStore(path)
+    return ObjectStore(path)

@@ -1,0 +1,173 @@
+"""Load on the monitor's POST /api/predict (one row per request), and batch scoring of 100,000 rows.
+
+A champion is trained on the shipped dataset into a temporary model folder; the monitor is served by
+`adclick_ops.monitor.server.serve` as `adclick-ops monitor` serves it (gunicorn, 2 workers) in its
+own process on loopback; wrk (Debian: `wrk`) posts one row per request. Then `predict_file`, what
+`adclick-ops predict` runs, scores a CSV of 100,000 generated rows.
+Prints a table and writes benchmarks/results/predict_load.json.
+
+    .venv/bin/python benchmarks/predict_load.py [--duration 10] [--connections 64] [--rows 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "predict_load.json"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from monitor_load import _wait_until_serving, parse_wrk  # noqa: E402
+
+from adclick_ops.config.vocabulary import ENV_MODEL_DIR  # noqa: E402
+from adclick_ops.net import free_port  # noqa: E402
+
+TARGET = {"requests_per_s": 1000, "p99_ms": 50, "errors": 0, "batch_100k_s": 2.0}
+FEATURES = ["Daily Time Spent on Site", "Age", "Area Income", "Daily Internet Usage", "Male"]
+LUA = """wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '%s'
+"""
+
+
+def train_champion(model_dir: Path, runs: Path) -> Any:
+    """One run of the training tasks on the shipped data: version 1, champion. Returns the registry."""
+    from adclick_ops import tasks
+    from adclick_ops.config import load_catalog
+    from adclick_ops.factory import training_jobs
+    from adclick_ops.registry import Registry
+
+    job = training_jobs(load_catalog(ROOT / "pipelines"))["Airflow_Lab2"].model_copy(
+        update={"model_dir": str(model_dir), "artifacts_root": str(runs)}
+    )
+    settings = job.model_dump(mode="json")
+    for name in ("load_data", "preprocess", "separate_data_outputs", "build_save_model", "load_model"):
+        getattr(tasks, name)(settings=settings, run_id="bench")
+    return Registry.for_job(job)
+
+
+def _run_monitor(model_dir: str, port: int) -> None:
+    os.environ[ENV_MODEL_DIR] = model_dir
+    from adclick_ops.monitor.server import serve
+
+    serve("127.0.0.1", port, "http://127.0.0.1:9", server="gunicorn")
+
+
+def load(model_dir: Path, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    import pandas as pd
+
+    row = pd.read_csv(ROOT / "dags" / "data" / "advertising.csv")[FEATURES].head(1).to_dict("records")[0]
+    body = json.dumps({"rows": [row]})
+    script = work / "post.lua"
+    script.write_text(LUA % body)
+    port = free_port()
+    process = multiprocessing.Process(target=_run_monitor, args=(str(model_dir), port))
+    process.start()
+    url = f"http://127.0.0.1:{port}/api/predict"
+    try:
+        _wait_until_serving(f"http://127.0.0.1:{port}/health", process)
+        check = requests.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=10)
+        if check.status_code != 200:
+            raise SystemExit(f"the monitor does not predict: {check.status_code} {check.text[:300]}")
+        command = [
+            "wrk",
+            f"-t{args.wrk_threads}",
+            f"-c{args.connections}",
+            f"-d{args.duration}s",
+            "--latency",
+            "--timeout",
+            "5s",
+            "-s",
+            str(script),
+            url,
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=args.duration + 60, check=True)
+    finally:
+        process.terminate()
+        process.join(30)
+    return {**parse_wrk(done.stdout), "wrk": " ".join(command[:-3])}
+
+
+def batch(registry: Any, rows: int, work: Path) -> dict[str, Any]:
+    import numpy as np
+    import pandas as pd
+
+    from adclick_ops.predict import predict_file
+
+    seed = pd.read_csv(ROOT / "dags" / "data" / "advertising.csv")[FEATURES]
+    rng = np.random.default_rng(0)
+    frame = seed.sample(rows, replace=True, random_state=0).reset_index(drop=True)
+    frame["Area Income"] = (frame["Area Income"] + rng.normal(0, 1000, rows)).round(2)
+    source, target = work / "in.csv", work / "out.csv"
+    frame.to_csv(source, index=False)
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        _, scored = predict_file(registry, str(source), str(target))
+        times.append(time.perf_counter() - started)
+    assert scored == rows
+    return {"rows": rows, "best_s": round(min(times), 3), "runs_s": [round(t, 3) for t in times]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--wrk-threads", type=int, default=2)
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        registry = train_champion(work / "model", work / "runs")
+        served = load(work / "model", args, work)
+        scored = batch(registry, args.rows, work)
+    verdict = {
+        "requests_per_s": served["requests_per_s"] >= TARGET["requests_per_s"],
+        "p99_ms": served["p99_ms"] < TARGET["p99_ms"],
+        "errors": served["errors"] == TARGET["errors"],
+        "batch_100k_s": scored["best_s"] < TARGET["batch_100k_s"],
+    }
+    print(f"\nPOST /api/predict, one row, {args.connections} connections, {args.duration} s, gunicorn 2 sync workers, wrk on loopback\n")
+    print(f"| {'req/s':>9} | {'p50 ms':>8} | {'p99 ms':>8} | {'errors':>6} | {'requests':>9} |")
+    print(f"|{'-' * 11}|{'-' * 10}|{'-' * 10}|{'-' * 8}|{'-' * 11}|")
+    print(
+        f"| {served['requests_per_s']:>9.0f} | {served['p50_ms']:>8.2f} | {served['p99_ms']:>8.2f} | {served['errors']:>6} | {served['requests']:>9} |"
+    )
+    print(f"\nbatch: {scored['rows']:,} rows scored in {scored['best_s']:.3f} s (best of 3: {scored['runs_s']})")
+    print(f"targets {'met' if all(verdict.values()) else 'NOT met'}: {verdict}")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    report = {
+        "benchmark": "predict_load",
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "load": {"route": "POST /api/predict", "rows_per_request": 1, "connections": args.connections, "duration_s": args.duration},
+        "served": served,
+        "batch": scored,
+        "targets": TARGET,
+        "targets_met": verdict,
+    }
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written {args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""POST /api/predict, /models and /api/models of the monitor: the champion of the monitored DAG, served and listed."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from registry_support import SEED, model_rows, rows_matrix, run_chain, train_two_versions, training_settings, weak_model
+
+from adclick_ops.cli import main
+from adclick_ops.monitor import create_app
+
+
+@pytest.fixture
+def trained(pipelines, tmp_path):
+    return train_two_versions(pipelines, tmp_path / "model")
+
+
+@pytest.fixture
+def client(pipelines, trained):
+    app = create_app({"TESTING": True, "PIPELINES": str(pipelines), "AIRFLOW_URL": "http://127.0.0.1:9", "PREDICT_REFRESH": 0.2})
+    return app.test_client()
+
+
+def test_predict_serves_the_champion(client, trained):
+    rows = model_rows(5)
+    response = client.post("/api/predict", json={"rows": rows})
+    assert response.status_code == 200, response.json
+    body = response.json
+    assert (body["dag_id"], body["model_version"]) == ("Airflow_Lab2", 2)
+    expected = trained.load_model(2).predict_proba(rows_matrix(rows))[:, 1]
+    assert [p["click_probability"] for p in body["predictions"]] == pytest.approx(expected.tolist())
+    assert [p["clicked"] for p in body["predictions"]] == [int(p > 0.5) for p in expected]
+    # the seed's model is right on these rows
+    assert [p["clicked"] for p in body["predictions"]] == SEED["Clicked on Ad"].head(5).tolist()
+
+
+def test_rollback_is_served_within_seconds_without_restart(client, trained, pipelines, capsys):
+    assert client.post("/api/predict", json={"rows": model_rows(1)}).json["model_version"] == 2
+    assert (
+        main(
+            [
+                "models",
+                "rollback",
+                "--pipelines",
+                str(pipelines),
+                "--reason",
+                "v2 misbehaves",
+            ]
+        )
+        == 0
+    )
+    assert "version 1 is the champion now (was 2)" in capsys.readouterr().out
+    deadline = time.monotonic() + 10
+    version = None
+    while time.monotonic() < deadline:
+        version = client.post("/api/predict", json={"rows": model_rows(1)}).json["model_version"]
+        if version == 1:
+            break
+        time.sleep(0.05)
+    assert version == 1
+    stump = trained.load_model(1).predict_proba(rows_matrix(model_rows(3)))[:, 1]
+    body = client.post("/api/predict", json={"rows": model_rows(3)}).json
+    assert [p["click_probability"] for p in body["predictions"]] == pytest.approx(stump.tolist())
+
+
+def test_no_champion_yet_is_503(pipelines):
+    app = create_app(
+        {
+            "TESTING": True,
+            "PIPELINES": str(pipelines),
+            "AIRFLOW_URL": "http://127.0.0.1:9",
+        }
+    )
+    response = app.test_client().post("/api/predict", json={"rows": model_rows(1)})
+    assert response.status_code == 503
+    assert "no champion yet for Airflow_Lab2" in response.json["error"]
+
+
+def _row(**change):
+    row = dict(model_rows(1)[0])
+    for k, v in change.items():
+        if v is KeyError:
+            row.pop(k)
+        else:
+            row[k] = v
+    return row
+
+
+@pytest.mark.parametrize(
+    "rows,status,words",
+    [
+        ([_row(Age=KeyError)], 400, "rows[0]: missing field(s) 'Age'"),
+        ([_row(), _row(colour=3)], 400, "rows[1]: unknown field(s) 'colour'"),
+        (
+            [_row(), _row(), _row(Age="35")],
+            400,
+            "rows[2]: field 'Age': expected a number, found '35'",
+        ),
+        (
+            [_row(Male=True)],
+            400,
+            "rows[0]: field 'Male': expected a number, found True",
+        ),
+        ([_row(Age=None)], 400, "rows[0]: field 'Age': expected a number, found None"),
+        ([_row(Age=[1])], 400, "rows[0]: field 'Age': expected a number"),
+        ([[1, 2, 3, 4, 5]], 400, "rows[0]: expected an object"),
+        ([], 400, "rows: the list is empty"),
+        ([_row()] * 10_001, 400, "rows: 10,001 rows; at most 10,000 per request"),
+    ],
+)
+def test_bad_rows_are_400_naming_row_and_field(client, rows, status, words):
+    response = client.post("/api/predict", json={"rows": rows})
+    assert response.status_code == status
+    assert words in response.json["error"]
+
+
+def test_non_finite_numbers_and_bad_bodies(client):
+    raw = json.dumps({"rows": [_row(Age=1234.5)]}).replace("1234.5", "NaN")
+    response = client.post("/api/predict", data=raw, content_type="application/json")
+    assert response.status_code == 400 and "rows[0]: field 'Age': expected a finite number, found nan" in response.json["error"]
+    for body, words in (
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2]", 'expected {"rows"'),
+        (b'{"rows": [], "x": 1}', "unknown field(s) 'x'"),
+        (b'{"rows": {"a": 1}}', "rows: expected a list"),
+    ):
+        response = client.post("/api/predict", data=body, content_type="application/json")
+        assert response.status_code == 400 and words in response.json["error"], (
+            body,
+            response.json,
+        )
+
+
+def test_a_body_too_large_is_400_before_it_is_read(client):
+    big = b'{"rows": [' + b" " * (5 * 1024 * 1024) + b"]}"
+    response = client.post("/api/predict", data=big, content_type="application/json")
+    assert response.status_code == 400 and "at most 4,194,304 bytes" in response.json["error"]
+
+
+def test_ten_thousand_rows_are_scored(client):
+    rows = model_rows(1000) * 10
+    response = client.post("/api/predict", json={"rows": rows})
+    assert response.status_code == 200 and len(response.json["predictions"]) == 10_000
+
+
+def test_monitor_shows_versions_with_the_champion_marked(client, trained, pipelines):
+    weak_model(pipelines)
+    run_chain(training_settings(pipelines), "r3")  # rejected
+    page = client.get("/models")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert 'id="version-2" class="champion"' in html and "champion</strong>" in html
+    assert 'id="version-3"' in html and "does not beat the champion, version 2" in html
+    api = client.get("/api/models").json
+    assert api["champion"] == 2 and [v["decision"] for v in api["versions"]] == [
+        "promoted",
+        "promoted",
+        "rejected",
+    ]

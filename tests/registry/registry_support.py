@@ -1,0 +1,95 @@
+"""Helpers of the model-lifecycle tests: the real task chain on a dataset, and datasets that make better or worse models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from adclick_ops import tasks
+from adclick_ops.registry import Registry
+
+from helpers import PROJECT, edit_yaml, training_settings
+
+FEATURES = [
+    "Daily Time Spent on Site",
+    "Age",
+    "Area Income",
+    "Daily Internet Usage",
+    "Male",
+]
+TARGET = "Clicked on Ad"
+SEED = pd.read_csv(PROJECT / "dags" / "data" / "advertising.csv")
+CHAIN = (
+    "load_data",
+    "preprocess",
+    "separate_data_outputs",
+    "build_save_model",
+    "load_model",
+)
+
+
+def run_chain(settings: dict, run_id: str) -> dict:
+    """The five training tasks in order, as Airflow runs them; returns load_model_task's XCom."""
+    out = None
+    for name in CHAIN:
+        out = getattr(tasks, name)(settings=settings, run_id=run_id)
+    return out
+
+
+def set_training(pipelines: Path, **values) -> None:
+    edit_yaml(
+        pipelines / "airflow_lab2.yaml",
+        lambda d: d["Airflow_Lab2"]["training"].update(values),
+    )
+
+
+def weak_model(pipelines: Path) -> None:
+    """A model far worse than the seed's: one tree stump on unscaled features."""
+    set_training(
+        pipelines,
+        scalers=[],
+        estimator={
+            "name": "random_forest",
+            "params": {"n_estimators": 1, "max_depth": 1, "random_state": 0},
+        },
+    )
+
+
+def strong_model(pipelines: Path) -> None:
+    set_training(
+        pipelines,
+        scalers=["minmax", "standard"],
+        estimator={"name": "logistic_regression", "params": {"max_iter": 1000}},
+    )
+
+
+def degenerate_dataset(path: Path, positive_row: int) -> Path:
+    """999 rows of class 0 and one of class 1, at `positive_row` (0: lands in training, 2: in the test set)."""
+    frame = SEED.head(1000).copy()
+    frame[TARGET] = 0
+    frame.loc[positive_row, TARGET] = 1
+    frame.to_csv(path, index=False)
+    return path
+
+
+def temporaries(folder: Path) -> list[str]:
+    return sorted(str(p) for p in folder.rglob("*.tmp"))
+
+
+def model_rows(n: int = 3) -> list[dict]:
+    return [{f: (float(v) if f != "Male" else int(v)) for f, v in row.items()} for row in SEED[FEATURES].head(n).to_dict("records")]
+
+
+def rows_matrix(rows: list[dict]) -> np.ndarray:
+    return np.array([[r[f] for f in FEATURES] for r in rows], dtype=float)
+
+
+def train_two_versions(pipelines: Path, model_dir: Path) -> Registry:
+    """Two versions: 1 (a stump, champion first), 2 (the seed's model, champion now)."""
+    weak_model(pipelines)
+    run_chain(training_settings(pipelines), "r1")
+    strong_model(pipelines)
+    run_chain(training_settings(pipelines), "r2")
+    return Registry(str(model_dir), "Airflow_Lab2")

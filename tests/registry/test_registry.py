@@ -1,0 +1,473 @@
+"""The model lifecycle through the real task chain: versions, promotion gates, rollback, the safe format, file faults."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import pickle
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from registry_support import (
+    FEATURES,
+    SEED,
+    TARGET,
+    degenerate_dataset,
+    run_chain,
+    set_training,
+    strong_model,
+    temporaries,
+    training_settings,
+    weak_model,
+)
+
+from adclick_ops import tasks
+from adclick_ops.artifacts import StorageFullError, write_bytes_atomic
+from adclick_ops.predict import predict_proba
+from adclick_ops.registry import (
+    TRUSTED_TYPES,
+    Registry,
+    RegistryError,
+    UnsafeModelError,
+    dump_model,
+    load_model_bytes,
+)
+from adclick_ops.registry.serialization import types_in
+from adclick_ops.steps.model import build_pipeline, evaluate
+from adclick_ops.steps.promotion import Gates
+
+from helpers import PROJECT
+
+
+def registry_of(tmp_path: Path) -> Registry:
+    return Registry(str(tmp_path / "model"), "Airflow_Lab2")
+
+
+# --- the acceptance scenarios ------------------------------------------------------------------------
+
+
+def test_a_worse_second_model_leaves_the_first_champion_and_a_better_one_takes_over(pipelines, tmp_path):
+    weak_model(pipelines)
+    first = run_chain(training_settings(pipelines), "run_1")
+    assert (first["model_version"], first["promoted"], first["champion_version"]) == (
+        1,
+        True,
+        1,
+    )
+    champion_file = tmp_path / "model" / "model.sav"
+    registry = registry_of(tmp_path)
+    assert champion_file.read_bytes() == registry.model_bytes(1)
+
+    # worse than the stump? the same stump: a tie keeps the champion
+    second = run_chain(training_settings(pipelines), "run_2")
+    assert (
+        second["model_version"],
+        second["promoted"],
+        second["champion_version"],
+    ) == (2, False, 1)
+    assert "does not beat the champion, version 1" in second["decision"]
+    assert champion_file.read_bytes() == registry.model_bytes(1)
+
+    strong_model(pipelines)
+    third = run_chain(training_settings(pipelines), "run_3")
+    assert (third["model_version"], third["promoted"], third["champion_version"]) == (
+        3,
+        True,
+        3,
+    )
+    assert champion_file.read_bytes() == registry.model_bytes(3)
+
+    weak_model(pipelines)
+    fourth = run_chain(training_settings(pipelines), "run_4")
+    assert (fourth["promoted"], fourth["champion_version"]) == (False, 3)
+    assert registry.versions() == [1, 2, 3, 4]  # rejected versions are kept
+    decisions = registry.decisions()
+    assert {v: e["action"] for v, e in decisions.items()} == {
+        1: "promoted",
+        2: "rejected",
+        3: "promoted",
+        4: "rejected",
+    }
+    assert decisions[4]["reason"] == fourth["decision"]
+
+
+def test_rollback_restores_the_previous_champion_and_promote_takes_a_reason(pipelines, tmp_path):
+    weak_model(pipelines)
+    run_chain(training_settings(pipelines), "run_1")
+    strong_model(pipelines)
+    run_chain(training_settings(pipelines), "run_2")
+    registry = registry_of(tmp_path)
+    assert registry.champion() == 2
+
+    event = registry.rollback("v2 misbehaves in production", by="tester")
+    assert (event["version"], event["from"], event["action"]) == (1, 2, "rollback")
+    assert registry.champion() == 1
+    assert (tmp_path / "model" / "model.sav").read_bytes() == registry.model_bytes(1)
+    with pytest.raises(RegistryError, match="nothing to roll back to: version 1 is the only champion"):
+        registry.rollback("again")
+
+    registry.promote(2, "fixed upstream", by="tester")
+    registry.promote(1, "compare", by="tester")
+    registry.rollback("undo compare", by="tester")
+    assert registry.champion() == 2
+    history = registry.history()
+    assert [(e["action"], e["version"]) for e in history] == [
+        ("promoted", 1),
+        ("promoted", 2),
+        ("rollback", 1),
+        ("promote", 2),
+        ("promote", 1),
+        ("rollback", 2),
+    ]
+    assert all(e["at"] and e["reason"] for e in history)
+    with pytest.raises(RegistryError, match="version 2 is already the champion"):
+        registry.promote(2, "again")
+    with pytest.raises(RegistryError, match=r"no version 9 .*versions: 1, 2"):
+        registry.promote(9, "no such")
+
+
+@pytest.mark.parametrize(
+    "positive_row,failing_task",
+    [(0, None), (2, "preprocess")],
+    ids=["positive in training", "positive in test"],
+)
+def test_degenerate_data_never_moves_the_champion(pipelines, tmp_path, positive_row, failing_task):
+    """999 rows of one class and 1 of the other: an always-0 model scores 0.997 accuracy; it must not serve."""
+    run_chain(training_settings(pipelines), "good")
+    registry = registry_of(tmp_path)
+    champion_bytes = (tmp_path / "model" / "model.sav").read_bytes()
+    pointer = registry.store.read("champion.json")
+
+    set_training(
+        pipelines,
+        dataset=str(degenerate_dataset(tmp_path / "skewed.csv", positive_row)),
+        promotion={"metric": "roc_auc", "min_improvement": 0.0, "min_accuracy": 0.9},
+    )
+    settings = training_settings(pipelines)
+    if failing_task:
+        with pytest.raises(Exception, match="single class"):
+            run_chain(settings, "skewed")
+        assert registry.store.read("champion.json") == pointer
+    else:
+        out = run_chain(settings, "skewed")
+        assert out["accuracy"] >= 0.99 and out["roc_auc"] is None
+        assert (out["promoted"], out["champion_version"], out["model_version"]) == (
+            False,
+            1,
+            2,
+        )
+        assert "the test set holds a single class" in out["decision"]
+        # the report renders this run without failing, and says n/a and not promoted
+        from jinja2 import Environment
+
+        from adclick_ops.notify import REPORT_HTML, REPORT_TEXT
+
+        class TI:
+            def xcom_pull(self, task_ids):
+                return out
+
+        context = {
+            "ti": TI(),
+            "dag": {"dag_id": "Airflow_Lab2"},
+            "run_id": "skewed",
+            "dag_run": {"logical_date": "2024-01-01"},
+        }
+        text = Environment().from_string(REPORT_TEXT).render(**context)
+        html = Environment().from_string(REPORT_HTML).render(**context)
+        assert "ROC AUC    n/a" in text and "NOT promoted; the champion stays version 1" in text and "n/a" in html
+    assert registry.champion() == 1
+    assert (tmp_path / "model" / "model.sav").read_bytes() == champion_bytes
+
+
+def test_fail_run_always_fails_after_recording_and_never_moves_the_champion(pipelines, tmp_path):
+    run_chain(training_settings(pipelines), "good")
+    weak_model(pipelines)
+    set_training(pipelines, promotion={"fail_run": "always"})
+    with pytest.raises(
+        tasks.QualityGateError,
+        match=r"does not beat the champion, version 1.*version 2 was kept, not promoted",
+    ):
+        run_chain(training_settings(pipelines), "weak")
+    registry = registry_of(tmp_path)
+    assert registry.champion() == 1 and registry.decisions()[2]["action"] == "rejected"
+
+
+def test_legacy_min_accuracy_fails_below_the_floor_only(pipelines, tmp_path):
+    run_chain(training_settings(pipelines), "good")
+    weak_model(pipelines)
+    set_training(pipelines, min_accuracy=0.5)  # the stump passes the floor, loses to the champion: the run succeeds
+    out = run_chain(training_settings(pipelines), "weak")
+    assert out["promoted"] is False
+    set_training(pipelines, min_accuracy=0.999)
+    with pytest.raises(
+        tasks.QualityGateError,
+        match=r"test accuracy 0\.\d{4} is below training\.min_accuracy 0\.999",
+    ):
+        run_chain(training_settings(pipelines), "weaker")
+
+
+def test_a_retried_decision_task_keeps_its_version_and_decision(pipelines, tmp_path):
+    settings = training_settings(pipelines)
+    first = run_chain(settings, "run_1")
+    again = tasks.load_model(settings=settings, run_id="run_1")
+    assert (again["model_version"], again["promoted"]) == (first["model_version"], True)
+    registry = registry_of(tmp_path)
+    assert registry.versions() == [1] and len(registry.history()) == 1
+
+
+def test_model_card_holds_what_trained_the_version(pipelines, tmp_path):
+    out = run_chain(training_settings(pipelines), "manual__carded")
+    card = registry_of(tmp_path).card(out["model_version"])
+    import hashlib
+
+    data = (PROJECT / "dags" / "data" / "advertising.csv").read_bytes()
+    assert card["dataset"] == {
+        "path": str(PROJECT / "dags" / "data" / "advertising.csv"),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "rows": 1000,
+    }
+    pipeline_text = (pipelines / "airflow_lab2.yaml").read_text()
+    assert card["pipeline"]["text"] == pipeline_text
+    assert card["pipeline"]["sha256"] == hashlib.sha256(pipeline_text.encode()).hexdigest()
+    assert card["metrics"]["accuracy"] == out["accuracy"] and card["metrics"]["roc_auc"] == out["roc_auc"]
+    assert card["model"]["estimator"] == "logistic_regression" and card["model"]["scalers"] == ["minmax", "standard"]
+    assert card["model"]["features"] == FEATURES and card["model"]["format"] == "skops"
+    assert card["packages"]["scikit-learn"] and card["packages"]["skops"]
+    assert card["dag_id"] == "Airflow_Lab2" and card["run_id"] == "manual__carded" and card["created_at"]
+
+
+# --- concurrency: compare-and-swap of the pointer --------------------------------------------------
+
+
+def test_concurrent_decisions_claim_distinct_versions_and_each_promotion_beat_its_champion(
+    tmp_path,
+):
+    """Eight threads add and decide versions of random quality at once on one registry."""
+    rng = np.random.default_rng(0)
+    x = SEED[FEATURES].to_numpy(float)
+    y = SEED[TARGET].to_numpy(int)
+    x_train, x_test, y_train, y_test = x[:700], x[700:], y[:700], y[700:]
+    registry = registry_of(tmp_path)
+    models = []
+    for i in range(8):
+        noisy = y_train.copy()
+        flip = rng.random(len(noisy)) < (i / 16)  # from clean labels to 44% flipped
+        noisy[flip] = 1 - noisy[flip]
+        models.append(build_pipeline(["standard"], "logistic_regression", {}).fit(x_train, noisy))
+    results = {}
+
+    def work(i):
+        model = models[i]
+        metrics = evaluate(model, x_test, y_test)
+        number = registry.add_version(
+            dump_model(model),
+            {"run_id": f"r{i}", "metrics": metrics, "model": {"features": FEATURES}},
+        )
+        results[i] = registry.decide(number, lambda m: evaluate(m, x_test, y_test), Gates(), by=f"r{i}")
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(o.version for o in results.values()) == list(range(1, 9))
+    scores = {o.version: registry.card(o.version)["metrics"]["roc_auc"] for o in results.values()}
+    events = registry.history()
+    assert len(events) == 8 and sorted(e["version"] for e in events) == list(range(1, 9))
+    champion = None
+    for e in events:  # in the order they were recorded, each promotion beat the champion of its time
+        if e["action"] == "promoted":
+            assert e["from"] == champion and (champion is None or scores[e["version"]] > scores[champion])
+            champion = e["version"]
+        else:
+            assert e["from"] == champion
+    assert registry.champion() == champion
+    assert scores[champion] == max(scores.values())  # the best version serves (or one as good, decided earlier)
+    assert (tmp_path / "model" / "model.sav").read_bytes() == registry.model_bytes(registry.champion())
+    assert temporaries(tmp_path / "model") == []
+
+
+# --- safe format ----------------------------------------------------------------------------------
+
+
+def _all_pipelines():
+    x = SEED[FEATURES].to_numpy(float)[:200]
+    y = SEED[TARGET].to_numpy(int)[:200]
+    for estimator, params in (
+        ("logistic_regression", {}),
+        ("random_forest", {"n_estimators": 3, "random_state": 0}),
+        ("random_forest", {"n_estimators": 3}),
+        ("gradient_boosting", {"n_estimators": 3}),
+    ):
+        for scalers in ([], ["minmax", "standard", "robust", "maxabs"]):
+            yield build_pipeline(scalers, estimator, params).fit(x, y)
+
+
+# an unscaled logistic regression on 200 rows stops at its iteration limit; only its types matter here
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_trusted_types_are_exactly_what_the_pipelines_need():
+    needed = set()
+    for model in _all_pipelines():
+        blob = dump_model(model)
+        needed |= types_in(blob)
+        loaded = load_model_bytes(blob)
+        probe = SEED[FEATURES].to_numpy(float)[:20]
+        assert np.array_equal(loaded.predict_proba(probe), model.predict_proba(probe))
+        # the serving shortcut gives the very same numbers as scikit-learn's own path
+        assert np.array_equal(predict_proba(loaded, probe), model.predict_proba(probe))
+        assert np.array_equal(predict_proba(loaded, probe[:1]), model.predict_proba(probe[:1]))
+    assert needed == set(TRUSTED_TYPES)
+
+
+class _Boom:
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_pickle_is_refused_and_never_runs(tmp_path):
+    marker = tmp_path / "marker"
+    with pytest.raises(UnsafeModelError, match="not a skops model file .*looks like a pickle"):
+        load_model_bytes(pickle.dumps(_Boom(str(marker))), "model/model.sav")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("extra", ["svc", "function"])
+def test_a_skops_file_with_an_untrusted_type_is_refused_naming_it(extra):
+    import skops.io
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+    from sklearn.svm import SVC
+
+    x = SEED[FEATURES].to_numpy(float)[:100]
+    y = SEED[TARGET].to_numpy(int)[:100]
+    step = SVC(probability=True) if extra == "svc" else FunctionTransformer(np.log1p)
+    model = Pipeline([("a", step)] + ([("m", SVC())] if extra == "function" else [])).fit(x, y)
+    with pytest.raises(
+        UnsafeModelError,
+        match=r"model/model.sav: refused: it holds type\(s\) outside the trusted list: .*(SVC|log1p)",
+    ):
+        load_model_bytes(skops.io.dumps(model), "model/model.sav")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=2000))
+def test_arbitrary_bytes_are_refused_cleanly(data):
+    with pytest.raises(UnsafeModelError):
+        load_model_bytes(data, "x.skops")
+
+
+def test_the_package_never_unpickles():
+    pattern = (
+        "pickle.load",
+        "joblib.load",
+        "allow_pickle=True",
+        "cloudpickle",
+        "dill.load",
+    )
+    hits = [
+        f"{p}:{i}"
+        for p in (PROJECT / "adclick_ops").rglob("*.py")
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if any(s in line for s in pattern)
+    ]
+    assert hits == []
+
+
+def test_a_registry_model_file_changed_on_disk_is_refused(pipelines, tmp_path):
+    out = run_chain(training_settings(pipelines), "r1")
+    registry = registry_of(tmp_path)
+    model_file = Path(registry.location) / registry.card(out["model_version"])["model"]["file"]
+    model_file.write_bytes(pickle.dumps(_Boom(str(tmp_path / "marker"))))
+    with pytest.raises(RegistryError, match="does not match its card's sha256"):
+        registry.load_model(1)
+    assert not (tmp_path / "marker").exists()
+
+
+# --- file faults around the model -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["champion.json", "model.sav"])
+def test_a_promotion_killed_half_way_leaves_no_temporary_file_after_the_next_run(pipelines, tmp_path, target):
+    weak_model(pipelines)
+    run_chain(training_settings(pipelines), "r1")
+    strong_model(pipelines)  # the killed run would be promoted: it writes both the pointer and model.sav
+    settings = training_settings(pipelines)
+    # a second process trains, and is killed while it replaces the champion pointer (to record its decision)
+    script = f"""
+import os, sys, json
+sys.path[:0] = {[str(PROJECT / "tests"), str(PROJECT / "tests" / "registry")]!r}
+from adclick_ops import tasks
+settings = json.loads({json.dumps(json.dumps(settings))})
+for name in ("load_data", "preprocess", "separate_data_outputs", "build_save_model"):
+    getattr(tasks, name)(settings=settings, run_id="killed")
+real_replace = os.replace
+def killed(src, dst):
+    if str(dst).endswith({target!r}):
+        os.kill(os.getpid(), 9)
+    return real_replace(src, dst)
+os.replace = killed
+tasks.load_model(settings=settings, run_id="killed")
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == -9, proc.stderr[-3000:]
+    left = temporaries(tmp_path / "model")
+    assert left, "the killed process left nothing behind; the test does not test anything"
+    registry = registry_of(tmp_path)
+    # killed before the pointer moved, or after: then model.sav is behind until the next change
+    assert registry.champion() == (1 if target == "champion.json" else 2)
+    run_chain(training_settings(pipelines), "r3")
+    assert temporaries(tmp_path / "model") == []
+    assert (tmp_path / "model" / "model.sav").read_bytes() == registry.model_bytes(registry.champion())
+
+
+def test_a_full_disk_names_the_path_and_leaves_nothing(tmp_path, monkeypatch):
+    target = tmp_path / "model" / "model.sav"
+    write_bytes_atomic(target, b"old")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(
+        StorageFullError,
+        match=rf"{target}: no space left on the device .* while writing 3 bytes",
+    ):
+        write_bytes_atomic(target, b"new")
+    assert target.read_bytes() == b"old"
+    assert temporaries(tmp_path) == []
+
+
+def test_a_full_disk_during_a_run_fails_the_run_and_keeps_the_champion(pipelines, tmp_path, monkeypatch):
+    run_chain(training_settings(pipelines), "r1")
+    registry = registry_of(tmp_path)
+    real = os.fsync
+
+    def full_in_registry(fd):
+        if "registry" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", full_in_registry)
+    strong_model(pipelines)
+    set_training(pipelines, split={"test_size": 0.25, "random_state": 1, "stratify": False})
+    with pytest.raises(StorageFullError, match=rf"{tmp_path / 'model' / 'registry'}.*no space left"):
+        run_chain(training_settings(pipelines), "r2")
+    monkeypatch.setattr(os, "fsync", real)
+    assert registry.champion() == 1 and registry.versions() == [1]
+    assert temporaries(tmp_path / "model") == []

@@ -1,0 +1,126 @@
+"""adclick_ops.predict: the checks on the rows, and `adclick-ops predict` scoring a CSV file with the champion."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from registry_support import FEATURES, SEED, train_two_versions
+
+from adclick_ops.cli import main
+from adclick_ops.predict import PredictInputError, rows_to_matrix
+
+
+@pytest.fixture
+def trained(pipelines, tmp_path):
+    return train_two_versions(pipelines, tmp_path / "model")
+
+
+numbers = st.one_of(
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+)
+bad_values = st.one_of(
+    st.text(max_size=5),
+    st.booleans(),
+    st.none(),
+    st.lists(st.integers(), max_size=2),
+    st.sampled_from([math.inf, -math.inf, math.nan]),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_any_broken_row_is_refused_naming_its_index_and_field(data):
+    """Rows of valid numbers, with one row broken in one of the ways a client can break it."""
+    n = data.draw(st.integers(1, 20))
+    rows = [{f: data.draw(numbers) for f in FEATURES} for _ in range(n)]
+    matrix = rows_to_matrix(rows, tuple(FEATURES))
+    assert matrix.shape == (n, len(FEATURES)) and np.isfinite(matrix).all()
+    i = data.draw(st.integers(0, n - 1))
+    field = data.draw(st.sampled_from(FEATURES))
+    how = data.draw(st.sampled_from(["missing", "extra", "value"]))
+    if how == "missing":
+        del rows[i][field]
+    elif how == "extra":
+        rows[i][data.draw(st.text(min_size=1, max_size=8).filter(lambda k: k not in FEATURES))] = 1
+    else:
+        rows[i][field] = data.draw(bad_values)
+    with pytest.raises(PredictInputError) as info:
+        rows_to_matrix(rows, tuple(FEATURES))
+    message = str(info.value)
+    assert message.startswith(f"rows[{i}]: ")
+    if how != "extra":
+        assert repr(field) in message
+
+
+# --- batch -----------------------------------------------------------------------------------------
+
+
+def test_batch_predict_scores_a_file_with_the_champion(trained, pipelines, tmp_path, capsys):
+    """The same numbers as the champion's own predict_proba, and so as POST /api/predict (tests/monitor/test_monitor_predict.py)."""
+    source = tmp_path / "in.csv"
+    SEED[FEATURES].head(50).to_csv(source, index=False)
+    target = tmp_path / "out.csv"
+    assert main(["predict", "--pipelines", str(pipelines), str(source), str(target)]) == 0
+    assert "50 row(s) scored by version 2 of Airflow_Lab2" in capsys.readouterr().out
+    out = pd.read_csv(target)
+    expected = trained.load_model(2).predict_proba(SEED[FEATURES].head(50).to_numpy(float))[:, 1]
+    assert out["click_probability"].tolist() == pytest.approx(expected.tolist())
+    assert out["clicked"].tolist() == [int(p > 0.5) for p in expected]
+    assert list(out.columns) == [*FEATURES, "click_probability", "clicked"]
+
+
+@pytest.mark.parametrize(
+    "make,words",
+    [
+        (lambda f: f.drop(columns=["Age"]), "missing column(s) 'Age'"),
+        (lambda f: f.assign(extra=1), "unknown column(s) 'extra'"),
+        (
+            lambda f: f.astype({"Age": object}).assign(Age=["x"] + [35] * (len(f) - 1)),
+            "column 'Age' must be numeric; found 'x' at line 2",
+        ),
+    ],
+)
+def test_batch_predict_refuses_bad_files_naming_the_problem(trained, pipelines, tmp_path, capsys, make, words):
+    source = tmp_path / "in.csv"
+    make(SEED[FEATURES].head(10)).to_csv(source, index=False)
+    assert (
+        main(
+            [
+                "predict",
+                "--pipelines",
+                str(pipelines),
+                str(source),
+                str(tmp_path / "out.csv"),
+            ]
+        )
+        == 1
+    )
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {source}: ") and words in err
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_batch_predict_keeps_extra_columns_when_asked(trained, pipelines, tmp_path):
+    source = tmp_path / "in.csv"
+    SEED.head(20).to_csv(source, index=False)
+    assert (
+        main(
+            [
+                "predict",
+                "--pipelines",
+                str(pipelines),
+                "--ignore-extra-columns",
+                str(source),
+                str(tmp_path / "out.csv"),
+            ]
+        )
+        == 0
+    )
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert list(out.columns) == [*SEED.columns, "click_probability", "clicked"] and len(out) == 20
