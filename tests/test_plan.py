@@ -261,7 +261,11 @@ KNOBS = {
         ("notify", "email", "to"),
         st.lists(st.from_regex(r"[a-z]{1,6}@example\.(org|com)", fullmatch=True), min_size=1, max_size=3, unique=True),
     ),
-    "trigger.conf.upstream_run_id": (("trigger", "conf", "upstream_run_id"), st.text("abc{} _", min_size=1, max_size=12)),
+    # plain text or the documented placeholders: validate refuses any other template syntax
+    "trigger.conf.upstream_run_id": (
+        ("trigger", "conf", "upstream_run_id"),
+        st.one_of(st.text("abc _-", min_size=1, max_size=12), st.sampled_from(["{{ run_id }}", "{{ ds }}", "run of {{ dag.dag_id }}"])),
+    ),
     "schedule": (("schedule",), st.sampled_from(["@daily", "@hourly", "0 3 * * *", None])),
     "default_args.retries": (("default_args", "retries"), st.integers(0, 10)),
     "tasks.my_trigger_task.trigger_rule": (("tasks", "my_trigger_task", "trigger_rule"), st.sampled_from(TRIGGER_RULES)),

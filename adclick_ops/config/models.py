@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
     PlainValidator,
     StringConstraints,
     ValidationInfo,
@@ -407,7 +408,7 @@ class TrainingJob(Training):
     """The `training` section as its tasks receive it: paths made absolute (or URIs), and the DAG it belongs to."""
 
     dag_id: Id = Field(description="The DAG whose runs these settings drive.")
-    pipeline_file: str | None = Field(None, description="The pipeline file that declares the DAG; each model card keeps its text.")
+    pipeline_file: Text | None = Field(None, description="The pipeline file that declares the DAG; each model card keeps its text.")
 
 
 class EmailNotification(Model):
@@ -539,6 +540,8 @@ def _schedule(value: str | None) -> str | None:
 StartDate = Annotated[
     dt.date | dt.datetime,
     PlainValidator(parse_start_date),
+    # in JSON, as the file may write it (pydantic's union serializer would warn about the validator's own output)
+    PlainSerializer(lambda value: value.isoformat(), return_type=str, when_used="json"),
     WithJsonSchema(
         {
             "anyOf": [
