@@ -159,3 +159,61 @@ def test_monitor_shows_versions_with_the_champion_marked(client, trained, pipeli
         "promoted",
         "rejected",
     ]
+
+
+def test_rollback_reaches_a_running_monitor_over_http(trained, pipelines, tmp_path):
+    """`adclick-ops monitor` (gunicorn, its own processes) serves the champion; `adclick-ops models rollback`,
+    run as a separate command, is served within seconds without a restart."""
+    import os
+    import subprocess
+    import sys
+
+    import requests
+
+    from adclick_ops.net import free_port
+
+    port = free_port()
+    env = {**os.environ, "ADCLICK_OPS_PIPELINES": str(pipelines)}
+    exe = [sys.executable, "-m", "adclick_ops.cli"]
+    monitor = subprocess.Popen(
+        [*exe, "monitor", "--port", str(port), "--airflow-url", "http://127.0.0.1:9"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/api/predict"
+
+    def served_version() -> int | None:
+        try:
+            response = requests.post(url, json={"rows": model_rows(1)}, timeout=5)
+        except requests.ConnectionError:
+            return None
+        assert response.status_code == 200, response.text
+        return response.json()["model_version"]
+
+    def wait_for(version: int, seconds: float) -> int | None:
+        deadline = time.monotonic() + seconds
+        seen = None
+        while time.monotonic() < deadline:
+            seen = served_version()
+            if seen == version:
+                break
+            time.sleep(0.1)
+        return seen
+
+    try:
+        assert wait_for(2, 60) == 2  # the monitor is up and serves the champion
+        rollback = subprocess.run(
+            [*exe, "models", "rollback", "--pipelines", str(pipelines), "--reason", "v2 misbehaves"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert rollback.returncode == 0, rollback.stderr
+        # both gunicorn workers re-read the champion pointer; a few requests reach each of them
+        assert wait_for(1, 10) == 1
+        assert all(served_version() == 1 for _ in range(10))
+    finally:
+        monitor.terminate()
+        monitor.wait(30)
