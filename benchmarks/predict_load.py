@@ -4,7 +4,7 @@ A champion is trained on the shipped dataset into a temporary model folder; the 
 `adclick_ops.monitor.server.serve` as `adclick-ops monitor` serves it (gunicorn, 2 workers) in its
 own process on loopback; wrk (Debian: `wrk`) posts one row per request. Then `predict_file`, what
 `adclick-ops predict` runs, scores a CSV of 100,000 generated rows.
-Prints a table and writes benchmarks/results/predict_load.json.
+Prints a table and writes benchmarks/results/predict_load.json (with the machine, as the other benchmarks do).
 
     .venv/bin/python benchmarks/predict_load.py [--duration 10] [--connections 64] [--rows 100000]
 """
@@ -15,26 +15,25 @@ import argparse
 import json
 import multiprocessing
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "predict_load.json"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from monitor_load import _wait_until_serving, parse_wrk  # noqa: E402
 
 from adclick_ops.config.vocabulary import ENV_MODEL_DIR  # noqa: E402
 from adclick_ops.net import free_port  # noqa: E402
+
+from _common import write  # noqa: E402
 
 TARGET = {"requests_per_s": 1000, "p99_ms": 50, "errors": 0, "batch_100k_s": 2.0}
 FEATURES = ["Daily Time Spent on Site", "Age", "Area Income", "Daily Internet Usage", "Male"]
@@ -129,7 +128,6 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--wrk-threads", type=int, default=2)
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
@@ -153,19 +151,17 @@ def main() -> int:
     )
     print(f"\nbatch: {scored['rows']:,} rows scored in {scored['best_s']:.3f} s (best of 3: {scored['runs_s']})")
     print(f"targets {'met' if all(verdict.values()) else 'NOT met'}: {verdict}")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    report = {
-        "benchmark": "predict_load",
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "load": {"route": "POST /api/predict", "rows_per_request": 1, "connections": args.connections, "duration_s": args.duration},
-        "served": served,
-        "batch": scored,
-        "targets": TARGET,
-        "targets_met": verdict,
-    }
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"written {args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output}")
+    path = write(
+        "predict_load",
+        {
+            "load": {"route": "POST /api/predict", "rows_per_request": 1, "connections": args.connections, "duration_s": args.duration},
+            "served": served,
+            "batch": scored,
+            "targets": TARGET,
+            "targets_met": verdict,
+        },
+    )
+    print(f"written {path.relative_to(ROOT)}")
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ __all__ = [
     "MailSink",
     "body_text",
     "edit_yaml",
+    "evil_pickle",
     "free_port",
     "mandatory_in_ci",
     "parse_dags",
@@ -43,6 +45,19 @@ SEED_TASKS = (
     "send_email",
     "my_trigger_task",
 )
+
+
+class _RunsCommandWhenUnpickled:
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def evil_pickle(marker: Path) -> bytes:
+    """A pickle that creates `marker` when it is loaded: a model file must never be unpickled."""
+    return pickle.dumps(_RunsCommandWhenUnpickled(str(marker)))
 
 
 def edit_yaml(path: Path, change) -> None:

@@ -43,8 +43,6 @@ from adclick_ops.config.vocabulary import (
     ENV_MONITOR_PORT,
     ESTIMATOR_PARAMS,
     ESTIMATORS,
-    FAIL_RUN,
-    METRICS,
     MONITOR_HOST,
     MONITOR_PORT,
     MONITOR_URL,
@@ -276,7 +274,7 @@ class Promotion(Model):
 
     metric: MetricName = Field(
         PROMOTION_METRIC,
-        description=f"Test-set metric on which a new version must beat the champion, re-scored on the same test set: {', '.join(METRICS)}.",
+        description="Test-set metric on which a new version must beat the champion, re-scored on the same test set.",
     )
     min_improvement: float = Field(
         0.0,
@@ -289,7 +287,7 @@ class Promotion(Model):
     fail_run: FailRun = Field(
         "never",
         description=(
-            f"Whether a version that is not promoted fails the run ({', '.join(FAIL_RUN)}): never (the run succeeds and says why), "
+            "Whether a version that is not promoted fails the run: never (the run succeeds and says why), "
             "below_floor (only when it misses a floor), always."
         ),
     )

@@ -20,6 +20,7 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("`training`", m.Training),
     ("`training.split`", m.Split),
     ("`training.estimator`", m.Estimator),
+    ("`training.promotion`", m.Promotion),
     ("`notify`", m.Notify),
     ("`notify.email`", m.EmailNotification),
     ("`trigger`", m.Trigger),

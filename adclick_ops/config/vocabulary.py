@@ -71,7 +71,6 @@ METRICS: tuple[MetricName, ...] = get_args(MetricName)
 PROMOTION_METRIC: MetricName = "roc_auc"
 # Whether a version that is not promoted fails the run.
 FailRun = Literal["never", "below_floor", "always"]
-FAIL_RUN: tuple[FailRun, ...] = get_args(FailRun)
 
 # --- names the e-mail, the monitor and the run command rely on ----------------------------------
 

@@ -329,6 +329,16 @@ class Registry:
             problem,
         )
 
+    def _by_hand(self, change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> dict[str, Any]:
+        """Record a change made by a person, then bring the champion's copy in line; the event, with any problem of the copy."""
+        _, event = self._change(change)
+        assert event is not None
+        event = dict(event)
+        problem = self.sync_champion_file()
+        if problem:
+            event["champion_file_error"] = problem
+        return event
+
     def promote(self, number: int, reason: str, by: str | None = None) -> dict[str, Any]:
         """Make version `number` the champion by hand (no gates), with the reason in the history."""
         self.card(number)  # exists, or a clear error
@@ -345,13 +355,7 @@ class Registry:
                 "by": by or operator_name(),
             }
 
-        _, event = self._change(change)
-        assert event is not None
-        event = dict(event)
-        problem = self.sync_champion_file()
-        if problem:
-            event["champion_file_error"] = problem
-        return event
+        return self._by_hand(change)
 
     def rollback(self, reason: str, by: str | None = None) -> dict[str, Any]:
         """Give the champion back to the version that held it before the current one."""
@@ -372,10 +376,4 @@ class Registry:
                 "by": by or operator_name(),
             }
 
-        _, event = self._change(change)
-        assert event is not None
-        event = dict(event)
-        problem = self.sync_champion_file()
-        if problem:
-            event["champion_file_error"] = problem
-        return event
+        return self._by_hand(change)

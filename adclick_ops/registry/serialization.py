@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 import zipfile
+from types import ModuleType
 from typing import Any
 
 FORMAT = "skops"
@@ -51,11 +53,23 @@ class UnsafeModelError(ValueError):
     """A model file that is not a skops file, or that names a type outside TRUSTED_TYPES."""
 
 
+def _skops_io() -> ModuleType:
+    """skops.io, imported without the warnings of its module search.
+
+    On import, skops finds the module of each scipy ufunc that names none by reading that name from
+    every loaded module. Inside an Airflow task this reads Airflow's deprecated module attributes,
+    each of which warns into the task log; those warnings concern the search, so they are silenced
+    here, and only those.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"skops\.io\._utils$")
+        import skops.io
+    return skops.io
+
+
 def dump_model(model: Any) -> bytes:
     """The model as the bytes of a skops file."""
-    import skops.io
-
-    return skops.io.dumps(model)
+    return _skops_io().dumps(model)
 
 
 def types_in(data: bytes, source: str = "model file") -> set[str]:
@@ -87,6 +101,4 @@ def load_model_bytes(data: bytes, source: str = "model file") -> Any:
             f"{source}: refused: it holds type(s) outside the trusted list: {', '.join(untrusted)}; "
             "adclick-ops loads only the scalers and estimators it trains itself"
         )
-    import skops.io
-
-    return skops.io.loads(data, trusted=list(TRUSTED_TYPES))
+    return _skops_io().loads(data, trusted=list(TRUSTED_TYPES))

@@ -69,3 +69,21 @@ def test_the_shipped_pipeline_evaluates_in_the_task_the_report_reads():
 
     dag = load_catalog(PROJECT / "pipelines").dags["Airflow_Lab2"]
     assert dag.tasks[METRICS_TASK_ID].python_callable == "adclick_ops.tasks.load_model"
+
+
+def test_the_reference_describes_every_section_of_a_pipeline_file():
+    """Each pydantic model a DAG is built from (and defaults.yaml) has its table in docs/configuration.md."""
+    from pydantic import BaseModel
+
+    from adclick_ops.config.reference import SECTIONS
+
+    def nested(model: type[BaseModel]) -> set[type[BaseModel]]:
+        found = {model}
+        for field in model.model_fields.values():
+            for candidate in (field.annotation, *typing.get_args(field.annotation)):
+                if isinstance(candidate, type) and issubclass(candidate, BaseModel) and candidate not in found:
+                    found |= nested(candidate)
+        return found
+
+    documented = {model for _, model in SECTIONS}
+    assert nested(models.Dag) | {models.Defaults} <= documented, sorted(m.__name__ for m in nested(models.Dag) - documented)

@@ -3,8 +3,6 @@ from the model directory, and no secrets in the tracked files."""
 
 from __future__ import annotations
 
-import os
-import pickle
 import re
 import subprocess
 import sys
@@ -16,6 +14,7 @@ from adclick_ops.artifacts import load_model_file
 from adclick_ops.config.yamlio import YamlReadError, read_yaml
 
 from hardening_support import PROJECT, count, edit_yaml
+from helpers import evil_pickle
 
 
 def marker_payloads(marker: Path) -> list[str]:
@@ -105,14 +104,6 @@ def test_file_uri_escapes_are_rejected_by_validate(value, pipelines, capsys):
     assert "Airflow_Lab2.training.dataset: " in capsys.readouterr().err
 
 
-class _Boom:
-    def __init__(self, marker: str):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
 def test_models_load_only_from_the_model_directory(tmp_path):
     model_dir = tmp_path / "model"
     model_dir.mkdir()
@@ -120,7 +111,7 @@ def test_models_load_only_from_the_model_directory(tmp_path):
     outside.mkdir()
     marker = tmp_path / "marker"
     evil = outside / "model.sav"
-    evil.write_bytes(pickle.dumps(_Boom(str(marker))))
+    evil.write_bytes(evil_pickle(marker))
     (model_dir / "link.sav").symlink_to(evil)
     for path in (evil, model_dir / ".." / "elsewhere" / "model.sav", model_dir / "link.sav"):
         count("security: model outside the model directory")
@@ -130,7 +121,7 @@ def test_models_load_only_from_the_model_directory(tmp_path):
     with pytest.raises(PermissionError):
         load_model_file(model_dir / "linkdir" / "model.sav", [model_dir])
     # inside the model directory, a pickle is refused for what it is
-    (model_dir / "model.sav").write_bytes(pickle.dumps(_Boom(str(marker))))
+    (model_dir / "model.sav").write_bytes(evil_pickle(marker))
     with pytest.raises(ValueError, match="not a skops model file"):
         load_model_file(model_dir / "model.sav", [model_dir])
     assert not marker.exists()

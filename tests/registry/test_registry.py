@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import pickle
 import subprocess
 import sys
 import threading
@@ -43,7 +42,7 @@ from adclick_ops.registry.serialization import types_in
 from adclick_ops.steps.model import build_pipeline, evaluate
 from adclick_ops.steps.promotion import Gates
 
-from helpers import PROJECT
+from helpers import PROJECT, evil_pickle
 
 
 def registry_of(tmp_path: Path) -> Registry:
@@ -326,18 +325,10 @@ def test_trusted_types_are_exactly_what_the_pipelines_need():
     assert needed == set(TRUSTED_TYPES)
 
 
-class _Boom:
-    def __init__(self, marker: str):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
 def test_a_pickle_is_refused_and_never_runs(tmp_path):
     marker = tmp_path / "marker"
     with pytest.raises(UnsafeModelError, match="not a skops model file .*looks like a pickle"):
-        load_model_bytes(pickle.dumps(_Boom(str(marker))), "model/model.sav")
+        load_model_bytes(evil_pickle(marker), "model/model.sav")
     assert not marker.exists()
 
 
@@ -387,7 +378,7 @@ def test_a_registry_model_file_changed_on_disk_is_refused(pipelines, tmp_path):
     out = run_chain(training_settings(pipelines), "r1")
     registry = registry_of(tmp_path)
     model_file = Path(registry.location) / registry.card(out["model_version"])["model"]["file"]
-    model_file.write_bytes(pickle.dumps(_Boom(str(tmp_path / "marker"))))
+    model_file.write_bytes(evil_pickle(tmp_path / "marker"))
     with pytest.raises(RegistryError, match="does not match its card's sha256"):
         registry.load_model(1)
     assert not (tmp_path / "marker").exists()
@@ -471,3 +462,22 @@ def test_a_full_disk_during_a_run_fails_the_run_and_keeps_the_champion(pipelines
     monkeypatch.setattr(os, "fsync", real)
     assert registry.champion() == 1 and registry.versions() == [1]
     assert temporaries(tmp_path / "model") == []
+
+
+def test_saving_and_loading_inside_airflow_warns_nothing():
+    """On import, skops reads names from every loaded module; Airflow's deprecated module attributes warn
+    when read, and each task log would fill with those warnings. A fresh process, as a task is."""
+    script = f"""
+import warnings
+import airflow.utils.timezone  # one of Airflow's modules with deprecated attributes, loaded in every task
+warnings.simplefilter("error")
+import pandas as pd
+from adclick_ops.registry import dump_model, load_model_bytes
+from adclick_ops.steps.model import build_pipeline
+seed = pd.read_csv({str(PROJECT / "dags" / "data" / "advertising.csv")!r}).head(200)
+x, y = seed[{FEATURES!r}].to_numpy(float), seed[{TARGET!r}].to_numpy(int)
+model = build_pipeline(["minmax", "standard"], "logistic_regression", {{}}).fit(x, y)
+assert (load_model_bytes(dump_model(model)).predict(x) == model.predict(x)).all()
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
