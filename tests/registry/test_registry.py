@@ -226,9 +226,11 @@ def test_model_card_holds_what_trained_the_version(pipelines, tmp_path):
     card = registry_of(tmp_path).card(out["model_version"])
     import hashlib
 
-    data = (PROJECT / "dags" / "data" / "advertising.csv").read_bytes()
+    # the `pipelines` fixture's project root is the test's folder, with its own copy of the dataset
+    dataset = pipelines.parent / "dags" / "data" / "advertising.csv"
+    data = dataset.read_bytes()
     assert card["dataset"] == {
-        "path": str(PROJECT / "dags" / "data" / "advertising.csv"),
+        "path": str(dataset),
         "sha256": hashlib.sha256(data).hexdigest(),
         "rows": 1000,
     }
