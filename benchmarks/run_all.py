@@ -4,12 +4,12 @@
 and a running Airflow; imports.py: what each task's imports cost), 4. monitor load (monitor_load.py,
 needs `wrk`), 5. data scale (data_scale.py: 100k, 1M and 5M rows through `airflow dags test`), 6. `adclick-ops graph`
 (cli_time.py), 7. the CI commands (ci_commands.py: validate, plan, the pre-commit hook's install), 8. validation of
-one large file (validate_scale.py). Each prints its tables and
+one large file (validate_scale.py), 9. predictions (predict_load.py, needs `wrk`). Each prints its tables and
 writes its JSON into benchmarks/results/; this script adds summary.json with every target.
 Other Airflow processes on the machine slow every variant alike, but they make runs noisy: the
 load average is recorded before and after each benchmark.
 
-    .venv/bin/python benchmarks/run_all.py [--quick] [--project COPY] [--skip parse,scale,e2e,monitor,data,cli,ci,validate]
+    .venv/bin/python benchmarks/run_all.py [--quick] [--project COPY] [--skip parse,scale,e2e,monitor,data,cli,ci,validate,predict]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run, not for the docs)")
     parser.add_argument("--project", help="measure the dags/ and adclick_ops/ of this copy of the project as ours")
     parser.add_argument(
-        "--skip", default="", help="comma-separated benchmarks to leave out: parse, scale, e2e, monitor, data, cli, ci, validate"
+        "--skip", default="", help="comma-separated benchmarks to leave out: parse, scale, e2e, monitor, data, cli, ci, validate, predict"
     )
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -118,6 +118,21 @@ def main() -> int:
             ">= 2000 req/s, p99 < 50 ms, 0 errors, x10",
             all(monitor_result["targets_met"].values()),
         )
+    if "predict" not in skip:
+        t = time.monotonic()
+        predict = subprocess.run([PYTHON, str(BENCH / "predict_load.py"), "--duration", "5" if args.quick else "10"])
+        timings["predict_load"] = round(time.monotonic() - t, 1)
+        predict_json = RESULTS / "predict_load.json"
+        if predict.returncode == 0 and predict_json.exists():
+            p = json.loads(predict_json.read_text())
+            summary["9. POST /api/predict, one row, 64 connections"] = (
+                f"{p['served']['requests_per_s']:.0f} req/s, p99 {p['served']['p99_ms']:.0f} ms, {p['served']['errors']} errors",
+                ">= 1000 req/s, p99 < 50 ms, 0 errors",
+                all(v for k, v in p["targets_met"].items() if k != "batch_100k_s"),
+            )
+            summary["9. batch scoring of 100,000 rows"] = (f"{p['batch']['best_s']:.2f} s", "< 2 s", p["targets_met"]["batch_100k_s"])
+        else:
+            summary["9. predictions"] = ("failed", "predict_load.py targets", False)
     print(f"\nSummary (total {time.monotonic() - started:.0f} s; load average now {load()})")
     print(
         table(
