@@ -41,7 +41,7 @@ from adclick_ops.net import free_port  # noqa: E402
 import _common  # noqa: E402
 from _common import MODES, NOOP_DAGS, ROOT, SEED_DAGS, airflow_env, bytecode, load, table, verdict, write  # noqa: E402
 
-TARGETS = {"dags_test": 0.7, "stack": 0.6}
+TARGETS = {"stack": 0.6}  # (i) is reported beside (ii), without a target of its own
 # The shipped graph's task ids in file order (the seed's order), read from the pipeline file itself.
 TASKS = list(load_catalog(ROOT / "pipelines").dags[TRAINING_DAG_ID].tasks)
 SUFFIX = "_seed"
@@ -117,16 +117,14 @@ def dags_test(runs: int, work: Path, extra: dict[str, str]) -> dict[str, Any]:
         table(["DAG file", "best s", "all runs s"], [[labels[k], f"{best[k]:.1f}", ", ".join(f"{t:.1f}" for t in times[k])] for k in times])
     )
     print(
-        f"ours / seed = {ratio:.2f} (target <= {TARGETS['dags_test']}: {verdict(ratio <= TARGETS['dags_test'])}); "
-        f"floor / seed = {floor:.2f}: no DAG file can go below this"
+        f"ours / seed = {ratio:.2f}; no-op / seed = {floor:.2f}: no DAG file can go below this; "
+        f"ours - no-op = {best['ours'] - best['noop']:.1f} s"
     )
     return {
         "seconds": times,
         "best": best,
         "ratio": ratio,
         "floor_ratio": floor,
-        "target": TARGETS["dags_test"],
-        "met": ratio <= TARGETS["dags_test"],
     }
 
 
