@@ -34,7 +34,7 @@ with DAG(
             "my_trigger_task",
         )
     }
-    chain = ["load_data_task", "data_preprocessing_task", "separate_data_outputs_task", "build_save_model_task", "load_model_task"]
+    chain = list(tasks)[:5]  # load_data_task ... load_model_task, in order
     for upstream, downstream in itertools.pairwise(chain):
         tasks[upstream] >> tasks[downstream]
     tasks["load_model_task"] >> [tasks["send_email"], tasks["my_trigger_task"]]
