@@ -3,7 +3,7 @@
 Working files of a run live in `<artifacts_root>/<dag_id>/<run_id>/`, so two runs at once never
 share one. The artifacts root is a local path or a URI (s3://, gs://, memory://, ... through
 fsspec), so that workers on several hosts can share it. Arrays are stored as `.npz` read with
-`allow_pickle=False` and models are skops files of trusted types: reading never runs code. Every
+`allow_pickle=False` and models are files of the safe model format (registry.serialization): reading never runs code. Every
 write replaces its target whole.
 """
 
@@ -179,7 +179,7 @@ def dump_model(model: Any) -> bytes:
 
 
 def load_model_file(path: Any, allowed_roots: list[Any]) -> Any:
-    """Load a saved model (a skops file of trusted types); only from the model directory or the run's own folder."""
+    """Load a saved model (the safe format, trusted types only); only from the model directory or the run's own folder."""
     from adclick_ops.registry.serialization import load_model_bytes
 
     resolved = str(path)

@@ -87,27 +87,85 @@ def _schedule_text(dag: Any) -> str:
     return getattr(dag.timetable, "expression", None) or type(dag.timetable).__name__
 
 
-def cmd_graph(args: argparse.Namespace) -> int:
+def _graph_lines(dag_id: str, schedule: str, tasks: list[tuple[str, str, str, list[str]]]) -> list[str]:
+    """The graph as text: (task id, operator class, trigger rule, downstream ids) in a topological order."""
+    lines = [f"{dag_id}  (schedule: {schedule})"]
+    for task_id, operator, rule, down in tasks:
+        shown = f"  [trigger_rule={rule}]" if rule != "all_success" else ""
+        lines.append(f"  {task_id} ({operator}){shown}" + (f" -> {', '.join(sorted(down))}" if down else ""))
+    return lines
+
+
+def _declared_graph(dag_id: str, pipelines: str | None) -> list[str] | int:
+    """The graph that dag-factory renders, read from the validated pipeline files alone (no Airflow import).
+
+    tests/test_dags.py checks that it matches the DAG Airflow builds, line for line, for the shipped
+    pipelines and for generated graphs.
+    """
+    from adclick_ops.config import load_catalog
+
+    catalog = load_catalog(pipelines_dir(pipelines))
+    for f in catalog.files:
+        dag = f.dags.get(dag_id)
+        if dag is None:
+            continue
+        downstream: dict[str, list[str]] = {task_id: [] for task_id in dag.tasks}
+        for task_id, spec in dag.tasks.items():
+            for up in spec.dependencies or ():
+                downstream[up].append(task_id)
+        # Kahn's algorithm; ties in declaration order
+        waiting = {task_id: len(spec.dependencies or ()) for task_id, spec in dag.tasks.items()}
+        ready = [task_id for task_id, n in waiting.items() if n == 0]
+        order: list[str] = []
+        while ready:
+            task_id = ready.pop(0)
+            order.append(task_id)
+            for down in downstream[task_id]:
+                waiting[down] -= 1
+                if waiting[down] == 0:
+                    ready.append(down)
+        rows = [(t, dag.tasks[t].operator.rsplit(".", 1)[-1], dag.tasks[t].trigger_rule or "all_success", downstream[t]) for t in order]
+        return _graph_lines(dag_id, dag.schedule if dag.schedule is not None else "none: triggered only", rows)
+    broken = [str(error) for error in catalog.errors.values() if dag_id in error.declared]
+    if broken:
+        print("\n".join(broken), file=sys.stderr)
+        return 1
+    print(f"DAG {dag_id!r} not found; declared: {', '.join(sorted(catalog.dags)) or 'none'}", file=sys.stderr)
+    return 1
+
+
+def _rendered_graph(dag_id: str, pipelines: str | None) -> list[str] | int:
+    """The graph of the DAG as dag-factory and Airflow build it."""
     from adclick_ops.render import render
 
     rendered: dict = {}
     try:
         # Airflow 3.3 logs to stdout; while it renders, stdout is stderr, so stdout holds the graph alone.
         with contextlib.redirect_stdout(sys.stderr):
-            render(rendered, args.pipelines)
+            render(rendered, pipelines)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
-    dag = rendered.get(args.dag_id)
+    dag = rendered.get(dag_id)
     if dag is None:
-        print(f"DAG {args.dag_id!r} not found; declared: {', '.join(sorted(rendered)) or 'none'}", file=sys.stderr)
+        print(f"DAG {dag_id!r} not found; declared: {', '.join(sorted(rendered)) or 'none'}", file=sys.stderr)
         return 1
-    print(f"{dag.dag_id}  (schedule: {_schedule_text(dag)})")
-    for task in dag.topological_sort():
-        down = sorted(task.downstream_task_ids)
-        rule_name = getattr(task.trigger_rule, "value", str(task.trigger_rule))
-        rule = f"  [trigger_rule={rule_name}]" if rule_name != "all_success" else ""
-        print(f"  {task.task_id} ({type(task).__name__}){rule}" + (f" -> {', '.join(down)}" if down else ""))
+    rows = [
+        (t.task_id, type(t).__name__, getattr(t.trigger_rule, "value", str(t.trigger_rule)), list(t.downstream_task_ids))
+        for t in dag.topological_sort()
+    ]
+    return _graph_lines(dag.dag_id, _schedule_text(dag), rows)
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    try:
+        lines = _rendered_graph(args.dag_id, args.pipelines) if args.airflow else _declared_graph(args.dag_id, args.pipelines)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    if isinstance(lines, int):
+        return lines
+    print("\n".join(lines))
     return 0
 
 
@@ -178,9 +236,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="exit 1 if the files there are out of date")
     p.set_defaults(func=cmd_schema)
 
-    p = sub.add_parser("graph", help="print the task graph of a rendered DAG")
+    p = sub.add_parser("graph", help="print the task graph of a DAG, as dag-factory renders it from the pipeline files")
     p.add_argument("dag_id")
     p.add_argument("--pipelines", default=None, help="pipelines folder (default: pipelines/)")
+    p.add_argument(
+        "--airflow",
+        action="store_true",
+        help="build the DAG with dag-factory and Airflow and print what they built (needs the runtime; about 2 s more)",
+    )
     p.set_defaults(func=cmd_graph)
 
     p = sub.add_parser("run", help=f"run {TRAINING_DAG_ID} on the embedded Airflow (SQLite, LocalExecutor)")

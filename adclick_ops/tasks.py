@@ -99,7 +99,7 @@ def separate_data_outputs(settings: dict[str, Any], run_id: str, **_: Any) -> di
 
 @_expose_failure
 def build_save_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any]:
-    """build_save_model_task: fit the estimator after the fitted preprocessing and save the whole model in the run's folder (skops)."""
+    """build_save_model_task: fit the estimator after the fitted preprocessing and save the whole model in the run's folder (safe format)."""
     from adclick_ops.artifacts import dump_model, sha256, write_bytes_atomic
     from adclick_ops.steps.model import fit_model, restore_preprocessing
 

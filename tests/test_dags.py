@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -98,15 +100,90 @@ def test_failure_alerts_are_wired_by_default(airflow_home):
     assert all(t["on_failure_callback"] == ["FailureNotifier"] for t in tasks.values())
 
 
-def test_graph_command_prints_the_rendered_graph(airflow_home):
+@pytest.mark.parametrize("how", [[], ["--airflow"]])
+def test_graph_command_prints_the_graph_alone_on_stdout(airflow_home, how):
     result = subprocess.run(
-        [sys.executable, "-m", "adclick_ops.cli", "graph", "Airflow_Lab2"], env=airflow_home(), capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "adclick_ops.cli", "graph", "Airflow_Lab2", *how],
+        env=airflow_home(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("Airflow_Lab2")
-    assert any(line.strip().startswith("load_model_task (PythonOperator) -> my_trigger_task, send_email") for line in lines)
-    assert any("my_trigger_task (TriggerDagRunOperator)  [trigger_rule=all_done]" in line for line in lines)
+    assert lines[0] == "Airflow_Lab2  (schedule: @daily)" and len(lines) == 1 + len(EDGES)
+    assert "  load_model_task (PythonOperator) -> my_trigger_task, send_email" in lines
+    assert "  my_trigger_task (TriggerDagRunOperator)  [trigger_rule=all_done]" in lines
+    assert "  send_email (ReportEmailOperator)" in lines
+
+
+def _random_dags(seed: int, count: int) -> dict:
+    """`count` DAGs with random acyclic graphs, trigger rules and schedules; edges only from earlier to later tasks."""
+    import random
+
+    from adclick_ops.config.models import TRIGGER_RULES
+
+    rng = random.Random(seed)
+    dags = {}
+    for n in range(count):
+        names = rng.sample([f"t{i}" for i in range(10)], rng.randint(1, 8))
+        tasks = {}
+        for i, name in enumerate(names):
+            task = {"operator": "airflow.providers.standard.operators.empty.EmptyOperator"}
+            ups = rng.sample(names[:i], rng.randint(0, min(i, 3)))
+            if ups:
+                task["dependencies"] = ups
+            if rng.random() < 0.3:
+                task["trigger_rule"] = rng.choice(TRIGGER_RULES)
+            tasks[name] = task
+        dags[f"G{n}"] = {"schedule": rng.choice(["@daily", "@hourly", "0 3 * * 1", None]), "tasks": tasks}
+    return dags
+
+
+def test_the_graph_read_from_the_pipelines_is_the_graph_airflow_builds(airflow_home, pipelines):
+    """`graph` reads the pipeline files without importing Airflow; `graph --airflow` prints what dag-factory and
+    Airflow built. Line for line the same for the shipped DAGs and 40 generated ones, in a topological order."""
+    import yaml
+
+    (pipelines / "generated.yaml").write_text(yaml.safe_dump(_random_dags(7, 40), sort_keys=False))
+    script = """
+import json, sys
+from adclick_ops.cli import _declared_graph, _rendered_graph
+ids = ["Airflow_Lab2", "Airflow_Lab2_Flask"] + [f"G{n}" for n in range(40)]
+print(json.dumps({i: [_declared_graph(i, None), _rendered_graph(i, None)] for i in ids}))
+"""
+    result = subprocess.run([sys.executable, "-c", script], env=airflow_home(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    graphs = json.loads(result.stdout.splitlines()[-1])
+    assert len(graphs) == 42
+    for dag_id, (declared, rendered) in graphs.items():
+        assert declared[0] == rendered[0], dag_id
+        assert sorted(declared[1:]) == sorted(rendered[1:]), dag_id
+        seen: set[str] = set()
+        for line in declared[1:]:
+            task_id = line.split()[0]
+            # every task comes after all its upstream tasks
+            ups = {other.split()[0] for other in declared[1:] if " -> " in other and task_id in other.split(" -> ")[1].split(", ")}
+            assert ups <= seen, (dag_id, task_id)
+            seen.add(task_id)
+
+
+def test_the_graph_without_the_runtime_and_of_a_broken_file(pipelines, tmp_path):
+    """The graph needs no Airflow; a DAG whose file is broken gets the file's errors, an unknown id the known ones."""
+    code = (
+        "import sys; sys.modules['airflow'] = sys.modules['dagfactory'] = sys.modules['sklearn'] = None; "
+        "from adclick_ops.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    env = {**os.environ, "ADCLICK_OPS_PIPELINES": str(pipelines), "ADCLICK_OPS_HOME": str(pipelines.parent)}
+    ok = subprocess.run([sys.executable, "-c", code, "graph", "Airflow_Lab2_Flask"], capture_output=True, text=True, env=env, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout == "Airflow_Lab2_Flask  (schedule: none: triggered only)\n  start_Flask_API (PythonOperator)\n"
+    (pipelines / "broken.yaml").write_text("Broken:\n  tasks:\n    t:\n      operator: os.system\n")
+    bad = subprocess.run([sys.executable, "-c", code, "graph", "Broken"], capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert "broken.yaml:4: Broken.tasks.t.operator: operator 'os.system' is not allowed" in bad.stderr
+    unknown = subprocess.run([sys.executable, "-c", code, "graph", "Nope"], capture_output=True, text=True, env=env, timeout=120)
+    assert unknown.returncode == 1 and "DAG 'Nope' not found; declared: Airflow_Lab2, Airflow_Lab2_Flask" in unknown.stderr
 
 
 @pytest.mark.airflow

@@ -332,7 +332,7 @@ def test_the_ci_commands_import_nothing_of_the_runtime(args, tmp_path):
 def test_a_runtime_command_without_the_runtime_says_what_to_install():
     code = (
         "import sys; sys.modules['airflow'] = sys.modules['dagfactory'] = None; "
-        "from adclick_ops.cli import main; sys.exit(main(['graph', 'Airflow_Lab2']))"
+        "from adclick_ops.cli import main; sys.exit(main(['graph', 'Airflow_Lab2', '--airflow']))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT, timeout=120)
     assert result.returncode == 2, result.stderr

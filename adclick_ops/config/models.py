@@ -345,7 +345,7 @@ class Training(Model):
     model_file: Text = Field(
         "model.sav",
         pattern=r"^[A-Za-z0-9_.\-]+$",
-        description="File name of the champion's copy in `model_dir` (a skops file).",
+        description="File name of the champion's copy in `model_dir` (the safe adclick-ops model format).",
         json_schema_extra={"not": {"enum": [".", ".."]}},
     )
     artifacts_root: Text = Field(

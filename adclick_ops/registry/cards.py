@@ -11,7 +11,7 @@ from typing import Any
 from adclick_ops.config.models import TrainingJob
 from adclick_ops.config.vocabulary import METRICS
 
-PACKAGES = ("adclick-ops", "scikit-learn", "numpy", "pandas", "skops", "apache-airflow")
+PACKAGES = ("adclick-ops", "scikit-learn", "numpy", "pandas", "apache-airflow")
 METRIC_KEYS = (*METRICS, "confusion_matrix", "n_test")
 
 

@@ -2,7 +2,7 @@
 
 Layout under `<model_dir>/registry/<dag_id>/` (a local folder or an object-storage prefix):
 
-    models/<sha256>.skops     each model once, named by its content
+    models/<sha256>.model     each model once, named by its content
     versions/000001.json      the model card of version 1; creating it claims the number
     champion.json             which version serves, and every change with its time and reason
 
@@ -164,7 +164,7 @@ class Registry:
         """
         self.sweep()
         digest = hashlib.sha256(blob).hexdigest()
-        model_name = f"models/{digest}.skops"
+        model_name = f"models/{digest}.model"
         if not self.store.exists(model_name):
             self.store.write(model_name, blob)
         for existing in reversed(self.cards()):

@@ -1,25 +1,65 @@
-"""Models as bytes and back: skops files, loaded only when every type they hold is on our allow-list.
+"""Models as bytes and back, in a format that builds only the types on our allow-list.
 
-A pickle runs whatever code its author put in it the moment it is read. A skops file is a zip of a
-JSON description and numpy arrays; `load_model_bytes` reads that description first and refuses the
-file when it names a type outside TRUSTED_TYPES, before anything is built from it.
+A pickle runs whatever code its author put in it the moment it is read. An adclick-ops model file is
+a zip of `model.json`, a description of the object tree, and numpy arrays (`.npy`, read with
+`allow_pickle=False`). Reading it never calls anything but the constructors and `__setstate__` of
+the classes in TRUSTED_CLASSES, after checking every type it names; the trees inside the ensembles
+are checked too (child indices, features, shapes) before scikit-learn's compiled code walks them.
+
+The format asks for nothing beyond numpy and the modules of the classes it holds, so that saving and
+loading cost nothing next to scikit-learn's own import (a task process pays each import). Files
+written by earlier versions, in skops's format, are still read, through skops and the same list.
 """
 
 from __future__ import annotations
 
+import copyreg
+import importlib
 import io
 import json
+import logging
+import math
 import warnings
 import zipfile
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-FORMAT = "skops"
+if TYPE_CHECKING:
+    import numpy as np
 
-# Every type that the pipelines adclick-ops builds contain (scalers side by side, the three
-# estimators, the trees and losses inside them), and nothing else. tests/registry/test_registry.py saves each
-# combination and checks that this list is exactly what they need.
-TRUSTED_TYPES: tuple[str, ...] = (
+FORMAT = "adclick-model/1"
+LEGACY_FORMAT = "skops"
+DESCRIPTION = "model.json"
+MAX_DEPTH = 64  # nesting of the object tree; our pipelines need 12
+MAX_MEMBERS = 100_000  # arrays in one file (a forest of 1,000 trees holds about 3,000)
+MAX_UNPACKED = 2 << 30  # bytes, all members together: a small zip cannot unpack into a huge one
+
+# Every class that the pipelines adclick-ops builds contain (scalers side by side, the three
+# estimators, the trees and losses inside them), by the name it reports, with where it is imported
+# from. tests/registry/test_registry.py saves each combination and checks that this list is exactly
+# what they need.
+TRUSTED_CLASSES: dict[str, str] = {
+    "_loss.CyHalfBinomialLoss": "sklearn._loss._loss",
+    "sklearn._loss.link.Interval": "sklearn._loss.link",
+    "sklearn._loss.link.LogitLink": "sklearn._loss.link",
+    "sklearn._loss.loss.HalfBinomialLoss": "sklearn._loss.loss",
+    "sklearn.dummy.DummyClassifier": "sklearn.dummy",
+    "sklearn.ensemble._forest.RandomForestClassifier": "sklearn.ensemble._forest",
+    "sklearn.ensemble._gb.GradientBoostingClassifier": "sklearn.ensemble._gb",
+    "sklearn.linear_model._logistic.LogisticRegression": "sklearn.linear_model._logistic",
+    "sklearn.pipeline.FeatureUnion": "sklearn.pipeline",
+    "sklearn.pipeline.Pipeline": "sklearn.pipeline",
+    "sklearn.preprocessing._data.MaxAbsScaler": "sklearn.preprocessing._data",
+    "sklearn.preprocessing._data.MinMaxScaler": "sklearn.preprocessing._data",
+    "sklearn.preprocessing._data.RobustScaler": "sklearn.preprocessing._data",
+    "sklearn.preprocessing._data.StandardScaler": "sklearn.preprocessing._data",
+    "sklearn.preprocessing._function_transformer.FunctionTransformer": "sklearn.preprocessing._function_transformer",
+    "sklearn.tree._classes.DecisionTreeClassifier": "sklearn.tree._classes",
+    "sklearn.tree._classes.DecisionTreeRegressor": "sklearn.tree._classes",
+    "sklearn.tree._tree.Tree": "sklearn.tree._tree",
+}
+# The containers and numbers a file may hold around them.
+STRUCTURE_TYPES: tuple[str, ...] = (
     "builtins.dict",
     "builtins.list",
     "builtins.str",
@@ -28,58 +68,180 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "numpy.int64",
     "numpy.ndarray",
     "numpy.random.mtrand.RandomState",
-    "_loss.CyHalfBinomialLoss",
-    "sklearn._loss.link.Interval",
-    "sklearn._loss.link.LogitLink",
-    "sklearn._loss.loss.HalfBinomialLoss",
-    "sklearn.dummy.DummyClassifier",
-    "sklearn.ensemble._forest.RandomForestClassifier",
-    "sklearn.ensemble._gb.GradientBoostingClassifier",
-    "sklearn.linear_model._logistic.LogisticRegression",
-    "sklearn.pipeline.FeatureUnion",
-    "sklearn.pipeline.Pipeline",
-    "sklearn.preprocessing._data.MaxAbsScaler",
-    "sklearn.preprocessing._data.MinMaxScaler",
-    "sklearn.preprocessing._data.RobustScaler",
-    "sklearn.preprocessing._data.StandardScaler",
-    "sklearn.preprocessing._function_transformer.FunctionTransformer",
-    "sklearn.tree._classes.DecisionTreeClassifier",
-    "sklearn.tree._classes.DecisionTreeRegressor",
-    "sklearn.tree._tree.Tree",
 )
+TRUSTED_TYPES: tuple[str, ...] = tuple(sorted((*STRUCTURE_TYPES, *TRUSTED_CLASSES)))
+TREE = "sklearn.tree._tree.Tree"
+_SCALARS = {"numpy.float64": "float64", "numpy.int64": "int64"}  # numpy is imported when a model is read or written
+_PLAIN = (bool, int, str, type(None))
+log = logging.getLogger(__name__)
+# What a constructor or __setstate__ raises on values of the wrong kind or size.
+_BUILD_ERRORS = (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError)
 
 
 class UnsafeModelError(ValueError):
-    """A model file that is not a skops file, or that names a type outside TRUSTED_TYPES."""
+    """A model file that is not ours, that names a type outside the trusted list, or whose content is inconsistent."""
 
 
-def _skops_io() -> ModuleType:
-    """skops.io, imported without the warnings of its module search.
+def _type_name(value: Any) -> str:
+    kind = type(value)
+    return f"{kind.__module__}.{kind.__qualname__}"
 
-    On import, skops finds the module of each scipy ufunc that names none by reading that name from
-    every loaded module. Inside an Airflow task this reads Airflow's deprecated module attributes,
-    each of which warns into the task log; those warnings concern the search, so they are silenced
-    here, and only those.
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=FutureWarning, module=r"skops\.io\._utils$")
-        import skops.io
-    return skops.io
+
+# --- saving ----------------------------------------------------------------------------------------
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def array(self, value: np.ndarray) -> dict[str, Any]:
+
+        if value.dtype == object:
+            return {"object_array": list(value.shape), "items": [self.node(item) for item in value.ravel().tolist()]}
+        if value.dtype.hasobject:
+            raise UnsafeModelError(f"cannot save an array of dtype {value.dtype}")
+        name = f"arrays/{len(self.arrays)}.npy"
+        self.arrays[name] = value
+        return {"array": name}
+
+    def node(self, value: Any) -> Any:
+        if isinstance(value, float) and type(value) is float:
+            return value if math.isfinite(value) else {"float": repr(value)}
+        if isinstance(value, _PLAIN) and type(value) in _PLAIN:
+            return value
+        if isinstance(value, list) and type(value) is list:
+            return [self.node(item) for item in value]
+        if type(value) is tuple:
+            return {"tuple": [self.node(item) for item in value]}
+        if type(value) is dict:
+            if not all(type(key) is str for key in value):
+                raise UnsafeModelError("cannot save a dict whose keys are not all strings")
+            return {"dict": {key: self.node(item) for key, item in value.items()}}
+        if _type_name(value) == "numpy.ndarray":
+            return self.array(value)
+        name = _type_name(value)
+        if name in _SCALARS:
+            return {"scalar": name, "value": value.item() if math.isfinite(value) else repr(value.item())}
+        if name == "numpy.random.mtrand.RandomState":
+            return {"random_state": self.node(value.get_state(legacy=True))}
+        if name not in TRUSTED_CLASSES:
+            raise UnsafeModelError(f"cannot save type {name}: adclick-ops saves only the scalers and estimators it trains")
+        reduced = value.__reduce_ex__(4)
+        builder, args = reduced[0], reduced[1]
+        state = reduced[2] if len(reduced) > 2 else None
+        if builder is copyreg.__newobj__ and args == (type(value),):
+            return {"object": name, "state": self.node(state)}
+        if builder is type(value):
+            return {"object": name, "args": self.node(tuple(args)), "state": self.node(state)}
+        raise UnsafeModelError(f"cannot save type {name}: it reduces through {builder!r}")
 
 
 def dump_model(model: Any) -> bytes:
-    """The model as the bytes of a skops file."""
-    return _skops_io().dumps(model)
+    """The model as the bytes of an adclick-ops model file."""
+    writer = _Writer()
+    description = {"format": FORMAT, "model": writer.node(model)}
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        archive.writestr(DESCRIPTION, json.dumps(description, separators=(",", ":"), allow_nan=False))
+        import numpy as np
+
+        for name, array in writer.arrays.items():
+            buffer = io.BytesIO()
+            np.save(buffer, array, allow_pickle=False)
+            archive.writestr(name, buffer.getvalue())
+    return out.getvalue()
 
 
-def types_in(data: bytes, source: str = "model file") -> set[str]:
-    """Every type a skops file names, read from its JSON description without building anything."""
+# --- reading ---------------------------------------------------------------------------------------
+
+
+def _open(data: bytes, source: str) -> tuple[zipfile.ZipFile, dict[str, Any] | None]:
+    """The archive and our description, or (archive, None) for a legacy skops file."""
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            schema = json.loads(archive.read("schema.json"))
-    except (zipfile.BadZipFile, KeyError, ValueError, UnicodeDecodeError):
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        names = set(archive.namelist())
+    except (zipfile.BadZipFile, ValueError, OSError):
         hint = " (it looks like a pickle, which adclick-ops never loads)" if data[:1] == b"\x80" else ""
-        raise UnsafeModelError(f"{source}: not a skops model file{hint}; retrain the model to save it in the safe format") from None
+        raise UnsafeModelError(f"{source}: not an adclick-ops model file{hint}; retrain the model to save it in the safe format") from None
+    infos = archive.infolist()
+    if len(infos) > MAX_MEMBERS or sum(info.file_size for info in infos) > MAX_UNPACKED:
+        raise UnsafeModelError(f"{source}: refused: {len(infos)} members unpacking to {sum(i.file_size for i in infos)} bytes")
+    if DESCRIPTION not in names:
+        if "schema.json" in names:
+            return archive, None
+        raise UnsafeModelError(
+            f"{source}: not an adclick-ops model file (no {DESCRIPTION}); retrain the model to save it in the safe format"
+        )
+    try:
+        description = json.loads(archive.read(DESCRIPTION))
+    except (ValueError, UnicodeDecodeError, zipfile.BadZipFile, OSError, RecursionError) as exc:
+        raise UnsafeModelError(f"{source}: {DESCRIPTION} is not readable JSON: {type(exc).__name__}: {str(exc)[:200]}") from None
+    if not isinstance(description, dict) or description.get("format") != FORMAT:
+        found = description.get("format") if isinstance(description, dict) else type(description).__name__
+        raise UnsafeModelError(f"{source}: format {found!r}; expected {FORMAT!r}")
+    return archive, description
+
+
+_KINDS: dict[frozenset[str], str] = {
+    frozenset({"dict"}): "dict",
+    frozenset({"tuple"}): "tuple",
+    frozenset({"float"}): "float",
+    frozenset({"array"}): "array",
+    frozenset({"object_array", "items"}): "object_array",
+    frozenset({"scalar", "value"}): "scalar",
+    frozenset({"random_state"}): "random_state",
+    frozenset({"object", "state"}): "object",
+    frozenset({"object", "args", "state"}): "object",
+}
+_KIND_TYPES = {"dict": "builtins.dict", "tuple": "builtins.tuple", "array": "numpy.ndarray", "object_array": "numpy.ndarray"}
+
+
+def _kind(node: dict[str, Any]) -> str:
+    """What a node of the description holds, by its exact set of keys: reading and checking agree on it."""
+    kind = _KINDS.get(frozenset(node))
+    if kind is None:
+        raise UnsafeModelError(f"unexpected node with keys {sorted(map(str, node))[:6]}")
+    return kind
+
+
+def _walk_types(node: Any, found: set[str], depth: int = 0) -> None:
+    """Every type the description names (and the containers it uses), without building anything."""
+    if depth > MAX_DEPTH:
+        raise UnsafeModelError(f"nested deeper than {MAX_DEPTH} levels")
+    if isinstance(node, list):
+        found.add("builtins.list")
+        children: list[Any] = node
+    elif isinstance(node, str):
+        found.add("builtins.str")
+        return
+    elif isinstance(node, dict):
+        kind = _kind(node)
+        if kind in _KIND_TYPES:
+            found.add(_KIND_TYPES[kind])
+        if kind == "dict":
+            children = list(node["dict"].values()) if isinstance(node["dict"], dict) else [node["dict"]]
+        elif kind in ("tuple", "random_state"):
+            children = [node[kind]]
+        elif kind == "object_array":
+            children = [node["items"]]
+        elif kind in ("scalar", "object"):
+            found.add(str(node[kind]))
+            children = [node.get("args"), node["state"]] if kind == "object" else []
+        else:
+            children = []
+        if kind == "random_state":
+            found.add("numpy.random.mtrand.RandomState")
+    else:
+        return
+    for child in children:
+        _walk_types(child, found, depth + 1)
+
+
+def _legacy_types(archive: zipfile.ZipFile, source: str) -> set[str]:
+    try:
+        schema = json.loads(archive.read("schema.json"))
+    except (ValueError, UnicodeDecodeError, zipfile.BadZipFile, OSError):
+        raise UnsafeModelError(f"{source}: not an adclick-ops model file; retrain the model to save it in the safe format") from None
     found: set[str] = set()
     stack: list[Any] = [schema]
     while stack:
@@ -93,12 +255,201 @@ def types_in(data: bytes, source: str = "model file") -> set[str]:
     return found
 
 
-def load_model_bytes(data: bytes, source: str = "model file") -> Any:
-    """Build the model held in `data`; refuse any file naming a type outside TRUSTED_TYPES."""
-    untrusted = sorted(types_in(data, source) - set(TRUSTED_TYPES))
+def types_in(data: bytes, source: str = "model file") -> set[str]:
+    """Every type a model file names, read from its description without building anything."""
+    archive, description = _open(data, source)
+    with archive:
+        if description is None:
+            return _legacy_types(archive, source)
+        found: set[str] = set()
+        try:
+            _walk_types(description.get("model"), found)
+        except UnsafeModelError as exc:
+            raise UnsafeModelError(f"{source}: refused: {exc}") from None
+        return found
+
+
+def _refuse_untrusted(found: set[str], source: str) -> None:
+    untrusted = sorted(found - set(TRUSTED_TYPES))
     if untrusted:
         raise UnsafeModelError(
             f"{source}: refused: it holds type(s) outside the trusted list: {', '.join(untrusted)}; "
             "adclick-ops loads only the scalers and estimators it trains itself"
         )
-    return _skops_io().loads(data, trusted=list(TRUSTED_TYPES))
+
+
+class _Reader:
+    def __init__(self, archive: zipfile.ZipFile, source: str) -> None:
+        self.archive = archive
+        self.source = source
+        self.names = set(archive.namelist())
+        self.notes: set[str] = set()
+
+    def fail(self, what: str) -> UnsafeModelError:
+        return UnsafeModelError(f"{self.source}: refused: {what}")
+
+    def array(self, name: Any) -> np.ndarray:
+        import numpy as np
+
+        if not isinstance(name, str) or not name.startswith("arrays/") or name not in self.names:
+            raise self.fail(f"array {name!r} is not in the file")
+        try:
+            return np.load(io.BytesIO(self.archive.read(name)), allow_pickle=False)
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+            raise self.fail(f"array {name}: {exc}") from None
+
+    def node(self, node: Any) -> Any:
+        if node is None or isinstance(node, bool | int | float | str):
+            return node
+        if isinstance(node, list):
+            return [self.node(item) for item in node]
+        if not isinstance(node, dict):
+            raise self.fail(f"unexpected node {str(node)[:80]!r}")
+        try:
+            kind = _kind(node)
+        except UnsafeModelError as exc:
+            raise self.fail(str(exc)) from None
+        if kind == "dict" and isinstance(node["dict"], dict):
+            return {str(key): self.node(item) for key, item in node["dict"].items()}
+        if kind == "tuple" and isinstance(node["tuple"], list):
+            return tuple(self.node(item) for item in node["tuple"])
+        if kind == "float" and node["float"] in ("nan", "inf", "-inf"):
+            return float(node["float"])
+        if kind == "array":
+            return self.array(node["array"])
+        if kind == "object_array":
+            return self.object_array(node["object_array"], node["items"])
+        if kind == "scalar" and node["scalar"] in _SCALARS:
+            return self.scalar(node["scalar"], node["value"])
+        if kind == "random_state":
+            return self.random_state(self.node(node["random_state"]))
+        if kind == "object" and node["object"] in TRUSTED_CLASSES:
+            return self.build(node)
+        raise self.fail(f"malformed {kind} node {str(node)[:80]!r}")
+
+    def object_array(self, shape: Any, items: Any) -> np.ndarray:
+        import numpy as np
+
+        if not (isinstance(shape, list) and all(type(n) is int and n >= 0 for n in shape) and isinstance(items, list)):
+            raise self.fail("malformed object array")
+        if math.prod(shape) != len(items):
+            raise self.fail(f"object array of shape {shape} holds {len(items)} items")
+        out = np.empty(len(items), dtype=object)
+        for i, item in enumerate(items):
+            out[i] = self.node(item)
+        return out.reshape(shape)
+
+    def scalar(self, name: str, value: Any) -> Any:
+        if isinstance(value, str) and value in ("nan", "inf", "-inf"):
+            value = float(value)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise self.fail(f"scalar {name} of value {str(value)[:40]!r}")
+        try:
+            import numpy as np
+
+            return getattr(np, _SCALARS[name])(value)
+        except OverflowError:
+            raise self.fail(f"scalar {name} of value {value!r}") from None
+
+    def random_state(self, state: Any) -> np.random.RandomState:
+        import numpy as np
+
+        rng = np.random.RandomState()
+        try:
+            rng.set_state(state)
+        except _BUILD_ERRORS as exc:
+            raise self.fail(f"random state: {exc}") from None
+        return rng
+
+    def build(self, node: dict[str, Any]) -> Any:
+        name = node["object"]
+        cls = getattr(importlib.import_module(TRUSTED_CLASSES[name]), name.rsplit(".", 1)[1])
+        state = self.node(node.get("state"))
+        if "args" in node:
+            args = self.node(node["args"])
+            if not isinstance(args, tuple):
+                raise self.fail(f"{name}: arguments {args!r}")
+            if name == TREE:
+                _check_tree(args, state, self.fail)
+            try:
+                obj = cls(*args)
+            except _BUILD_ERRORS as exc:
+                raise self.fail(f"{name}: {exc}") from None
+        else:
+            obj = cls.__new__(cls)
+        if state is not None:
+            if "args" not in node and not isinstance(state, dict):
+                raise self.fail(f"{name}: state of type {type(state).__name__}, expected a mapping")
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    if hasattr(obj, "__setstate__"):
+                        obj.__setstate__(state)
+                    else:
+                        obj.__dict__.update(state)
+            except _BUILD_ERRORS as exc:
+                raise self.fail(f"{name}: {exc}") from None
+            for warning in caught:
+                # scikit-learn's InconsistentVersionWarning: saved with another version; the card says which
+                self.notes.add(str(warning.message).split(". ", 1)[0])
+        return obj
+
+
+def _check_tree(args: tuple[Any, ...], state: Any, fail: Any) -> None:
+    """A tree that scikit-learn's compiled code can walk safely: every child after its parent and inside
+    the node array, every split on an existing feature, values shaped for every node."""
+    import numpy as np
+    from sklearn.tree._tree import NODE_DTYPE
+
+    if len(args) != 3 or not isinstance(args[0], int) or not isinstance(args[2], int) or not isinstance(args[1], np.ndarray):
+        raise fail(f"Tree: arguments {args!r}")
+    n_features, n_classes, n_outputs = args
+    if not isinstance(state, dict) or not isinstance(state.get("nodes"), np.ndarray) or not isinstance(state.get("values"), np.ndarray):
+        raise fail("Tree: state without nodes and values")
+    nodes, values, count = state["nodes"], state["values"], state.get("node_count")
+    if nodes.dtype != NODE_DTYPE or nodes.ndim != 1 or count != len(nodes) or count == 0:
+        raise fail(f"Tree: {count!r} nodes in an array of {nodes.shape} {nodes.dtype}")
+    if n_classes.ndim != 1 or len(n_classes) != n_outputs or n_outputs < 1 or (n_classes < 1).any():
+        raise fail("Tree: classes do not match the outputs")
+    if values.shape != (count, n_outputs, int(n_classes.max())) or values.dtype != np.float64:
+        raise fail(f"Tree: values of shape {values.shape}, expected {(count, n_outputs, int(n_classes.max()))}")
+    index = np.arange(count)
+    left, right, feature = nodes["left_child"], nodes["right_child"], nodes["feature"]
+    leaf = left == -1
+    if (right[leaf] != -1).any() or (feature[leaf] != -2).any():
+        raise fail("Tree: a leaf with a child or a split")
+    inner = ~leaf
+    for child in (left, right):
+        if ((child[inner] <= index[inner]) | (child[inner] >= count)).any():
+            raise fail("Tree: a child index outside the tree or before its parent")
+    if ((feature[inner] < 0) | (feature[inner] >= n_features)).any():
+        raise fail(f"Tree: a split on a feature outside 0..{n_features - 1}")
+
+
+def _skops_io() -> ModuleType:
+    """skops.io, for files written in its format by earlier versions; imported without the warnings of
+    its module search (it reads names from every loaded module, Airflow's deprecated attributes included)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"skops\.io\._utils$")
+        import skops.io
+    return skops.io
+
+
+def load_model_bytes(data: bytes, source: str = "model file") -> Any:
+    """Build the model held in `data`; refuse any file naming a type outside TRUSTED_TYPES."""
+    archive, description = _open(data, source)
+    with archive:
+        if description is None:
+            _refuse_untrusted(_legacy_types(archive, source), source)
+            return _skops_io().loads(data, trusted=[t for t in TRUSTED_TYPES if "." in t])
+        found: set[str] = set()
+        try:
+            _walk_types(description.get("model"), found)
+        except UnsafeModelError as exc:
+            raise UnsafeModelError(f"{source}: refused: {exc}") from None
+        _refuse_untrusted(found, source)
+        reader = _Reader(archive, source)
+        model = reader.node(description.get("model"))
+    for note in sorted(reader.notes):
+        log.warning("%s: %s", source, note)
+    return model

@@ -38,7 +38,7 @@ from adclick_ops.registry import (
     dump_model,
     load_model_bytes,
 )
-from adclick_ops.registry.serialization import types_in
+from adclick_ops.registry.serialization import FORMAT, types_in
 from adclick_ops.steps.model import build_pipeline, evaluate
 from adclick_ops.steps.promotion import Gates
 
@@ -239,8 +239,8 @@ def test_model_card_holds_what_trained_the_version(pipelines, tmp_path):
     assert card["pipeline"]["sha256"] == hashlib.sha256(pipeline_text.encode()).hexdigest()
     assert card["metrics"]["accuracy"] == out["accuracy"] and card["metrics"]["roc_auc"] == out["roc_auc"]
     assert card["model"]["estimator"] == "logistic_regression" and card["model"]["scalers"] == ["minmax", "standard"]
-    assert card["model"]["features"] == FEATURES and card["model"]["format"] == "skops"
-    assert card["packages"]["scikit-learn"] and card["packages"]["skops"]
+    assert card["model"]["features"] == FEATURES and card["model"]["format"] == FORMAT
+    assert card["packages"]["scikit-learn"] and card["packages"]["numpy"]
     assert card["dag_id"] == "Airflow_Lab2" and card["run_id"] == "manual__carded" and card["created_at"]
 
 
@@ -329,7 +329,7 @@ def test_trusted_types_are_exactly_what_the_pipelines_need():
 
 def test_a_pickle_is_refused_and_never_runs(tmp_path):
     marker = tmp_path / "marker"
-    with pytest.raises(UnsafeModelError, match="not a skops model file .*looks like a pickle"):
+    with pytest.raises(UnsafeModelError, match="not an adclick-ops model file .*looks like a pickle"):
         load_model_bytes(evil_pickle(marker), "model/model.sav")
     assert not marker.exists()
 
@@ -467,8 +467,8 @@ def test_a_full_disk_during_a_run_fails_the_run_and_keeps_the_champion(pipelines
 
 
 def test_saving_and_loading_inside_airflow_warns_nothing():
-    """On import, skops reads names from every loaded module; Airflow's deprecated module attributes warn
-    when read, and each task log would fill with those warnings. A fresh process, as a task is."""
+    """Nothing warns in a task process, legacy skops files included: on import, skops reads names from every
+    loaded module, and Airflow's deprecated module attributes warn when read. A fresh process, as a task is."""
     script = f"""
 import warnings
 import airflow.utils.timezone  # one of Airflow's modules with deprecated attributes, loaded in every task
@@ -480,6 +480,9 @@ seed = pd.read_csv({str(PROJECT / "dags" / "data" / "advertising.csv")!r}).head(
 x, y = seed[{FEATURES!r}].to_numpy(float), seed[{TARGET!r}].to_numpy(int)
 model = build_pipeline(["minmax", "standard"], "logistic_regression", {{}}).fit(x, y)
 assert (load_model_bytes(dump_model(model)).predict(x) == model.predict(x)).all()
+# a file written by an earlier version, in skops's format, too
+from adclick_ops.registry.serialization import _skops_io
+assert (load_model_bytes(_skops_io().dumps(model)).predict(x) == model.predict(x)).all()
 """
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
