@@ -441,7 +441,7 @@ def load_model_bytes(data: bytes, source: str = "model file") -> Any:
     with archive:
         if description is None:
             _refuse_untrusted(_legacy_types(archive, source), source)
-            return _skops_io().loads(data, trusted=[t for t in TRUSTED_TYPES if "." in t])
+            return _skops_io().loads(data, trusted=list(TRUSTED_TYPES))
         found: set[str] = set()
         try:
             _walk_types(description.get("model"), found)
