@@ -182,11 +182,22 @@ class AirflowClient:
             session.close()
 
     def _request(
-        self, method: str, path: str, *, timeout: tuple[float, float] | None = None, deadline: float | None = None, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        timeout: tuple[float, float] | None = None,
+        deadline: float | None = None,
+        shown: float | None = None,
+        **kwargs: Any,
     ) -> requests.Response:
-        """One HTTP exchange, body included, ended by `deadline` seconds at most (default: the client's)."""
+        """One HTTP exchange, body included, ended by `deadline` seconds at most (default: the client's).
+
+        `shown` is the deadline named in the error: the whole call's, when this exchange has its rest.
+        """
         url = self.base_url + path
         limit = self.deadline if deadline is None else deadline
+        said = f"{shown if shown is not None else limit:g}"
         connect, read = timeout or self._timeout
         watch = _Watch()
         timer = threading.Timer(limit, watch.expire)
@@ -203,7 +214,7 @@ class AirflowClient:
         except requests.RequestException as exc:
             if watch.expired or isinstance(exc, requests.Timeout):
                 self._drop_session()
-                raise AirflowUnreachable(f"Airflow at {self.base_url} did not answer within {limit:g} s") from None
+                raise AirflowUnreachable(f"Airflow at {self.base_url} did not answer within {said} s") from None
             if isinstance(exc, requests.ConnectionError):
                 raise AirflowUnreachable(f"cannot connect to Airflow at {self.base_url}") from None
             raise AirflowUnreachable(f"request to Airflow at {self.base_url} failed: {type(exc).__name__}") from None
@@ -211,7 +222,7 @@ class AirflowClient:
             # a socket shut down at the deadline may surface below requests' own exceptions
             self._drop_session()
             if watch.expired:
-                raise AirflowUnreachable(f"Airflow at {self.base_url} did not answer within {limit:g} s") from None
+                raise AirflowUnreachable(f"Airflow at {self.base_url} did not answer within {said} s") from None
             raise AirflowUnreachable(f"cannot connect to Airflow at {self.base_url}") from None
         finally:
             with watch.lock:
@@ -248,7 +259,7 @@ class AirflowClient:
             # Another thread may have renewed the token while this one waited.
             if self._token is not None and self._token != stale:
                 return self._token
-            response = self._request("POST", "/auth/token", deadline=self._left(end), json=self._credentials)
+            response = self._request("POST", "/auth/token", deadline=self._left(end), shown=self.deadline, json=self._credentials)
             if response.status_code in (401, 403):
                 raise AirflowUnreachable(
                     f"Airflow refused the monitor's credentials (HTTP {response.status_code}); "
@@ -288,10 +299,14 @@ class AirflowClient:
         # One deadline for the whole call: the login, the request and its renewal after a 401.
         end = time.monotonic() + self.deadline
         token = self._token or self._login(None, end)
-        response = self._request(method, path, deadline=self._left(end), headers={"Authorization": f"Bearer {token}"}, **kwargs)
+        response = self._request(
+            method, path, deadline=self._left(end), shown=self.deadline, headers={"Authorization": f"Bearer {token}"}, **kwargs
+        )
         if response.status_code == 401:  # expired or issued by a restarted api-server
             token = self._login(token, end)
-            response = self._request(method, path, deadline=self._left(end), headers={"Authorization": f"Bearer {token}"}, **kwargs)
+            response = self._request(
+                method, path, deadline=self._left(end), shown=self.deadline, headers={"Authorization": f"Bearer {token}"}, **kwargs
+            )
         if response.status_code in (401, 403):
             raise AirflowUnreachable(f"Airflow refused access to {path.split('?')[0]} (HTTP {response.status_code})")
         if response.status_code >= 500:

@@ -83,7 +83,9 @@ class TTLCache:
         if refresh is None:
             if stale_value:
                 return entry[2]
-            raise AirflowSlow(f"the monitor is already waiting on {self.max_refreshers} answers from Airflow; it answers slowly or not at all")
+            raise AirflowSlow(
+                f"the monitor is already waiting on {self.max_refreshers} answers from Airflow; it answers slowly or not at all"
+            )
         limit = self.wait if wait is None else wait
         if refresh.done.wait(limit):
             if refresh.error is not None:

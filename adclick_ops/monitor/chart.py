@@ -126,9 +126,7 @@ def metrics_chart(runs: list[Run]) -> dict[str, Any] | None:
                 "y": round(y(r.metrics[name]), 1),
                 "value": r.metrics[name],
                 "run_id": r.run_id,
-                "tooltip": " · ".join(
-                    p for p in (f"{label} {r.metrics[name]:.4f}", r.run_id, _stamp(r.when), describe(r)) if p
-                ),
+                "tooltip": " · ".join(p for p in (f"{label} {r.metrics[name]:.4f}", r.run_id, _stamp(r.when), describe(r)) if p),
             }
             for i, r in enumerate(shown)
             if name in r.metrics
@@ -136,7 +134,12 @@ def metrics_chart(runs: list[Run]) -> dict[str, Any] | None:
         series.append({"name": name, "label": label, "points": points, "polyline": " ".join(f"{p['x']},{p['y']}" for p in points)})
 
     failures = [
-        {"x": xs[i], "y": plot_bottom - 6, "run_id": r.run_id, "tooltip": f"failed · {r.run_id} · {_stamp(r.when)}" + (f" · {describe(r)}" if describe(r) else "")}
+        {
+            "x": xs[i],
+            "y": plot_bottom - 6,
+            "run_id": r.run_id,
+            "tooltip": f"failed · {r.run_id} · {_stamp(r.when)}" + (f" · {describe(r)}" if describe(r) else ""),
+        }
         for i, r in enumerate(shown)
         if r.state in FAILED_STATES
     ]
@@ -147,7 +150,9 @@ def metrics_chart(runs: list[Run]) -> dict[str, Any] | None:
         if champion is None:
             continue
         if previous is not None and champion != previous:
-            champions.append({"x": xs[i], "label": f"v{champion}", "tooltip": f"champion v{previous} → v{champion} · {r.run_id} · {_stamp(r.when)}"})
+            champions.append(
+                {"x": xs[i], "label": f"v{champion}", "tooltip": f"champion v{previous} → v{champion} · {r.run_id} · {_stamp(r.when)}"}
+            )
         previous = champion
 
     if timed and span > 0:

@@ -349,7 +349,9 @@ def status_of(run: Run | None) -> Status:
     if run.state == "success":
         return Status("success", run)
     if run.state in RUNNING_STATES:
-        doing = ", ".join(f"{t.task_id} ({t.state}, try {t.try_number})" if t.try_number else f"{t.task_id} ({t.state})" for t in run.running_tasks)
+        doing = ", ".join(
+            f"{t.task_id} ({t.state}, try {t.try_number})" if t.try_number else f"{t.task_id} ({t.state})" for t in run.running_tasks
+        )
         return Status("running", run, reason=f"the latest run is still {run.state}" + (f": {doing}" if doing else ""))
     failure = run.failure
     if failure is None:

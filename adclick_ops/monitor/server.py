@@ -190,7 +190,12 @@ def _error_writer(status_override: int | None) -> Any:
 
     def write_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
         body = f"<!doctype html><title>{html.escape(reason)}</title><h1>{html.escape(reason)}</h1><p>{html.escape(mesg)}</p>\n".encode()
-        headers = [("Connection", "close"), ("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body))), *_ERROR_HEADERS]
+        headers = [
+            ("Connection", "close"),
+            ("Content-Type", "text/html; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            *_ERROR_HEADERS,
+        ]
         head = f"HTTP/1.1 {status_override or status_int} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
         write_nonblock(sock, head.encode("latin-1") + body)
 

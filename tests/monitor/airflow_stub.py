@@ -78,7 +78,9 @@ def metrics(run_id: str, accuracy: float = 0.9612, roc_auc: float = 0.9874) -> d
     }
 
 
-def task_instance(run_id: str, task_id: str, state: str | None, *, try_number: int = 1, max_tries: int = 0, ended: datetime | None = T0) -> dict[str, Any]:
+def task_instance(
+    run_id: str, task_id: str, state: str | None, *, try_number: int = 1, max_tries: int = 0, ended: datetime | None = T0
+) -> dict[str, Any]:
     """A TaskInstanceResponse as GET .../dagRuns/{run_id}/taskInstances lists it (the fields the monitor reads and a few more)."""
     return {
         "id": secrets.token_hex(16),
@@ -104,7 +106,9 @@ def task_instance(run_id: str, task_id: str, state: str | None, *, try_number: i
 TRAINING_TASKS = ("load_data_task", "data_preprocessing_task", "separate_data_outputs_task", "build_save_model_task", "load_model_task")
 
 
-def failure_record(task_id: str, error: str, *, kind: str = "error", try_number: int = 1, max_tries: int = 0, retryable: bool = False) -> dict[str, Any]:
+def failure_record(
+    task_id: str, error: str, *, kind: str = "error", try_number: int = 1, max_tries: int = 0, retryable: bool = False
+) -> dict[str, Any]:
     """The `failure` XCom a failing task pushes (the shared contract)."""
     return {"task_id": task_id, "try_number": try_number, "error": error, "kind": kind, "retryable": retryable, "max_tries": max_tries}
 
@@ -324,7 +328,12 @@ def set_state(airflow: AirflowStub, state: str) -> str | None:
             airflow.task_xcoms[(run_id, failing, "failure")] = failure_record(failing, DATA_ERROR, kind="data", try_number=2, max_tries=1)
         if state == "gate":
             airflow.task_xcoms[(run_id, failing, "failure")] = failure_record(failing, GATE_ERROR, kind="gate")
-            airflow.xcoms[run_id] = {**metrics(run_id, accuracy=0.88, roc_auc=0.93), "model_version": 7, "promoted": False, "champion_version": 6}
+            airflow.xcoms[run_id] = {
+                **metrics(run_id, accuracy=0.88, roc_auc=0.93),
+                "model_version": 7,
+                "promoted": False,
+                "champion_version": 6,
+            }
         return run_id
     if state == "running":
         run_id = "manual__running_run"

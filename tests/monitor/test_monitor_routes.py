@@ -13,7 +13,7 @@ from adclick_ops.monitor import create_app
 
 from airflow_stub import STATES, UI_URL, dag_run, metrics
 
-ROUTES = ("/", "/success", "/running", "/failure", "/health", "/api/status", "/api/runs?limit=5", "/favicon.ico")
+ROUTES = ("/", "/success", "/running", "/failure", "/health", "/api/status", "/api/runs?limit=5")
 PAGE_OF = {"success": "/success", "running": "/running", "failed": "/failure", "no_run": "/failure", "unreachable": "/failure"}
 
 
