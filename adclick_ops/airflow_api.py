@@ -1,21 +1,34 @@
-"""The one client of Airflow's REST API v2, for the monitor and the run command: a bearer token, short timeouts.
+"""The one client of Airflow's REST API v2, for the monitor and the run command: a bearer token, bounded calls.
 
 Every failure to get a usable answer becomes an `AirflowError` whose `reason` is fit to show a
 user; callers never see a requests exception. Chosen over the official apache-airflow-client for
 its import time and cost per call (docs/performance.md, "Airflow REST client").
+
+Every call has a total deadline, not only connect and read timeouts: a server that sends one byte
+per second (a read timeout never fires) is cut when the deadline passes, because a timer shuts the
+call's socket down. Bodies are streamed and refused beyond a size cap, so a huge answer costs at
+most that much memory.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from typing import Any
 from urllib.parse import quote
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from adclick_ops.config.vocabulary import METRICS_TASK_ID
+
+MAX_BODY_BYTES = 4 * 1024 * 1024  # the largest answer read from Airflow (100 runs are about 150 KB)
+MAX_TASK_INSTANCES = 100  # task instances read for one run
+FAILURE_XCOM_KEY = "failure"
 
 
 class AirflowError(Exception):
@@ -46,6 +59,84 @@ def _path_part(value: str) -> str:
     return quote(value, safe="")
 
 
+# -- the total deadline ------------------------------------------------------------------------
+class _Watch:
+    """The socket a call is using, shut down if the call is still going at its deadline."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.sock: socket.socket | None = None
+        self.expired = False
+        self.finished = False
+
+    def attach(self, sock: socket.socket | None) -> None:
+        with self.lock:
+            self.sock = sock
+            if self.expired and sock is not None:
+                _shutdown(sock)
+
+    def expire(self) -> None:
+        with self.lock:
+            if self.finished:
+                return
+            self.expired = True
+            if self.sock is not None:
+                _shutdown(self.sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    # shutdown (not close) wakes a recv blocked in another thread; the pool then drops the connection.
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+_calls = threading.local()  # .watch: the _Watch of the call this thread is making
+
+
+def _attach(sock: socket.socket | None) -> None:
+    watch = getattr(_calls, "watch", None)
+    if watch is not None:
+        watch.attach(sock)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        _attach(self.sock)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:  # a kept-alive connection is not connected again
+        if self.sock is not None:
+            _attach(self.sock)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        _attach(self.sock)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        if self.sock is not None:
+            _attach(self.sock)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _WatchedAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
 class AirflowClient:
     """Client of /api/v2 with a token from POST /auth/token, renewed once on a 401."""
 
@@ -57,11 +148,16 @@ class AirflowClient:
         *,
         connect_timeout: float = 2.0,
         read_timeout: float = 5.0,
+        deadline: float | None = None,
+        max_body_bytes: int = MAX_BODY_BYTES,
         retry_server_errors_for: float = 0.0,
     ):
         self.base_url = base_url.rstrip("/")
         self._credentials = {"username": username, "password": password}
         self._timeout = (connect_timeout, read_timeout)
+        # seconds one call may take in all (connect, send, headers, body); default: connect + read
+        self.deadline = float(deadline) if deadline is not None else connect_timeout + read_timeout
+        self.max_body_bytes = int(max_body_bytes)
         self._retry_for = retry_server_errors_for  # seconds during which a 500 or 503 is asked again
         self._token: str | None = None
         self._token_lock = threading.Lock()
@@ -72,18 +168,84 @@ class AirflowClient:
         session = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = requests.Session()
+            adapter = _WatchedAdapter()
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            # No compression: the size cap then bounds what is read and what is kept alike.
+            session.headers["Accept-Encoding"] = "identity"
         return session
 
-    def _request(self, method: str, path: str, *, timeout: tuple[float, float] | None = None, **kwargs: Any) -> requests.Response:
+    def _drop_session(self) -> None:
+        session = getattr(self._local, "session", None)
+        self._local.session = None
+        if session is not None:
+            session.close()
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        timeout: tuple[float, float] | None = None,
+        deadline: float | None = None,
+        shown: float | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """One HTTP exchange, body included, ended by `deadline` seconds at most (default: the client's).
+
+        `shown` is the deadline named in the error: the whole call's, when this exchange has its rest.
+        """
         url = self.base_url + path
+        limit = self.deadline if deadline is None else deadline
+        said = f"{shown if shown is not None else limit:g}"
+        connect, read = timeout or self._timeout
+        watch = _Watch()
+        timer = threading.Timer(limit, watch.expire)
+        timer.daemon = True
+        _calls.watch = watch
+        timer.start()
         try:
-            return self._session().request(method, url, timeout=timeout or self._timeout, allow_redirects=False, **kwargs)
-        except requests.Timeout:
-            raise AirflowUnreachable(f"Airflow at {self.base_url} did not answer within {self._timeout[1]:g} s") from None
-        except requests.ConnectionError:
-            raise AirflowUnreachable(f"cannot connect to Airflow at {self.base_url}") from None
+            response = self._session().request(
+                method, url, timeout=(min(connect, limit), min(read, limit)), allow_redirects=False, stream=True, **kwargs
+            )
+            with response:
+                response._content = self._read_body(response, path)
+            return response
         except requests.RequestException as exc:
+            if watch.expired or isinstance(exc, requests.Timeout):
+                self._drop_session()
+                raise AirflowUnreachable(f"Airflow at {self.base_url} did not answer within {said} s") from None
+            if isinstance(exc, requests.ConnectionError):
+                raise AirflowUnreachable(f"cannot connect to Airflow at {self.base_url}") from None
             raise AirflowUnreachable(f"request to Airflow at {self.base_url} failed: {type(exc).__name__}") from None
+        except OSError:
+            # a socket shut down at the deadline may surface below requests' own exceptions
+            self._drop_session()
+            if watch.expired:
+                raise AirflowUnreachable(f"Airflow at {self.base_url} did not answer within {said} s") from None
+            raise AirflowUnreachable(f"cannot connect to Airflow at {self.base_url}") from None
+        finally:
+            with watch.lock:
+                watch.finished = True
+            timer.cancel()
+            _calls.watch = None
+
+    def _read_body(self, response: requests.Response, path: str) -> bytes:
+        cap = self.max_body_bytes
+        what = path.split("?")[0]
+        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise AirflowUnreachable(f"Airflow answered {what} with a {encoding}-encoded body, which the monitor did not ask for")
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise AirflowUnreachable(f"Airflow's answer to {what} is {int(declared)} bytes, more than the {cap} bytes allowed")
+        chunks, size = [], 0
+        for chunk in response.iter_content(64 * 1024):
+            size += len(chunk)
+            if size > cap:
+                raise AirflowUnreachable(f"Airflow's answer to {what} is larger than the {cap} bytes allowed")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     @staticmethod
     def _json(response: requests.Response, what: str) -> Any:
@@ -92,12 +254,12 @@ class AirflowClient:
         except ValueError:
             raise AirflowUnreachable(f"Airflow answered {what} with something that is not JSON") from None
 
-    def _login(self, stale: str | None) -> str:
+    def _login(self, stale: str | None, end: float | None = None) -> str:
         with self._token_lock:
             # Another thread may have renewed the token while this one waited.
             if self._token is not None and self._token != stale:
                 return self._token
-            response = self._request("POST", "/auth/token", json=self._credentials)
+            response = self._request("POST", "/auth/token", deadline=self._left(end), shown=self.deadline, json=self._credentials)
             if response.status_code in (401, 403):
                 raise AirflowUnreachable(
                     f"Airflow refused the monitor's credentials (HTTP {response.status_code}); "
@@ -124,12 +286,27 @@ class AirflowClient:
                     raise
             time.sleep(1)
 
+    def _left(self, end: float | None) -> float | None:
+        """Seconds left before `end` (a time.monotonic value); the call is over when none are."""
+        if end is None:
+            return None
+        left = end - time.monotonic()
+        if left <= 0:
+            raise AirflowUnreachable(f"Airflow at {self.base_url} did not answer within {self.deadline:g} s")
+        return left
+
     def _call_api_once(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        token = self._token or self._login(None)
-        response = self._request(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
+        # One deadline for the whole call: the login, the request and its renewal after a 401.
+        end = time.monotonic() + self.deadline
+        token = self._token or self._login(None, end)
+        response = self._request(
+            method, path, deadline=self._left(end), shown=self.deadline, headers={"Authorization": f"Bearer {token}"}, **kwargs
+        )
         if response.status_code == 401:  # expired or issued by a restarted api-server
-            token = self._login(token)
-            response = self._request(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
+            token = self._login(token, end)
+            response = self._request(
+                method, path, deadline=self._left(end), shown=self.deadline, headers={"Authorization": f"Bearer {token}"}, **kwargs
+            )
         if response.status_code in (401, 403):
             raise AirflowUnreachable(f"Airflow refused access to {path.split('?')[0]} (HTTP {response.status_code})")
         if response.status_code >= 500:
@@ -149,7 +326,7 @@ class AirflowClient:
 
     def health(self) -> dict[str, Any]:
         """GET /api/v2/monitor/health (no token needed), with a tighter timeout: it backs /health."""
-        response = self._request("GET", "/api/v2/monitor/health", timeout=(1.0, 2.0))
+        response = self._request("GET", "/api/v2/monitor/health", timeout=(1.0, 2.0), deadline=min(self.deadline, 3.0))
         if response.status_code != 200:
             raise AirflowUnreachable(f"Airflow health endpoint answered HTTP {response.status_code}")
         body = self._json(response, "GET /api/v2/monitor/health")
@@ -167,18 +344,40 @@ class AirflowClient:
         runs = body.get("dag_runs") if isinstance(body, dict) else None
         if not isinstance(runs, list) or not all(isinstance(r, dict) and isinstance(r.get("dag_run_id"), str) for r in runs):
             raise AirflowUnreachable("Airflow's list of runs has an unexpected shape")
-        return runs
+        # Airflow may list more than asked (a proxy, a bug, a hostile server): the rest is not read.
+        return runs[: max(0, limit)]
 
-    def run_metrics(self, dag_id: str, run_id: str) -> dict[str, Any] | None:
-        """The XCom return_value of load_model_task in that run, or None when it has none."""
-        path = f"/api/v2/dags/{_path_part(dag_id)}/dagRuns/{_path_part(run_id)}/taskInstances/{METRICS_TASK_ID}/xcomEntries/return_value"
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """The task instances of one run (task_id, state, try_number, max_tries, dates), at most MAX_TASK_INSTANCES."""
+        path = f"/api/v2/dags/{_path_part(dag_id)}/dagRuns/{_path_part(run_id)}/taskInstances"
+        response = self._get_api(path, {"limit": MAX_TASK_INSTANCES})
+        if response.status_code == 404:
+            return []
+        if response.status_code != 200:
+            raise AirflowUnreachable(f"Airflow answered HTTP {response.status_code} to the task instances of {run_id}")
+        body = self._json(response, "the task instances")
+        items = body.get("task_instances") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            raise AirflowUnreachable("Airflow's list of task instances has an unexpected shape")
+        return [ti for ti in items[:MAX_TASK_INSTANCES] if isinstance(ti, dict) and isinstance(ti.get("task_id"), str)]
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str) -> dict[str, Any] | None:
+        """The XCom `key` of a task in a run as a dict (JSON strings and serde wrappers undone), or None."""
+        path = (
+            f"/api/v2/dags/{_path_part(dag_id)}/dagRuns/{_path_part(run_id)}"
+            f"/taskInstances/{_path_part(task_id)}/xcomEntries/{_path_part(key)}"
+        )
         response = self._get_api(path)
         if response.status_code == 404:
             return None
         if response.status_code != 200:
-            raise AirflowUnreachable(f"Airflow answered HTTP {response.status_code} to the metrics of {run_id}")
-        body = self._json(response, "the metrics XCom")
+            raise AirflowUnreachable(f"Airflow answered HTTP {response.status_code} to the XCom {key} of {task_id} in {run_id}")
+        body = self._json(response, f"the XCom {key}")
         return _xcom_value(body.get("value") if isinstance(body, dict) else None)
+
+    def run_metrics(self, dag_id: str, run_id: str) -> dict[str, Any] | None:
+        """The XCom return_value of load_model_task in that run, or None when it has none."""
+        return self.xcom(dag_id, run_id, METRICS_TASK_ID, "return_value")
 
 
 def _xcom_value(value: Any) -> dict[str, Any] | None:

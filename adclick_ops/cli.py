@@ -176,9 +176,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
-    from adclick_ops.monitor.server import serve
+    from adclick_ops.monitor.server import MonitorPortError, serve
 
-    serve(host=args.host, port=args.port, airflow_url=args.airflow_url, dag_id=args.dag_id)
+    if not 0 <= args.port <= 65535:
+        print(f"adclick-ops monitor: --port must be from 0 to 65535, got {args.port}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        serve(host=args.host, port=args.port, airflow_url=args.airflow_url, dag_id=args.dag_id)
+    except MonitorPortError as exc:
+        # one line, no traceback: the port is taken (or the host cannot be bound)
+        print(f"adclick-ops monitor: {exc}; stop that program or choose another --port", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as exc:  # a monitor setting from the environment that is not a number
+        print(f"adclick-ops monitor: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     return 0
 
 

@@ -70,3 +70,84 @@ def test_server_errors_are_retried_only_when_asked(stub):
 def test_an_accepted_status_is_not_an_error(stub):
     client = AirflowClient(stub.url, "airflow", "airflow")
     assert client.call("GET", "/dags/Nope/dagRuns", accept=(404,)) is None
+
+
+class _Drip:
+    """A raw TCP server that answers every connection one byte at a time, `head` then `body`."""
+
+    def __init__(self, head: bytes, body: bytes, every: float = 0.05):
+        import socket
+        import threading
+
+        self.data, self.every, self.sent = head + body, every, 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.cut = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        import time
+
+        conn, _ = self.sock.accept()
+        conn.recv(65536)
+        try:
+            for i in range(len(self.data)):
+                conn.sendall(self.data[i : i + 1])
+                self.sent = i + 1
+                time.sleep(self.every)
+        except OSError:
+            pass
+        finally:
+            self.cut.set()
+            conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.mark.parametrize(
+    ("head", "body"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + b"X-Pad: " + b"a" * 2000 + b"\r\n\r\n", b"{}"),  # slow headers
+        (b"HTTP/1.1 201 Created\r\nContent-Length: 4000\r\n\r\n", b'{"access_token": "' + b"t" * 3975 + b'"}'),  # slow body
+    ],
+    ids=["headers-one-byte-at-a-time", "body-one-byte-at-a-time"],
+)
+def test_a_server_that_drips_is_cut_at_the_total_deadline(head, body):
+    drip = _Drip(head, body)
+    try:
+        client = AirflowClient(f"http://127.0.0.1:{drip.port}", "airflow", "airflow", read_timeout=5, deadline=0.5)
+        with pytest.raises(AirflowUnreachable, match=r"did not answer within 0\.5 s"):
+            client.call("GET", "/dags/Airflow_Lab2/dagRuns")
+        sent_when_cut = drip.sent
+        assert drip.cut.wait(30)  # the server saw its connection shut
+        assert sent_when_cut < len(head + body)  # the answer was not read to its end
+    finally:
+        drip.close()
+
+
+def test_an_answer_over_the_size_cap_is_refused(stub):
+    stub.runs = [dag_run(f"manual__{i}", "success") for i in range(50)]
+    client = AirflowClient(stub.url, "airflow", "airflow", max_body_bytes=10_000)
+    with pytest.raises(AirflowUnreachable, match="more than the 10000 bytes allowed"):
+        client.recent_runs("Airflow_Lab2", 50)
+    assert len(client.recent_runs("Airflow_Lab2", 2)) == 2  # a small answer on the same client still works
+
+
+def test_runs_beyond_the_limit_are_dropped(stub):
+    stub.runs = [dag_run(f"manual__{i}", "success") for i in range(30)]
+    stub.ignore_limit = True
+    assert len(AirflowClient(stub.url, "airflow", "airflow").recent_runs("Airflow_Lab2", 5)) == 5
+
+
+def test_task_instances_and_any_xcom_are_read(stub):
+    from airflow_stub import failure_record, task_instance
+
+    stub.runs = [dag_run("manual__1", "failed")]
+    stub.task_instances["manual__1"] = [task_instance("manual__1", "load_data_task", "failed", try_number=2)]
+    stub.task_xcoms[("manual__1", "load_data_task", "failure")] = failure_record("load_data_task", "E: x")
+    client = AirflowClient(stub.url, "airflow", "airflow")
+    assert [(t["task_id"], t["try_number"]) for t in client.task_instances("Airflow_Lab2", "manual__1")] == [("load_data_task", 2)]
+    assert client.xcom("Airflow_Lab2", "manual__1", "load_data_task", "failure")["error"] == "E: x"
+    assert client.xcom("Airflow_Lab2", "manual__1", "load_data_task", "nope") is None
+    assert client.task_instances("Airflow_Lab2", "manual__2") == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from typing import Any
 
@@ -39,6 +40,8 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_TTL": 5.0,  # seconds; 0 turns the cache off
     "AIRFLOW_CONNECT_TIMEOUT": 2.0,
     "AIRFLOW_READ_TIMEOUT": 5.0,
+    "AIRFLOW_DEADLINE": 5.0,  # seconds one call to Airflow may take in all, body included
+    "AIRFLOW_WAIT": 2.0,  # seconds a request may wait on Airflow before answering with what it has
     "CHART_RUNS": 20,
     "MODEL_DIR": None,  # None: the DAG's training.model_dir in the pipeline files
     "PIPELINES": None,  # None: pipelines/ of the project
@@ -53,8 +56,8 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
 }
+_NO_STORE = ("Cache-Control", "no-store")
 
 
 def _settings(config: dict[str, Any] | None) -> dict[str, Any]:
@@ -63,7 +66,13 @@ def _settings(config: dict[str, Any] | None) -> dict[str, Any]:
         if os.environ.get(env):
             settings[key] = os.environ[env]
     settings.update({k: v for k, v in (config or {}).items() if v is not None})
-    settings["CACHE_TTL"] = float(settings["CACHE_TTL"])
+    for key in ("CACHE_TTL", "AIRFLOW_CONNECT_TIMEOUT", "AIRFLOW_READ_TIMEOUT", "AIRFLOW_DEADLINE", "AIRFLOW_WAIT"):
+        try:
+            settings[key] = float(settings[key])
+        except (TypeError, ValueError):
+            raise ValueError(f"monitor setting {key} must be a number of seconds, got {settings[key]!r}") from None
+        if not math.isfinite(settings[key]) or settings[key] < 0:
+            raise ValueError(f"monitor setting {key} must be a number of seconds from 0, got {settings[key]!r}")
     settings["CHART_RUNS"] = int(settings["CHART_RUNS"])
     settings["AIRFLOW_URL"] = str(settings["AIRFLOW_URL"]).rstrip("/")
     settings["AIRFLOW_UI_URL"] = str(settings["AIRFLOW_UI_URL"] or settings["AIRFLOW_URL"]).rstrip("/")
@@ -83,10 +92,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config["AIRFLOW_URL"],
         str(app.config["AIRFLOW_USER"]),
         str(app.config["AIRFLOW_PASSWORD"]),
-        connect_timeout=float(app.config["AIRFLOW_CONNECT_TIMEOUT"]),
-        read_timeout=float(app.config["AIRFLOW_READ_TIMEOUT"]),
+        connect_timeout=app.config["AIRFLOW_CONNECT_TIMEOUT"],
+        read_timeout=app.config["AIRFLOW_READ_TIMEOUT"],
+        deadline=app.config["AIRFLOW_DEADLINE"],
     )
-    app.extensions[EXTENSION_KEY] = RunSource(client, app.config["DAG_ID"], app.config["AIRFLOW_UI_URL"], TTLCache(app.config["CACHE_TTL"]))
+    cache = TTLCache(app.config["CACHE_TTL"], wait=app.config["AIRFLOW_WAIT"])
+    app.extensions[EXTENSION_KEY] = RunSource(client, app.config["DAG_ID"], app.config["AIRFLOW_UI_URL"], cache)
 
     from adclick_ops.monitor.views import bp
 
@@ -104,6 +115,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 def _security_headers(response: Response) -> Response:
     # No view sets these, so extend (a list append) rather than setdefault (a scan per header).
     response.headers.extend(SECURITY_HEADERS)
+    if "Cache-Control" not in response.headers:  # static files keep their own
+        response.headers.add(*_NO_STORE)
     return response
 
 

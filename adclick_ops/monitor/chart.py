@@ -1,47 +1,173 @@
 """Geometry of the inline SVG chart of accuracy and ROC AUC over the recent runs (no JS, no CDN).
 
-The template draws what `metrics_chart` returns; numbers only here, every label is escaped there.
+Runs are placed on a time axis (their start, else their logical date; by order when a run has
+neither). Failed runs are marked along the bottom, champion changes by a vertical line. The
+template draws what `metrics_chart` returns; numbers and plain strings only here, every label is
+escaped there.
 """
 
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from adclick_ops.config.vocabulary import METRIC_LABELS
 from adclick_ops.monitor.runs import Run
 
-WIDTH, HEIGHT = 640, 240
-LEFT, RIGHT, TOP, BOTTOM = 48, 16, 16, 32
+WIDTH, HEIGHT = 880, 280
+LEFT, RIGHT, TOP, BOTTOM = 52, 24, 28, 48
 SERIES = tuple((name, METRIC_LABELS[name]) for name in ("accuracy", "roc_auc"))
+FAILED_STATES = frozenset({"failed", "upstream_failed"})
+_MINUTE, _HOUR, _DAY = 60, 3600, 86400
+# steps of the time axis, the first that gives at most MAX_TIME_TICKS ticks is used
+TIME_STEPS = (
+    _MINUTE,
+    5 * _MINUTE,
+    10 * _MINUTE,
+    15 * _MINUTE,
+    30 * _MINUTE,
+    _HOUR,
+    2 * _HOUR,
+    3 * _HOUR,
+    6 * _HOUR,
+    12 * _HOUR,
+    _DAY,
+    2 * _DAY,
+    7 * _DAY,
+    14 * _DAY,
+    30 * _DAY,
+    91 * _DAY,
+    365 * _DAY,
+)
+MAX_TIME_TICKS = 7
+
+
+def describe(run: Run) -> str:
+    """What the run used and made, in one line: estimator, scalers, model version."""
+    parts = []
+    if run.extra.get("estimator"):
+        parts.append(str(run.extra["estimator"]))
+    scalers = run.extra.get("scalers")
+    if scalers is not None:
+        parts.append("scalers: " + (", ".join(scalers) if scalers else "none"))
+    if run.extra.get("model_version") is not None:
+        parts.append(f"model v{run.extra['model_version']}")
+    return " · ".join(parts)
+
+
+def _stamp(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "no date"
+
+
+def _time_ticks(start: datetime, end: datetime) -> list[tuple[datetime, str]]:
+    """Round times between start and end with labels as short as the span allows."""
+    span = (end - start).total_seconds()
+    step = next((s for s in TIME_STEPS if span / s <= MAX_TIME_TICKS - 1), TIME_STEPS[-1] * max(1, math.ceil(span / TIME_STEPS[-1] / 6)))
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    first = math.ceil((start - epoch).total_seconds() / step) * step
+    same_day = start.date() == end.date()
+    if step >= _DAY:
+        fmt = "%Y-%m-%d"
+    elif same_day:
+        fmt = "%H:%M"
+    else:
+        fmt = "%m-%d %H:%M"
+    ticks = []
+    t = first
+    while t <= (end - epoch).total_seconds() + 1e-6 and len(ticks) <= MAX_TIME_TICKS:
+        when = epoch + timedelta(seconds=t)
+        ticks.append((when, when.strftime(fmt)))
+        t += step
+    return ticks
 
 
 def metrics_chart(runs: list[Run]) -> dict[str, Any] | None:
-    """Points, ticks and polylines for the runs that have metrics, oldest on the left; None if none."""
-    plotted = [r for r in reversed(runs) if any(name in r.metrics for name, _ in SERIES)]
-    if not plotted:
+    """Points, ticks, marks and polylines for the recent runs, oldest on the left; None if no run has metrics."""
+    chronological = list(reversed(runs))  # the API lists newest first
+    shown = [r for r in chronological if r.state in FAILED_STATES or any(name in r.metrics for name, _ in SERIES)]
+    with_metrics = [r for r in shown if any(name in r.metrics for name, _ in SERIES)]
+    if not with_metrics:
         return None
-    values = [r.metrics[name] for r in plotted for name, _ in SERIES if name in r.metrics]
+    values = [r.metrics[name] for r in with_metrics for name, _ in SERIES if name in r.metrics]
     # Scores crowd near 1: start the axis at the tenth below the lowest, so differences show.
     low = max(0.0, math.floor(min(values) * 10 - 1e-9) / 10)
     low = min(low, 0.9)
     high = 1.0
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    plot_left, plot_right = LEFT + 8, WIDTH - RIGHT - 8  # a margin so that end points are not cut
+    plot_top, plot_bottom = TOP, HEIGHT - BOTTOM
+    plot_w, plot_h = plot_right - plot_left, plot_bottom - plot_top
 
-    def x(i: int) -> float:
-        return LEFT + (plot_w / 2 if len(plotted) == 1 else plot_w * i / (len(plotted) - 1))
+    times = [r.when for r in shown]
+    timed = all(t is not None for t in times)
+    if timed:
+        start, end = min(times), max(times)  # type: ignore[type-var]
+        span = (end - start).total_seconds()
+    else:
+        start = end = None
+        span = 0.0
+
+    def x_at(i: int, when: datetime | None) -> float:
+        if timed and span > 0:
+            return plot_left + plot_w * (when - start).total_seconds() / span  # type: ignore[operator]
+        if len(shown) == 1 or (timed and span == 0):
+            return plot_left + plot_w / 2
+        return plot_left + plot_w * i / (len(shown) - 1)
 
     def y(v: float) -> float:
-        return TOP + plot_h * (high - min(max(v, low), high)) / (high - low)
+        return plot_top + plot_h * (high - min(max(v, low), high)) / (high - low)
 
+    xs = [round(x_at(i, r.when), 1) for i, r in enumerate(shown)]
     series = []
     for name, label in SERIES:
         points = [
-            {"x": round(x(i), 1), "y": round(y(r.metrics[name]), 1), "value": r.metrics[name], "run_id": r.run_id}
-            for i, r in enumerate(plotted)
+            {
+                "x": xs[i],
+                "y": round(y(r.metrics[name]), 1),
+                "value": r.metrics[name],
+                "run_id": r.run_id,
+                "tooltip": " · ".join(p for p in (f"{label} {r.metrics[name]:.4f}", r.run_id, _stamp(r.when), describe(r)) if p),
+            }
+            for i, r in enumerate(shown)
             if name in r.metrics
         ]
         series.append({"name": name, "label": label, "points": points, "polyline": " ".join(f"{p['x']},{p['y']}" for p in points)})
+
+    failures = [
+        {
+            "x": xs[i],
+            "y": plot_bottom - 6,
+            "run_id": r.run_id,
+            "tooltip": f"failed · {r.run_id} · {_stamp(r.when)}" + (f" · {describe(r)}" if describe(r) else ""),
+        }
+        for i, r in enumerate(shown)
+        if r.state in FAILED_STATES
+    ]
+
+    champions, previous = [], None
+    for i, r in enumerate(shown):
+        champion = r.extra.get("champion_version")
+        if champion is None:
+            continue
+        if previous is not None and champion != previous:
+            champions.append(
+                {"x": xs[i], "label": f"v{champion}", "tooltip": f"champion v{previous} → v{champion} · {r.run_id} · {_stamp(r.when)}"}
+            )
+        previous = champion
+
+    if timed and span > 0:
+        x_ticks = [
+            {"x": round(plot_left + plot_w * (when - start).total_seconds() / span, 1), "label": label}
+            for when, label in _time_ticks(start, end)  # type: ignore[arg-type]
+        ]
+        axis_label = "run start (UTC)"
+    elif timed:
+        x_ticks = [{"x": round(plot_left + plot_w / 2, 1), "label": start.strftime("%Y-%m-%d %H:%M")}]  # type: ignore[union-attr]
+        axis_label = "run start (UTC)"
+    else:
+        x_ticks = [{"x": xs[i], "label": f"#{i + 1}"} for i in range(len(shown))] if len(shown) <= 12 else []
+        axis_label = "runs in order (some have no date)"
+
     step = 0.02 if high - low <= 0.2 + 1e-9 else 0.1
     ticks = [{"label": f"{low + k * step:.2f}", "y": round(y(low + k * step), 1)} for k in range(round((high - low) / step) + 1)]
     return {
@@ -52,6 +178,12 @@ def metrics_chart(runs: list[Run]) -> dict[str, Any] | None:
         "top": TOP,
         "bottom": HEIGHT - BOTTOM,
         "ticks": ticks,
+        "x_ticks": x_ticks,
+        "axis_label": axis_label,
         "series": series,
-        "runs": len(plotted),
+        "failures": failures,
+        "champions": champions,
+        "runs": len(with_metrics),
+        "first": _stamp(shown[0].when),
+        "last": _stamp(shown[-1].when),
     }

@@ -1,22 +1,66 @@
 """What the monitor knows about the training runs: Airflow's answers turned into `Run` records.
 
 `RunSource` is the one place that calls the client, through the TTL cache; `status_of` tells
-which case the pages show (success, failed, running, no run yet, Airflow unreachable).
+which case the pages show (success, failed, running, no run yet, Airflow unreachable). For the
+latest run it also reads the task instances: which task failed, on which try and why (the
+`failure` XCom that a failing task pushes), or which tasks are running.
+
+Whatever Airflow answers is checked here: values of the wrong type become None, dates are read
+leniently (naive ones as UTC), lists are cut to what was asked for.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from dataclasses import dataclass, field
-from datetime import datetime
+import re
+import time
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from adclick_ops.airflow_api import AirflowClient, AirflowUnreachable, DagNotFound
+from adclick_ops.airflow_api import FAILURE_XCOM_KEY, AirflowClient, AirflowError, AirflowUnreachable, DagNotFound
 from adclick_ops.config.vocabulary import METRICS
-from adclick_ops.monitor.cache import TTLCache
+from adclick_ops.monitor.cache import AirflowSlow, TTLCache
+
+log = logging.getLogger(__name__)
 
 RUNNING_STATES = frozenset({"queued", "running"})
+# task instance states that mean "not finished yet" in a running run
+ACTIVE_TASK_STATES = ("running", "queued", "scheduled", "up_for_retry", "up_for_reschedule", "deferred", "restarting")
+FAILURE_KINDS = frozenset({"data", "gate", "config", "transient", "error"})
+MAX_ERROR_CHARS = 500
+MAX_TEXT_CHARS = 200  # estimator and scaler names, task ids shown
+MAX_SCALERS = 20
+_EXCEPTION_PREFIX = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Failure): ")
+FETCH_BUDGET = 10.0  # seconds one refresh may spend reading metrics XComs before it stops asking
+
+
+@dataclass(frozen=True)
+class TaskTry:
+    """One task instance of a run as the pages show it: a failed one (with why) or a running one."""
+
+    task_id: str
+    state: str
+    try_number: int | None
+    max_tries: int | None
+    log_link: str
+    error: str | None = None
+    kind: str | None = None  # data | gate | config | transient | error; None: no failure record
+    retryable: bool | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "state": self.state,
+            "try_number": self.try_number,
+            "max_tries": self.max_tries,
+            "error": self.error,
+            "kind": self.kind,
+            "retryable": self.retryable,
+            "log_link": self.log_link,
+        }
 
 
 @dataclass(frozen=True)
@@ -32,7 +76,19 @@ class Run:
     airflow_link: str
     metrics: dict[str, float] = field(default_factory=dict)
     confusion_matrix: list[list[int]] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)  # n_test, estimator, model_path
+    extra: dict[str, Any] = field(default_factory=dict)  # n_test, estimator, scalers, model_version, ...
+    failure: TaskTry | None = None  # the failed task of a failed run (the latest run only)
+    running_tasks: tuple[TaskTry, ...] = ()  # the unfinished tasks of a running run (the latest run only)
+    details_note: str | None = None  # why the task details are missing, when Airflow did not give them
+
+    @property
+    def when(self) -> datetime | None:
+        """The time the run is placed at: its start, else its logical date."""
+        return self.start_date or self.logical_date
+
+    @property
+    def gate_rejected(self) -> bool:
+        return self.failure is not None and self.failure.kind == "gate"
 
     def as_json(self) -> dict[str, Any]:
         def iso(value: datetime | None) -> str | None:
@@ -51,6 +107,8 @@ class Run:
             "metrics": dict(self.metrics) or None,
             "confusion_matrix": self.confusion_matrix,
             **self.extra,
+            "failure": self.failure.as_json() if self.failure else None,
+            "running_tasks": [t.as_json() for t in self.running_tasks],
         }
 
 
@@ -68,12 +126,35 @@ class Status:
 
 
 def _date(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
+    """An ISO 8601 date as an aware UTC datetime: `Z`, offsets and naive (taken as UTC) alike; else None."""
+    if not isinstance(value, str) or not value or len(value) > 64:
         return None
     try:
-        return datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value.strip())
     except ValueError:
         return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except (OverflowError, ValueError):  # e.g. year 1 with a positive offset
+        return None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and -(2**53) < value < 2**53 else None
+
+
+def _text(value: Any, limit: int = MAX_TEXT_CHARS) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    value = value.strip()
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def _first_line(value: Any) -> str | None:
+    text = _text(value, MAX_ERROR_CHARS * 4)
+    return _text(text.splitlines()[0], MAX_ERROR_CHARS) if text else None
 
 
 def _number(value: Any) -> float | None:
@@ -100,14 +181,12 @@ def parse_run(raw: dict[str, Any], metrics: dict[str, Any] | None, ui_url: str, 
     duration = _number(raw.get("duration"))
     if duration is None and start and end:
         duration = (end - start).total_seconds()
-    metrics = metrics or {}
+    metrics = metrics if isinstance(metrics, dict) else {}
     values = {name: v for name in METRICS if (v := _number(metrics.get(name))) is not None}
-    extra = {
-        k: metrics[k]
-        for k in ("n_test", "estimator", "model_path")
-        if isinstance(metrics.get(k), (str, int)) and not isinstance(metrics.get(k), bool)
-    }
+    extra = _extra(metrics)
     note = raw.get("note")
+    if duration is not None and duration < 0:
+        duration = None
     return Run(
         run_id=raw["dag_run_id"],
         state=str(raw.get("state") or "unknown"),
@@ -124,6 +203,82 @@ def parse_run(raw: dict[str, Any], metrics: dict[str, Any] | None, ui_url: str, 
     )
 
 
+def _extra(metrics: dict[str, Any]) -> dict[str, Any]:
+    """What the metrics XCom says about the model: each key only when it has the right type."""
+    extra: dict[str, Any] = {}
+    for key in ("n_test", "model_version", "champion_version"):
+        if (number := _int(metrics.get(key))) is not None:
+            extra[key] = number
+    for key in ("estimator", "decision"):
+        if (text := _text(metrics.get(key))) is not None:
+            extra[key] = text
+    if (path := _text(metrics.get("model_path"), 1000)) is not None:
+        extra["model_path"] = path
+    if isinstance(metrics.get("promoted"), bool):
+        extra["promoted"] = metrics["promoted"]
+    scalers = metrics.get("scalers")
+    if isinstance(scalers, list):
+        names = [t for s in scalers[:MAX_SCALERS] if (t := _text(s)) is not None]
+        if len(names) == len(scalers):
+            extra["scalers"] = names
+    previous = metrics.get("previous_champion_metrics")
+    if isinstance(previous, dict):
+        extra["previous_champion_metrics"] = {name: v for name in METRICS if (v := _number(previous.get(name))) is not None}
+    return extra
+
+
+def log_link(ui_url: str, dag_id: str, run_id: str, task_id: str, try_number: int | None) -> str:
+    """The Airflow UI page of one try of a task (its log)."""
+    link = f"{ui_url.rstrip('/')}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}/tasks/{quote(task_id, safe='')}"
+    return f"{link}?try_number={try_number}" if try_number is not None and try_number > 0 else link
+
+
+def _when_ended(ti: dict[str, Any]) -> datetime:
+    return _date(ti.get("end_date")) or _date(ti.get("start_date")) or datetime.max.replace(tzinfo=UTC)
+
+
+def failed_task(tis: list[dict[str, Any]], record: Any, ui_url: str, dag_id: str, run_id: str) -> TaskTry | None:
+    """The failed task of a run: the first that failed, with its `failure` record when it has a valid one."""
+    failed = sorted((ti for ti in tis if ti.get("state") == "failed"), key=_when_ended)
+    if not failed:
+        return None
+    ti = failed[0]
+    task_id = _text(ti["task_id"], 250) or "?"
+    try_number, max_tries = _int(ti.get("try_number")), _int(ti.get("max_tries"))
+    error = kind = retryable = None
+    if isinstance(record, dict) and record.get("task_id") in (None, ti["task_id"]):
+        error = _first_line(record.get("error"))
+        kind = record.get("kind") if record.get("kind") in FAILURE_KINDS else None
+        retryable = record.get("retryable") if isinstance(record.get("retryable"), bool) else None
+        try_number = _int(record.get("try_number")) or try_number
+        max_tries = _int(record.get("max_tries")) or max_tries
+    return TaskTry(
+        task_id=task_id,
+        state="failed",
+        try_number=try_number,
+        max_tries=max_tries,
+        log_link=log_link(ui_url, dag_id, run_id, ti["task_id"], try_number),
+        error=error,
+        kind=kind if error else None,
+        retryable=retryable,
+    )
+
+
+def running_tasks(tis: list[dict[str, Any]], ui_url: str, dag_id: str, run_id: str) -> tuple[TaskTry, ...]:
+    active = [ti for ti in tis if ti.get("state") in ACTIVE_TASK_STATES]
+    active.sort(key=lambda ti: (ACTIVE_TASK_STATES.index(ti["state"]), ti["task_id"]))
+    return tuple(
+        TaskTry(
+            task_id=_text(ti["task_id"], 250) or "?",
+            state=ti["state"],
+            try_number=_int(ti.get("try_number")),
+            max_tries=_int(ti.get("max_tries")),
+            log_link=log_link(ui_url, dag_id, run_id, ti["task_id"], _int(ti.get("try_number"))),
+        )
+        for ti in active[:20]
+    )
+
+
 class RunSource:
     """The runs of one DAG, read from Airflow through a cache shared by every request."""
 
@@ -135,11 +290,35 @@ class RunSource:
 
     def _fetch(self, limit: int) -> list[Run]:
         runs = []
-        for raw in self.client.recent_runs(self.dag_id, limit):
+        stop_at = time.monotonic() + FETCH_BUDGET
+        # recent_runs keeps at most `limit`, whatever Airflow listed: one XCom read per run at most.
+        for raw in self.client.recent_runs(self.dag_id, limit)[:limit]:
             # A queued run has no task output yet; every other state may have load_model_task's.
-            metrics = None if raw.get("state") == "queued" else self.client.run_metrics(self.dag_id, raw["dag_run_id"])
+            metrics = None
+            if raw.get("state") != "queued" and time.monotonic() < stop_at:
+                metrics = self.client.run_metrics(self.dag_id, raw["dag_run_id"])
             runs.append(parse_run(raw, metrics, self.ui_url, self.dag_id))
         return runs
+
+    def _fetch_latest(self) -> Run | None:
+        runs = self._fetch(1)
+        return self._with_tasks(runs[0]) if runs else None
+
+    def _with_tasks(self, run: Run) -> Run:
+        """The run with its failed task (and why) or its running tasks, as far as Airflow tells."""
+        if run.state == "success":
+            return run
+        try:
+            tis = self.client.task_instances(self.dag_id, run.run_id)
+            if run.state in RUNNING_STATES:
+                return replace(run, running_tasks=running_tasks(tis, self.ui_url, self.dag_id, run.run_id))
+            failed = failed_task(tis, None, self.ui_url, self.dag_id, run.run_id)
+            if failed is None:
+                return run
+            record = self.client.xcom(self.dag_id, run.run_id, failed.task_id, FAILURE_XCOM_KEY)
+            return replace(run, failure=failed_task(tis, record, self.ui_url, self.dag_id, run.run_id))
+        except AirflowError as exc:
+            return replace(run, details_note=f"the task details could not be read: {exc.reason}")
 
     def recent(self, limit: int) -> list[Run]:
         """Up to `limit` runs, newest first, each with its metrics when load_model_task returned them."""
@@ -148,18 +327,19 @@ class RunSource:
     def status(self) -> Status:
         """The latest run and its case; never raises for anything Airflow does."""
         try:
-            runs = self.recent(1)
+            run = self.cache.get(("latest",), self._fetch_latest)
         except DagNotFound as exc:
             return Status("no_run", reason=exc.reason)
         except AirflowUnreachable as exc:
             return Status("unreachable", reason=exc.reason)
-        return status_of(runs[0] if runs else None)
+        return status_of(run)
 
-    def airflow_health(self) -> tuple[bool, str | None]:
+    def airflow_health(self, wait: float = 0.5) -> tuple[bool | None, str | None]:
+        """Whether Airflow's health endpoint answers; None when it has not answered within `wait` s yet."""
         try:
-            self.cache.get(("health",), self.client.health)
+            self.cache.get(("health",), self.client.health, wait=wait, priority=True)
         except AirflowUnreachable as exc:
-            return False, exc.reason
+            return (None if isinstance(exc, AirflowSlow) else False), exc.reason
         return True, None
 
 
@@ -169,5 +349,16 @@ def status_of(run: Run | None) -> Status:
     if run.state == "success":
         return Status("success", run)
     if run.state in RUNNING_STATES:
-        return Status("running", run, reason=f"the latest run is still {run.state}")
-    return Status("failed", run, reason=f"the latest run ended in state {run.state}")
+        doing = ", ".join(
+            f"{t.task_id} ({t.state}, try {t.try_number})" if t.try_number else f"{t.task_id} ({t.state})" for t in run.running_tasks
+        )
+        return Status("running", run, reason=f"the latest run is still {run.state}" + (f": {doing}" if doing else ""))
+    failure = run.failure
+    if failure is None:
+        return Status("failed", run, reason=f"the latest run ended in state {run.state}")
+    if failure.kind == "gate" and failure.error:
+        # "QualityGateError: model v7 not promoted: ..." reads as the outcome it is
+        return Status("failed", run, reason=_EXCEPTION_PREFIX.sub("", failure.error, count=1))
+    try_text = f" on try {failure.try_number}" if failure.try_number else ""
+    why = failure.error or "no error was recorded (killed, or failed before it could say why); see its log"
+    return Status("failed", run, reason=f"{failure.task_id} failed{try_text}: {why}")

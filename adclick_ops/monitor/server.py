@@ -13,10 +13,11 @@ from typing import Any
 
 from flask import Flask
 from waitress import create_server
-from waitress.task import ThreadedTaskDispatcher
+from waitress.channel import HTTPChannel
+from waitress.task import ErrorTask, ThreadedTaskDispatcher
 
 from adclick_ops.config.vocabulary import MONITOR_HOST, MONITOR_PORT
-from adclick_ops.monitor.app import create_app
+from adclick_ops.monitor.app import SECURITY_HEADERS, create_app
 from adclick_ops.monitor.views import SERVICE_NAME
 from adclick_ops.net import bind_error
 
@@ -26,8 +27,45 @@ _WILDCARDS = {"", "0.0.0.0", "::", "*"}
 _POLL_SECONDS = 0.25  # how soon a stop request or the end of serve_for is noticed when idle
 
 
+# Routes that answer without Airflow: waitress serves them on threads of their own, so that they
+# answer even while every other thread waits on a slow Airflow.
+FAST_PATHS = frozenset({"/health", "/favicon.ico"})
+_ERROR_HEADERS = [*SECURITY_HEADERS.items(), ("Cache-Control", "no-store")]
+
+
 class MonitorPortError(RuntimeError):
     """The monitor cannot have its port: another program holds it, or binding failed."""
+
+
+class _SecureErrorTask(ErrorTask):
+    """waitress's own error answers (bad request line, headers too large, ...) with the monitor's headers."""
+
+    def execute(self) -> None:
+        self.response_headers.extend(_ERROR_HEADERS)
+        super().execute()
+
+
+class _Channel(HTTPChannel):
+    error_task_class = _SecureErrorTask
+
+
+class _LaneDispatcher(ThreadedTaskDispatcher):
+    """Hands channels whose next request is a FAST_PATHS route to `fast`, the others to its own threads."""
+
+    def __init__(self, fast: ThreadedTaskDispatcher):
+        super().__init__()
+        self.fast = fast
+
+    def add_task(self, task: Any) -> None:
+        requests = getattr(task, "requests", None)
+        if requests and getattr(requests[0], "path", None) in FAST_PATHS and not getattr(requests[0], "error", None):
+            self.fast.add_task(task)
+        else:
+            super().add_task(task)
+
+    def shutdown(self, cancel_pending: bool = True, timeout: int = 5) -> bool:
+        self.fast.shutdown(cancel_pending, timeout)
+        return super().shutdown(cancel_pending, timeout)
 
 
 def url_host(host: str, *, connect: bool) -> str:
@@ -46,7 +84,9 @@ class MonitorServer:
 
     def __init__(self, app: Flask, host: str = MONITOR_HOST, port: int = MONITOR_PORT, *, threads: int = 8):
         self._map: dict[Any, Any] = {}
-        self._dispatcher = ThreadedTaskDispatcher()
+        fast = ThreadedTaskDispatcher()
+        fast.set_thread_count(2)
+        self._dispatcher = _LaneDispatcher(fast)
         self._dispatcher.set_thread_count(threads)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -66,6 +106,9 @@ class MonitorServer:
         except OSError as exc:
             self._close()
             raise MonitorPortError(f"the monitor cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        for server in [self._server, *self._map.values()]:
+            if hasattr(server, "channel_class"):
+                server.channel_class = _Channel
         listen = getattr(self._server, "effective_listen", None)
         self.port = int(listen[0][1] if listen else self._server.effective_port)
         self.host = host
@@ -121,17 +164,57 @@ def _port_is_free(host: str, port: int) -> None:
         raise MonitorPortError(f"the monitor cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
 
 
+def _secure_sync_worker() -> type:
+    """gunicorn's sync worker, whose own error answers (bad request line, ...) carry the monitor's headers."""
+    from gunicorn import util
+    from gunicorn.http.errors import LimitRequestHeaders
+    from gunicorn.workers.sync import SyncWorker
+
+    class SecureSyncWorker(SyncWorker):
+        def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+            original = util.write_error
+            util_write = _error_writer(431 if isinstance(exc, LimitRequestHeaders) else None)
+            util.write_error = util_write  # this worker process only, for this call
+            try:
+                super().handle_error(req, client, addr, exc)
+            finally:
+                util.write_error = original
+
+    return SecureSyncWorker
+
+
+def _error_writer(status_override: int | None) -> Any:
+    import html
+
+    from gunicorn.util import write_nonblock
+
+    def write_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+        body = f"<!doctype html><title>{html.escape(reason)}</title><h1>{html.escape(reason)}</h1><p>{html.escape(mesg)}</p>\n".encode()
+        headers = [
+            ("Connection", "close"),
+            ("Content-Type", "text/html; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            *_ERROR_HEADERS,
+        ]
+        head = f"HTTP/1.1 {status_override or status_int} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
+        write_nonblock(sock, head.encode("latin-1") + body)
+
+    return write_error
+
+
 def _serve_gunicorn(config: dict[str, Any], host: str, port: int, workers: int) -> None:
     """Pre-forked sync workers, each with its own app and cache: uses every core, unlike one GIL."""
     from gunicorn.app.base import BaseApplication
+
+    worker_class = _secure_sync_worker()
 
     class _Monitor(BaseApplication):
         def load_config(self) -> None:
             settings = {
                 "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
                 "workers": workers,
-                "worker_class": "sync",
-                "timeout": 30,  # above the Airflow connect + read timeouts (2 + 5 s)
+                "worker_class": worker_class,
+                "timeout": 30,  # far above what a request may wait on Airflow (2 s)
                 "graceful_timeout": 5,
                 "proc_name": SERVICE_NAME,
                 "accesslog": None,
@@ -142,7 +225,11 @@ def _serve_gunicorn(config: dict[str, Any], host: str, port: int, workers: int) 
                 self.cfg.set(key, value)
 
         def load(self) -> Flask:
-            return create_app(config)
+            app = create_app(config)
+            # Start reading the latest run now, so that the first requests find it.
+            source = app.extensions["adclick_monitor"]
+            threading.Thread(target=source.status, name="adclick-monitor-warmup", daemon=True).start()
+            return app
 
     _Monitor().run()
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request
 
 from adclick_ops.airflow_api import AirflowUnreachable, DagNotFound
 from adclick_ops.config.vocabulary import METRIC_LABELS, METRICS
-from adclick_ops.monitor.chart import metrics_chart
+from adclick_ops.monitor.chart import describe, metrics_chart
 from adclick_ops.monitor.runs import RunSource, Status
 
 bp = Blueprint("monitor", __name__)
@@ -25,6 +28,40 @@ CASE_TITLES = {
     "no_run": "No run yet",
     "unreachable": "Airflow is unreachable",
 }
+# The page of each case. Redirects carry these relative paths only: never a host from the request.
+CASE_PAGES = {"success": "/success", "running": "/running", "failed": "/failure", "no_run": "/failure", "unreachable": "/failure"}
+_DIGITS = re.compile(r"[0-9]{1,6}")  # ASCII digits only: str.isdigit() also takes "٣" and "²"
+
+
+class QueryError(ValueError):
+    """A malformed query value: answered with 400 and this message."""
+
+
+def int_arg(name: str, default: int, low: int, high: int) -> int:
+    """The query value `name` as an integer in [low, high]; QueryError names what was found and expected."""
+    values = request.args.getlist(name)
+    expected = f"{name} must be an integer from {low} to {high}"
+    if not values:
+        return default
+    if len(values) > 1:
+        raise QueryError(f"{expected}; it was given {len(values)} times")
+    raw = values[0]
+    shown = raw if len(raw) <= 20 else raw[:20] + "…"
+    if not _DIGITS.fullmatch(raw):
+        raise QueryError(f"{expected}, got {shown!r}" if raw else f"{expected}, got an empty value")
+    value = int(raw)
+    if not low <= value <= high:
+        raise QueryError(f"{expected}, got {value}")
+    return value
+
+
+@bp.app_errorhandler(QueryError)
+def _query_error(exc: QueryError) -> Any:
+    return jsonify({"error": str(exc), "status": 400}), 400
+
+
+def _to_page(status: Status) -> Response:
+    return redirect(CASE_PAGES[status.case], code=302)
 
 
 def _source() -> RunSource:
@@ -44,10 +81,26 @@ def _seconds(value: float | None) -> str:
     return f"{minutes} min {seconds} s" if minutes else f"{value:.1f} s"
 
 
+@bp.app_template_filter("describe")
+def _describe(run: Any) -> str:
+    return describe(run)
+
+
 @bp.get("/")
 def index() -> Any:
-    target = "monitor.success" if _source().status().succeeded else "monitor.failure"
-    return redirect(url_for(target))
+    return _to_page(_source().status())
+
+
+@functools.cache
+def _favicon() -> bytes:
+    return (Path(__file__).parent / "static" / "favicon.ico").read_bytes()
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Any:
+    response = Response(_favicon(), mimetype="image/vnd.microsoft.icon")
+    response.headers["Cache-Control"] = "public, max-age=86400"
+    return response
 
 
 def _page(status: Status) -> str:
@@ -58,11 +111,14 @@ def _page(status: Status) -> str:
             recent = source.recent(current_app.config["CHART_RUNS"])
         except (AirflowUnreachable, DagNotFound) as exc:
             chart_note = exc.reason
+    title = CASE_TITLES[status.case]
+    if status.run is not None and status.run.gate_rejected:
+        title = "Latest run: model not promoted"
     return render_template(
         "run.html",
         status=status,
         run=status.run,
-        title=CASE_TITLES[status.case],
+        title=title,
         recent=recent,
         chart=metrics_chart(recent),
         chart_note=chart_note,
@@ -78,20 +134,29 @@ def _page(status: Status) -> str:
 def success() -> Any:
     status = _source().status()
     if not status.succeeded:
-        return redirect(url_for("monitor.failure"))
+        return _to_page(status)
+    return _page(status)
+
+
+@bp.get("/running")
+def running() -> Any:
+    status = _source().status()
+    if status.case != "running":
+        return _to_page(status)
     return _page(status)
 
 
 @bp.get("/failure")
 def failure() -> Any:
     status = _source().status()
-    if status.succeeded:
-        return redirect(url_for("monitor.success"))
+    if status.case in ("success", "running"):
+        return _to_page(status)
     return _page(status), 503 if status.case == "unreachable" else 200
 
 
 @bp.get("/health")
 def health() -> Any:
+    # Never waits on Airflow for more than half a second: a slow Airflow shows as "reachable": null.
     source = _source()
     reachable, reason = source.airflow_health()
     airflow = {"url": source.client.base_url, "reachable": reachable}
@@ -116,11 +181,9 @@ def api_status() -> Any:
 @bp.get("/api/runs")
 def api_runs() -> Any:
     source = _source()
-    raw = request.args.get("limit", "10")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_RUNS_LIMIT:
-        return jsonify({"error": f"limit must be an integer from 1 to {MAX_RUNS_LIMIT}", "status": 400}), 400
+    limit = int_arg("limit", 10, 1, MAX_RUNS_LIMIT)
     try:
-        runs = source.recent(int(raw))
+        runs = source.recent(limit)
     except DagNotFound as exc:
         return jsonify({"dag_id": source.dag_id, "runs": [], "reason": exc.reason})
     except AirflowUnreachable as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -77,8 +78,48 @@ def metrics(run_id: str, accuracy: float = 0.9612, roc_auc: float = 0.9874) -> d
     }
 
 
+def task_instance(
+    run_id: str, task_id: str, state: str | None, *, try_number: int = 1, max_tries: int = 0, ended: datetime | None = T0
+) -> dict[str, Any]:
+    """A TaskInstanceResponse as GET .../dagRuns/{run_id}/taskInstances lists it (the fields the monitor reads and a few more)."""
+    return {
+        "id": secrets.token_hex(16),
+        "task_id": task_id,
+        "dag_id": "Airflow_Lab2",
+        "dag_run_id": run_id,
+        "map_index": -1,
+        "logical_date": iso(T0),
+        "run_after": iso(T0),
+        "start_date": iso(T0),
+        "end_date": iso(ended) if state not in ("running", "queued", "scheduled") else None,
+        "duration": 1.0,
+        "state": state,
+        "try_number": try_number,
+        "max_tries": max_tries,
+        "task_display_name": task_id,
+        "operator": "PythonOperator",
+        "pool": "default_pool",
+        "pool_slots": 1,
+    }
+
+
+TRAINING_TASKS = ("load_data_task", "data_preprocessing_task", "separate_data_outputs_task", "build_save_model_task", "load_model_task")
+
+
+def failure_record(
+    task_id: str, error: str, *, kind: str = "error", try_number: int = 1, max_tries: int = 0, retryable: bool = False
+) -> dict[str, Any]:
+    """The `failure` XCom a failing task pushes (the shared contract)."""
+    return {"task_id": task_id, "try_number": try_number, "error": error, "kind": kind, "retryable": retryable, "max_tries": max_tries}
+
+
 class AirflowStub:
-    """Set `runs` (DAGRunResponse dicts), `xcoms` (run_id -> value) and `dag_ids`; read `calls`."""
+    """Set `runs` (DAGRunResponse dicts), `xcoms` (run_id -> value) and `dag_ids`; read `calls`.
+
+    Also: `task_instances` (run_id -> list), `task_xcoms` ((run_id, task_id, key) -> value);
+    `ignore_limit` lists every run whatever `limit` asks; `drip` (seconds per byte) sends the
+    answers of the API one byte at a time.
+    """
 
     def __init__(self, username: str = "airflow", password: str = "airflow"):
         self._default_credentials = {"username": username, "password": password}
@@ -87,6 +128,10 @@ class AirflowStub:
         self.xcoms: dict[str, Any] = {}
         self.dag_ids = {"Airflow_Lab2"}
         self.fail_status: int | None = None  # answer every /api/v2 call with this status
+        self.task_instances: dict[str, list[dict[str, Any]]] = {}
+        self.task_xcoms: dict[tuple[str, str, str], Any] = {}
+        self.ignore_limit = False
+        self.drip: float | None = None
         self.calls: Counter[str] = Counter()
         self._tokens: set[str] = set()
         self._lock = threading.Lock()
@@ -97,6 +142,7 @@ class AirflowStub:
                 Rule("/auth/token", endpoint="token", methods=["POST"]),
                 Rule("/api/v2/monitor/health", endpoint="health", methods=["GET"]),
                 Rule("/api/v2/dags/<dag_id>/dagRuns", endpoint="runs", methods=["GET"]),
+                Rule("/api/v2/dags/<dag_id>/dagRuns/<run_id>/taskInstances", endpoint="tis", methods=["GET"]),
                 Rule(
                     "/api/v2/dags/<dag_id>/dagRuns/<run_id>/taskInstances/<task_id>/xcomEntries/<path:key>",
                     endpoint="xcom",
@@ -108,6 +154,7 @@ class AirflowStub:
     # -- control -------------------------------------------------------------------------------
     def reset(self) -> None:
         self.runs, self.xcoms, self.dag_ids, self.fail_status = [], {}, {"Airflow_Lab2"}, None
+        self.task_instances, self.task_xcoms, self.ignore_limit, self.drip = {}, {}, False, None
         self.credentials = dict(self._default_credentials)
         self.calls.clear()
         self.revoke_tokens()
@@ -148,9 +195,20 @@ class AirflowStub:
             response = self._json({"detail": exc.description}, exc.code or 500)
         return response(environ, start_response)
 
-    @staticmethod
-    def _json(body: Any, status: int = 200) -> Response:
-        return Response(json.dumps(body), status=status, mimetype="application/json")
+    def _json(self, body: Any, status: int = 200) -> Response:
+        data = json.dumps(body).encode()
+        if self.drip is None:
+            return Response(data, status=status, mimetype="application/json")
+        delay = self.drip
+
+        def one_byte_at_a_time():
+            for i in range(len(data)):
+                time.sleep(delay)
+                yield data[i : i + 1]
+
+        response = Response(one_byte_at_a_time(), status=status, mimetype="application/json", direct_passthrough=True)
+        response.headers["Content-Length"] = str(len(data))
+        return response
 
     def _authorized(self, request: Request) -> bool:
         header = request.headers.get("Authorization", "")
@@ -197,15 +255,30 @@ class AirflowStub:
             runs.sort(key=lambda r: r.get(field) or "", reverse=key.startswith("-"))
         limit = int(request.args.get("limit", 50))
         offset = int(request.args.get("offset", 0))
+        if self.ignore_limit:
+            return self._json({"dag_runs": runs, "total_entries": len(runs)})
         return self._json({"dag_runs": runs[offset : offset + limit], "total_entries": len(runs)})
+
+    def _tis(self, request: Request, dag_id: str, run_id: str) -> Response:
+        refused = self._guard(request, dag_id)
+        if refused:
+            return refused
+        if not any(r["dag_run_id"] == run_id and r["dag_id"] == dag_id for r in self.runs):
+            return self._json({"detail": f"The DagRun with dag_id: `{dag_id}` and run_id: `{run_id}` was not found"}, 404)
+        items = self.task_instances.get(run_id, [])
+        return self._json({"task_instances": items, "total_entries": len(items)})
 
     def _xcom(self, request: Request, dag_id: str, run_id: str, task_id: str, key: str) -> Response:
         refused = self._guard(request, dag_id)
         if refused:
             return refused
         run = next((r for r in self.runs if r["dag_run_id"] == run_id and r["dag_id"] == dag_id), None)
-        if run is None or task_id != "load_model_task" or key != "return_value" or run_id not in self.xcoms:
+        if run is not None and (run_id, task_id, key) in self.task_xcoms:
+            value = self.task_xcoms[(run_id, task_id, key)]
+        elif run is None or task_id != "load_model_task" or key != "return_value" or run_id not in self.xcoms:
             return self._json({"detail": f"XCom entry with key: `{key}` not found"}, 404)
+        else:
+            value = self.xcoms[run_id]
         return self._json(
             {
                 "key": key,
@@ -218,13 +291,15 @@ class AirflowStub:
                 "dag_display_name": dag_id,
                 "task_display_name": task_id,
                 "run_after": run["run_after"],
-                "value": self.xcoms[run_id],
+                "value": value,
             }
         )
 
 
 UI_URL = "http://airflow.example:8080"
 STATES = ("success", "failed", "running", "no_run", "unreachable")
+GATE_ERROR = "QualityGateError: model v7 not promoted: accuracy 0.880 < 0.900"
+DATA_ERROR = "DataError: advertising.csv: column 'Daily Time Spent on Site' is missing"
 
 
 def set_state(airflow: AirflowStub, state: str) -> str | None:
@@ -236,11 +311,38 @@ def set_state(airflow: AirflowStub, state: str) -> str | None:
         airflow.runs = [older, dag_run("manual__success_run", "success", started=later)]
         airflow.xcoms["manual__success_run"] = metrics("manual__success_run")
         return "manual__success_run"
-    if state == "failed":
-        airflow.runs = [older, dag_run("manual__failed_run", "failed", started=later)]
-        return "manual__failed_run"
+    if state in ("failed", "failed_no_record", "gate"):
+        run_id = "manual__failed_run"
+        airflow.runs = [older, dag_run(run_id, "failed", started=later)]
+        failing = "load_model_task" if state == "gate" else "data_preprocessing_task"
+        tis = []
+        for task in TRAINING_TASKS:
+            if task == failing:
+                tis.append(task_instance(run_id, task, "failed", try_number=2 if state == "failed" else 1, max_tries=1))
+            elif TRAINING_TASKS.index(task) < TRAINING_TASKS.index(failing):
+                tis.append(task_instance(run_id, task, "success"))
+            else:
+                tis.append(task_instance(run_id, task, "upstream_failed", try_number=0))
+        airflow.task_instances[run_id] = tis
+        if state == "failed":
+            airflow.task_xcoms[(run_id, failing, "failure")] = failure_record(failing, DATA_ERROR, kind="data", try_number=2, max_tries=1)
+        if state == "gate":
+            airflow.task_xcoms[(run_id, failing, "failure")] = failure_record(failing, GATE_ERROR, kind="gate")
+            airflow.xcoms[run_id] = {
+                **metrics(run_id, accuracy=0.88, roc_auc=0.93),
+                "model_version": 7,
+                "promoted": False,
+                "champion_version": 6,
+            }
+        return run_id
     if state == "running":
-        airflow.runs = [older, dag_run("manual__running_run", "running", started=later, minutes=None)]
-        return "manual__running_run"
+        run_id = "manual__running_run"
+        airflow.runs = [older, dag_run(run_id, "running", started=later, minutes=None)]
+        airflow.task_instances[run_id] = [
+            task_instance(run_id, "load_data_task", "success"),
+            task_instance(run_id, "data_preprocessing_task", "running", try_number=1),
+            *(task_instance(run_id, t, None, try_number=0) for t in TRAINING_TASKS[2:]),
+        ]
+        return run_id
     airflow.runs, airflow.xcoms = [], {}
     return None

@@ -43,6 +43,7 @@ def _chromium(binary: str, profile: Path, *args: str) -> subprocess.CompletedPro
 
 def test_success_page_renders_in_chromium(chromium, airflow, tmp_path):
     run_id = set_state(airflow, "success")
+    airflow.xcoms[run_id].update(estimator="LogisticRegression", scalers=["StandardScaler"], model_version=3)
     with MonitorServer(create_app({"AIRFLOW_URL": airflow.url}), "127.0.0.1", 0) as server:
         url = f"{server.url}/success"
         dom = _chromium(chromium, tmp_path / "dom", "--dump-dom", url)
@@ -55,5 +56,9 @@ def test_success_page_renders_in_chromium(chromium, airflow, tmp_path):
     assert f'id="run-id">{run_id}<' in html
     assert 'id="metric-accuracy">0.9612<' in html
     assert '<svg id="metrics-chart"' in html and "<polyline" in html
+    # the time axis: the two runs started at 08:00 and 09:00 UTC the same day
+    assert ">08:00</text>" in html and ">09:00</text>" in html
+    assert 'id="run-estimator">LogisticRegression<' in html
+    assert '<td class="estimator">LogisticRegression</td>' in html
     assert capture.returncode == 0, capture.stderr[-2000:]
     assert shot.stat().st_size > 10_000  # a rendered page, not an empty image

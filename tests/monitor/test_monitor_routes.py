@@ -13,7 +13,8 @@ from adclick_ops.monitor import create_app
 
 from airflow_stub import STATES, UI_URL, dag_run, metrics
 
-ROUTES = ("/", "/success", "/failure", "/health", "/api/status", "/api/runs?limit=5")
+ROUTES = ("/", "/success", "/running", "/failure", "/health", "/api/status", "/api/runs?limit=5")
+PAGE_OF = {"success": "/success", "running": "/running", "failed": "/failure", "no_run": "/failure", "unreachable": "/failure"}
 
 
 @pytest.mark.parametrize("state", STATES)
@@ -25,11 +26,23 @@ def test_no_route_fails_in_any_state(client_in, state, route):
     assert "Traceback" not in body and 'File "' not in body
 
 
-@pytest.mark.parametrize(("state", "target"), [(s, "/success" if s == "success" else "/failure") for s in STATES])
+@pytest.mark.parametrize(("state", "target"), PAGE_OF.items())
 def test_index_redirects_by_latest_run(client_in, state, target):
     response = client_in(state).get("/")
     assert response.status_code == 302
     assert response.headers["Location"] == target
+
+
+@pytest.mark.parametrize("state", STATES)
+@pytest.mark.parametrize("page", ["/success", "/running", "/failure"])
+def test_each_page_serves_its_case_and_sends_the_others_to_theirs(client_in, state, page):
+    response = client_in(state).get(page)
+    if PAGE_OF[state] == page:
+        assert response.status_code == (503 if state == "unreachable" else 200)
+        assert f'data-case="{state}"' in response.get_data(as_text=True)
+    else:
+        assert response.status_code == 302
+        assert response.headers["Location"] == PAGE_OF[state]
 
 
 def test_success_page_shows_the_run_its_metrics_and_chart(client_in):
@@ -49,30 +62,17 @@ def test_success_page_shows_the_run_its_metrics_and_chart(client_in):
     assert html.count('class="dot dot-roc_auc"') == 2
 
 
-@pytest.mark.parametrize("state", [s for s in STATES if s != "success"])
-def test_success_page_sends_other_cases_to_failure(client_in, state):
-    response = client_in(state).get("/success")
-    assert response.status_code == 302
-    assert response.headers["Location"] == "/failure"
-
-
-def test_failure_page_sends_a_success_to_success(client_in):
-    response = client_in("success").get("/failure")
-    assert response.status_code == 302
-    assert response.headers["Location"] == "/success"
-
-
 @pytest.mark.parametrize(
     ("state", "code", "heading", "detail"),
     [
-        ("failed", 200, "Latest run failed", "ended in state failed"),
-        ("running", 200, "Latest run is still running", "still running"),
+        ("failed", 200, "Latest run failed", "data_preprocessing_task failed on try 2: DataError: advertising.csv"),
+        ("running", 200, "Latest run is still running", "still running: data_preprocessing_task (running, try 1)"),
         ("no_run", 200, "No run yet", "Airflow has no run of this DAG yet"),
         ("unreachable", 503, "Airflow is unreachable", "cannot connect to Airflow at http://127.0.0.1:"),
     ],
 )
-def test_failure_page_says_which_case(client_in, state, code, heading, detail):
-    response = client_in(state).get("/failure")
+def test_each_page_says_which_case(client_in, state, code, heading, detail):
+    response = client_in(state).get(PAGE_OF[state])
     html = response.get_data(as_text=True)
     assert response.status_code == code
     assert f'data-case="{state}"' in html
@@ -83,14 +83,14 @@ def test_failure_page_says_which_case(client_in, state, code, heading, detail):
 def test_failed_page_shows_the_failed_run_and_the_chart_of_earlier_runs(client_in):
     html = client_in("failed").get("/failure").get_data(as_text=True)
     assert 'id="run-id">manual__failed_run<' in html
-    assert "No metrics for this run" in html
+    assert "No metrics for this run: it stopped at data_preprocessing_task" in html
     assert '<svg id="metrics-chart"' in html  # the older run has metrics
     assert html.count('class="dot dot-accuracy"') == 1
 
 
 def test_running_and_unreachable_pages_refresh_themselves(client_in):
     for state in ("running", "unreachable"):
-        assert '<meta http-equiv="refresh"' in client_in(state).get("/failure").get_data(as_text=True)
+        assert '<meta http-equiv="refresh"' in client_in(state).get(PAGE_OF[state]).get_data(as_text=True)
     assert '<meta http-equiv="refresh"' not in client_in("failed").get("/failure").get_data(as_text=True)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 
@@ -35,6 +36,12 @@ def test_standalone_serve_runs_gunicorn_until_stopped(airflow):
         health = wait_for_health(port, process)
         assert health["service"] == "adclick-monitor" and health["airflow"]["reachable"] is True
         assert requests.get(f"http://127.0.0.1:{port}/api/status", timeout=5).json()["case"] == "no_run"
+        # gunicorn's own error answer (a request line it cannot parse) carries the security headers too
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GARBAGE\r\n\r\n")
+            head = sock.recv(65536).decode("latin-1")
+        assert head.startswith("HTTP/1.1 400 ")
+        assert "X-Content-Type-Options: nosniff" in head and "Content-Security-Policy: default-src 'none'" in head
     finally:
         process.send_signal(signal.SIGTERM)
         output = process.communicate(timeout=30)[0]

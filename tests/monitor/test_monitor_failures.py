@@ -1,0 +1,149 @@
+"""What the monitor tells about a run that failed or is running: task, try, error, log link; estimator, scalers, version."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_stub import DATA_ERROR, UI_URL, dag_run, failure_record, metrics, set_state, task_instance
+
+LOG = f"{UI_URL}/dags/Airflow_Lab2/runs/manual__failed_run/tasks"
+
+
+def test_failed_run_names_the_task_its_try_the_error_and_the_log(client_in):
+    client = client_in("failed")
+    failure = client.get("/api/status").get_json()["run"]["failure"]
+    assert failure == {
+        "task_id": "data_preprocessing_task",
+        "state": "failed",
+        "try_number": 2,
+        "max_tries": 1,
+        "error": DATA_ERROR,
+        "kind": "data",
+        "retryable": False,
+        "log_link": f"{LOG}/data_preprocessing_task?try_number=2",
+    }
+    html = client.get("/failure").get_data(as_text=True)
+    assert 'id="failed-task">data_preprocessing_task<' in html
+    assert 'id="failed-try">2 ' in html
+    assert "column &#39;Daily Time Spent on Site&#39; is missing" in html
+    assert f'href="{LOG}/data_preprocessing_task?try_number=2" id="failed-log"' in html
+
+
+def test_failed_run_without_a_failure_record_still_names_task_try_and_log(client_in):
+    client = client_in("failed_no_record")
+    body = client.get("/api/status").get_json()
+    failure = body["run"]["failure"]
+    assert (failure["task_id"], failure["try_number"], failure["error"], failure["kind"]) == ("data_preprocessing_task", 1, None, None)
+    assert failure["log_link"] == f"{LOG}/data_preprocessing_task?try_number=1"
+    assert body["reason"].startswith("data_preprocessing_task failed on try 1: no error was recorded")
+    html = client.get("/failure").get_data(as_text=True)
+    assert 'id="failed-error" class="muted">no error recorded' in html
+
+
+def test_gate_rejection_reads_as_an_outcome(client_in):
+    client = client_in("gate")
+    body = client.get("/api/status").get_json()
+    assert body["case"] == "failed"
+    assert body["reason"] == "model v7 not promoted: accuracy 0.880 < 0.900"
+    assert body["run"]["failure"]["kind"] == "gate"
+    assert body["run"]["model_version"] == 7 and body["run"]["promoted"] is False
+    html = client.get("/failure").get_data(as_text=True)
+    assert "<h1>Latest run: model not promoted</h1>" in html
+    assert "<strong>model v7 not promoted: accuracy 0.880 &lt; 0.900</strong>" in html
+    assert 'data-kind="gate"' in html
+
+
+def test_running_run_lists_its_running_tasks(client_in):
+    client = client_in("running")
+    run = client.get("/api/status").get_json()["run"]
+    assert [(t["task_id"], t["state"], t["try_number"]) for t in run["running_tasks"]] == [("data_preprocessing_task", "running", 1)]
+    html = client.get("/running").get_data(as_text=True)
+    assert 'id="running-tasks"' in html and "<code>data_preprocessing_task</code>" in html
+
+
+def test_the_first_failed_task_is_named_when_several_failed(client, airflow):
+    from datetime import timedelta
+
+    from airflow_stub import T0
+
+    airflow.runs = [dag_run("r", "failed")]
+    airflow.task_instances["r"] = [
+        task_instance("r", "send_email", "failed", ended=T0 + timedelta(minutes=5)),
+        task_instance("r", "load_model_task", "failed", ended=T0 + timedelta(minutes=1)),
+        task_instance("r", "my_trigger_task", "upstream_failed"),
+    ]
+    assert client.get("/api/status").get_json()["run"]["failure"]["task_id"] == "load_model_task"
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        "not a dict",
+        ["a", "list"],
+        {"error": 42, "kind": "gate"},
+        {"error": "X: y", "kind": "nonsense", "try_number": "two", "retryable": "yes"},
+        {"task_id": "another_task", "error": "X: y", "kind": "data"},
+        {"error": "E: " + "x" * 5000 + "\nsecond line", "kind": "error"},
+        {"error": "", "kind": "data"},
+    ],
+)
+def test_a_malformed_failure_record_is_read_for_what_it_holds(client, airflow, record):
+    airflow.runs = [dag_run("r", "failed")]
+    airflow.task_instances["r"] = [task_instance("r", "load_data_task", "failed", try_number=3)]
+    airflow.task_xcoms[("r", "load_data_task", "failure")] = record
+    response = client.get("/failure")
+    assert response.status_code == 200
+    failure = client.get("/api/status").get_json()["run"]["failure"]
+    assert failure["task_id"] == "load_data_task" and failure["try_number"] == 3
+    assert failure["kind"] in (None, "data", "error")
+    assert failure["error"] is None or (len(failure["error"]) <= 500 and "\n" not in failure["error"])
+
+
+def test_task_details_that_airflow_refuses_do_not_hide_the_run(client, airflow):
+    airflow.runs = [dag_run("r", "failed")]
+    airflow.task_instances["r"] = [task_instance("r", "load_data_task", "failed")]
+    airflow.task_xcoms[("r", "load_data_task", "failure")] = failure_record("load_data_task", "E: x")
+    original = airflow._tis
+    airflow._tis = lambda request, dag_id, run_id: airflow._json({"task_instances": "nope"})
+    try:
+        body = client.get("/api/status").get_json()
+    finally:
+        airflow._tis = original
+    assert body["case"] == "failed" and body["reason"] == "the latest run ended in state failed"
+    assert "task details could not be read" in client.get("/failure").get_data(as_text=True)
+
+
+def test_estimator_scalers_and_model_version_are_shown(client, airflow):
+    airflow.runs = [dag_run("r", "success")]
+    airflow.xcoms["r"] = {
+        **metrics("r"),
+        "estimator": "RandomForestClassifier",
+        "scalers": ["StandardScaler", "MinMaxScaler"],
+        "model_version": 4,
+        "promoted": True,
+        "champion_version": 4,
+        "previous_champion_metrics": {"accuracy": 0.95, "roc_auc": "bad"},
+    }
+    run = client.get("/api/status").get_json()["run"]
+    assert (run["estimator"], run["scalers"], run["model_version"]) == ("RandomForestClassifier", ["StandardScaler", "MinMaxScaler"], 4)
+    assert run["previous_champion_metrics"] == {"accuracy": 0.95}
+    html = client.get("/success").get_data(as_text=True)
+    assert 'id="run-estimator">RandomForestClassifier<' in html
+    assert 'id="run-scalers">StandardScaler, MinMaxScaler<' in html
+    assert 'id="run-model-version">v4 · promoted to champion · champion v4<' in html
+    assert '<td class="estimator">RandomForestClassifier</td>' in html
+    assert "RandomForestClassifier · scalers: StandardScaler, MinMaxScaler · model v4</title>" in html  # chart tooltip
+
+
+@pytest.mark.parametrize("scalers", ["StandardScaler", [1, 2], [None], {"a": 1}])
+def test_scalers_of_the_wrong_type_are_left_out(client, airflow, scalers):
+    airflow.runs = [dag_run("r", "success")]
+    airflow.xcoms["r"] = {**metrics("r"), "scalers": scalers}
+    assert "scalers" not in client.get("/api/status").get_json()["run"]
+    assert client.get("/success").status_code == 200
+
+
+def test_no_scalers_reads_none(client, airflow):
+    set_state(airflow, "success")
+    airflow.xcoms["manual__success_run"]["scalers"] = []
+    assert 'id="run-scalers">none<' in client.get("/success").get_data(as_text=True)
