@@ -1,0 +1,191 @@
+"""The failure record of a training task, and which failures are worth retrying.
+
+When a task of a training DAG fails, its task instance pushes an XCom with key `failure`:
+
+    {"task_id": str, "try_number": int, "error": str, "kind": str, "retryable": bool, "max_tries": int}
+
+`error` is the first line of the exception as "ExcType: message" (at most 500 characters; the
+type is the original one, not Airflow's wrapper); `kind` is one of KINDS:
+
+- "data": the dataset or a model file cannot be used (`DataError`, `UnsafeModelError`);
+- "gate": the new version failed the promotion gates and the pipeline asks that this fails the run
+  (`QualityGateError`);
+- "config": the task's settings are invalid (`ConfigError`, pydantic's `ValidationError`);
+- "transient": storage, network or SMTP trouble (`OSError` and its kind, anywhere in the cause chain),
+  or the task ran out of time;
+- "error": anything else.
+
+Data, gate and config failures would fail the same way again: our task callables raise them as
+Airflow's `AirflowFailException` (the original exception chained as its cause), so that Airflow
+does not retry them whatever `retries` says. `retryable` is true for the other kinds, which
+follow `retries`.
+
+Our callables push the record while they fail (`tasks._expose_failure`); for the operators we do
+not write (the e-mail and trigger operators), `FailureCallback` pushes it as their
+`on_failure_callback` / `on_retry_callback`, and hands on to the failure e-mail when one is
+configured. The record is data: nothing in it is ever rendered as a template.
+
+This module is imported when Airflow parses the DAG files: it imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+XCOM_KEY = "failure"
+KINDS = ("data", "gate", "config", "transient", "error")
+NOT_RETRIED = frozenset({"data", "gate", "config"})
+MAX_ERROR = 500
+# The context key under which a task callable leaves the record it pushed (the callback then does not push it again).
+_CONTEXT_KEY = "adclick_ops_failure"
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and its explicit causes (`raise ... from cause`), each once."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__
+
+
+def _is_airflow_fail(exc: BaseException) -> bool:
+    try:
+        from airflow.sdk.exceptions import AirflowFailException
+    except ImportError:  # pragma: no cover - Airflow is always installed where tasks run
+        return False
+    return isinstance(exc, AirflowFailException)
+
+
+def original(exc: BaseException) -> BaseException:
+    """The exception a task raised: the cause of the `AirflowFailException` we wrap it in, else itself."""
+    if _is_airflow_fail(exc) and exc.__cause__ is not None:
+        return exc.__cause__
+    return exc
+
+
+def _kind_of(exc: BaseException) -> str | None:
+    from pydantic import ValidationError
+
+    from adclick_ops.config.errors import ConfigError
+    from adclick_ops.steps.errors import DataError, QualityGateError
+
+    if isinstance(exc, QualityGateError):
+        return "gate"
+    if isinstance(exc, DataError):
+        return "data"
+    if type(exc).__name__ == "UnsafeModelError" and type(exc).__module__ == "adclick_ops.registry.serialization":
+        return "data"
+    if isinstance(exc, (ConfigError, ValidationError)):
+        return "config"
+    if isinstance(exc, (OSError, TimeoutError)) or type(exc).__name__ == "AirflowTaskTimeout":
+        return "transient"  # smtplib.SMTPException, requests' and botocore's connection errors are OSErrors too
+    return None
+
+
+def classify(exc: BaseException | None) -> str:
+    """The kind of a failure (one of KINDS): the first exception of the chain whose kind is known decides."""
+    if exc is None:
+        return "error"
+    for link in _chain(original(exc)):
+        kind = _kind_of(link)
+        if kind is not None:
+            return kind
+    return "error"
+
+
+def is_retryable(kind: str) -> bool:
+    """Whether a failure of this kind follows the task's `retries` (data, gate and config failures do not)."""
+    return kind not in NOT_RETRIED
+
+
+def error_line(exc: BaseException | None) -> str:
+    """ "ExcType: message", first line only, at most MAX_ERROR characters; the type is the original one."""
+    if exc is None:
+        return "the task failed without an exception (killed, or timed out outside the task); see its log"
+    exc = original(exc)
+    message = str(exc).strip()
+    first = message.splitlines()[0].strip() if message else ""
+    text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    text = "".join(c if c.isprintable() else " " for c in text)
+    return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 3] + "..."
+
+
+def failure_record(ti: Any, exc: BaseException | None) -> dict[str, Any]:
+    """The `failure` XCom of task instance `ti` that failed with `exc`."""
+    kind = classify(exc)
+    return {
+        "task_id": str(ti.task_id),
+        "try_number": int(getattr(ti, "try_number", 0) or 0),
+        "error": error_line(exc),
+        "kind": kind,
+        "retryable": is_retryable(kind),
+        "max_tries": int(getattr(ti, "max_tries", 0) or 0),
+    }
+
+
+def push(context: Any, exc: BaseException | None) -> dict[str, Any] | None:
+    """Push the failure record of the context's task instance; the record, or None if it could not be pushed."""
+    ti = context.get("ti") or context.get("task_instance")
+    if ti is None:
+        return None
+    record = failure_record(ti, exc)
+    try:
+        ti.xcom_push(XCOM_KEY, record)
+    except Exception:  # noqa: BLE001 - a failure record must never hide the failure itself
+        log.exception("could not record the failure of %s", record["task_id"])
+        return None
+    try:
+        context[_CONTEXT_KEY] = record
+    except TypeError:  # a read-only mapping
+        pass
+    log.info("failure recorded: %s", record)
+    return record
+
+
+def non_retryable(exc: Exception) -> Exception:
+    """`exc` as Airflow's non-retryable failure when its kind is not retried; `exc` itself otherwise.
+
+    The returned exception keeps the message and has `exc` as its cause (raise it `from exc`).
+    """
+    if _is_airflow_fail(exc) or is_retryable(classify(exc)):
+        return exc
+    from airflow.sdk.exceptions import AirflowFailException
+
+    return AirflowFailException(str(exc))
+
+
+class FailureCallback:
+    """Every task's on_failure_callback and on_retry_callback in a training DAG: push the failure
+    record, then run the failure e-mail when the pipeline asks for one.
+
+    dag-factory takes one callback per state; it builds this class from its configuration with
+    `email` (the arguments of `operators.FailureNotifier`) or without it. The `notify` method marks it
+    for dag-factory as a notifier to instantiate with those arguments.
+    """
+
+    def __init__(self, email: dict[str, Any] | None = None) -> None:
+        self.email = None
+        if email:
+            from adclick_ops.operators import FailureNotifier
+
+            self.email = FailureNotifier(**email)
+
+    def notify(self, context: Any) -> None:
+        exc = context.get("exception")
+        ti = context.get("ti") or context.get("task_instance")
+        recorded = context.get(_CONTEXT_KEY)
+        if ti is not None and not (recorded and recorded.get("try_number") == getattr(ti, "try_number", None)):
+            push(context, exc if isinstance(exc, BaseException) else None)
+
+    def __call__(self, context: Any) -> None:
+        try:
+            self.notify(context)
+        finally:
+            if self.email is not None:
+                self.email(context)
