@@ -33,7 +33,8 @@ from adclick_ops.config.models import (
 )
 from adclick_ops.config.templating import as_template, literal, literal_tree
 
-FAILURE_CALLBACK = "adclick_ops.failures.FailureCallback"
+FAILURE_RECORDER = "adclick_ops.failures.FailureRecorder"
+RECORDING_NOTIFIER = "adclick_ops.failures.RecordingFailureNotifier"
 
 
 def _absolute(value: str, root: Path) -> str:
@@ -137,19 +138,15 @@ def doc_md(description: str | None, pipeline_text: str | None) -> str | None:
 
 
 def failure_callbacks(dag: Dag) -> dict[str, Any]:
-    """default_args of a training DAG: every task records its failures (adclick_ops.failures), on retry and on
-    failure, and a failure also sends the e-mail when `notify.email.on_failure` asks for it.
-
-    dag-factory takes one callback per state, given as {"callback": <class with a notify method>, **its arguments}.
-    """
-    on_failure: dict[str, Any] = {"callback": FAILURE_CALLBACK}
+    """Callbacks of every task of a training DAG: each failed try pushes its failure record (adclick_ops.failures);
+    a failure also sends the e-mail when `notify.email.on_failure` asks for it, through the same callback, as
+    dag-factory takes one callback per state: {"callback": <class with a notify method>, **its arguments}."""
+    on_failure: dict[str, Any] = {"callback": FAILURE_RECORDER}
     if dag.notify is not None and dag.notify.email.on_failure:
         from adclick_ops import notify
 
-        email = notify.failure_callback_config(dag.notify.email)
-        email.pop("callback")
-        on_failure["email"] = email
-    return {"on_failure_callback": on_failure, "on_retry_callback": {"callback": FAILURE_CALLBACK}}
+        on_failure = {**notify.failure_callback_config(dag.notify.email), "callback": RECORDING_NOTIFIER}
+    return {"on_failure_callback": on_failure, "on_retry_callback": {"callback": FAILURE_RECORDER}}
 
 
 def dag_config(

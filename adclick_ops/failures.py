@@ -21,9 +21,10 @@ does not retry them whatever `retries` says. `retryable` is true for the other k
 follow `retries`.
 
 Our callables push the record while they fail (`tasks._expose_failure`); for the operators we do
-not write (the e-mail and trigger operators), `FailureCallback` pushes it as their
-`on_failure_callback` / `on_retry_callback`, and hands on to the failure e-mail when one is
-configured. The record is data: nothing in it is ever rendered as a template.
+not write (the e-mail and trigger operators), and for failures outside the callable (a timeout),
+the task's `on_retry_callback` and `on_failure_callback` push it: `FailureRecorder`, or
+`RecordingFailureNotifier` (the failure e-mail, which records first) when the pipeline asks for
+failure e-mails. The record is data: nothing in it is ever rendered as a template.
 
 This module is imported when Airflow parses the DAG files: it imports nothing heavy.
 """
@@ -148,44 +149,94 @@ def push(context: Any, exc: BaseException | None) -> dict[str, Any] | None:
     return record
 
 
+_FAIL_CLASSES: dict[type, type] = {}
+
+
+def _fail_class(cls: type[BaseException]) -> type[BaseException]:
+    """`cls` that is also Airflow's AirflowFailException, under the same name (cached)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    if cls not in _FAIL_CLASSES:
+        _FAIL_CLASSES[cls] = type(
+            cls.__name__,
+            (cls, AirflowFailException),
+            {"__module__": cls.__module__, "__qualname__": cls.__qualname__, "__doc__": f"{cls.__name__}, not retried."},
+        )
+    return _FAIL_CLASSES[cls]
+
+
 def non_retryable(exc: Exception) -> Exception:
     """`exc` as Airflow's non-retryable failure when its kind is not retried; `exc` itself otherwise.
 
-    The returned exception keeps the message and has `exc` as its cause (raise it `from exc`).
+    The new exception is both `exc`'s class and `AirflowFailException`, with the same message and
+    attributes: code (and tests) that catch `DataError` still do, and Airflow does not retry it.
+    Raise it `from exc`. A class that cannot be extended (pydantic's ValidationError) becomes a plain
+    AirflowFailException with the same message.
     """
     if _is_airflow_fail(exc) or is_retryable(classify(exc)):
         return exc
     from airflow.sdk.exceptions import AirflowFailException
 
-    return AirflowFailException(str(exc))
+    try:
+        cls = _fail_class(type(exc))
+        wrapped = cls.__new__(cls, *exc.args)
+    except TypeError:
+        return AirflowFailException(str(exc))
+    wrapped.args = exc.args
+    wrapped.__dict__.update(exc.__dict__)
+    return wrapped
 
 
-class FailureCallback:
-    """Every task's on_failure_callback and on_retry_callback in a training DAG: push the failure
-    record, then run the failure e-mail when the pipeline asks for one.
+def record_failure(context: Any) -> dict[str, Any] | None:
+    """Push the failure record of the context's failed try, unless its task callable did already."""
+    ti = context.get("ti") or context.get("task_instance")
+    if ti is None:
+        return None
+    recorded = context.get(_CONTEXT_KEY)
+    if recorded and recorded.get("try_number") == getattr(ti, "try_number", None):
+        return recorded
+    exc = context.get("exception")
+    return push(context, exc if isinstance(exc, BaseException) else None)
 
-    dag-factory takes one callback per state; it builds this class from its configuration with
-    `email` (the arguments of `operators.FailureNotifier`) or without it. The `notify` method marks it
-    for dag-factory as a notifier to instantiate with those arguments.
+
+class FailureRecorder:
+    """on_failure_callback / on_retry_callback of every task of a training DAG: push its failure record.
+
+    dag-factory instantiates a callback class that has a `notify` method with the arguments of
+    its configuration (none here).
     """
 
-    def __init__(self, email: dict[str, Any] | None = None) -> None:
-        self.email = None
-        if email:
-            from adclick_ops.operators import FailureNotifier
-
-            self.email = FailureNotifier(**email)
-
     def notify(self, context: Any) -> None:
-        exc = context.get("exception")
-        ti = context.get("ti") or context.get("task_instance")
-        recorded = context.get(_CONTEXT_KEY)
-        if ti is not None and not (recorded and recorded.get("try_number") == getattr(ti, "try_number", None)):
-            push(context, exc if isinstance(exc, BaseException) else None)
+        record_failure(context)
 
     def __call__(self, context: Any) -> None:
-        try:
-            self.notify(context)
-        finally:
-            if self.email is not None:
-                self.email(context)
+        self.notify(context)
+
+
+def _recording_notifier() -> type:
+    from adclick_ops.operators import FailureNotifier
+
+    class RecordingFailureNotifier(FailureNotifier):
+        """The failure e-mail (operators.FailureNotifier) that first pushes the failure record: one
+        callback, as dag-factory takes one per state. The record is pushed even if the e-mail fails."""
+
+        def __call__(self, *args: Any) -> None:
+            if len(args) == 1:
+                try:
+                    record_failure(args[0])
+                except Exception:  # noqa: BLE001 - the e-mail still goes out
+                    log.exception("could not record the failure")
+            super().__call__(*args)
+
+    RecordingFailureNotifier.__module__ = __name__
+    return RecordingFailureNotifier
+
+
+def __getattr__(name: str) -> Any:
+    # RecordingFailureNotifier extends the SMTP provider's notifier: built on first use, so that the
+    # rest of this module stays light to import.
+    if name == "RecordingFailureNotifier":
+        cls = _recording_notifier()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -73,7 +73,10 @@ KNOBS = [
     pytest.param(
         ("trigger",), {"dag_id": "Other_Dag", "external": True}, "my_trigger_task", "trigger_dag_id", "Other_Dag", id="trigger target"
     ),
-    pytest.param(("notify", "email"), {"on_failure": False}, "load_data_task", "on_failure_callback", [], id="failure alerts off"),
+    # without the e-mail, a failure is still recorded
+    pytest.param(
+        ("notify", "email"), {"on_failure": False}, "load_data_task", "on_failure_callback", ["FailureRecorder"], id="failure alerts off"
+    ),
     pytest.param(("default_args",), {"retry_delay_sec": 5, "retries": 3}, "load_data_task", "retry_delay", 5.0, id="retries"),
 ]
 
@@ -95,7 +98,9 @@ def test_knobs_change_the_rendered_dag(airflow_home, pipelines, path, values, ta
 
 def test_failure_alerts_are_wired_by_default(airflow_home):
     tasks = parse_dags(airflow_home())["dags"]["Airflow_Lab2"]["tasks"]
-    assert all(t["on_failure_callback"] == ["FailureNotifier"] for t in tasks.values())
+    # the failure e-mail, which records the failure first (adclick_ops.failures); a retry is recorded too
+    assert all(t["on_failure_callback"] == ["RecordingFailureNotifier"] for t in tasks.values())
+    assert all(t["on_retry_callback"] == ["FailureRecorder"] for t in tasks.values())
 
 
 def test_graph_command_prints_the_rendered_graph(airflow_home):
