@@ -149,42 +149,46 @@ def push(context: Any, exc: BaseException | None) -> dict[str, Any] | None:
     return record
 
 
-_FAIL_CLASSES: dict[type, type] = {}
+_FAIL_CLASSES: dict[tuple[type, type], type] = {}
 
 
-def _fail_class(cls: type[BaseException]) -> type[BaseException]:
-    """`cls` that is also Airflow's AirflowFailException, under the same name (cached)."""
+def _fail_class(cls: type[BaseException], base: type[BaseException]) -> type[BaseException]:
+    """A class named as `cls`, extending `base` (`cls` or one of its bases) and AirflowFailException (cached)."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    if cls not in _FAIL_CLASSES:
-        _FAIL_CLASSES[cls] = type(
-            cls.__name__,
-            (cls, AirflowFailException),
-            {"__module__": cls.__module__, "__qualname__": cls.__qualname__, "__doc__": f"{cls.__name__}, not retried."},
-        )
-    return _FAIL_CLASSES[cls]
+    if (cls, base) not in _FAIL_CLASSES:
+        namespace = {"__module__": cls.__module__, "__qualname__": cls.__qualname__, "__doc__": f"{cls.__name__}, not retried."}
+        _FAIL_CLASSES[cls, base] = type(cls.__name__, (base, AirflowFailException), namespace)
+    return _FAIL_CLASSES[cls, base]
 
 
 def non_retryable(exc: Exception) -> Exception:
     """`exc` as Airflow's non-retryable failure when its kind is not retried; `exc` itself otherwise.
 
-    The new exception is both `exc`'s class and `AirflowFailException`, with the same message and
-    attributes: code (and tests) that catch `DataError` still do, and Airflow does not retry it.
-    Raise it `from exc`. A class that cannot be extended (pydantic's ValidationError) becomes a plain
-    AirflowFailException with the same message.
+    The new exception is named as `exc`'s class, is an instance of it and of `AirflowFailException`,
+    and has the same message and attributes: code (and tests) that catch `DataError` still do, and
+    Airflow does not retry it. A class that cannot be copied so (pydantic's ValidationError) gives
+    way to its nearest base that can (ValueError). Raise the result `from exc`.
     """
     if _is_airflow_fail(exc) or is_retryable(classify(exc)):
         return exc
     from airflow.sdk.exceptions import AirflowFailException
 
-    try:
-        cls = _fail_class(type(exc))
-        wrapped = cls.__new__(cls, *exc.args)
-    except TypeError:
-        return AirflowFailException(str(exc))
-    wrapped.args = exc.args
-    wrapped.__dict__.update(exc.__dict__)
-    return wrapped
+    for base in type(exc).__mro__:
+        if not issubclass(base, Exception):
+            break
+        try:
+            cls = _fail_class(type(exc), base)
+            if base is type(exc):
+                wrapped = cls.__new__(cls, *exc.args)
+                wrapped.args = exc.args
+                wrapped.__dict__.update(getattr(exc, "__dict__", {}))
+            else:
+                wrapped = cls(str(exc))
+        except (TypeError, AttributeError):  # not an acceptable base type, or not built from its args
+            continue
+        return wrapped
+    return AirflowFailException(str(exc))
 
 
 def record_failure(context: Any) -> dict[str, Any] | None:

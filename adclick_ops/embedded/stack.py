@@ -70,6 +70,16 @@ def airflow(args: list[str], env: dict[str, str], **kwargs) -> subprocess.Comple
     return subprocess.run([exe, *args], env=env, **kwargs)
 
 
+# Run argv[2:] with prctl(PR_SET_PDEATHSIG, SIGTERM) set, unless the parent (argv[1]) is gone already.
+# (subprocess's preexec_fn would do it in the child before exec, but is unsafe in a process with threads.)
+_EXEC_TIED_TO_PARENT = """
+import ctypes, os, signal, sys
+if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM) != 0 or os.getppid() != int(sys.argv[1]):
+    sys.exit("the command that started this process is gone" if os.getppid() != int(sys.argv[1]) else "prctl failed")
+os.execvp(sys.argv[2], sys.argv[2:])
+"""
+
+
 @dataclass
 class Stack:
     """Airflow's components as child processes, each logging to a file of the Airflow home."""
@@ -79,7 +89,13 @@ class Stack:
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def start_process(self, name: str, argv: list[str]) -> None:
-        """Start `argv` in a session of its own, logging to <home>/<name>.log."""
+        """Start `argv` in a session of its own, logging to <home>/<name>.log.
+
+        On Linux the process gets SIGTERM when this one dies, however it dies (even by SIGKILL):
+        a component never outlives the command that started it.
+        """
+        if sys.platform.startswith("linux"):
+            argv = [sys.executable, "-c", _EXEC_TIED_TO_PARENT, str(os.getpid()), *argv]
         # The child keeps its own copy of the descriptor; this process needs none.
         with open(self.home / f"{name}.log", "ab") as log:
             self.processes[name] = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ import time
 import pytest
 import requests
 
-from helpers import free_port
+from helpers import PROJECT, free_port
 
 pytestmark = pytest.mark.airflow
 
@@ -54,6 +55,12 @@ def test_run_command_trains_triggers_the_monitor_dag_and_serves_the_monitor(tmp_
         out = "".join(lines)
         run_id = re.search(r"Triggered Airflow_Lab2: (\S+)", out).group(1)
         assert f"Airflow_Lab2 run {run_id}: success" in out
+        # the first start says what the schedule does, and the schedule starts no second run
+        assert "This run is also the scheduled run due for" in out and "Airflow_Lab2 was paused: unpaused" in out
+        with sqlite3.connect(tmp_path / "airflow" / "airflow.db") as con:
+            runs = con.execute("select run_id from dag_run where dag_id = 'Airflow_Lab2'").fetchall()
+        assert runs == [(run_id,)]
+        assert len(list((tmp_path / "mail").glob("*.eml"))) == 1
         accuracy = float(re.search(r"metrics: accuracy=([0-9.]+)", out).group(1))
         assert accuracy >= 0.95
         assert re.search(r"Airflow_Lab2_Flask: run \S+ success", out), out
@@ -80,8 +87,101 @@ def test_run_command_trains_triggers_the_monitor_dag_and_serves_the_monitor(tmp_
             proc.stdout.close()
     assert proc.returncode == 0, "".join(lines)[-3000:]
     # every component was stopped
-    leftovers = subprocess.run(["pgrep", "-f", str(tmp_path / "airflow")], capture_output=True, text=True).stdout.split()
-    assert leftovers == [] or all(not os.path.exists(f"/proc/{p}") for p in leftovers)
+    assert processes_of(tmp_path / "airflow") == []
+
+
+def processes_of(home) -> list[str]:
+    """Processes still running for the Airflow home: those whose environment names it."""
+    mine = f"AIRFLOW_HOME={home}".encode()
+    left = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as fh:
+                if mine in fh.read().split(b"\0"):
+                    with open(f"/proc/{pid}/cmdline", "rb") as cmd:
+                        argv = cmd.read().replace(b"\0", b" ").decode(errors="replace")
+                    left.append(f"{pid}: {argv}")
+        except OSError:  # gone meanwhile, or not ours
+            continue
+    return left
+
+
+def descendants(pid: int) -> list:
+    import psutil
+
+    return psutil.Process(pid).children(recursive=True)
+
+
+def stop_and_check(proc: subprocess.Popen, sig: int, lines: list[str], home, others: list) -> None:
+    """Send `sig` to `proc` alone; it must end, and take every process it started with it."""
+    import psutil
+
+    proc.send_signal(sig)
+    try:
+        proc.wait(90)
+    except subprocess.TimeoutExpired:
+        for p in [*others, psutil.Process(proc.pid)]:  # clean up for the next tests, then fail
+            p.kill()
+        pytest.fail(f"{proc.args[:3]} did not stop on {signal.Signals(sig).name}:\n{''.join(lines)[-3000:]}")
+    gone, alive = psutil.wait_procs(others, timeout=10)
+    assert alive == [], f"left running: {alive}"
+    assert processes_of(home) == []
+
+
+def start_run_command(argv: list[str], tmp_path, pipelines, **kwargs) -> tuple[subprocess.Popen, int]:
+    api_port = free_port()
+    env = {
+        **os.environ,
+        "ADCLICK_OPS_PIPELINES": str(pipelines),
+        "ADCLICK_OPS_HOME": str(pipelines.parent),
+        "ADCLICK_MONITOR_PORT": str(free_port()),
+        "PYTHONUNBUFFERED": "1",
+    }
+    proc = subprocess.Popen(
+        [*argv, "--airflow-home", str(tmp_path / "airflow"), "--port", str(api_port)] if argv[0] != "make" else argv,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
+    )
+    return proc, api_port
+
+
+def test_sigterm_to_the_run_command_alone_stops_everything_it_started(tmp_path, pipelines):
+    proc, _ = start_run_command([sys.executable, "-m", "adclick_ops.cli", "run"], tmp_path, pipelines)
+    lines: list[str] = []
+    try:
+        # the api-server answers, the run is triggered: the scheduler runs tasks in processes of its own
+        wait_for_line(proc, lines, r"Triggered Airflow_Lab2|already has|meanwhile", timeout=300)
+        wait_for_line(proc, lines, r"load_data_task +(queued|running|success)", timeout=300)
+        started = descendants(proc.pid)
+        names = " ".join(" ".join(p.cmdline()) for p in started)
+        for component in ("api_server", "scheduler", "dag-processor", "triggerer", "adclick-monitor", "LocalExecutor"):
+            assert component in names, names
+        stop_and_check(proc, signal.SIGTERM, lines, tmp_path / "airflow", started)
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+
+
+def test_sigint_to_make_alone_stops_everything_make_run_started(tmp_path, pipelines):
+    """`make run` in a terminal gets Ctrl-C with its children; a SIGINT sent to make alone must stop them too."""
+    home = tmp_path / "airflow"
+    args = f"RUN_ARGS=--airflow-home {home} --port {free_port()}"
+    proc, _ = start_run_command(["make", "-C", str(PROJECT), "--no-print-directory", "run", args], tmp_path, pipelines)
+    lines: list[str] = []
+    try:
+        wait_for_line(proc, lines, r"Airflow UI: ", timeout=300)
+        started = descendants(proc.pid)
+        assert any("adclick_ops" in " ".join(p.cmdline()) or "adclick-ops" in " ".join(p.cmdline()) for p in started)
+        stop_and_check(proc, signal.SIGINT, lines, home, started)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
 
 
 def run_once(pipelines, home) -> subprocess.CompletedProcess:
