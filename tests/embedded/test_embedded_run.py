@@ -112,7 +112,30 @@ def descendants(pid: int) -> list:
     return psutil.Process(pid).children(recursive=True)
 
 
-def stop_and_check(proc: subprocess.Popen, sig: int, lines: list[str], home, others: list) -> None:
+def command_lines(processes: list) -> str:
+    import psutil
+
+    out = []
+    for p in processes:
+        try:
+            out.append(" ".join(p.cmdline()))
+        except psutil.Error:  # ended meanwhile (a task's process), or a zombie
+            continue
+    return " ".join(out)
+
+
+def kill_left(processes: list) -> None:
+    """After a failed test: leave nothing running for the next tests."""
+    import psutil
+
+    for p in processes:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+
+
+def stop_and_check(proc: subprocess.Popen, sig: int, lines: list[str], home, started: list) -> None:
     """Send `sig` to `proc` alone; it must end, and take every process it started with it."""
     import psutil
 
@@ -120,16 +143,13 @@ def stop_and_check(proc: subprocess.Popen, sig: int, lines: list[str], home, oth
     try:
         proc.wait(90)
     except subprocess.TimeoutExpired:
-        for p in [*others, psutil.Process(proc.pid)]:  # clean up for the next tests, then fail
-            p.kill()
-        pytest.fail(f"{proc.args[:3]} did not stop on {signal.Signals(sig).name}:\n{''.join(lines)[-3000:]}")
-    gone, alive = psutil.wait_procs(others, timeout=10)
+        pytest.fail(f"{proc.args[:4]} did not stop on {signal.Signals(sig).name}:\n{''.join(lines)[-3000:]}")
+    _, alive = psutil.wait_procs(started, timeout=10)
     assert alive == [], f"left running: {alive}"
     assert processes_of(home) == []
 
 
-def start_run_command(argv: list[str], tmp_path, pipelines, **kwargs) -> tuple[subprocess.Popen, int]:
-    api_port = free_port()
+def start_run_command(argv: list[str], tmp_path, pipelines) -> subprocess.Popen:
     env = {
         **os.environ,
         "ADCLICK_OPS_PIPELINES": str(pipelines),
@@ -137,78 +157,47 @@ def start_run_command(argv: list[str], tmp_path, pipelines, **kwargs) -> tuple[s
         "ADCLICK_MONITOR_PORT": str(free_port()),
         "PYTHONUNBUFFERED": "1",
     }
-    proc = subprocess.Popen(
-        [*argv, "--airflow-home", str(tmp_path / "airflow"), "--port", str(api_port)] if argv[0] != "make" else argv,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        **kwargs,
-    )
-    return proc, api_port
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def test_sigterm_to_the_run_command_alone_stops_everything_it_started(tmp_path, pipelines):
-    proc, _ = start_run_command([sys.executable, "-m", "adclick_ops.cli", "run"], tmp_path, pipelines)
+    home = tmp_path / "airflow"
+    argv = [sys.executable, "-m", "adclick_ops.cli", "run", "--airflow-home", str(home), "--port", str(free_port())]
+    proc = start_run_command(argv, tmp_path, pipelines)
     lines: list[str] = []
+    started: list = []
     try:
-        # the api-server answers, the run is triggered: the scheduler runs tasks in processes of its own
+        # the run is triggered and its first task started: the scheduler runs it in processes of its own
         wait_for_line(proc, lines, r"Triggered Airflow_Lab2|already has|meanwhile", timeout=300)
         wait_for_line(proc, lines, r"load_data_task +(queued|running|success)", timeout=300)
         started = descendants(proc.pid)
-        names = " ".join(" ".join(p.cmdline()) for p in started)
+        names = command_lines(started)
         for component in ("api_server", "scheduler", "dag-processor", "triggerer", "adclick-monitor", "LocalExecutor"):
             assert component in names, names
-        stop_and_check(proc, signal.SIGTERM, lines, tmp_path / "airflow", started)
+        stop_and_check(proc, signal.SIGTERM, lines, home, started)
         assert proc.returncode == 0
     finally:
         if proc.poll() is None:
             proc.kill()
+        kill_left(started)
         proc.stdout.close()
 
 
 def test_sigint_to_make_alone_stops_everything_make_run_started(tmp_path, pipelines):
     """`make run` in a terminal gets Ctrl-C with its children; a SIGINT sent to make alone must stop them too."""
     home = tmp_path / "airflow"
-    args = f"RUN_ARGS=--airflow-home {home} --port {free_port()}"
-    proc, _ = start_run_command(["make", "-C", str(PROJECT), "--no-print-directory", "run", args], tmp_path, pipelines)
+    argv = ["make", "-C", str(PROJECT), "--no-print-directory", "run", f"RUN_ARGS=--airflow-home {home} --port {free_port()}"]
+    proc = start_run_command(argv, tmp_path, pipelines)
     lines: list[str] = []
+    started: list = []
     try:
         wait_for_line(proc, lines, r"Airflow UI: ", timeout=300)
         started = descendants(proc.pid)
-        assert any("adclick_ops" in " ".join(p.cmdline()) or "adclick-ops" in " ".join(p.cmdline()) for p in started)
+        names = command_lines(started)
+        assert "adclick-ops run" in names and "scheduler" in names, names
         stop_and_check(proc, signal.SIGINT, lines, home, started)
     finally:
         if proc.poll() is None:
             proc.kill()
+        kill_left(started)
         proc.stdout.close()
-
-
-def run_once(pipelines, home) -> subprocess.CompletedProcess:
-    """`adclick-ops run --once` on the test's pipelines, in its own Airflow home."""
-    env = {**os.environ, "ADCLICK_OPS_PIPELINES": str(pipelines), "ADCLICK_OPS_HOME": str(pipelines.parent)}
-    argv = [sys.executable, "-m", "adclick_ops.cli", "run", "--once", "--airflow-home", str(home)]
-    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
-
-
-def test_run_once_is_the_headless_form(tmp_path, pipelines):
-    result = run_once(pipelines, tmp_path / "airflow")
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "Airflow_Lab2: run success" in result.stdout
-    assert float(re.search(r"metrics: accuracy=([0-9.]+)", result.stdout).group(1)) >= 0.95
-    assert re.search(r"e-mail:  .*/mail/.*\.eml", result.stdout)
-
-
-def test_run_once_exits_1_when_a_task_fails(tmp_path, pipelines):
-    from helpers import edit_yaml
-
-    edit_yaml(
-        pipelines / "airflow_lab2.yaml",
-        lambda d: (
-            d["Airflow_Lab2"]["training"].update(dataset=str(tmp_path / "gone.csv")),
-            d["Airflow_Lab2"]["default_args"].update(retries=0),
-        ),
-    )
-    result = run_once(pipelines, tmp_path / "airflow")
-    assert result.returncode == 1
-    assert "load_data_task" in result.stdout and "failed" in result.stdout
