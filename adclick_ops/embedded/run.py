@@ -256,12 +256,21 @@ def failure_record(api: AirflowClient, dag_id: str, run_id: str, task_id: str) -
     return value if isinstance(value, dict) else None
 
 
-def _say_failure(api: AirflowClient, base: str, dag_id: str, run_id: str, ti: dict[str, Any]) -> None:
-    """What went wrong in a failed try, what Airflow does next, and where its log is."""
+def _log_link(base: str, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
     from urllib.parse import quote
 
+    return f"{base}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}/tasks/{quote(task_id, safe='')}?try_number={try_number}"
+
+
+def _say_failure(api: AirflowClient, base: str, dag_id: str, run_id: str, ti: dict[str, Any]) -> int:
+    """What went wrong in a failed try, what Airflow does next, and where its log is; the try's number."""
     task_id = ti["task_id"]
     record = failure_record(api, dag_id, run_id, task_id)
+    for _ in range(5):  # a callback pushes it just after the state changed
+        if record is not None and record.get("try_number") == ti.get("try_number"):
+            break
+        time.sleep(1)
+        record = failure_record(api, dag_id, run_id, task_id) or record
     try_number = (record or {}).get("try_number") or ti.get("try_number") or 1
     if record is not None:
         retried = ti.get("state") == "up_for_retry"
@@ -271,23 +280,32 @@ def _say_failure(api: AirflowClient, base: str, dag_id: str, run_id: str, ti: di
             else ("not retried: a retry would fail the same way" if not record.get("retryable") else "no tries left")
         )
         _say(f"    {record.get('kind')} error on try {try_number}: {record.get('error')} ({next_step})")
-    log = f"{base}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}/tasks/{quote(task_id, safe='')}?try_number={try_number}"
-    _say(f"    log: {log}")
+    _say(f"    log: {_log_link(base, dag_id, run_id, task_id, try_number)}")
+    return int(try_number)
 
 
 def follow_run(api: AirflowClient, dag_id: str, run_id: str, stack: Stack, base: str = "", timeout: float = 900) -> str:
-    """Print task states as they change until the run ends, with each failure's record; return the run's final state."""
+    """Print task states as they change until the run ends, with each failed try; return the run's final state.
+
+    A try that failed and was retried between two looks (a short retry_delay) is still said, with
+    its log: its failure record is gone with the next try.
+    """
     seen: dict[str, str] = {}
+    said: dict[str, int] = {}  # by task, the tries whose end was said
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         tis = api.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
         for ti in tis:
-            state = ti.get("state") or "none"
-            if seen.get(ti["task_id"]) != state:
-                seen[ti["task_id"]] = state
-                _say(f"  {ti['task_id']:<28} {state}")
+            task_id, state, try_number = ti["task_id"], ti.get("state") or "none", int(ti.get("try_number") or 0)
+            for earlier in range(said.get(task_id, 0) + 1, try_number):
+                _say(f"  {task_id:<28} try {earlier} failed; Airflow retried it")
+                _say(f"    log: {_log_link(base, dag_id, run_id, task_id, earlier)}")
+            said[task_id] = max(said.get(task_id, 0), try_number - 1)
+            if seen.get(task_id) != state:
+                seen[task_id] = state
+                _say(f"  {task_id:<28} {state}")
                 if state in ("failed", "up_for_retry"):
-                    _say_failure(api, base, dag_id, run_id, ti)
+                    said[task_id] = max(said[task_id], _say_failure(api, base, dag_id, run_id, ti))
         run = api.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
         if run["state"] in ("success", "failed"):
             return run["state"]

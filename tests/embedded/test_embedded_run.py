@@ -10,11 +10,12 @@ import sqlite3
 import subprocess
 import sys
 import time
+from urllib.parse import quote
 
 import pytest
 import requests
 
-from helpers import PROJECT, free_port
+from helpers import PROJECT, edit_yaml, free_port, smtp_connection_uri
 
 pytestmark = pytest.mark.airflow
 
@@ -149,13 +150,14 @@ def stop_and_check(proc: subprocess.Popen, sig: int, lines: list[str], home, sta
     assert processes_of(home) == []
 
 
-def start_run_command(argv: list[str], tmp_path, pipelines) -> subprocess.Popen:
+def start_run_command(argv: list[str], tmp_path, pipelines, **extra: str) -> subprocess.Popen:
     env = {
         **os.environ,
         "ADCLICK_OPS_PIPELINES": str(pipelines),
         "ADCLICK_OPS_HOME": str(pipelines.parent),
         "ADCLICK_MONITOR_PORT": str(free_port()),
         "PYTHONUNBUFFERED": "1",
+        **extra,
     }
     return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -196,6 +198,38 @@ def test_sigint_to_make_alone_stops_everything_make_run_started(tmp_path, pipeli
         names = command_lines(started)
         assert "adclick-ops run" in names and "scheduler" in names, names
         stop_and_check(proc, signal.SIGINT, lines, home, started)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        kill_left(started)
+        proc.stdout.close()
+
+
+def test_the_run_command_says_what_failed_whether_it_is_retried_and_where_the_log_is(tmp_path, pipelines):
+    edit_yaml(pipelines / "airflow_lab2.yaml", lambda d: d["Airflow_Lab2"]["default_args"].update(retries=1, retry_delay_sec=1))
+    home, api_port, smtp_port = tmp_path / "airflow", free_port(), free_port()  # no SMTP server on smtp_port
+    argv = [sys.executable, "-m", "adclick_ops.cli", "run", "--airflow-home", str(home), "--port", str(api_port)]
+    proc = start_run_command(argv, tmp_path, pipelines, AIRFLOW_CONN_SMTP_DEFAULT=smtp_connection_uri("127.0.0.1", smtp_port))
+    lines: list[str] = []
+    started: list = []
+    try:
+        wait_for_line(proc, lines, r"Everything keeps running", timeout=600)
+        started = descendants(proc.pid)
+        out = "".join(lines)
+        run_id = re.search(r"Triggered Airflow_Lab2: (\S+)", out).group(1)
+        log = f"http://localhost:{api_port}/dags/Airflow_Lab2/runs/{quote(run_id, safe='')}/tasks/send_email?try_number="
+        refused = f"SmtpDeliveryError: cannot send the report through the SMTP server at 127.0.0.1:{smtp_port}"
+        # try 1: said with its record when it was seen waiting for its retry, else said as retried (the record
+        # of a try goes with the next one); either way with its log
+        first = re.search(
+            r"send_email +(up_for_retry\n    transient error on try 1: (.*) \(Airflow retries it\)|try 1 failed; Airflow retried it)", out
+        )
+        assert first, out
+        assert first.group(2) is None or first.group(2).startswith(refused)
+        assert f"    log: {log}1\n" in out
+        assert f"transient error on try 2: {refused}" in out and "(no tries left)\n    log: " + log + "2\n" in out
+        assert f"Airflow_Lab2 run {run_id}: failed" in out
+        stop_and_check(proc, signal.SIGTERM, lines, home, started)
     finally:
         if proc.poll() is None:
             proc.kill()
