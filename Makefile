@@ -21,8 +21,11 @@ $(STAMP): requirements.lock pyproject.toml Makefile
 	$(PY) -m compileall -q -j 0 $$($(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 	touch $(STAMP)
 
+# RUN_ARGS: more options of `adclick-ops run`, e.g. RUN_ARGS="--port 8081 --airflow-home /tmp/af".
+# Ctrl-C, or a SIGINT/SIGTERM sent to make alone, stops everything the command started.
+RUN_ARGS ?=
 run: $(STAMP)
-	$(VENV)/bin/adclick-ops run
+	$(VENV)/bin/adclick-ops run $(RUN_ARGS)
 
 run-once: $(STAMP)
 	$(VENV)/bin/adclick-ops run --once

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,9 @@ from adclick_ops.config.models import (
     TrainingJob,
 )
 from adclick_ops.config.templating import as_template, literal, literal_tree
+
+FAILURE_RECORDER = "adclick_ops.failures.FailureRecorder"
+RECORDING_NOTIFIER = "adclick_ops.failures.RecordingFailureNotifier"
 
 
 def _absolute(value: str, root: Path) -> str:
@@ -110,8 +114,45 @@ def _task(task_id: str, dag_id: str, dag: Dag, root: Path, pipeline_file: str | 
     return out
 
 
-def dag_config(dag_id: str, dag: Dag, shared: DefaultArgs, root: Path, pipeline_file: str | None = None) -> dict[str, Any]:
-    """The dag-factory configuration of one DAG, declared in `pipeline_file`."""
+def _fence(text: str) -> str:
+    """A backtick fence longer than any run of backticks in `text`, so that nothing in it can close the block."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def doc_md(description: str | None, pipeline_text: str | None) -> str | None:
+    """The DAG's docs in the Airflow UI: its description (Markdown), then the pipeline file as written.
+
+    Airflow's UI renders doc_md as Markdown and drops raw HTML; a `<` of the description is written
+    as `&lt;` all the same, so that HTML shows as the text it is whatever renders it. The file's
+    text goes verbatim into a fenced yaml block (code: not interpreted). doc_md is no template field.
+    """
+    parts = []
+    if description:
+        parts.append(description.replace("<", "&lt;"))
+    if pipeline_text is not None:
+        fence = _fence(pipeline_text)
+        parts.append(f"{fence}yaml\n{pipeline_text.rstrip(chr(10))}\n{fence}")
+    # never ending with ".md": Airflow would read that as the name of a docs file
+    return "\n\n".join(parts) if parts else None
+
+
+def failure_callbacks(dag: Dag) -> dict[str, Any]:
+    """Callbacks of every task of a training DAG: each failed try pushes its failure record (adclick_ops.failures);
+    a failure also sends the e-mail when `notify.email.on_failure` asks for it, through the same callback, as
+    dag-factory takes one callback per state: {"callback": <class with a notify method>, **its arguments}."""
+    on_failure: dict[str, Any] = {"callback": FAILURE_RECORDER}
+    if dag.notify is not None and dag.notify.email.on_failure:
+        from adclick_ops import notify
+
+        on_failure = {**notify.failure_callback_config(dag.notify.email), "callback": RECORDING_NOTIFIER}
+    return {"on_failure_callback": on_failure, "on_retry_callback": {"callback": FAILURE_RECORDER}}
+
+
+def dag_config(
+    dag_id: str, dag: Dag, shared: DefaultArgs, root: Path, pipeline_file: str | None = None, pipeline_text: str | None = None
+) -> dict[str, Any]:
+    """The dag-factory configuration of one DAG, declared in `pipeline_file` whose text is `pipeline_text` (for the docs)."""
     cfg: dict[str, Any] = {
         "description": dag.description,
         "schedule": dag.schedule,
@@ -120,10 +161,13 @@ def dag_config(dag_id: str, dag: Dag, shared: DefaultArgs, root: Path, pipeline_
         "tags": list(dag.tags),
         "default_args": _default_args(dag, shared),
         "tasks": {task_id: _task(task_id, dag_id, dag, root, pipeline_file) for task_id in dag.tasks},
+        "doc_md": doc_md(dag.description, pipeline_text),
     }
     if dag.is_paused_upon_creation is not None:
         cfg["is_paused_upon_creation"] = dag.is_paused_upon_creation
-    if dag.notify is not None and dag.notify.email.on_failure:
+    if dag.training is not None:
+        cfg["default_args"].update(failure_callbacks(dag))
+    elif dag.notify is not None and dag.notify.email.on_failure:
         from adclick_ops import notify
 
         cfg["default_args"]["on_failure_callback"] = notify.failure_callback_config(dag.notify.email)
@@ -134,7 +178,7 @@ def dag_configs(catalog: Catalog) -> dict[str, dict[str, Any]]:
     """dag-factory configurations of every valid DAG of the catalog, by DAG id."""
     root = project_root(catalog)
     return {
-        dag_id: dag_config(dag_id, dag, catalog.defaults, root, pipeline_file=str(Path(f.path).resolve()))
+        dag_id: dag_config(dag_id, dag, catalog.defaults, root, pipeline_file=str(Path(f.path).resolve()), pipeline_text=f.document.text)
         for f in catalog.files
         for dag_id, dag in f.dags.items()
     }

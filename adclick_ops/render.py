@@ -70,11 +70,11 @@ def _check_as_airflow_does(dag: Any) -> None:
     dag.check_cycle()
 
 
-def _build_one(DagBuilder: Any, dag_id: str, config: dict[str, Any], source: str) -> Any:
+def _build_one(DagBuilder: Any, dag_id: str, config: dict[str, Any]) -> Any:
     registered = _autoregistered()
     before = set(registered)
     try:
-        dag = DagBuilder(dag_name=dag_id, dag_config={**config, "task_groups": {}}, default_config={}, yml_dag=source).build()["dag"]
+        dag = DagBuilder(dag_name=dag_id, dag_config={**config, "task_groups": {}}, default_config={}, yml_dag=None).build()["dag"]
         _check_as_airflow_does(dag)
     except BaseException:
         # a half-built DAG must not reach the DagBag through the DAG context either
@@ -84,7 +84,8 @@ def _build_one(DagBuilder: Any, dag_id: str, config: dict[str, Any], source: str
 
 
 def _build(globals_dict: dict[str, Any], catalog: Any, wanted: str | None) -> tuple[list[str], dict[str, ConfigError]]:
-    """dag-factory's DagBuilder on each validated DAG on its own, with the pipeline file's text as the DAG's docs.
+    """dag-factory's DagBuilder on each validated DAG on its own, with its description and the pipeline file's text as
+    the DAG's docs (factory.doc_md, in place of dag-factory's own dump of the file).
 
     Any error while one DAG is configured, built or checked becomes an error of its pipeline file;
     the other DAGs still load. `load_yaml_dags(config_dict=...)` would build them all at once, after
@@ -100,8 +101,8 @@ def _build(globals_dict: dict[str, Any], catalog: Any, wanted: str | None) -> tu
     DagBuilder = _dag_builder()
     for f, dag_id, dag in todo:
         try:
-            config = dag_config(dag_id, dag, catalog.defaults, root)
-            globals_dict[dag_id] = _build_one(DagBuilder, dag_id, config, f.document.text)
+            config = dag_config(dag_id, dag, catalog.defaults, root, pipeline_text=f.document.text)
+            globals_dict[dag_id] = _build_one(DagBuilder, dag_id, config)
         except Exception as exc:
             cause = " ".join(f"{type(exc).__name__}: {exc}".split())
             message = f"Airflow refused this DAG: {cause[:500]}; please report it, `adclick-ops validate` should have caught it"

@@ -25,10 +25,13 @@ log = logging.getLogger(__name__)
 
 
 def _expose_failure(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Put a task's exception into its Airflow context, where the failure callback reads it.
+    """Record a task's failure, and raise the failures that a retry cannot mend as non-retryable.
 
-    Airflow does so itself in a worker, but not under `airflow dags test`; the failure e-mail must
-    say what went wrong in both.
+    On an exception, the wrapper pushes the `failure` XCom (`adclick_ops.failures`) while the task
+    still runs, puts the exception into the Airflow context (where the failure e-mail reads it),
+    and raises data, gate and config errors as Airflow's `AirflowFailException`, with the same
+    message and the original exception as its cause. Other failures (storage, network) are raised
+    as they are and follow `retries`.
     """
 
     @functools.wraps(func)
@@ -36,13 +39,21 @@ def _expose_failure(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except Exception as exc:
+            from adclick_ops import failures
+
             try:
                 from airflow.sdk import get_current_context
 
-                get_current_context().setdefault("exception", exc)
+                context = get_current_context()
             except Exception:  # not running inside Airflow
-                pass
-            raise
+                context = None
+            if context is not None:
+                context.setdefault("exception", exc)
+                failures.push(context, exc)
+            raised = failures.non_retryable(exc)
+            if raised is exc:
+                raise
+            raise raised from exc
 
     return wrapper
 
@@ -125,7 +136,7 @@ def load_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any
     from adclick_ops.registry import Registry
     from adclick_ops.registry.cards import model_card
     from adclick_ops.steps.model import evaluate
-    from adclick_ops.steps.promotion import Gates
+    from adclick_ops.steps.promotion import Gates, decide, rejection
 
     job = TrainingJob.model_validate(settings)
     run = _run_files(job, run_id)
@@ -139,8 +150,24 @@ def load_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any
     registry = Registry.for_job(job)
     version = registry.add_version(run.candidate_model.read_bytes(), model_card(job, run_id, metrics, run.load_json("dataset.json")))
     gates = Gates.from_promotion(job.gates(), job.gates_field())
-    outcome = registry.decide(version, lambda champion: evaluate(champion, test["x"], test["y"]), gates, by=f"run {run_id}")
+    scored: dict[str, Any] = {}
+
+    def score(champion: Any) -> dict[str, Any]:
+        scored["metrics"] = evaluate(champion, test["x"], test["y"])
+        return scored["metrics"]
+
+    outcome = registry.decide(version, score, gates, by=f"run {run_id}")
+    if "metrics" not in scored and outcome.previous_champion is not None:  # decided by an earlier try of this task
+        try:
+            score(registry.load_model(outcome.previous_champion))
+        except Exception as exc:  # noqa: BLE001 - it could not be scored then either
+            log.warning("the previous champion, version %s, cannot be scored: %s", outcome.previous_champion, exc)
+    champion_metrics = scored.get("metrics") if outcome.previous_champion is not None else None
     metrics.update(outcome.as_json())
+    metrics.update(
+        scalers=list(job.scalers),
+        previous_champion_metrics={name: champion_metrics.get(name) for name in METRICS} if champion_metrics else None,
+    )
     write_bytes_atomic(run.path("metrics.json"), json.dumps(metrics, indent=2).encode())
     if outcome.promoted:
         log.info("version %s of %s is the champion now: %s", version, job.dag_id, outcome.summary)
@@ -152,8 +179,11 @@ def load_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any
         asked = (
             "training.min_accuracy fails the run below it" if job.promotion is None else f"training.promotion.fail_run: {gates.fail_run}"
         )
+        decision = decide(metrics, champion_metrics, gates, champion_version=outcome.previous_champion)
+        headline = rejection(version, decision) if decision.failed else f"model v{version} not promoted: {'; '.join(outcome.reasons)}"
         raise QualityGateError(
-            f"{'; '.join(outcome.reasons)}; version {version} was kept, not promoted, and {run.promoted_model} is unchanged ({asked})"
+            f"{headline}\n{'; '.join(outcome.reasons)}; version {version} was kept, not promoted, "
+            f"and {run.promoted_model} is unchanged ({asked})"
         )
     return metrics
 

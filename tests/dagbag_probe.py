@@ -26,6 +26,7 @@ for dag_id, dag in bag.dags.items():
         info["retry_delay"] = t.retry_delay.total_seconds()
         info["retries"] = t.retries
         info["on_failure_callback"] = [type(c).__name__ for c in (t.on_failure_callback or [])]
+        info["on_retry_callback"] = [type(c).__name__ for c in (t.on_retry_callback or [])]
         tasks[t.task_id] = info
     report["dags"][dag_id] = {
         "tasks": tasks,
@@ -33,5 +34,6 @@ for dag_id, dag in bag.dags.items():
         "max_active_runs": dag.max_active_runs,
         "catchup": dag.catchup,
         "fileloc": dag.fileloc,
+        "doc_md": dag.doc_md,
     }
 print("@@" + json.dumps(report, default=str))

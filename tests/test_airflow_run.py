@@ -98,3 +98,68 @@ def test_smtp_server_down_fails_send_email_clearly_and_still_triggers(airflow_ho
     assert "ConnectionRefusedError" in output
     assert (tmp_path / "model" / "model.sav").exists()
     assert list((tmp_path / "runs" / "Airflow_Lab2").glob("*/metrics.json"))
+
+
+def failure_records(env: dict[str, str]) -> dict[str, dict]:
+    """The `failure` XComs of the run, by task id (adclick_ops.failures)."""
+    with sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db") as con:
+        rows = con.execute("select task_id, value from xcom where dag_id = 'Airflow_Lab2' and key = 'failure'").fetchall()
+    return {task_id: json.loads(value) for task_id, value in rows}
+
+
+def tries(env: dict[str, str]) -> dict[str, int]:
+    with sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db") as con:
+        return dict(con.execute("select task_id, try_number from task_instance where dag_id = 'Airflow_Lab2'").fetchall())
+
+
+def retries(pipelines: Path, n: int) -> None:
+    edit_yaml(pipelines / "airflow_lab2.yaml", lambda d: d["Airflow_Lab2"]["default_args"].update(retries=n, retry_delay_sec=0))
+
+
+def test_a_missing_dataset_fails_on_the_first_try_without_retry_and_is_recorded(airflow_home, pipelines, tmp_path):
+    missing = tmp_path / "no-such-file.csv"
+    edit_yaml(pipelines / "airflow_lab2.yaml", lambda d: d["Airflow_Lab2"]["training"].update(dataset=str(missing)))
+    retries(pipelines, 1)
+    edit_yaml(pipelines / "airflow_lab2.yaml", lambda d: d["Airflow_Lab2"]["notify"]["email"].update(on_failure=False))
+    env = airflow_home()
+    run_airflow(["dags", "test", "Airflow_Lab2"], env)
+    assert task_states(env)["load_data_task"] == "failed"
+    assert tries(env)["load_data_task"] == 1  # retries: 1, yet no second try
+    record = failure_records(env)["load_data_task"]
+    assert record == {
+        "task_id": "load_data_task",
+        "try_number": 1,
+        "error": f"DataError: {missing}: dataset file not found",
+        "kind": "data",
+        "retryable": False,
+        "max_tries": 1,
+    }
+
+
+def test_a_gate_failure_is_not_retried_and_names_the_version_and_the_gate(airflow_home, smtp_server, pipelines):
+    edit_yaml(
+        pipelines / "airflow_lab2.yaml",
+        lambda d: d["Airflow_Lab2"]["training"].update(promotion={"min_accuracy": 0.99, "fail_run": "below_floor"}),
+    )
+    retries(pipelines, 1)
+    env = airflow_home(**smtp_server.connection_env())
+    run_airflow(["dags", "test", "Airflow_Lab2"], env)
+    assert task_states(env)["load_model_task"] == "failed" and tries(env)["load_model_task"] == 1
+    record = failure_records(env)["load_model_task"]
+    assert record["error"] == "QualityGateError: model v1 not promoted: accuracy 0.970 < 0.990"
+    assert (record["kind"], record["retryable"], record["try_number"]) == ("gate", False, 1)
+    # the failure e-mail still goes out, with the same words
+    alerts = [m for _, m in smtp_server.messages if "FAILED" in m["Subject"]]
+    assert len(alerts) == 1 and "model v1 not promoted: accuracy 0.970 &lt; 0.990" in body_text(alerts[0])
+
+
+def test_a_transient_failure_of_an_operator_we_do_not_write_is_retried_and_recorded(airflow_home, pipelines):
+    retries(pipelines, 1)
+    port = free_port()  # no SMTP server there
+    env = airflow_home(AIRFLOW_CONN_SMTP_DEFAULT=smtp_connection_uri("127.0.0.1", port))
+    run_airflow(["dags", "test", "Airflow_Lab2"], env)
+    assert task_states(env)["send_email"] == "failed" and tries(env)["send_email"] == 2
+    record = failure_records(env)["send_email"]
+    assert record["error"].startswith(f"SmtpDeliveryError: cannot send the report through the SMTP server at 127.0.0.1:{port}")
+    assert (record["kind"], record["retryable"], record["try_number"], record["max_tries"]) == ("transient", True, 2, 1)
+    assert set(failure_records(env)) == {"send_email"}  # the tasks that succeeded recorded nothing

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from helpers import edit_yaml, parse_dags
 
@@ -75,7 +76,10 @@ KNOBS = [
     pytest.param(
         ("trigger",), {"dag_id": "Other_Dag", "external": True}, "my_trigger_task", "trigger_dag_id", "Other_Dag", id="trigger target"
     ),
-    pytest.param(("notify", "email"), {"on_failure": False}, "load_data_task", "on_failure_callback", [], id="failure alerts off"),
+    # without the e-mail, a failure is still recorded
+    pytest.param(
+        ("notify", "email"), {"on_failure": False}, "load_data_task", "on_failure_callback", ["FailureRecorder"], id="failure alerts off"
+    ),
     pytest.param(("default_args",), {"retry_delay_sec": 5, "retries": 3}, "load_data_task", "retry_delay", 5.0, id="retries"),
 ]
 
@@ -97,7 +101,9 @@ def test_knobs_change_the_rendered_dag(airflow_home, pipelines, path, values, ta
 
 def test_failure_alerts_are_wired_by_default(airflow_home):
     tasks = parse_dags(airflow_home())["dags"]["Airflow_Lab2"]["tasks"]
-    assert all(t["on_failure_callback"] == ["FailureNotifier"] for t in tasks.values())
+    # the failure e-mail, which records the failure first (adclick_ops.failures); a retry is recorded too
+    assert all(t["on_failure_callback"] == ["RecordingFailureNotifier"] for t in tasks.values())
+    assert all(t["on_retry_callback"] == ["FailureRecorder"] for t in tasks.values())
 
 
 @pytest.mark.parametrize("how", [[], ["--airflow"]])
@@ -215,3 +221,26 @@ def test_dag_processor_records_the_bad_file_and_keeps_the_good_dags_active(airfl
     assert filename.endswith("pipelines/broken.yaml")
     assert "broken.yaml:4: Broken.tasks.t.operator: operator 'os.system' is not allowed" in message
     assert sorted(dags) == [("Airflow_Lab2", 0, 0), ("Airflow_Lab2_Flask", 0, 0)]
+
+
+def test_dag_docs_are_the_description_then_the_pipeline_file_as_written(airflow_home, pipelines):
+    report = parse_dags(airflow_home())
+    for dag_id, name in (("Airflow_Lab2", "airflow_lab2.yaml"), ("Airflow_Lab2_Flask", "airflow_lab2_flask.yaml")):
+        text = (pipelines / name).read_text()
+        description = yaml.safe_load(text)[dag_id]["description"]
+        assert report["dags"][dag_id]["doc_md"] == f"{description}\n\n```yaml\n{text.rstrip()}\n```"
+
+
+def test_dag_docs_show_markdown_but_never_run_html_and_no_text_closes_the_yaml_block(airflow_home, pipelines):
+    path = pipelines / "airflow_lab2.yaml"
+    description = "Trains **the** model <script>alert(1)</script> <img src=x onerror=alert(2)>"
+    edit_yaml(path, lambda d: d["Airflow_Lab2"].update(description=description))
+    hostile = "# ```\n# </code><script>alert(3)</script> {{ macros.uuid.os.system('id') }}\n# ````` a longer run\n"
+    path.write_text(hostile + path.read_text())
+    report = parse_dags(airflow_home())
+    assert report["import_errors"] == {}
+    docs = report["dags"]["Airflow_Lab2"]["doc_md"]
+    head, _, block = docs.partition("\n\n")
+    assert head == "Trains **the** model &lt;script>alert(1)&lt;/script> &lt;img src=x onerror=alert(2)>"
+    # the file verbatim, fenced by more backticks than any run in it: nothing in it ends the block
+    assert block == f"``````yaml\n{path.read_text().rstrip()}\n``````"

@@ -53,7 +53,10 @@ def test_default_args_merge_the_shared_file_and_turn_seconds_into_durations(ship
     args = shipped["Airflow_Lab2"]["default_args"]
     assert args["retry_delay"] == dt.timedelta(seconds=30) and args["retries"] == 1
     assert args["start_date"] == dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-    assert args["on_failure_callback"]["callback"].endswith("FailureNotifier")
+    # every task records its failures; a failure also sends the e-mail (notify.email.on_failure)
+    assert args["on_failure_callback"]["callback"] == "adclick_ops.failures.RecordingFailureNotifier"
+    assert args["on_failure_callback"]["to"] == ["ml-team@example.com"]
+    assert args["on_retry_callback"] == {"callback": "adclick_ops.failures.FailureRecorder"}
     assert "on_failure_callback" not in shipped["Airflow_Lab2_Flask"]["default_args"]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from adclick_ops import tasks
 from adclick_ops.artifacts import RunFiles, load_model_file
 from adclick_ops.config.models import CALLABLES, TrainingJob
+from adclick_ops.config.vocabulary import METRICS
 from adclick_ops.steps.errors import DataError
 from adclick_ops.steps.model import fit_preprocessing, restore_preprocessing, split
 
@@ -161,3 +163,24 @@ def test_artifacts_and_model_on_object_storage(pipelines):
 
     assert UPath("memory://adclick-test/model/model.sav").exists()
     assert UPath("memory://adclick-test/runs/Airflow_Lab2/manual__s3_like/metrics.json").exists()
+
+
+def test_load_model_returns_the_scalers_and_the_previous_champion_scored_on_this_test_set(pipelines):
+    first = run_chain(training_settings(pipelines), "run_a")["load_model"]
+    assert first["scalers"] == ["minmax", "standard"] and first["previous_champion_metrics"] is None
+    edit_yaml(pipelines / "airflow_lab2.yaml", lambda d: d["Airflow_Lab2"]["training"].update(scalers=["robust"]))
+    second = run_chain(training_settings(pipelines), "run_b")["load_model"]
+    assert second["scalers"] == ["robust"]
+    champion = second["previous_champion_metrics"]
+    assert set(champion) == set(METRICS)
+    # the same split, the same champion: its scores are the first run's
+    assert champion == pytest.approx({name: first[name] for name in METRICS})
+
+
+def test_a_gate_failure_says_which_version_and_which_gate_first(pipelines):
+    run_chain(training_settings(pipelines), "run_a")
+    edit_yaml(pipelines / "airflow_lab2.yaml", lambda d: d["Airflow_Lab2"]["training"].update(min_accuracy=0.99))
+    with pytest.raises(tasks.QualityGateError) as caught:
+        run_chain(training_settings(pipelines), "run_b")
+    first_line = str(caught.value).splitlines()[0]
+    assert re.fullmatch(r"model v2 not promoted: accuracy 0\.970 < 0\.990; roc_auc 0\.986 <= champion v1 0\.986", first_line), first_line

@@ -26,7 +26,7 @@ from adclick_ops.config.vocabulary import (
     TRAINING_DAG_ID,
 )
 from adclick_ops.embedded.mailsink import MailSink
-from adclick_ops.embedded.stack import ADMIN_PASSWORD, ADMIN_USER, Stack, airflow, airflow_env
+from adclick_ops.embedded.stack import ADMIN_PASSWORD, ADMIN_USER, Stack, airflow, airflow_env, watch_parent
 from adclick_ops.net import port_is_free
 
 DAG_ID = TRAINING_DAG_ID
@@ -161,11 +161,78 @@ def connect(base: str, stack: Stack, deadline: float) -> AirflowClient:
     raise SystemExit("the Airflow API server did not come up; see .airflow/api-server.log")
 
 
-def trigger(api: AirflowClient, dag_id: str, note: str) -> str:
+def trigger(api: AirflowClient, dag_id: str, note: str, logical_date: str | None = None) -> str:
     """Trigger a run under an id of our own, so that a retried request cannot start a second run."""
     run_id = f"manual__{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime())}__{os.urandom(4).hex()}"
-    # A 409 can only follow a retry whose first try did create the run (the id is ours).
-    api.call("POST", f"/dags/{dag_id}/dagRuns", body={"dag_run_id": run_id, "logical_date": None, "note": note}, accept=(409,))
+    # A 409 follows a retry whose first try did create the run (the id is ours), or a run that
+    # already holds this logical date: the caller checks which.
+    api.call("POST", f"/dags/{dag_id}/dagRuns", body={"dag_run_id": run_id, "logical_date": logical_date, "note": note}, accept=(409,))
+    return run_id
+
+
+def _run_exists(api: AirflowClient, dag_id: str, run_id: str) -> bool:
+    try:
+        api.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+    except AirflowError:
+        return False
+    return True
+
+
+def _is_due(when: str | None) -> bool:
+    """Whether a time of the API (ISO 8601) has come."""
+    import datetime as dt
+
+    if not when:
+        return False
+    try:
+        moment = dt.datetime.fromisoformat(when.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment <= dt.datetime.now(dt.UTC)
+
+
+def start_run(api: AirflowClient, dag_id: str, note: str) -> str:
+    """The run of `dag_id` that the run command follows; everything the schedule adds is said.
+
+    - A run already queued or running (the schedule's, or one triggered by hand) is followed, not
+      doubled: with max_active_runs a second run would wait behind it, and send a second e-mail.
+    - Otherwise a run is triggered. When the schedule has a run due (a scheduled DAG, unpaused for the
+      first time, starts the latest interval at once), the triggered run takes that interval's logical
+      date: Airflow's scheduler then counts the interval as run and starts no second run for it.
+    - A paused DAG is unpaused, as its runs would not start otherwise; said once, with the schedule.
+    """
+    dag = api.call("GET", f"/dags/{dag_id}")
+    schedule = dag.get("timetable_summary") or "none"
+    active = [r for r in api.recent_runs(dag_id, 10) if r.get("state") in ("queued", "running")]
+    if active:
+        run = active[-1]  # the oldest of the active runs runs first
+        _say(
+            f"{dag_id} already has a {run.get('run_type') or ''} run {run['state']}: {run['dag_run_id']}; following it, not starting another"
+        )
+        if dag.get("is_paused"):
+            api.call("PATCH", f"/dags/{dag_id}", body={"is_paused": False})
+            _say(f"{dag_id} was paused: unpaused (schedule: {schedule})")
+        return run["dag_run_id"]
+    due = dag.get("next_dagrun_logical_date") if _is_due(dag.get("next_dagrun_run_after")) else None
+    run_id = trigger(api, dag_id, note, logical_date=due)
+    if due is not None and not _run_exists(api, dag_id, run_id):
+        # a run holds that date already: the scheduler started it meanwhile
+        active = [r for r in api.recent_runs(dag_id, 10) if r.get("state") in ("queued", "running")]
+        if active:
+            _say(f"{dag_id} started its {active[-1].get('run_type') or ''} run meanwhile: {active[-1]['dag_run_id']}; following it")
+            return active[-1]["dag_run_id"]
+        due, run_id = None, trigger(api, dag_id, note)
+    if dag.get("is_paused"):
+        api.call("PATCH", f"/dags/{dag_id}", body={"is_paused": False})
+    _say(f"Triggered {dag_id}: {run_id}")
+    if dag.get("is_paused"):
+        _say(f"{dag_id} was paused: unpaused, so that this run starts (schedule: {schedule})")
+    if due is not None:
+        _say(f"This run is also the scheduled run due for {due}: the scheduler starts no second run for it")
+    if schedule != "none" and dag.get("next_dagrun_run_after"):
+        _say(f"{dag_id} keeps its schedule ({schedule}) while this command runs; pause it in the Airflow UI to stop scheduled runs")
     return run_id
 
 
@@ -174,17 +241,71 @@ def _stop_if_dead(stack: Stack) -> None:
         raise SystemExit(f"{', '.join(stack.dead())} stopped:\n" + "\n".join(stack.log_tail(n) for n in stack.dead()))
 
 
-def follow_run(api: AirflowClient, dag_id: str, run_id: str, stack: Stack, timeout: float = 900) -> str:
-    """Print task states as they change until the run ends; return its final state."""
+def failure_record(api: AirflowClient, dag_id: str, run_id: str, task_id: str) -> dict[str, Any] | None:
+    """The `failure` XCom that a failed try of the task pushed (adclick_ops.failures), or None."""
+    try:
+        entry = api.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/failure")
+    except AirflowError:
+        return None
+    value = entry.get("value") if isinstance(entry, dict) else None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, dict) else None
+
+
+def _log_link(base: str, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
+    from urllib.parse import quote
+
+    return f"{base}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}/tasks/{quote(task_id, safe='')}?try_number={try_number}"
+
+
+def _say_failure(api: AirflowClient, base: str, dag_id: str, run_id: str, ti: dict[str, Any]) -> int:
+    """What went wrong in a failed try, what Airflow does next, and where its log is; the try's number."""
+    task_id = ti["task_id"]
+    record = failure_record(api, dag_id, run_id, task_id)
+    for _ in range(5):  # a callback pushes it just after the state changed
+        if record is not None and record.get("try_number") == ti.get("try_number"):
+            break
+        time.sleep(1)
+        record = failure_record(api, dag_id, run_id, task_id) or record
+    try_number = (record or {}).get("try_number") or ti.get("try_number") or 1
+    if record is not None:
+        retried = ti.get("state") == "up_for_retry"
+        next_step = (
+            "Airflow retries it"
+            if retried
+            else ("not retried: a retry would fail the same way" if not record.get("retryable") else "no tries left")
+        )
+        _say(f"    {record.get('kind')} error on try {try_number}: {record.get('error')} ({next_step})")
+    _say(f"    log: {_log_link(base, dag_id, run_id, task_id, try_number)}")
+    return int(try_number)
+
+
+def follow_run(api: AirflowClient, dag_id: str, run_id: str, stack: Stack, base: str = "", timeout: float = 900) -> str:
+    """Print task states as they change until the run ends, with each failed try; return the run's final state.
+
+    A try that failed and was retried between two looks (a short retry_delay) is still said, with
+    its log: its failure record is gone with the next try.
+    """
     seen: dict[str, str] = {}
+    said: dict[str, int] = {}  # by task, the tries whose end was said
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         tis = api.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
         for ti in tis:
-            state = ti.get("state") or "none"
-            if seen.get(ti["task_id"]) != state:
-                seen[ti["task_id"]] = state
-                _say(f"  {ti['task_id']:<28} {state}")
+            task_id, state, try_number = ti["task_id"], ti.get("state") or "none", int(ti.get("try_number") or 0)
+            for earlier in range(said.get(task_id, 0) + 1, try_number):
+                _say(f"  {task_id:<28} try {earlier} failed; Airflow retried it")
+                _say(f"    log: {_log_link(base, dag_id, run_id, task_id, earlier)}")
+            said[task_id] = max(said.get(task_id, 0), try_number - 1)
+            if seen.get(task_id) != state:
+                seen[task_id] = state
+                _say(f"  {task_id:<28} {state}")
+                if state in ("failed", "up_for_retry"):
+                    said[task_id] = max(said[task_id], _say_failure(api, base, dag_id, run_id, ti))
         run = api.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
         if run["state"] in ("success", "failed"):
             return run["state"]
@@ -206,13 +327,18 @@ def _downstream_state(api: AirflowClient, upstream_run_id: str, timeout: float =
 
 
 def _interrupt_on_sigterm() -> None:
-    """`kill` stops the run like Ctrl-C does: Airflow's processes are stopped, not orphaned."""
+    """`kill` stops the run like Ctrl-C does: Airflow's processes are stopped, not orphaned.
+
+    So does a signal that `make run` received alone, and the death of the parent (stack.watch_parent).
+    """
     import signal
 
     def handler(signum, frame):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGHUP, handler)
+    watch_parent(lambda: os.kill(os.getpid(), signal.SIGTERM))
 
 
 def run_forever(home: Path, port: int = AIRFLOW_PORT) -> int:
@@ -226,11 +352,11 @@ def run_forever(home: Path, port: int = AIRFLOW_PORT) -> int:
     monitor_port = int(os.environ.get(ENV_MONITOR_PORT, MONITOR_PORT))
     # start_Flask_API (in the monitor DAG) looks for the monitor this command starts
     env.update({ENV_AIRFLOW_URL: base, ENV_MONITOR_PORT: str(monitor_port)})
-    with MailSink(mail_dir) as sink:
-        _use_sink(env, sink)
-        _migrate(env, home)
-        stack = Stack(env, home)
-        try:
+    stack = Stack(env, home)
+    try:
+        with MailSink(mail_dir) as sink:
+            _use_sink(env, sink)
+            _migrate(env, home)
             _say("Starting Airflow: api-server, scheduler, dag-processor, triggerer ...")
             stack.start_airflow()
             if port_is_free(monitor_port):
@@ -252,10 +378,8 @@ def run_forever(home: Path, port: int = AIRFLOW_PORT) -> int:
                             f"{DAG_ID} was not parsed; run `adclick-ops validate` and see {home / 'dag-processor.log'}"
                         ) from None
                     time.sleep(2)
-            run_id = trigger(api, DAG_ID, "triggered by adclick-ops run")
-            api.call("PATCH", f"/dags/{DAG_ID}", body={"is_paused": False})
-            _say(f"Triggered {DAG_ID}: {run_id}")
-            state = follow_run(api, DAG_ID, run_id, stack)
+            run_id = start_run(api, DAG_ID, "triggered by adclick-ops run")
+            state = follow_run(api, DAG_ID, run_id, stack, base)
             _say(f"{DAG_ID} run {run_id}: {state}")
             try:
                 metrics = api.run_metrics(DAG_ID, run_id)
@@ -279,8 +403,8 @@ def run_forever(home: Path, port: int = AIRFLOW_PORT) -> int:
                 time.sleep(2)
             _say(f"{', '.join(stack.dead())} stopped; shutting down.")
             return 1
-        except KeyboardInterrupt:
-            _say("Stopping ...")
-            return 0
-        finally:
-            stack.stop()
+    except KeyboardInterrupt:
+        _say("Stopping ...")
+        return 0
+    finally:
+        stack.stop()

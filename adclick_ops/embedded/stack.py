@@ -70,6 +70,16 @@ def airflow(args: list[str], env: dict[str, str], **kwargs) -> subprocess.Comple
     return subprocess.run([exe, *args], env=env, **kwargs)
 
 
+# Run argv[2:] with prctl(PR_SET_PDEATHSIG, SIGTERM) set, unless the parent (argv[1]) is gone already.
+# (subprocess's preexec_fn would do it in the child before exec, but is unsafe in a process with threads.)
+_EXEC_TIED_TO_PARENT = """
+import ctypes, os, signal, sys
+if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM) != 0 or os.getppid() != int(sys.argv[1]):
+    sys.exit("the command that started this process is gone" if os.getppid() != int(sys.argv[1]) else "prctl failed")
+os.execvp(sys.argv[2], sys.argv[2:])
+"""
+
+
 @dataclass
 class Stack:
     """Airflow's components as child processes, each logging to a file of the Airflow home."""
@@ -79,7 +89,13 @@ class Stack:
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def start_process(self, name: str, argv: list[str]) -> None:
-        """Start `argv` in a session of its own, logging to <home>/<name>.log."""
+        """Start `argv` in a session of its own, logging to <home>/<name>.log.
+
+        On Linux the process gets SIGTERM when this one dies, however it dies (even by SIGKILL):
+        a component never outlives the command that started it.
+        """
+        if sys.platform.startswith("linux"):
+            argv = [sys.executable, "-c", _EXEC_TIED_TO_PARENT, str(os.getpid()), *argv]
         # The child keeps its own copy of the descriptor; this process needs none.
         with open(self.home / f"{name}.log", "ab") as log:
             self.processes[name] = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -100,19 +116,92 @@ class Stack:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
     def stop(self, timeout: float = 20) -> None:
-        for p in self.processes.values():
-            if p.poll() is None:
+        """Stop every process started here, with all of its own children (each leads a process group).
+
+        SIGTERM to each group, then SIGKILL to any group with a member left after `timeout` seconds.
+        Ctrl-C and SIGTERM are held off meanwhile: a second Ctrl-C must not leave half the stack running.
+        """
+        held = _hold_signals()
+        try:
+            groups = [p.pid for p in self.processes.values()]
+            for pgid in groups:
+                _signal_group(pgid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            for p in self.processes.values():
                 try:
-                    os.killpg(p.pid, signal.SIGTERM)
-                except ProcessLookupError:
+                    p.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
                     pass
-        deadline = time.monotonic() + timeout
-        for p in self.processes.values():
-            try:
-                p.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            # a leader may be gone while processes it started are still stopping
+            while any(_group_alive(g) for g in groups) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            for pgid in groups:
+                if _group_alive(pgid):
+                    _signal_group(pgid, signal.SIGKILL)
+            for p in self.processes.values():
                 p.wait()
+        finally:
+            _restore_signals(held)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _hold_signals() -> dict[int, object] | None:
+    """Ignore SIGINT and SIGTERM (main thread only); the previous handlers, to restore."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _restore_signals(held: dict[int, object] | None) -> None:
+    for sig, handler in (held or {}).items():
+        signal.signal(sig, handler)  # type: ignore[arg-type]
+
+
+def watch_parent(on_gone, interval: float = 0.5) -> None:
+    """Call `on_gone()` once, from a daemon thread, when this process's parent stops or is being stopped.
+
+    `make run` is the parent of `adclick-ops run`. GNU make passes a SIGTERM on to its children, but
+    on SIGINT (or SIGHUP, SIGQUIT) sent to make alone, it only waits for them to end: the signal's
+    handler then runs with that signal blocked, which /proc/<make>/status shows (SigBlk). The parent
+    gone (killed, its child reparented) means the same: nobody waits for this run any more.
+    """
+    import threading
+
+    parent = os.getppid()
+    fatal = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT}
+
+    def parent_is_stopping() -> bool:
+        if os.getppid() != parent:
+            return True
+        try:
+            status = Path(f"/proc/{parent}/status").read_text()
+        except OSError:
+            return False  # no /proc here: only the parent's death is seen
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if fields.get("Name", "").strip() not in ("make", "gmake"):
+            return False
+        blocked = int(fields.get("SigBlk", "0").strip() or "0", 16)
+        return any(blocked & (1 << (sig - 1)) for sig in fatal)
+
+    def watch() -> None:
+        while not parent_is_stopping():
+            time.sleep(interval)
+        on_gone()
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()

@@ -43,6 +43,7 @@ class Decision:
     summary: str  # one line for logs, e-mails and the history
     below_floor: bool = False
     champion_metrics: dict[str, Any] | None = None
+    failed: tuple[str, ...] = ()  # the failed gates, short: "accuracy 0.880 < 0.900"
 
     def fails_run(self, gates: Gates) -> bool:
         if self.promote:
@@ -69,6 +70,16 @@ def _fmt(value: float) -> str:
     return f"{value:.4f}"
 
 
+def _short(value: float) -> str:
+    return f"{value:.3f}"
+
+
+def rejection(version: int, decision: Decision) -> str:
+    """The one line that says why a version was not promoted: `model v7 not promoted: accuracy 0.880 < 0.900`."""
+    failed = decision.failed or decision.reasons
+    return f"model v{version} not promoted: " + "; ".join(failed)
+
+
 def decide(
     candidate: dict[str, Any],
     champion: dict[str, Any] | None,
@@ -81,12 +92,13 @@ def decide(
     or it could not be scored; `champion_problem` then says why)."""
     undefined = undefined_metrics(candidate)
     if undefined:
-        return Decision(False, (undefined,), f"not promoted: {undefined}", champion_metrics=champion)
-    reasons = []
+        return Decision(False, (undefined,), f"not promoted: {undefined}", champion_metrics=champion, failed=(undefined,))
+    reasons, failed = [], []
     for name, floor in gates.floors.items():
         if candidate[name] < floor:
             label = "test accuracy" if name == "accuracy" else f"test {name}"
             reasons.append(f"{label} {_fmt(candidate[name])} is below {gates.where}.min_{name} {floor:g}")
+            failed.append(f"{name} {_short(candidate[name])} < {_short(floor)}")
     below_floor = bool(reasons)
     metric = gates.metric
     if champion is not None and champion_version is not None:
@@ -99,6 +111,9 @@ def decide(
                     f"{metric} {_fmt(ours)} does not beat the champion, version {champion_version}, re-scored on the same "
                     f"test set at {_fmt(theirs)}, {need}"
                 )
+                margin = f" + {gates.min_improvement:g}" if gates.min_improvement > 0 else ""
+                # a tie keeps the champion: without a margin, the new version must be strictly better
+                failed.append(f"{metric} {_short(ours)} {'<' if margin else '<='} champion v{champion_version} {_short(theirs)}{margin}")
     if reasons:
         return Decision(
             False,
@@ -106,6 +121,7 @@ def decide(
             "not promoted: " + "; ".join(reasons),
             below_floor,
             champion,
+            tuple(failed),
         )
     if champion_version is None:
         summary = f"promoted: first version ({metric} {_fmt(candidate[metric])})"

@@ -6,14 +6,16 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from urllib.parse import quote
 
 import pytest
 import requests
 
-from helpers import free_port
+from helpers import PROJECT, edit_yaml, free_port, smtp_connection_uri
 
 pytestmark = pytest.mark.airflow
 
@@ -54,6 +56,12 @@ def test_run_command_trains_triggers_the_monitor_dag_and_serves_the_monitor(tmp_
         out = "".join(lines)
         run_id = re.search(r"Triggered Airflow_Lab2: (\S+)", out).group(1)
         assert f"Airflow_Lab2 run {run_id}: success" in out
+        # the first start says what the schedule does, and the schedule starts no second run
+        assert "This run is also the scheduled run due for" in out and "Airflow_Lab2 was paused: unpaused" in out
+        with sqlite3.connect(tmp_path / "airflow" / "airflow.db") as con:
+            runs = con.execute("select run_id from dag_run where dag_id = 'Airflow_Lab2'").fetchall()
+        assert runs == [(run_id,)]
+        assert len(list((tmp_path / "mail").glob("*.eml"))) == 1
         accuracy = float(re.search(r"metrics: accuracy=([0-9.]+)", out).group(1))
         assert accuracy >= 0.95
         assert re.search(r"Airflow_Lab2_Flask: run \S+ success", out), out
@@ -80,35 +88,150 @@ def test_run_command_trains_triggers_the_monitor_dag_and_serves_the_monitor(tmp_
             proc.stdout.close()
     assert proc.returncode == 0, "".join(lines)[-3000:]
     # every component was stopped
-    leftovers = subprocess.run(["pgrep", "-f", str(tmp_path / "airflow")], capture_output=True, text=True).stdout.split()
-    assert leftovers == [] or all(not os.path.exists(f"/proc/{p}") for p in leftovers)
+    assert processes_of(tmp_path / "airflow") == []
 
 
-def run_once(pipelines, home) -> subprocess.CompletedProcess:
-    """`adclick-ops run --once` on the test's pipelines, in its own Airflow home."""
-    env = {**os.environ, "ADCLICK_OPS_PIPELINES": str(pipelines), "ADCLICK_OPS_HOME": str(pipelines.parent)}
-    argv = [sys.executable, "-m", "adclick_ops.cli", "run", "--once", "--airflow-home", str(home)]
-    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+def processes_of(home) -> list[str]:
+    """Processes still running for the Airflow home: those whose environment names it."""
+    mine = f"AIRFLOW_HOME={home}".encode()
+    left = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as fh:
+                if mine in fh.read().split(b"\0"):
+                    with open(f"/proc/{pid}/cmdline", "rb") as cmd:
+                        argv = cmd.read().replace(b"\0", b" ").decode(errors="replace")
+                    left.append(f"{pid}: {argv}")
+        except OSError:  # gone meanwhile, or not ours
+            continue
+    return left
 
 
-def test_run_once_is_the_headless_form(tmp_path, pipelines):
-    result = run_once(pipelines, tmp_path / "airflow")
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "Airflow_Lab2: run success" in result.stdout
-    assert float(re.search(r"metrics: accuracy=([0-9.]+)", result.stdout).group(1)) >= 0.95
-    assert re.search(r"e-mail:  .*/mail/.*\.eml", result.stdout)
+def descendants(pid: int) -> list:
+    import psutil
+
+    return psutil.Process(pid).children(recursive=True)
 
 
-def test_run_once_exits_1_when_a_task_fails(tmp_path, pipelines):
-    from helpers import edit_yaml
+def command_lines(processes: list) -> str:
+    import psutil
 
-    edit_yaml(
-        pipelines / "airflow_lab2.yaml",
-        lambda d: (
-            d["Airflow_Lab2"]["training"].update(dataset=str(tmp_path / "gone.csv")),
-            d["Airflow_Lab2"]["default_args"].update(retries=0),
-        ),
-    )
-    result = run_once(pipelines, tmp_path / "airflow")
-    assert result.returncode == 1
-    assert "load_data_task" in result.stdout and "failed" in result.stdout
+    out = []
+    for p in processes:
+        try:
+            out.append(" ".join(p.cmdline()))
+        except psutil.Error:  # ended meanwhile (a task's process), or a zombie
+            continue
+    return " ".join(out)
+
+
+def kill_left(processes: list) -> None:
+    """After a failed test: leave nothing running for the next tests."""
+    import psutil
+
+    for p in processes:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+
+
+def stop_and_check(proc: subprocess.Popen, sig: int, lines: list[str], home, started: list) -> None:
+    """Send `sig` to `proc` alone; it must end, and take every process it started with it."""
+    import psutil
+
+    proc.send_signal(sig)
+    try:
+        proc.wait(90)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{proc.args[:4]} did not stop on {signal.Signals(sig).name}:\n{''.join(lines)[-3000:]}")
+    _, alive = psutil.wait_procs(started, timeout=10)
+    assert alive == [], f"left running: {alive}"
+    assert processes_of(home) == []
+
+
+def start_run_command(argv: list[str], tmp_path, pipelines, **extra: str) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "ADCLICK_OPS_PIPELINES": str(pipelines),
+        "ADCLICK_OPS_HOME": str(pipelines.parent),
+        "ADCLICK_MONITOR_PORT": str(free_port()),
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_sigterm_to_the_run_command_alone_stops_everything_it_started(tmp_path, pipelines):
+    home = tmp_path / "airflow"
+    argv = [sys.executable, "-m", "adclick_ops.cli", "run", "--airflow-home", str(home), "--port", str(free_port())]
+    proc = start_run_command(argv, tmp_path, pipelines)
+    lines: list[str] = []
+    started: list = []
+    try:
+        # the run is triggered and its first task started: the scheduler runs it in processes of its own
+        wait_for_line(proc, lines, r"Triggered Airflow_Lab2|already has|meanwhile", timeout=300)
+        wait_for_line(proc, lines, r"load_data_task +(queued|running|success)", timeout=300)
+        started = descendants(proc.pid)
+        names = command_lines(started)
+        for component in ("api_server", "scheduler", "dag-processor", "triggerer", "adclick-monitor", "LocalExecutor"):
+            assert component in names, names
+        stop_and_check(proc, signal.SIGTERM, lines, home, started)
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        kill_left(started)
+        proc.stdout.close()
+
+
+def test_sigint_to_make_alone_stops_everything_make_run_started(tmp_path, pipelines):
+    """`make run` in a terminal gets Ctrl-C with its children; a SIGINT sent to make alone must stop them too."""
+    home = tmp_path / "airflow"
+    argv = ["make", "-C", str(PROJECT), "--no-print-directory", "run", f"RUN_ARGS=--airflow-home {home} --port {free_port()}"]
+    proc = start_run_command(argv, tmp_path, pipelines)
+    lines: list[str] = []
+    started: list = []
+    try:
+        wait_for_line(proc, lines, r"Airflow UI: ", timeout=300)
+        started = descendants(proc.pid)
+        names = command_lines(started)
+        assert "adclick-ops run" in names and "scheduler" in names, names
+        stop_and_check(proc, signal.SIGINT, lines, home, started)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        kill_left(started)
+        proc.stdout.close()
+
+
+def test_the_run_command_says_what_failed_whether_it_is_retried_and_where_the_log_is(tmp_path, pipelines):
+    edit_yaml(pipelines / "airflow_lab2.yaml", lambda d: d["Airflow_Lab2"]["default_args"].update(retries=1, retry_delay_sec=1))
+    home, api_port, smtp_port = tmp_path / "airflow", free_port(), free_port()  # no SMTP server on smtp_port
+    argv = [sys.executable, "-m", "adclick_ops.cli", "run", "--airflow-home", str(home), "--port", str(api_port)]
+    proc = start_run_command(argv, tmp_path, pipelines, AIRFLOW_CONN_SMTP_DEFAULT=smtp_connection_uri("127.0.0.1", smtp_port))
+    lines: list[str] = []
+    started: list = []
+    try:
+        wait_for_line(proc, lines, r"Everything keeps running", timeout=600)
+        started = descendants(proc.pid)
+        out = "".join(lines)
+        run_id = re.search(r"Triggered Airflow_Lab2: (\S+)", out).group(1)
+        log = f"http://localhost:{api_port}/dags/Airflow_Lab2/runs/{quote(run_id, safe='')}/tasks/send_email?try_number="
+        refused = f"SmtpDeliveryError: cannot send the report through the SMTP server at 127.0.0.1:{smtp_port}"
+        # try 1: said with its record when it was seen waiting for its retry, else said as retried (the record
+        # of a try goes with the next one); either way with its log
+        first = re.search(
+            r"send_email +(up_for_retry\n    transient error on try 1: (.*) \(Airflow retries it\)|try 1 failed; Airflow retried it)", out
+        )
+        assert first, out
+        assert first.group(2) is None or first.group(2).startswith(refused)
+        assert f"    log: {log}1\n" in out
+        assert f"transient error on try 2: {refused}" in out and "(no tries left)\n    log: " + log + "2\n" in out
+        assert f"Airflow_Lab2 run {run_id}: failed" in out
+        stop_and_check(proc, signal.SIGTERM, lines, home, started)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        kill_left(started)
+        proc.stdout.close()

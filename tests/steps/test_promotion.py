@@ -72,3 +72,41 @@ def test_a_champion_that_cannot_be_scored_is_not_compared():
     decision = decide(metrics(), None, Gates(), champion_version=2, champion_problem="ValueError: 4 features, expected 5")
     assert decision.promote
     assert "the champion, version 2, could not be compared: ValueError: 4 features, expected 5" in decision.summary
+
+
+REJECTIONS = [
+    # (candidate, champion, gates, the line)
+    pytest.param(
+        metrics(accuracy=0.88), None, Gates(floors={"accuracy": 0.9}), "model v7 not promoted: accuracy 0.880 < 0.900", id="floor"
+    ),
+    pytest.param(
+        metrics(accuracy=0.88, roc_auc=0.95),
+        metrics(roc_auc=0.96),
+        Gates(floors={"accuracy": 0.9, "roc_auc": 0.97}),
+        "model v7 not promoted: accuracy 0.880 < 0.900; roc_auc 0.950 < 0.970; roc_auc 0.950 <= champion v6 0.960",
+        id="every failed gate",
+    ),
+    pytest.param(
+        metrics(roc_auc=0.965),
+        metrics(roc_auc=0.96),
+        Gates(min_improvement=0.01),
+        "model v7 not promoted: roc_auc 0.965 < champion v6 0.960 + 0.01",
+        id="margin",
+    ),
+    pytest.param(
+        metrics(confusion_matrix=[[0, 0], [10, 290]]),
+        None,
+        Gates(),
+        "model v7 not promoted: the test set holds a single class, 1 (clicked), in 300 rows; its metrics are undefined",
+        id="undefined",
+    ),
+]
+
+
+@pytest.mark.parametrize("candidate,champion,gates,line", REJECTIONS)
+def test_a_rejection_reads_as_one_line_naming_each_failed_gate(candidate, champion, gates, line):
+    from adclick_ops.steps.promotion import rejection
+
+    decision = decide(candidate, champion, gates, champion_version=6 if champion else None)
+    assert not decision.promote
+    assert rejection(7, decision) == line
