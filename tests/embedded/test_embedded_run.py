@@ -235,3 +235,48 @@ def test_the_run_command_says_what_failed_whether_it_is_retried_and_where_the_lo
             proc.kill()
         kill_left(started)
         proc.stdout.close()
+
+
+def test_a_run_failing_on_a_missing_dataset_is_explained_by_the_monitor(tmp_path, pipelines):
+    """The whole way through real Airflow: the failed task's record reaches the monitor through the REST API,
+    which names load_data_task, its one try (a data error is not retried) and the missing file."""
+    missing = tmp_path / "gone" / "advertising.csv"
+    edit_yaml(
+        pipelines / "airflow_lab2.yaml",
+        lambda d: (
+            d["Airflow_Lab2"]["training"].update(dataset=str(missing)),
+            d["Airflow_Lab2"]["default_args"].update(retries=1, retry_delay_sec=1),
+        ),
+    )
+    home, api_port, monitor_port = tmp_path / "airflow", free_port(), free_port()
+    argv = [sys.executable, "-m", "adclick_ops.cli", "run", "--airflow-home", str(home), "--port", str(api_port)]
+    proc = start_run_command(argv, tmp_path, pipelines, ADCLICK_MONITOR_PORT=str(monitor_port))
+    lines: list[str] = []
+    started: list = []
+    try:
+        wait_for_line(proc, lines, r"Everything keeps running", timeout=600)
+        started = descendants(proc.pid)
+        run_id = re.search(r"Triggered Airflow_Lab2: (\S+)", "".join(lines)).group(1)
+        base = f"http://127.0.0.1:{monitor_port}"
+        deadline = time.monotonic() + 60
+        while True:  # the monitor's cache may still hold the running state for a few seconds
+            status = requests.get(f"{base}/api/status", timeout=10).json()
+            if status["case"] == "failed" or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert status["case"] == "failed" and status["run"]["run_id"] == run_id, status
+        failure = status["run"]["failure"]
+        assert failure["task_id"] == "load_data_task" and failure["try_number"] == 1, failure
+        assert failure["kind"] == "data" and failure["retryable"] is False
+        assert str(missing) in failure["error"] and "dataset file not found" in failure["error"]
+        assert failure["log_link"].endswith("/tasks/load_data_task?try_number=1")
+        assert "load_data_task" in status["reason"] and str(missing) in status["reason"]
+        page = requests.get(f"{base}/failure", timeout=10)
+        assert page.status_code == 200
+        assert "load_data_task" in page.text and str(missing) in page.text
+        stop_and_check(proc, signal.SIGTERM, lines, home, started)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        kill_left(started)
+        proc.stdout.close()
