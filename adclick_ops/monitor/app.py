@@ -42,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "AIRFLOW_READ_TIMEOUT": 5.0,
     "AIRFLOW_DEADLINE": 5.0,  # seconds one call to Airflow may take in all, body included
     "AIRFLOW_WAIT": 2.0,  # seconds a request may wait on Airflow before answering with what it has
+    "MAX_WAITERS": None,  # requests of one process that may wait on Airflow at once; None: no limit
     "CHART_RUNS": 20,
     "MODEL_DIR": None,  # None: the DAG's training.model_dir in the pipeline files
     "PIPELINES": None,  # None: pipelines/ of the project
@@ -96,7 +97,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         read_timeout=app.config["AIRFLOW_READ_TIMEOUT"],
         deadline=app.config["AIRFLOW_DEADLINE"],
     )
-    cache = TTLCache(app.config["CACHE_TTL"], wait=app.config["AIRFLOW_WAIT"])
+    waiters = app.config["MAX_WAITERS"]
+    cache = TTLCache(app.config["CACHE_TTL"], wait=app.config["AIRFLOW_WAIT"], max_waiters=None if waiters is None else int(waiters))
     app.extensions[EXTENSION_KEY] = RunSource(client, app.config["DAG_ID"], app.config["AIRFLOW_UI_URL"], cache)
 
     from adclick_ops.monitor.views import bp

@@ -51,11 +51,16 @@ class TTLCache:
         wait: float = 2.0,
         grace: float | None = None,
         max_refreshers: int = 4,
+        max_waiters: int | None = None,
     ):
         self.ttl = float(ttl)
         self.wait = float(wait)
         self.grace = float(grace) if grace is not None else 2 * self.ttl
         self.max_refreshers = int(max_refreshers)
+        # How many requests may wait on Airflow at once; the others answer at once with what there is,
+        # so that a server's threads are never all waiting (None: no limit).
+        self.max_waiters = max_waiters
+        self._waiting = 0
         self._clock = clock
         self._entries: dict[Hashable, tuple[float, bool, Any]] = {}
         self._refreshes: dict[Hashable, _Refresh] = {}
@@ -87,7 +92,15 @@ class TTLCache:
                 f"the monitor is already waiting on {self.max_refreshers} answers from Airflow; it answers slowly or not at all"
             )
         limit = self.wait if wait is None else wait
-        if refresh.done.wait(limit):
+        with self._lock:
+            may_wait = self.max_waiters is None or self._waiting < self.max_waiters
+            self._waiting += may_wait
+        try:
+            done_in_time = refresh.done.wait(limit if may_wait else 0)
+        finally:
+            with self._lock:
+                self._waiting -= may_wait
+        if done_in_time:
             if refresh.error is not None:
                 raise copy.copy(refresh.error)
             done = self._entries.get(key)
@@ -95,6 +108,10 @@ class TTLCache:
                 return self._unpack(done[1], done[2])
         if stale_value:
             return entry[2]
+        if not may_wait:
+            raise AirflowSlow(
+                f"{self.max_waiters} requests are already waiting on Airflow; the monitor keeps asking, try again in a moment"
+            )
         raise AirflowSlow(f"Airflow has not answered within {limit:g} s; the monitor keeps asking, try again in a moment")
 
     def _refresh(self, key: Hashable, compute: Callable[[], Any], priority: bool) -> _Refresh | None:

@@ -164,13 +164,13 @@ def _port_is_free(host: str, port: int) -> None:
         raise MonitorPortError(f"the monitor cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
 
 
-def _secure_sync_worker() -> type:
-    """gunicorn's sync worker, whose own error answers (bad request line, ...) carry the monitor's headers."""
+def _secure_thread_worker() -> type:
+    """gunicorn's threaded worker, whose own error answers (bad request line, ...) carry the monitor's headers."""
     from gunicorn import util
     from gunicorn.http.errors import LimitRequestHeaders
-    from gunicorn.workers.sync import SyncWorker
+    from gunicorn.workers.gthread import ThreadWorker
 
-    class SecureSyncWorker(SyncWorker):
+    class SecureThreadWorker(ThreadWorker):
         def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
             original = util.write_error
             util_write = _error_writer(431 if isinstance(exc, LimitRequestHeaders) else None)
@@ -180,7 +180,7 @@ def _secure_sync_worker() -> type:
             finally:
                 util.write_error = original
 
-    return SecureSyncWorker
+    return SecureThreadWorker
 
 
 def _error_writer(status_override: int | None) -> Any:
@@ -202,11 +202,14 @@ def _error_writer(status_override: int | None) -> Any:
     return write_error
 
 
-def _serve_gunicorn(config: dict[str, Any], host: str, port: int, workers: int) -> None:
-    """Pre-forked sync workers, each with its own app and cache: uses every core, unlike one GIL."""
+def _serve_gunicorn(config: dict[str, Any], host: str, port: int, workers: int, threads: int) -> None:
+    """Pre-forked workers, each with its own app and cache (every core, unlike one GIL), and `threads` threads
+    each. At most half of a worker's threads wait on Airflow at once (MAX_WAITERS): the others are always
+    free for /health and for pages answered from the cache, however slow Airflow is."""
     from gunicorn.app.base import BaseApplication
 
-    worker_class = _secure_sync_worker()
+    worker_class = _secure_thread_worker()
+    config = {**config, "MAX_WAITERS": max(1, threads // 2)}
 
     class _Monitor(BaseApplication):
         def load_config(self) -> None:
@@ -214,6 +217,7 @@ def _serve_gunicorn(config: dict[str, Any], host: str, port: int, workers: int) 
                 "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
                 "workers": workers,
                 "worker_class": worker_class,
+                "threads": threads,
                 "timeout": 30,  # far above what a request may wait on Airflow (2 s)
                 "graceful_timeout": 5,
                 "proc_name": SERVICE_NAME,
@@ -265,7 +269,7 @@ def serve(
     if server == "gunicorn":
         _port_is_free(host, port)
         log.info("adclick monitor serving at %s with gunicorn, %d workers %s", url, workers, described)
-        _serve_gunicorn(config, host, port, workers)
+        _serve_gunicorn(config, host, port, workers, threads)
         return url
     waitress_server = MonitorServer(app, host, port, threads=threads)
     log.info(

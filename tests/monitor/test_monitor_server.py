@@ -13,6 +13,7 @@ import requests
 from adclick_ops.monitor.ensure import probe
 from adclick_ops.monitor.server import MonitorPortError, serve
 
+from airflow_stub import set_state
 from helpers import free_port, wait_for_health
 
 
@@ -55,3 +56,33 @@ def test_live_monitor_serves_pages_with_headers(live_monitor, airflow):
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Server"] == "adclick-monitor"
     assert "No run yet" in response.text
+
+
+def test_gunicorn_answers_health_while_many_pages_wait_on_a_slow_airflow(airflow):
+    """`adclick-ops monitor`'s gunicorn: however many page requests wait on a slow Airflow, /health and the
+    requests beyond MAX_WAITERS are answered at once; no worker thread pool is ever all waiting."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    set_state(airflow, "success")
+    airflow.drip = 0.05  # one byte every 50 ms: every answer takes seconds
+    port = free_port()
+    code = f"from adclick_ops.monitor.server import serve; serve(host='127.0.0.1', port={port}, airflow_url={airflow.url!r}, dag_id='Airflow_Lab2')"
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_health(port, process)
+        base = f"http://127.0.0.1:{port}"
+        with ThreadPoolExecutor(40) as pool:
+            # one question for Airflow (the latest run), asked 40 times: at most MAX_WAITERS requests wait on it
+            pages = [pool.submit(requests.get, f"{base}/api/status", timeout=60) for _ in range(40)]
+            health = requests.get(f"{base}/health", timeout=30)
+            waiting = sum(not p.done() for p in pages)
+            answers = [p.result() for p in pages]
+        assert health.status_code == 200 and health.json()["service"] == "adclick-monitor"
+        assert waiting > 0  # /health was answered while pages still waited on Airflow
+        turned_away = [a for a in answers if a.status_code == 503 and "requests are already waiting on Airflow" in a.text]
+        assert turned_away, [(a.status_code, a.text[:200]) for a in answers]
+    finally:
+        airflow.drip = None
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=30)[0]
+    assert process.returncode == 0, output
