@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "monitor_load.json"
 sys.path.insert(0, str(ROOT / "tests" / "monitor"))
 
-SERVERS = {"gunicorn": "gunicorn, 2 sync workers", "waitress": "waitress, 8 threads"}
+SERVERS = {"gunicorn": "gunicorn, 2 workers of 4 threads", "waitress": "waitress, 8 threads"}
 TARGET = {"requests_per_s": 2000, "p99_ms": 50, "errors": 0, "speedup_vs_no_cache": 10}
 
 

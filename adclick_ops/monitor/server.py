@@ -24,6 +24,8 @@ from adclick_ops.net import bind_error
 log = logging.getLogger(__name__)
 
 _WILDCARDS = {"", "0.0.0.0", "::", "*"}
+GUNICORN_THREADS = 4  # per worker; more threads lengthen the tail under load (docs/performance.md)
+WAITRESS_THREADS = 8
 _POLL_SECONDS = 0.25  # how soon a stop request or the end of serve_for is noticed when idle
 
 
@@ -82,7 +84,7 @@ def monitor_url(host: str, port: int) -> str:
 class MonitorServer:
     """A waitress server bound at construction (so a busy port fails at once), served by `run`."""
 
-    def __init__(self, app: Flask, host: str = MONITOR_HOST, port: int = MONITOR_PORT, *, threads: int = 8):
+    def __init__(self, app: Flask, host: str = MONITOR_HOST, port: int = MONITOR_PORT, *, threads: int = WAITRESS_THREADS):
         self._map: dict[Any, Any] = {}
         fast = ThreadedTaskDispatcher()
         fast.set_thread_count(2)
@@ -246,7 +248,7 @@ def serve(
     *,
     server: str = "gunicorn",
     workers: int = 2,
-    threads: int = 8,
+    threads: int | None = None,
     serve_for: float | None = None,
     cache_ttl: float | None = None,
 ) -> str:
@@ -269,9 +271,9 @@ def serve(
     if server == "gunicorn":
         _port_is_free(host, port)
         log.info("adclick monitor serving at %s with gunicorn, %d workers %s", url, workers, described)
-        _serve_gunicorn(config, host, port, workers, threads)
+        _serve_gunicorn(config, host, port, workers, threads or GUNICORN_THREADS)
         return url
-    waitress_server = MonitorServer(app, host, port, threads=threads)
+    waitress_server = MonitorServer(app, host, port, threads=threads or WAITRESS_THREADS)
     log.info(
         "adclick monitor serving at %s with waitress %s%s",
         waitress_server.url,
