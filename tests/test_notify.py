@@ -380,7 +380,9 @@ def test_the_shipped_and_the_old_default_subjects_are_valid():
 def failure_context(dag, exception: Any, **ti: Any) -> dict[str, Any]:
     from airflow.sdk import BaseOperator
 
-    task = dag.get_task("load_data_task") if "load_data_task" in dag.task_dict else BaseOperator(task_id="load_data_task", dag=dag, retries=1)
+    task = (
+        dag.get_task("load_data_task") if "load_data_task" in dag.task_dict else BaseOperator(task_id="load_data_task", dag=dag, retries=1)
+    )
     return {
         "dag": dag,
         "task": task,
