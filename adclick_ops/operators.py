@@ -1,7 +1,8 @@
 """ReportEmailOperator: the SMTP provider's EmailOperator, sending HTML with a plain-text part; and
-FailureNotifier, the provider's SmtpNotifier rendering its templates afresh for each failure.
+FailureNotifier, the provider's SmtpNotifier rendering its templates afresh for each failure, with a
+plain-text part too.
 
-The provider's operator sends HTML only; mail clients and filters that read text need both. The
+The provider's operator and notifier send HTML only; mail clients and filters that read text need both. The
 server, port, TLS and login come from the Airflow connection through SmtpHook's public properties;
 the message is a multipart/alternative built here and handed to the standard library's client.
 """
@@ -9,6 +10,7 @@ the message is a multipart/alternative built here and handed to the standard lib
 from __future__ import annotations
 
 import copy
+import re
 import smtplib
 import ssl
 from email.mime.multipart import MIMEMultipart
@@ -50,6 +52,45 @@ def _send(hook: SmtpHook, sender: str, recipients: list[str], message: MIMEMulti
         client.sendmail(sender, recipients, message.as_string())
 
 
+def one_line(subject: str | None) -> str:
+    """A subject as one header line: control characters (a newline in a value would start a new header) become spaces."""
+    return re.sub(r"[\x00-\x1f\x7f]+", " ", subject or "").strip()
+
+
+def deliver(
+    what: str, conn_id: str, from_email: str | None, to: str | list[str], subject: str | None, html: str | None, text: str | None, log: Any
+) -> list[str]:
+    """Send one multipart/alternative message (text, then HTML) through the SMTP server of connection `conn_id`."""
+    recipients = [to] if isinstance(to, str) else list(to)
+    hook = SmtpHook(smtp_conn_id=conn_id)
+    hook.smtp_connection = hook.get_connection(conn_id)
+    where = f"{hook.host}:{hook.port} (connection {conn_id!r})"
+    sender = from_email or hook.from_email
+    if not sender:
+        raise SmtpDeliveryError(f"no sender: set from_email in the extra of connection {conn_id!r}")
+    message = MIMEMultipart("alternative")
+    message["Subject"] = one_line(subject)
+    message["From"] = sender
+    message["To"] = ", ".join(recipients)
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1])
+    message.attach(MIMEText(text or "", "plain", "utf-8"))
+    message.attach(MIMEText(html or "", "html", "utf-8"))
+    try:
+        _send(hook, sender, recipients, message)
+    except (TimeoutError, OSError, smtplib.SMTPException) as exc:
+        cause = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise SmtpDeliveryError(f"cannot send the {what} through the SMTP server at {where}: {cause}") from exc
+    log.info("%s %r sent to %s through %s", what, message["Subject"], ", ".join(recipients), where)
+    return recipients
+
+
+def _uses_oauth2(conn_id: str) -> bool:
+    hook = SmtpHook(smtp_conn_id=conn_id)
+    hook.smtp_connection = hook.get_connection(conn_id)
+    return hook.auth_type == "oauth2"
+
+
 class ReportEmailOperator(EmailOperator):
     template_fields = (*EmailOperator.template_fields, "text_content")
 
@@ -59,48 +100,54 @@ class ReportEmailOperator(EmailOperator):
 
     def execute(self, context: Any) -> list[str]:
         recipients = [self.to] if isinstance(self.to, str) else list(self.to)
-        hook = SmtpHook(smtp_conn_id=self.conn_id)
-        hook.smtp_connection = hook.get_connection(self.conn_id)
-        where = f"{hook.host}:{hook.port} (connection {self.conn_id!r})"
-        sender = self.from_email or hook.from_email
-        if not sender:
-            raise SmtpDeliveryError(f"no sender: set from_email in the extra of connection {self.conn_id!r}")
-        if hook.auth_type == "oauth2":
+        if _uses_oauth2(self.conn_id):
             # The provider alone speaks XOAUTH2: hand it the HTML report, without the text part.
+            hook = SmtpHook(smtp_conn_id=self.conn_id)
             with hook:
-                hook.send_email_smtp(to=recipients, subject=self.subject, html_content=self.html_content, from_email=sender)
+                sender = self.from_email or hook.from_email
+                hook.send_email_smtp(to=recipients, subject=one_line(self.subject), html_content=self.html_content, from_email=sender)
             return recipients
-        message = MIMEMultipart("alternative")
-        message["Subject"] = self.subject or ""
-        message["From"] = sender
-        message["To"] = ", ".join(recipients)
-        message["Date"] = formatdate(localtime=False)
-        message["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1])
-        message.attach(MIMEText(self.text_content or "", "plain", "utf-8"))
-        message.attach(MIMEText(self.html_content or "", "html", "utf-8"))
-        try:
-            _send(hook, sender, recipients, message)
-        except (TimeoutError, OSError, smtplib.SMTPException) as exc:
-            cause = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            raise SmtpDeliveryError(f"cannot send the report through the SMTP server at {where}: {cause}") from exc
-        self.log.info("report sent to %s through %s", ", ".join(recipients), where)
-        return recipients
+        return deliver("report", self.conn_id, self.from_email, recipients, self.subject, self.html_content, self.text_content, self.log)
 
 
 class FailureNotifier(SmtpNotifier):
-    """SmtpNotifier that renders its templates from their sources at every failure.
+    """SmtpNotifier that renders its templates from their sources at every failure, and sends a plain-text part too.
 
     One notifier serves every task of a DAG (default_args), and the provider's notifier renders
     its fields in place: the second failure in one process (`airflow dags test`, the DAG
     processor's callbacks) would render the first one's rendered e-mail again, as a template, with
     whatever text the first failure put there (an exception quoting a data value, say).
+
+    The facts of the failure (adclick_ops.notify.failure_facts: task, try, first line of the
+    error, log link) are worked out here, in Python, and handed to the templates as one context
+    entry; the templates only show them, escaped.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
+    template_fields = (*SmtpNotifier.template_fields, "text_content")
+
+    def __init__(self, *, text_content: str | None = None, **kwargs: Any) -> None:
+        self.text_content = text_content
         super().__init__(**kwargs)
         self._sources = {name: copy.deepcopy(getattr(self, name)) for name in self.template_fields}
 
     def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        from adclick_ops.notify import FAILURE_CONTEXT_KEY, airflow_ui_url, failure_facts
+
         for name, source in self._sources.items():
             setattr(self, name, copy.deepcopy(source))
-        super().render_template_fields(context, jinja_env)
+        try:
+            base = airflow_ui_url()
+        except Exception:  # no Airflow configuration to read: the default address
+            from adclick_ops.config.vocabulary import AIRFLOW_URL
+
+            base = AIRFLOW_URL
+        enriched = dict(context)
+        enriched[FAILURE_CONTEXT_KEY] = failure_facts(context, base)
+        super().render_template_fields(enriched, jinja_env)
+
+    def notify(self, context: Any) -> None:
+        if self.auth_type == "oauth2" or _uses_oauth2(self.smtp_conn_id):
+            self.subject = one_line(self.subject)
+            super().notify(context)
+            return
+        deliver("failure alert", self.smtp_conn_id, self.from_email, self.to, self.subject, self.html_content, self.text_content, self.log)

@@ -43,12 +43,14 @@ def test_dags_test_trains_reports_and_triggers(airflow_home, smtp_server, tmp_pa
     assert len(smtp_server.messages) == 1
     recipients, message = smtp_server.messages[0]
     assert recipients == ["ml-team@example.com"]
-    assert run_id in message["Subject"]
+    assert message["Subject"] == f"[adclick-ops] Airflow_Lab2 succeeded: accuracy {metrics['accuracy']:.3f}, v1 champion"
+    assert message.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in message.walk()][1:] == ["text/plain", "text/html"]
     text = body_text(message)
     assert f"{metrics['accuracy']:.4f}" in text and f"{metrics['roc_auc']:.4f}" in text
     assert str(model) in text
     assert "/dags/Airflow_Lab2/runs/" in text and "http://localhost:5555" in text
+    assert "First version: no champion before it to compare with." in text and "Run time so far:" in text
 
     # Task logs (printed by dags test) carry no deprecation warning from our code or configuration,
     # nor the third-party ones filtered in config/embedded.env (docs/performance.md, "Warnings").
@@ -77,12 +79,13 @@ def test_missing_dataset_sends_a_failure_alert(airflow_home, smtp_server, pipeli
     states = task_states(env)
     assert states["load_data_task"] == "failed"
     assert states["my_trigger_task"] == "success"  # all_done: the monitor is triggered anyway
-    alerts = [m for _, m in smtp_server.messages if "FAILED" in m["Subject"]]
+    alerts = [m for _, m in smtp_server.messages if " failed: " in m["Subject"]]
     assert len(alerts) == 1
-    assert "load_data_task" in alerts[0]["Subject"]
+    assert alerts[0]["Subject"] == "[adclick-ops] Airflow_Lab2 failed: load_data_task (try 1 of 1)"
+    assert [p.get_content_type() for p in alerts[0].walk()][1:] == ["text/plain", "text/html"]
     body = body_text(alerts[0])
     assert str(missing) in body and "dataset file not found" in body
-    assert "try 1" in body
+    assert "Try 1 of 1." in body and "/tasks/load_data_task?try_number=1" in body
 
 
 def test_smtp_server_down_fails_send_email_clearly_and_still_triggers(airflow_home, pipelines, tmp_path):

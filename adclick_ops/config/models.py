@@ -35,7 +35,14 @@ from adclick_ops.config.schedules import (
     parse_start_date,
     schedule_problem,
 )
-from adclick_ops.config.templating import NO_TEMPLATE_PATTERN, SHOWN, template_pattern, template_problem
+from adclick_ops.config.templating import (
+    NO_TEMPLATE_PATTERN,
+    SHOWN,
+    SUBJECT_NAMES,
+    SUBJECT_SHOWN,
+    template_pattern,
+    template_problem,
+)
 from adclick_ops.config.vocabulary import (
     AIRFLOW_URL,
     ENV_AIRFLOW_URL,
@@ -135,6 +142,13 @@ def _template_text(value: str) -> str:
     return value
 
 
+def _subject_text(value: str) -> str:
+    problem = template_problem(value, placeholders=True, names=SUBJECT_NAMES)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
 def _one_line(value: str) -> str:
     if re.search(f"[{_CONTROL}]", value):
         raise ValueError(f"found {value!r}; expected one line of text without control characters")
@@ -159,8 +173,12 @@ def _web_url(value: str) -> str:
 NO_TEMPLATE: dict[str, Any] = {"not": {"pattern": NO_TEMPLATE_PATTERN}}
 Text = Annotated[str, AfterValidator(_plain_text), Field(json_schema_extra=NO_TEMPLATE)]
 TemplateText = Annotated[str, AfterValidator(_template_text), Field(json_schema_extra={"pattern": template_pattern()})]
+# The report's subject: the placeholders above and the report's own ({{ status }}, {{ metric }}, {{ version }}).
 Subject = Annotated[
-    str, AfterValidator(_template_text), AfterValidator(_one_line), Field(json_schema_extra={"pattern": template_pattern(_CONTROL)})
+    str,
+    AfterValidator(_subject_text),
+    AfterValidator(_one_line),
+    Field(json_schema_extra={"pattern": template_pattern(_CONTROL, SUBJECT_NAMES)}),
 ]
 EmailAddress = Annotated[str, AfterValidator(_email), Field(json_schema_extra={"pattern": EMAIL_REGEX, "maxLength": 254})]
 WebUrl = Annotated[
@@ -409,6 +427,9 @@ class TrainingJob(Training):
     pipeline_file: Text | None = Field(None, description="The pipeline file that declares the DAG; each model card keeps its text.")
 
 
+DEFAULT_SUBJECT = "[adclick-ops] {{ dag.dag_id }} {{ status }}: {{ metric }}, {{ version }}"
+
+
 class EmailNotification(Model):
     """Who is told about a run, and how."""
 
@@ -418,9 +439,13 @@ class EmailNotification(Model):
         json_schema_extra={"uniqueItems": True},
     )
     subject: Subject = Field(
-        "[adclick-ops] {{ dag.dag_id }} run {{ run_id }}",
+        DEFAULT_SUBJECT,
         min_length=1,
-        description=f"Subject line, one line; the placeholders {SHOWN} are filled in, and no other template syntax is allowed.",
+        description=f"Subject of the run report, one line; the placeholders {SUBJECT_SHOWN} are filled in, and no other template "
+        "syntax is allowed. Failure alerts have their own subject: `[adclick-ops] <dag> failed: <task> (try <n> of <tries>)`.",
+    )
+    headline_metric: MetricName = Field(
+        "accuracy", description="The metric the report's subject (`{{ metric }}`) and its header show first."
     )
     conn_id: str = Field(
         "smtp_default", pattern=r"^[A-Za-z0-9_.\-]{1,250}$", description="Airflow connection holding the SMTP server's settings."

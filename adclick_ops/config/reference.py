@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from adclick_ops.config import models as m
-from adclick_ops.config.templating import PLACEHOLDER_DOCS
+from adclick_ops.config.templating import PLACEHOLDER_DOCS, SUBJECT_PLACEHOLDER_DOCS
 from adclick_ops.config.vocabulary import ESTIMATOR_PARAMS, SCALERS, STORAGE_SCHEMES
 
 SECTIONS: list[tuple[str, type[BaseModel]]] = [
@@ -68,6 +68,10 @@ when the task runs: `notify.email.subject` and the values of `trigger.conf`. The
 
 {placeholders}
 
+`notify.email.subject` may also hold the facts of the run that the report is about:
+
+{subject_placeholders}
+
 Any other template syntax (`{{{{ ... }}}}`, `{{% ... %}}`, `{{# ... #}}`, filters, look-alike braces)
 is an error in every field; in the other fields, `{{{{ ... }}}}` is not allowed at all. Recipient
 addresses are plain addresses. Everything else is handed to Airflow as literal text, and the report
@@ -119,7 +123,8 @@ def _default(field: Any) -> str:
 def render_reference() -> str:
     placeholders = "\n".join(f"- `{{{{ {name} }}}}`: {doc}" for name, doc in PLACEHOLDER_DOCS.items())
     schemes = ", ".join(f"`{s}://`" for s in STORAGE_SCHEMES)
-    out = [INTRO.format(placeholders=placeholders, schemes=schemes)]
+    subject_placeholders = "\n".join(f"- `{{{{ {name} }}}}`: {doc}" for name, doc in SUBJECT_PLACEHOLDER_DOCS.items())
+    out = [INTRO.format(placeholders=placeholders, subject_placeholders=subject_placeholders, schemes=schemes)]
     for title, model in SECTIONS:
         out.append(f"## {title}\n\n{(model.__doc__ or '').strip()}\n")
         out.append("| field | type | default | description |\n|---|---|---|---|")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 # placeholder -> the Jinja expression Airflow renders for it. The date ones are empty for a run
 # without a logical date (a manual run in Airflow 3), where Airflow leaves them out of the context.
@@ -37,31 +37,55 @@ PLACEHOLDER_DOCS: dict[str, str] = {
     "ts": "the logical date and time, ISO 8601 (empty for a run without one)",
     "logical_date": "the logical date and time (empty for a run without one)",
 }
-_NAMES = "|".join(re.escape(name) for name in PLACEHOLDERS)
-PLACEHOLDER_RE = re.compile(r"\{\{[ \t]*(" + _NAMES + r")[ \t]*\}\}")
+# Placeholders of the report e-mail's subject only (notify.email.subject): facts of the run that the
+# report is about. Their expressions depend on the report (adclick_ops.notify builds them); here are
+# their names and what they say.
+SUBJECT_PLACEHOLDER_DOCS: dict[str, str] = {
+    "status": "`succeeded` when the metrics task returned its metrics, `incomplete` when it did not",
+    "metric": "the headline metric (`notify.email.headline_metric`) and its value, e.g. `accuracy 0.970`, or `accuracy n/a`",
+    "version": "the version this run trained and what became of it: `v7 champion`, `v8 not promoted` or `no version`",
+}
+SUBJECT_NAMES: tuple[str, ...] = (*PLACEHOLDERS, *SUBJECT_PLACEHOLDER_DOCS)
+
+
+def placeholder_re(names: Iterable[str]) -> re.Pattern[str]:
+    """`{{ name }}` for one of `names`, with blanks or tabs inside the braces."""
+    return re.compile(r"\{\{[ \t]*(" + "|".join(re.escape(name) for name in names) + r")[ \t]*\}\}")
+
+
+PLACEHOLDER_RE = placeholder_re(PLACEHOLDERS)
+SUBJECT_PLACEHOLDER_RE = placeholder_re(SUBJECT_NAMES)
 # What Jinja (and any template engine with its syntax) starts to read: {{ }}, {% %}, {# #}.
 DELIMITER_RE = re.compile(r"\{[{%#]")
-SHOWN = ", ".join(f"{{{{ {name} }}}}" for name in PLACEHOLDERS)
+
+
+def shown(names: Iterable[str]) -> str:
+    return ", ".join(f"{{{{ {name} }}}}" for name in names)
+
+
+SHOWN = shown(PLACEHOLDERS)
+SUBJECT_SHOWN = shown(SUBJECT_NAMES)
 
 # The same rules for JSON Schema (ECMA-262 regular expressions, no look-around): editors flag what
 # validation refuses. Plain text: no '{' followed by '{', '%' or '#' (a search, used under "not").
 NO_TEMPLATE_PATTERN = r"\{[{%#]"
 
 
-def template_pattern(exclude: str = "") -> str:
-    """Template text: the same as plain text, but for the placeholders; `exclude` is a character-class body also refused."""
-    return r"^(?:[^{" + exclude + r"]|\{[^{%#" + exclude + r"]|\{\{[ \t]*(?:" + _NAMES + r")[ \t]*\}\})*\{?$"
+def template_pattern(exclude: str = "", names: Iterable[str] = tuple(PLACEHOLDERS)) -> str:
+    """Template text: the same as plain text, but for the placeholders `names`; `exclude` is a character-class body also refused."""
+    alternatives = "|".join(re.escape(name) for name in names)
+    return r"^(?:[^{" + exclude + r"]|\{[^{%#" + exclude + r"]|\{\{[ \t]*(?:" + alternatives + r")[ \t]*\}\})*\{?$"
 
 
 TEMPLATE_PATTERN = template_pattern()
 
 
-def _lookalike(text: str, placeholders: bool) -> str | None:
+def _lookalike(text: str, placeholders: bool, pattern: re.Pattern[str]) -> str | None:
     """Template syntax spelled with compatibility characters (fullwidth braces, ...) that NFKC folds to ASCII."""
     if text.isascii():
         return None
     folded = unicodedata.normalize("NFKC", text)
-    at = first_delimiter(folded, placeholders)
+    at = first_delimiter(folded, placeholders, pattern)
     return None if at is None else folded[at : at + 2]
 
 
@@ -73,8 +97,8 @@ def _excerpt(text: str, start: int) -> str:
     return repr(text[start : start + 40] + ("..." if len(text) > start + 40 else ""))
 
 
-def first_delimiter(text: str, placeholders: bool) -> int | None:
-    """Where Jinja would start to read `text` as template syntax that is not an allowed placeholder.
+def first_delimiter(text: str, placeholders: bool, pattern: re.Pattern[str] = PLACEHOLDER_RE) -> int | None:
+    """Where Jinja would start to read `text` as template syntax that is not an allowed placeholder (`pattern`).
 
     Read left to right: a '{' starts a placeholder, or is followed by a character that is not
     '{', '%' or '#', or ends the text; anything else is template syntax. TEMPLATE_PATTERN (and
@@ -86,7 +110,7 @@ def first_delimiter(text: str, placeholders: bool) -> int | None:
         if i == -1 or i + 1 == n:
             return None
         if placeholders:
-            found = PLACEHOLDER_RE.match(text, i)
+            found = pattern.match(text, i)
             if found:
                 i = found.end()
                 continue
@@ -95,15 +119,16 @@ def first_delimiter(text: str, placeholders: bool) -> int | None:
         i += 2
 
 
-def template_problem(text: str, placeholders: bool) -> str | None:
-    """Why `text` may not be used (None when it may): template syntax other than the allowed placeholders."""
-    at = first_delimiter(text, placeholders)
+def template_problem(text: str, placeholders: bool, names: Sequence[str] = tuple(PLACEHOLDERS)) -> str | None:
+    """Why `text` may not be used (None when it may): template syntax other than the placeholders `names`."""
+    pattern = PLACEHOLDER_RE if tuple(names) == tuple(PLACEHOLDERS) else placeholder_re(names)
+    at = first_delimiter(text, placeholders, pattern)
     if at is not None:
         what = _excerpt(text, at)
         if placeholders:
-            return f"template syntax {what} is not allowed; the only placeholders are {SHOWN}"
+            return f"template syntax {what} is not allowed; the only placeholders are {shown(names)}"
         return f"template syntax {what} is not allowed here; pipeline text is never rendered as a template"
-    look = _lookalike(text, placeholders)
+    look = _lookalike(text, placeholders, pattern)
     if look:
         return f"{look!r} (after Unicode normalisation) looks like template syntax; write the text without it"
     return None
@@ -125,12 +150,17 @@ def literal(text: str, template_ext: Iterable[str] = ()) -> str:
     return out
 
 
-def as_template(text: str, template_ext: Iterable[str] = ()) -> str:
-    """The Jinja template of a text that may hold placeholders: the placeholders, and the rest as literals."""
-    parts = PLACEHOLDER_RE.split(text)
+def as_template(text: str, template_ext: Iterable[str] = (), expressions: Mapping[str, str] = PLACEHOLDERS) -> str:
+    """The Jinja template of a text that may hold placeholders: the placeholders, and the rest as literals.
+
+    `expressions` maps each allowed placeholder to the Jinja source Airflow renders for it (written
+    by this package, never by a pipeline file); any other text is a literal.
+    """
+    pattern = PLACEHOLDER_RE if expressions is PLACEHOLDERS else placeholder_re(expressions)
+    parts = pattern.split(text)
     out = []
     for i, part in enumerate(parts):
-        out.append(PLACEHOLDERS[part] if i % 2 else literal(part))
+        out.append(expressions[part] if i % 2 else literal(part))
     source = "".join(out)
     if source.endswith(tuple(template_ext)):
         source += "{{ '' }}"

@@ -223,7 +223,7 @@ def test_every_text_field_is_checked_for_template_syntax():
     checked_by_allow_list = {("Task", "operator"), ("Task", "python_callable"), ("Task", "trigger_rule"), ("Estimator", "params")}
 
     # validators whose accepted text holds no template syntax
-    safe = ("_plain_text", "_template_text", "_email", "_schedule")
+    safe = ("_plain_text", "_template_text", "_subject_text", "_email", "_schedule")
 
     def checks(m: object) -> bool:
         if any(checks(inner) for inner in getattr(m, "metadata", []) or []):

@@ -225,7 +225,8 @@ def run_validate(capsys, folder: Path) -> tuple[int, str]:
 def test_validate_refuses_template_syntax_in_every_text_field(tmp_path_factory, capsys, field, attack, data):
     name, path, shown, form = field
     placeholders = shown.endswith(".subject") or ".trigger.conf." in shown
-    problem = template_problem(attack, placeholders)
+    names = templating.SUBJECT_NAMES if shown.endswith(".subject") else tuple(PLACEHOLDERS)
+    problem = template_problem(attack, placeholders, names)
     assume(problem is not None)
     count("template: validate refuses template syntax")
     folder = tmp_path_factory.mktemp("pipelines")
@@ -306,10 +307,13 @@ def test_rendered_tasks_render_their_pipeline_text_literally(tricky_pipelines, c
         callbacks = task.on_failure_callback or []
         for notifier in callbacks:
             notifier.render_template_fields(ctx)
-            assert notifier.subject == f"[adclick-ops] FAILED Airflow_Lab2.{task.task_id} run manual__2024-01-01T00:00:00+00:00"
+            assert notifier.subject == f"[adclick-ops] Airflow_Lab2 failed: {task.task_id} (try 1 of 2)"
             assert notifier.to == [HTML_ADDRESS, "ml-team@example.com"]
             assert notifier.smtp_conn_id == "smtp.html"
-            assert "&lt;b&gt;{{ conn.x.password }}&lt;/b&gt;" in notifier.html_content and "?a&amp;b" in notifier.html_content
+            assert "ValueError: &lt;b&gt;{{ conn.x.password }}&lt;/b&gt;" in notifier.html_content
+            assert "ValueError: <b>{{ conn.x.password }}</b>" in notifier.text_content
+            log = f"/dags/Airflow_Lab2/runs/manual__2024-01-01T00%3A00%3A00%2B00%3A00/tasks/{task.task_id}?try_number=1"
+            assert f'{log}" style=' in notifier.html_content and "Log of this try: " in notifier.text_content
     assert seen == 7
     count("template: rendered DAG fields", seen)
 
