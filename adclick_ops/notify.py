@@ -136,23 +136,31 @@ def _metric_rows_html() -> str:
     return "".join(rows)
 
 
+def _shell_open(title: str, dag_id: str) -> str:
+    """The start of both e-mails (template text): document head, page background, the card and the
+    monitor's header bar. `title` and `dag_id` are template expressions, already escaped."""
+    return (
+        "<!DOCTYPE html>"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{title}</title></head>"
+        f'<body style="margin:0;padding:0;background:{PAGE};">'
+        f'<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style="background:{PAGE};">'
+        '<tr><td align="center" style="padding:24px 12px;">'
+        '<table role="presentation" width="640" cellpadding="0" cellspacing="0" border="0" '
+        f'style="width:100%;max-width:640px;background:#ffffff;border:1px solid {LINE};border-radius:6px;border-collapse:separate;'
+        f'font-family:{FONT};font-size:15px;line-height:1.5;color:{INK};">'
+        # header bar, as the monitor's
+        f'<tr><td style="background:{BAR};color:#ffffff;padding:12px 24px;border-radius:6px 6px 0 0;">'
+        '<span style="font-weight:600;">adclick-ops</span>'
+        f'&nbsp;&nbsp;<span style="color:{LINE};">{dag_id}</span></td></tr>'
+    )
+
+
 REPORT_HTML_BODY = (
-    "<!DOCTYPE html>"
-    '<html lang="en"><head><meta charset="utf-8">'
-    '<meta name="viewport" content="width=device-width, initial-scale=1">'
-    "<title>{{ dag.dag_id | e }}: {{ 'succeeded' if ok else 'incomplete' }}</title></head>"
-    f'<body style="margin:0;padding:0;background:{PAGE};">'
-    f'<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style="background:{PAGE};">'
-    '<tr><td align="center" style="padding:24px 12px;">'
-    '<table role="presentation" width="640" cellpadding="0" cellspacing="0" border="0" '
-    f'style="width:100%;max-width:640px;background:#ffffff;border:1px solid {LINE};border-radius:6px;border-collapse:separate;'
-    f'font-family:{FONT};font-size:15px;line-height:1.5;color:{INK};">'
-    # header bar, as the monitor's
-    f'<tr><td style="background:{BAR};color:#ffffff;padding:12px 24px;border-radius:6px 6px 0 0;">'
-    '<span style="font-weight:600;">adclick-ops</span>'
-    f'&nbsp;&nbsp;<span style="color:{LINE};">{{{{ dag.dag_id | e }}}}</span></td></tr>'
+    _shell_open("{{ dag.dag_id | e }}: {{ 'succeeded' if ok else 'incomplete' }}", "{{ dag.dag_id | e }}")
     # status banner with the headline metric
-    f'<tr><td id="status" style="{SECTION}border-left:6px solid {{{{ colour }}}};">'
+    + f'<tr><td id="status" style="{SECTION}border-left:6px solid {{{{ colour }}}};">'
     '<h1 style="margin:0 0 4px;font-size:22px;line-height:1.3;">'
     '{% if ok %}Run <span style="color:{{ colour }};">succeeded</span>'
     '{% else %}Run <span style="color:{{ colour }};">incomplete</span>: no metrics{% endif %}</h1>'
@@ -314,20 +322,8 @@ FAILURE_SUBJECT = f"{{{{ {FAILURE_CONTEXT_KEY}.subject }}}}"
 
 FAILURE_HTML = (
     f"{{% set f = {FAILURE_CONTEXT_KEY} %}}"
-    "<!DOCTYPE html>"
-    '<html lang="en"><head><meta charset="utf-8">'
-    '<meta name="viewport" content="width=device-width, initial-scale=1">'
-    "<title>{{ f.subject | e }}</title></head>"
-    f'<body style="margin:0;padding:0;background:{PAGE};">'
-    f'<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style="background:{PAGE};">'
-    '<tr><td align="center" style="padding:24px 12px;">'
-    '<table role="presentation" width="640" cellpadding="0" cellspacing="0" border="0" '
-    f'style="width:100%;max-width:640px;background:#ffffff;border:1px solid {LINE};border-radius:6px;border-collapse:separate;'
-    f'font-family:{FONT};font-size:15px;line-height:1.5;color:{INK};">'
-    f'<tr><td style="background:{BAR};color:#ffffff;padding:12px 24px;border-radius:6px 6px 0 0;">'
-    '<span style="font-weight:600;">adclick-ops</span>'
-    f'&nbsp;&nbsp;<span style="color:{LINE};">{{{{ f.dag_id | e }}}}</span></td></tr>'
-    f'<tr><td id="status" style="{SECTION}border-left:6px solid {BAD};">'
+    + _shell_open("{{ f.subject | e }}", "{{ f.dag_id | e }}")
+    + f'<tr><td id="status" style="{SECTION}border-left:6px solid {BAD};">'
     '<h1 style="margin:0 0 4px;font-size:22px;line-height:1.3;">'
     f'Task <code style="font-family:{MONO};">{{{{ f.task_id | e }}}}</code> <span style="color:{BAD};">failed</span></h1>'
     f'<p style="margin:0;color:{MUTED};">Try {{{{ f.try_number | e }}}} of {{{{ f.tries | e }}}}. {{{{ f.retry_note | e }}}}</p>'
