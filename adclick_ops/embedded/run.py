@@ -341,6 +341,20 @@ def _interrupt_on_sigterm() -> None:
     watch_parent(lambda: os.kill(os.getpid(), signal.SIGTERM))
 
 
+def _mentions(path: Path, text: str) -> bool:
+    """Whether a saved e-mail says `text` in its subject or one of its text parts (decoded: bodies are base64)."""
+    import email
+    from email import policy
+
+    try:
+        message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        parts = [str(message["Subject"] or "")]
+        parts += [part.get_content() for part in message.walk() if part.get_content_maintype() == "text"]
+    except (OSError, ValueError, LookupError):
+        return False
+    return any(text in part for part in parts)
+
+
 def run_forever(home: Path, port: int = AIRFLOW_PORT) -> int:
     _interrupt_on_sigterm()
     home = home.resolve()
@@ -393,7 +407,7 @@ def run_forever(home: Path, port: int = AIRFLOW_PORT) -> int:
             else:  # the run may have failed before evaluation
                 _say(f"no metrics for this run{why}")
             for p in sorted(mail_dir.glob("*.eml")):
-                if run_id in p.read_text(errors="replace"):
+                if _mentions(p, run_id):
                     _say(f"e-mail:  {p}")
             _say(f"{MONITOR_DAG_ID}: {_downstream_state(api, run_id)}")
             _say(f"Airflow UI: {base}/dags/{DAG_ID}")
