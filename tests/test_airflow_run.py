@@ -152,7 +152,7 @@ def test_a_gate_failure_is_not_retried_and_names_the_version_and_the_gate(airflo
     assert record["error"] == "QualityGateError: model v1 not promoted: accuracy 0.970 < 0.990"
     assert (record["kind"], record["retryable"], record["try_number"]) == ("gate", False, 1)
     # the failure e-mail still goes out, with the same words
-    alerts = [m for _, m in smtp_server.messages if "FAILED" in m["Subject"]]
+    alerts = [m for _, m in smtp_server.messages if " failed: " in m["Subject"]]
     assert len(alerts) == 1 and "model v1 not promoted: accuracy 0.970 &lt; 0.990" in body_text(alerts[0])
 
 

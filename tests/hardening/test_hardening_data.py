@@ -230,5 +230,5 @@ def test_airflow_run_below_the_quality_gate_fails_and_keeps_the_model(airflow_ho
     output = result.stdout + result.stderr
     assert "test accuracy 0.9700 is below training.min_accuracy 0.999" in output, output[-4000:]
     assert promoted.read_bytes() == before
-    alerts = [m for _, m in smtp_server.messages if "FAILED" in m["Subject"]]
+    alerts = [m for _, m in smtp_server.messages if " failed: " in m["Subject"]]
     assert alerts and "load_model_task" in alerts[0]["Subject"]

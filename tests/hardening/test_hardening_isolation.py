@@ -76,8 +76,8 @@ def dagbag_of(monkeypatch, tmp_path):
         project = copy_project(tmp_path / "project")
         real = render_module.dag_config
 
-        def corrupted(dag_id: str, *args: Any) -> dict:
-            cfg = real(dag_id, *args)
+        def corrupted(dag_id: str, *args: Any, **kwargs: Any) -> dict:
+            cfg = real(dag_id, *args, **kwargs)
             if dag_id == broken:
                 how(cfg)
             return cfg
