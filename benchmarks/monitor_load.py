@@ -91,6 +91,8 @@ def parse_wrk(output: str) -> dict[str, Any]:
         "p50_ms": round(_ms(percentile["50"]), 3),
         "p99_ms": round(_ms(percentile["99"]), 3),
         "errors": errors,
+        # which errors: wrk's own line, kept so that a failed target says what failed
+        "error_kinds": (socket_errors.group(0) if socket_errors else "") + (f"; {non_2xx.group(0)}" if non_2xx else ""),
     }
 
 

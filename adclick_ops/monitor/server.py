@@ -220,6 +220,10 @@ def _serve_gunicorn(config: dict[str, Any], host: str, port: int, workers: int, 
                 "workers": workers,
                 "worker_class": worker_class,
                 "threads": threads,
+                # One request per connection, as gunicorn's sync workers do: the kernel then spreads the
+                # connections over the workers; kept-alive ones stay with the worker that took them, and
+                # under load one worker may end up with most of them (half the throughput, a long tail).
+                "keepalive": 0,
                 "timeout": 30,  # far above what a request may wait on Airflow (2 s)
                 "graceful_timeout": 5,
                 "proc_name": SERVICE_NAME,
