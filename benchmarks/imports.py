@@ -27,7 +27,10 @@ IMPORTS = [
     ("import sklearn", "nothing alone: the floor of every scikit-learn import"),
     ("import sklearn.model_selection, sklearn.preprocessing, sklearn.pipeline", "data_preprocessing_task (split, scalers)"),
     ("import sklearn.preprocessing, sklearn.pipeline, sklearn.linear_model", "build_save_model_task (fit)"),
-    ("import sklearn.preprocessing, sklearn.pipeline, sklearn.linear_model, sklearn.metrics", "load_model_task (unpickle, metrics)"),
+    (
+        "import sklearn.preprocessing, sklearn.pipeline, sklearn.linear_model, sklearn.metrics",
+        "load_model_task (load the model file, metrics)",
+    ),
     ("import adclick_ops.steps.model", "our step module (all of the above that it needs)"),
     (
         "import numpy, pandas, sklearn.linear_model, sklearn.metrics, sklearn.model_selection, sklearn.preprocessing",

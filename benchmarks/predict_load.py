@@ -143,7 +143,9 @@ def main() -> int:
         "errors": served["errors"] == TARGET["errors"],
         "batch_100k_s": scored["best_s"] < TARGET["batch_100k_s"],
     }
-    print(f"\nPOST /api/predict, one row, {args.connections} connections, {args.duration} s, gunicorn 2 sync workers, wrk on loopback\n")
+    print(
+        f"\nPOST /api/predict, one row, {args.connections} connections, {args.duration} s, gunicorn 2 workers of 4 threads, wrk on loopback\n"
+    )
     print(f"| {'req/s':>9} | {'p50 ms':>8} | {'p99 ms':>8} | {'errors':>6} | {'requests':>9} |")
     print(f"|{'-' * 11}|{'-' * 10}|{'-' * 10}|{'-' * 8}|{'-' * 11}|")
     print(
