@@ -147,3 +147,44 @@ def test_no_scalers_reads_none(client, airflow):
     set_state(airflow, "success")
     airflow.xcoms["manual__success_run"]["scalers"] = []
     assert 'id="run-scalers">none<' in client.get("/success").get_data(as_text=True)
+
+
+HOSTILE = [
+    "<script>alert(1)</script>",
+    "{{ 7*7 }} {% raw %}",
+    '"><img src=x onerror=alert(1)>',
+    "javascript:alert(1)",
+    "../../etc/passwd?x=1&y=2#z",
+    "line one\r\nSet-Cookie: a=b",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_what_a_lying_airflow_or_hostile_data_puts_in_a_failure_is_shown_as_text(airflow, text):
+    """The error comes from data (a column name, a path); a lying Airflow may put anything in run ids,
+    task ids and the record. Pages show it as text, links keep the configured host and encode the rest."""
+    from adclick_ops.monitor import create_app
+
+    set_state(airflow, "failed")
+    run_id = f"manual__{text}"
+    task_id = f"load_data_task{text}"
+    airflow.runs = [dag_run(run_id, "failed")]
+    airflow.task_instances = {run_id: [task_instance(run_id, task_id, "failed", try_number=1)]}
+    airflow.task_xcoms = {(run_id, task_id, "failure"): failure_record(task_id, f"DataError: {text}", kind="data")}
+    client = create_app({"TESTING": True, "AIRFLOW_URL": airflow.url, "AIRFLOW_UI_URL": UI_URL}).test_client()
+    failure = client.get("/api/status").get_json()["run"]["failure"]
+    if "/" in text:
+        # Airflow allows no "/" in run ids; a path that names one cannot reach the run's task instances
+        assert failure is None
+    else:
+        assert failure["error"] == f"DataError: {text.splitlines()[0]}" and failure["task_id"] == task_id  # one line
+        link = failure["log_link"]
+        assert link.startswith(f"{UI_URL}/dags/Airflow_Lab2/runs/") and "<" not in link and " " not in link and "#" not in link
+    response = client.get("/failure")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    for raw in ("<script>alert", "<img src=x", "onerror=alert(1)>", "Set-Cookie: a=b\n"):
+        assert raw not in html
+    if "{{" in text:
+        assert "{{ 7*7 }}" in html  # shown, never evaluated
+    assert "Set-Cookie" not in response.headers
