@@ -178,17 +178,21 @@ def dump_model(model: Any) -> bytes:
     return dump(model)
 
 
-def load_model_file(path: Any, allowed_roots: list[Any]) -> Any:
-    """Load a saved model (the safe format, trusted types only); only from the model directory or the run's own folder."""
-    from adclick_ops.registry.serialization import load_model_bytes
-
-    resolved = str(path)
+def read_model_file(path: Any, allowed_roots: list[Any]) -> bytes:
+    """The bytes of a saved model file; only from the model directory or the run's own folder."""
     if _is_local(path):
         resolved = os.path.realpath(path)
         roots = [os.path.realpath(r) for r in allowed_roots if _is_local(r)]
         if not any(resolved == r or resolved.startswith(r + os.sep) for r in roots):
             raise PermissionError(f"{path}: models are loaded only from {', '.join(map(str, allowed_roots))}")
-    return load_model_bytes(path.read_bytes(), str(path))
+    return path.read_bytes()
+
+
+def load_model_file(path: Any, allowed_roots: list[Any]) -> Any:
+    """Load a saved model (the safe format, trusted types only); only from the model directory or the run's own folder."""
+    from adclick_ops.registry.serialization import load_model_bytes
+
+    return load_model_bytes(read_model_file(path, allowed_roots), str(path))
 
 
 def file_sha256(location: str) -> str:

@@ -22,6 +22,7 @@ from adclick_ops.steps.errors import QualityGateError
 __all__ = ["QualityGateError", "build_save_model", "load_data", "load_model", "preprocess", "separate_data_outputs", "start_flask_api"]
 
 log = logging.getLogger(__name__)
+SCORES = "scores.json"  # build_save_model_task's scores of the saved model and of the champion, for load_model_task
 
 
 def _expose_failure(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -110,9 +111,15 @@ def separate_data_outputs(settings: dict[str, Any], run_id: str, **_: Any) -> di
 
 @_expose_failure
 def build_save_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any]:
-    """build_save_model_task: fit the estimator after the fitted preprocessing and save the whole model in the run's folder (safe format)."""
-    from adclick_ops.artifacts import dump_model, sha256, write_bytes_atomic
-    from adclick_ops.steps.model import fit_model, restore_preprocessing
+    """build_save_model_task: fit the estimator after the fitted preprocessing, save the whole model in the run's
+    folder (safe format), then read the saved file back and score it, and the current champion, on the test set.
+
+    The scores go to the run's `scores.json` with the file's sha256, for load_model_task: scikit-learn
+    is loaded here already, and that task then does without it (a task process pays every import).
+    """
+    from adclick_ops.artifacts import dump_model, load_model_file, sha256, write_bytes_atomic
+    from adclick_ops.registry import Registry
+    from adclick_ops.steps.model import evaluate, fit_model, restore_preprocessing
 
     job = TrainingJob.model_validate(settings)
     run = _run_files(job, run_id)
@@ -122,46 +129,79 @@ def build_save_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[st
     blob = dump_model(model)
     write_bytes_atomic(run.candidate_model, blob)
     log.info("model of run %s saved to %s", run_id, run.candidate_model)
-    return {"candidate": str(run.candidate_model), "sha256": sha256(blob), "estimator": job.estimator.name}
+    test = run.load_arrays("test")
+    metrics = evaluate(load_model_file(run.candidate_model, [run.folder, run.model_dir]), test["x"], test["y"])
+    registry = Registry.for_job(job)
+    champion, champion_metrics, problem = registry.champion(), None, None
+    if champion is not None:
+        try:
+            champion_metrics = evaluate(registry.load_model(champion), test["x"], test["y"])
+        except Exception as exc:  # noqa: BLE001 - e.g. the features changed since the champion was trained; the gates say so
+            problem = f"{type(exc).__name__}: {exc}"
+    scores = {
+        "sha256": sha256(blob),
+        "metrics": metrics,
+        "champion": {"version": champion, "metrics": champion_metrics, "problem": problem},
+    }
+    run.save_json(SCORES, scores)
+    return {"candidate": str(run.candidate_model), "sha256": scores["sha256"], "estimator": job.estimator.name}
 
 
 @_expose_failure
 def load_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any]:
-    """load_model_task: load this run's model back, evaluate it, keep it as a version, and decide the champion.
+    """load_model_task: load this run's saved model, keep it as a version with its scores, and decide the champion.
 
+    The model file is read back and checked (its sha256 against what build_save_model_task scored,
+    its types against the trusted list) without building it, so this task needs no scikit-learn
+    unless another run changed the champion in between (the new one is then scored here).
     The decision is the task's last step and the run's: nothing after it (e-mail, trigger) changes
     it, and any failure before it leaves the champion as it was.
     """
-    from adclick_ops.artifacts import load_model_file, write_bytes_atomic
+    from adclick_ops.artifacts import read_model_file, sha256, write_bytes_atomic
     from adclick_ops.registry import Registry
     from adclick_ops.registry.cards import model_card
-    from adclick_ops.steps.model import evaluate
+    from adclick_ops.registry.serialization import UnsafeModelError, check_model_bytes
     from adclick_ops.steps.promotion import Gates, decide, rejection
 
     job = TrainingJob.model_validate(settings)
     run = _run_files(job, run_id)
-    model = load_model_file(run.candidate_model, [run.folder, run.model_dir])
-    test = run.load_arrays("test")
-    metrics = evaluate(model, test["x"], test["y"])
+    blob = read_model_file(run.candidate_model, [run.folder, run.model_dir])
+    scores = run.load_json(SCORES)
+    if sha256(blob) != scores["sha256"]:
+        raise UnsafeModelError(
+            f"{run.candidate_model}: the model file changed after build_save_model_task saved and scored it; expected sha256 "
+            f"{scores['sha256']}, found {sha256(blob)}"
+        )
+    check_model_bytes(blob, str(run.candidate_model))
+    metrics = dict(scores["metrics"])
     metrics.update({"model_path": str(run.promoted_model), "estimator": job.estimator.name, "run_id": run_id})
     write_bytes_atomic(run.path("metrics.json"), json.dumps(metrics, indent=2).encode())
     log.info("metrics of %s: %s", run_id, {name: metrics[name] for name in METRICS})
 
     registry = Registry.for_job(job)
-    version = registry.add_version(run.candidate_model.read_bytes(), model_card(job, run_id, metrics, run.load_json("dataset.json")))
+    version = registry.add_version(blob, model_card(job, run_id, metrics, run.load_json("dataset.json")))
     gates = Gates.from_promotion(job.gates(), job.gates_field())
+    recorded = scores["champion"]
+    known = {recorded["version"]: (recorded["metrics"], recorded["problem"])} if recorded["version"] is not None else {}
     scored: dict[str, Any] = {}
 
     def score(champion: Any) -> dict[str, Any]:
+        # a champion that another run promoted since build_save_model_task scored the one before
+        from adclick_ops.steps.model import evaluate
+
+        test = run.load_arrays("test")
         scored["metrics"] = evaluate(champion, test["x"], test["y"])
         return scored["metrics"]
 
-    outcome = registry.decide(version, score, gates, by=f"run {run_id}")
-    if "metrics" not in scored and outcome.previous_champion is not None:  # decided by an earlier try of this task
-        try:
-            score(registry.load_model(outcome.previous_champion))
-        except Exception as exc:  # noqa: BLE001 - it could not be scored then either
-            log.warning("the previous champion, version %s, cannot be scored: %s", outcome.previous_champion, exc)
+    outcome = registry.decide(version, score, gates, by=f"run {run_id}", known=known)
+    if "metrics" not in scored and outcome.previous_champion is not None:
+        if outcome.previous_champion in known:
+            scored["metrics"] = known[outcome.previous_champion][0]
+        else:  # decided by an earlier try of this task
+            try:
+                score(registry.load_model(outcome.previous_champion))
+            except Exception as exc:  # noqa: BLE001 - it could not be scored then either
+                log.warning("the previous champion, version %s, cannot be scored: %s", outcome.previous_champion, exc)
     champion_metrics = scored.get("metrics") if outcome.previous_champion is not None else None
     metrics.update(outcome.as_json())
     metrics.update(

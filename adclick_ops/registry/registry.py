@@ -258,17 +258,25 @@ class Registry:
             return f"{type(exc).__name__}: {exc}"
         return None
 
-    def decide(self, number: int, score: Callable[[Any], dict[str, Any]], gates: Gates, by: str) -> Outcome:
+    def decide(
+        self,
+        number: int,
+        score: Callable[[Any], dict[str, Any]],
+        gates: Gates,
+        by: str,
+        known: dict[int, tuple[dict[str, Any] | None, str | None]] | None = None,
+    ) -> Outcome:
         """Run the promotion gates for version `number` against the current champion, and record the decision.
 
-        `score(model)` gives a model's metrics on the run's test set. A decision already recorded
-        for this version (a retried task) is returned as it was.
+        `score(model)` gives a model's metrics on the run's test set; `known` holds the scores (or the
+        reason there is none) of versions already scored on it, which are not loaded again. A decision
+        already recorded for this version (a retried task) is returned as it was.
         """
         from adclick_ops.steps.promotion import decide
 
         card = self.card(number)
         self.sweep()
-        scored: dict[int, tuple[dict[str, Any] | None, str | None]] = {}
+        scored: dict[int, tuple[dict[str, Any] | None, str | None]] = dict(known or {})
         verdict: dict[str, Any] = {}
 
         def change(state: dict[str, Any]) -> dict[str, Any] | None:

@@ -269,6 +269,11 @@ def types_in(data: bytes, source: str = "model file") -> set[str]:
         return found
 
 
+def check_model_bytes(data: bytes, source: str = "model file") -> None:
+    """Refuse, as `load_model_bytes` would, a file that is not ours or names an untrusted type; builds nothing."""
+    _refuse_untrusted(types_in(data, source), source)
+
+
 def _refuse_untrusted(found: set[str], source: str) -> None:
     untrusted = sorted(found - set(TRUSTED_TYPES))
     if untrusted:
