@@ -184,3 +184,43 @@ def test_a_gate_failure_says_which_version_and_which_gate_first(pipelines):
         run_chain(training_settings(pipelines), "run_b")
     first_line = str(caught.value).splitlines()[0]
     assert re.fullmatch(r"model v2 not promoted: accuracy 0\.970 < 0\.990; roc_auc 0\.986 <= champion v1 0\.986", first_line), first_line
+
+
+def test_load_model_refuses_a_model_file_changed_after_it_was_scored(pipelines):
+    """build_save_model_task scores the saved file; a file swapped before load_model_task (another model, a
+    pickle) is refused by its sha256 and never becomes a version."""
+    import pickle
+
+    from adclick_ops.registry import Registry
+    from adclick_ops.registry.serialization import UnsafeModelError
+
+    settings = training_settings(pipelines)
+    for name in CHAIN[:-1]:
+        getattr(tasks, name)(settings=settings, run_id="manual__swap")
+    candidate = run_files(settings, "manual__swap").candidate_model
+    original = candidate.read_bytes()
+    for swapped in (original[:-1] + bytes([original[-1] ^ 1]), pickle.dumps({"not": "a model"})):
+        candidate.write_bytes(swapped)
+        with pytest.raises(UnsafeModelError, match=r"model file changed after build_save_model_task saved and scored it; expected sha256 "):
+            tasks.load_model(settings=settings, run_id="manual__swap")
+    assert Registry.for_job(TrainingJob.model_validate(settings)).versions() == []
+
+
+def test_load_model_decides_without_importing_scikit_learn(pipelines):
+    """A task process pays every import: load_model_task uses the scores build_save_model_task wrote."""
+    import json
+    import subprocess
+    import sys
+
+    settings = training_settings(pipelines)
+    for name in CHAIN[:-1]:
+        getattr(tasks, name)(settings=settings, run_id="manual__light")
+    code = (
+        "import json, sys; from adclick_ops import tasks; "
+        f"out = tasks.load_model(settings=json.loads({json.dumps(settings)!r}), run_id='manual__light'); "
+        "print(json.dumps([out['promoted'], out['model_version'], sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy'))]))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=pipelines.parent)
+    assert result.returncode == 0, result.stderr[-3000:]
+    promoted, version, heavy = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (promoted, version, heavy) == (True, 1, [])
