@@ -26,10 +26,10 @@ IMPORTS = [
     ("import pandas", "load_data_task (read_csv)"),
     ("import sklearn", "nothing alone: the floor of every scikit-learn import"),
     ("import sklearn.model_selection, sklearn.preprocessing, sklearn.pipeline", "data_preprocessing_task (split, scalers)"),
-    ("import sklearn.preprocessing, sklearn.pipeline, sklearn.linear_model", "build_save_model_task (fit)"),
+    ("import sklearn.preprocessing, sklearn.pipeline, sklearn.linear_model", "the estimator's modules, without the metrics"),
     (
         "import sklearn.preprocessing, sklearn.pipeline, sklearn.linear_model, sklearn.metrics",
-        "load_model_task (load the model file, metrics)",
+        "build_save_model_task (fit, then score the saved model and the champion)",
     ),
     ("import adclick_ops.steps.model", "our step module (all of the above that it needs)"),
     (
