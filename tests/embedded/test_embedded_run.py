@@ -3,6 +3,7 @@ the triggered monitor DAG, and the monitor reading the real Airflow REST API."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -10,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from urllib.parse import quote
 
 import pytest
@@ -162,59 +164,59 @@ def start_run_command(argv: list[str], tmp_path, pipelines, **extra: str) -> sub
     return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def test_sigterm_to_the_run_command_alone_stops_everything_it_started(tmp_path, pipelines):
-    home = tmp_path / "airflow"
-    argv = [sys.executable, "-m", "adclick_ops.cli", "run", "--airflow-home", str(home), "--port", str(free_port())]
-    proc = start_run_command(argv, tmp_path, pipelines)
-    lines: list[str] = []
+@contextlib.contextmanager
+def running(argv: list[str], tmp_path, pipelines, **extra: str) -> Iterator[tuple[subprocess.Popen, list[str], list]]:
+    """The command started as `start_run_command` starts it, with the lines read from it and the processes it
+    started (the test fills both); whatever the test asserts, nothing it started is left running after it."""
+    proc = start_run_command(argv, tmp_path, pipelines, **extra)
     started: list = []
     try:
-        # the run is triggered and its first task started: the scheduler runs it in processes of its own
-        wait_for_line(proc, lines, r"Triggered Airflow_Lab2|already has|meanwhile", timeout=300)
-        wait_for_line(proc, lines, r"load_data_task +(queued|running|success)", timeout=300)
-        started = descendants(proc.pid)
-        names = command_lines(started)
-        for component in ("api_server", "scheduler", "dag-processor", "triggerer", "adclick-monitor", "LocalExecutor"):
-            assert component in names, names
-        stop_and_check(proc, signal.SIGTERM, lines, home, started)
-        assert proc.returncode == 0
+        yield proc, [], started
     finally:
         if proc.poll() is None:
             proc.kill()
         kill_left(started)
         proc.stdout.close()
+
+
+def test_sigterm_to_the_run_command_alone_stops_everything_it_started(tmp_path, pipelines):
+    home = tmp_path / "airflow"
+    argv = [sys.executable, "-m", "adclick_ops.cli", "run", "--airflow-home", str(home), "--port", str(free_port())]
+    with running(argv, tmp_path, pipelines) as (proc, lines, started):
+        # the run is triggered and its first task started: the scheduler runs it in processes of its own
+        wait_for_line(proc, lines, r"Triggered Airflow_Lab2|already has|meanwhile", timeout=300)
+        wait_for_line(proc, lines, r"load_data_task +(queued|running|success)", timeout=300)
+        started[:] = descendants(proc.pid)
+        names = command_lines(started)
+        for component in ("api_server", "scheduler", "dag-processor", "triggerer", "adclick-monitor", "LocalExecutor"):
+            assert component in names, names
+        stop_and_check(proc, signal.SIGTERM, lines, home, started)
+        assert proc.returncode == 0
 
 
 def test_sigint_to_make_alone_stops_everything_make_run_started(tmp_path, pipelines):
     """`make run` in a terminal gets Ctrl-C with its children; a SIGINT sent to make alone must stop them too."""
     home = tmp_path / "airflow"
     argv = ["make", "-C", str(PROJECT), "--no-print-directory", "run", f"RUN_ARGS=--airflow-home {home} --port {free_port()}"]
-    proc = start_run_command(argv, tmp_path, pipelines)
-    lines: list[str] = []
-    started: list = []
-    try:
+    with running(argv, tmp_path, pipelines) as (proc, lines, started):
         wait_for_line(proc, lines, r"Airflow UI: ", timeout=300)
-        started = descendants(proc.pid)
+        started[:] = descendants(proc.pid)
         names = command_lines(started)
         assert "adclick-ops run" in names and "scheduler" in names, names
         stop_and_check(proc, signal.SIGINT, lines, home, started)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        kill_left(started)
-        proc.stdout.close()
 
 
 def test_the_run_command_says_what_failed_whether_it_is_retried_and_where_the_log_is(tmp_path, pipelines):
     edit_yaml(pipelines / "airflow_lab2.yaml", lambda d: d["Airflow_Lab2"]["default_args"].update(retries=1, retry_delay_sec=1))
     home, api_port, smtp_port = tmp_path / "airflow", free_port(), free_port()  # no SMTP server on smtp_port
     argv = [sys.executable, "-m", "adclick_ops.cli", "run", "--airflow-home", str(home), "--port", str(api_port)]
-    proc = start_run_command(argv, tmp_path, pipelines, AIRFLOW_CONN_SMTP_DEFAULT=smtp_connection_uri("127.0.0.1", smtp_port))
-    lines: list[str] = []
-    started: list = []
-    try:
+    with running(argv, tmp_path, pipelines, AIRFLOW_CONN_SMTP_DEFAULT=smtp_connection_uri("127.0.0.1", smtp_port)) as (
+        proc,
+        lines,
+        started,
+    ):
         wait_for_line(proc, lines, r"Everything keeps running", timeout=600)
-        started = descendants(proc.pid)
+        started[:] = descendants(proc.pid)
         out = "".join(lines)
         run_id = re.search(r"Triggered Airflow_Lab2: (\S+)", out).group(1)
         log = f"http://localhost:{api_port}/dags/Airflow_Lab2/runs/{quote(run_id, safe='')}/tasks/send_email?try_number="
@@ -230,11 +232,6 @@ def test_the_run_command_says_what_failed_whether_it_is_retried_and_where_the_lo
         assert f"transient error on try 2: {refused}" in out and "(no tries left)\n    log: " + log + "2\n" in out
         assert f"Airflow_Lab2 run {run_id}: failed" in out
         stop_and_check(proc, signal.SIGTERM, lines, home, started)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        kill_left(started)
-        proc.stdout.close()
 
 
 def test_a_run_failing_on_a_missing_dataset_is_explained_by_the_monitor(tmp_path, pipelines):
@@ -250,12 +247,9 @@ def test_a_run_failing_on_a_missing_dataset_is_explained_by_the_monitor(tmp_path
     )
     home, api_port, monitor_port = tmp_path / "airflow", free_port(), free_port()
     argv = [sys.executable, "-m", "adclick_ops.cli", "run", "--airflow-home", str(home), "--port", str(api_port)]
-    proc = start_run_command(argv, tmp_path, pipelines, ADCLICK_MONITOR_PORT=str(monitor_port))
-    lines: list[str] = []
-    started: list = []
-    try:
+    with running(argv, tmp_path, pipelines, ADCLICK_MONITOR_PORT=str(monitor_port)) as (proc, lines, started):
         wait_for_line(proc, lines, r"Everything keeps running", timeout=600)
-        started = descendants(proc.pid)
+        started[:] = descendants(proc.pid)
         run_id = re.search(r"Triggered Airflow_Lab2: (\S+)", "".join(lines)).group(1)
         base = f"http://127.0.0.1:{monitor_port}"
         deadline = time.monotonic() + 60
@@ -275,8 +269,3 @@ def test_a_run_failing_on_a_missing_dataset_is_explained_by_the_monitor(tmp_path
         assert page.status_code == 200
         assert "load_data_task" in page.text and str(missing) in page.text
         stop_and_check(proc, signal.SIGTERM, lines, home, started)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        kill_left(started)
-        proc.stdout.close()
