@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from adclick_ops.airflow_api import AirflowClient, AirflowError
+from adclick_ops.airflow_api import AirflowClient, AirflowError, AirflowUnreachable
 from adclick_ops.config.vocabulary import (
     AIRFLOW_PORT,
     ENV_AIRFLOW_URL,
@@ -31,6 +31,7 @@ from adclick_ops.embedded.stack import ADMIN_PASSWORD, ADMIN_USER, Stack, airflo
 from adclick_ops.net import port_is_free
 
 DAG_ID = TRAINING_DAG_ID
+UNANSWERED_FOR = 60  # seconds Airflow may leave a run's follower without an answer before it gives up
 
 
 def _use_sink(env: dict[str, str], sink: MailSink) -> None:
@@ -303,8 +304,19 @@ def follow_run(api: AirflowClient, dag_id: str, run_id: str, stack: Stack | None
     seen: dict[str, str] = {}
     said: dict[str, int] = {}  # by task, the tries whose end was said
     deadline = time.monotonic() + timeout
+    silent_since: float | None = None
     while time.monotonic() < deadline:
-        tis = api.call("GET", f"/dags/{_quoted(dag_id)}/dagRuns/{_quoted(run_id)}/taskInstances")["task_instances"]
+        try:
+            tis = api.call("GET", f"/dags/{_quoted(dag_id)}/dagRuns/{_quoted(run_id)}/taskInstances")["task_instances"]
+        except AirflowUnreachable:
+            # a busy machine or a moment's lock on SQLite: look again, unless Airflow stays silent for a minute
+            silent_since = silent_since or time.monotonic()
+            if time.monotonic() - silent_since > UNANSWERED_FOR:
+                raise
+            _stop_if_dead(stack)
+            time.sleep(2)
+            continue
+        silent_since = None
         for ti in tis:
             task_id, state, try_number = ti["task_id"], ti.get("state") or "none", int(ti.get("try_number") or 0)
             for earlier in range(said.get(task_id, 0) + 1, try_number):

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request
+from markupsafe import Markup
 
 from adclick_ops.airflow_api import AirflowUnreachable, DagNotFound
 from adclick_ops.config.vocabulary import METRIC_LABELS, METRICS
@@ -71,6 +72,15 @@ def _source() -> RunSource:
 @bp.app_template_filter("when")
 def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S %Z").strip() if value else "—"
+
+
+@bp.app_template_filter("breakable")
+def _breakable(value: str) -> Markup:
+    """A run id that may break after each "__" (manual__<date>__<suffix>), and nowhere else (not at its dashes)."""
+    parts = str(value).split("__")
+    return Markup("<wbr>").join(
+        Markup('<span class="nobr">{}</span>').format(part + ("__" if i < len(parts) - 1 else "")) for i, part in enumerate(parts)
+    )
 
 
 @bp.app_template_filter("seconds")
