@@ -117,7 +117,7 @@ NO_RUN_REASON = "Airflow has no run of this DAG yet"
 _GATE_HEADLINE = re.compile(r"^model v[0-9]+ not promoted: ")
 
 
-def _banner(status: Status, dag_id: str) -> str | None:
+def _banner(status: Status, dag_id: str) -> str | Markup | None:
     """The banner's sentence under its title: what the title does not say already."""
     run = status.run
     if status.case == "failed" and run is not None and run.gate_rejected:
@@ -135,8 +135,10 @@ def _banner(status: Status, dag_id: str) -> str | None:
     if status.case == "running":
         return "This page refreshes every 15 s."
     if status.case == "no_run":
-        start = f"Start one with `adclick-ops trigger --wait`, in the Airflow UI, or wait for the schedule of {dag_id}."
-        return start if status.reason == NO_RUN_REASON else f"{status.reason}. {start}"
+        start = Markup("Start one with <code>adclick-ops trigger --wait</code>, in the Airflow UI, or wait for the schedule of {}.").format(
+            dag_id
+        )
+        return start if status.reason == NO_RUN_REASON else Markup("{}. ").format(status.reason) + start
     if status.case == "unreachable":
         return f"The monitor could not read the runs from Airflow: {status.reason}. This page refreshes every 15 s."
     return None

@@ -82,12 +82,12 @@ LAYOUT = """(() => {
   }).map(c => c.textContent.trim());
   const root = document.documentElement;
   return {broken, captions, page: root.scrollWidth, window: root.clientWidth,
-          banner: document.querySelector('#case').innerText, nothing: document.querySelector('#case').dataset.nothing || null};
+          banner: document.querySelector('#case')?.innerText, nothing: document.querySelector('#case')?.dataset.nothing || null};
 })()"""
 
 # Each state of the latest run, and the pages that show it or say they have nothing to show for it.
 PAGES_OF = {
-    "success": ("/success", "/running", "/failure"),
+    "success": ("/success", "/running", "/failure", "/models"),
     "gate": ("/failure", "/running"),  # not promoted
     "failed": ("/failure", "/running"),
     "running": ("/running", "/failure"),

@@ -102,7 +102,7 @@ def test_success_page_shows_the_run_its_metrics_and_chart(client_in):
     [
         ("failed", 200, "Latest run failed", "data_preprocessing_task, try 2: DataError: advertising.csv"),
         ("running", 200, "Latest run is still running", '<code class="task-id">data_preprocessing_task</code>'),
-        ("no_run", 200, "No run yet", "Start one with `adclick-ops trigger --wait`, in the Airflow UI"),
+        ("no_run", 200, "No run yet", "Start one with <code>adclick-ops trigger --wait</code>, in the Airflow UI"),
         ("unreachable", 503, "Airflow is unreachable", "cannot connect to Airflow at http://127.0.0.1:"),
     ],
 )
