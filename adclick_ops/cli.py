@@ -1,5 +1,5 @@
-"""`adclick-ops`: validate pipeline files, write their schema, show a DAG, run the pipeline, serve the monitor,
-manage model versions and score files."""
+"""`adclick-ops`: validate pipeline files, write their schema, show a DAG, run the pipeline, trigger and follow
+runs, run Airflow's CLI with the embedded environment, serve the monitor, manage model versions and score files."""
 
 from __future__ import annotations
 
