@@ -198,10 +198,13 @@ def cmd_airflow(args: argparse.Namespace) -> int:
     """Airflow's own CLI with the environment of the embedded Airflow (its home, settings and, while it runs, its port)."""
     import shutil
 
-    from adclick_ops.embedded.home import read_running
+    from adclick_ops.embedded.home import read_running, set_aside_config
     from adclick_ops.embedded.stack import airflow_env
 
     home = Path(args.airflow_home).resolve()
+    kept = set_aside_config(home) if home.is_dir() else None
+    if kept is not None:  # Airflow's defaults there are not what runs; the note of the settings takes its place
+        print(f"adclick-ops airflow: {home / 'airflow.cfg'} is kept as {kept.name}", file=sys.stderr)
     running = read_running(home)
     env = airflow_env(home, api_port=running.api_port if running else AIRFLOW_PORT)
     if running is not None:

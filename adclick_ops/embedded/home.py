@@ -92,10 +92,28 @@ def write_config_note(home: Path, env: dict[str, str]) -> None:
         lines += ["", f"[{section}]"] + [f"{option} = {value}" for option, value in options.items()]
     text = "\n".join(lines) + "\n"
     path = home / "airflow.cfg"
+    if path.exists() and not is_config_note(path):
+        return  # a file of Airflow's or of a person: set aside (set_aside_config) before the note takes its place
     if not path.exists() or path.read_text(errors="replace") != text:
         tmp = home / ".airflow.cfg.tmp"
         tmp.write_text(text)
         tmp.replace(path)
+
+
+def set_aside_config(home: Path) -> Path | None:
+    """Rename an airflow.cfg that is not the note to airflow.cfg.<version>.bak, the version of Airflow that
+    last used the home; the new name, or None when there was nothing to keep. Nothing is overwritten."""
+    path = home / "airflow.cfg"
+    if not path.exists() or is_config_note(path):
+        return None
+    stamp = home / ".airflow-version"
+    version = (stamp.read_text().strip() if stamp.exists() else "") or "3.1"  # Airflow 3.1 homes have no stamp
+    kept = home / f"airflow.cfg.{version.split()[0]}.bak"
+    n = 1
+    while kept.exists():
+        kept, n = home / f"airflow.cfg.{version.split()[0]}.{n}.bak", n + 1
+    path.replace(kept)
+    return kept
 
 
 def is_config_note(path: Path) -> bool:

@@ -25,7 +25,7 @@ from adclick_ops.config.vocabulary import (
     MONITOR_PORT,
     TRAINING_DAG_ID,
 )
-from adclick_ops.embedded.home import forget_running, is_config_note, write_running
+from adclick_ops.embedded.home import forget_running, set_aside_config, write_config_note, write_running
 from adclick_ops.embedded.mailsink import MailSink
 from adclick_ops.embedded.stack import ADMIN_PASSWORD, ADMIN_USER, Stack, airflow, airflow_env, watch_parent
 from adclick_ops.net import port_is_free
@@ -48,19 +48,22 @@ def _say(text: str) -> None:
 
 
 def _retire_old_config(home: Path, version: str) -> None:
-    """Set aside the airflow.cfg an older Airflow wrote into this home.
+    """Set aside an airflow.cfg that Airflow (or a person) wrote into this home; the note of home.py takes its place.
 
-    Airflow up to 3.1 wrote its full default configuration there at first start; 3.3 writes none and
-    warns at every task about the options it renamed since. Every setting of the embedded Airflow
-    comes from config/embedded.env, so the file is only kept, renamed, for whoever edited it by hand.
+    Airflow up to 3.1 wrote its full default configuration there at first start; 3.3 writes it too
+    when the file is missing, with `dags_folder = <home>/dags` and other values that are not what
+    runs, and warns at every task about the options it renamed since. Every setting of the embedded
+    Airflow comes from the environment (config/embedded.env), so the file is only kept, renamed.
     """
     stamp = home / ".airflow-version"
     old = stamp.read_text().strip() if stamp.exists() else "3.1 or older"
-    cfg = home / "airflow.cfg"
-    if old != version and cfg.exists() and not is_config_note(cfg):
-        kept = home / f"airflow.cfg.{old.split()[0]}.bak"
-        cfg.replace(kept)
+    kept = set_aside_config(home)
+    if kept is None:
+        return
+    if old != version:
         _say(f"Airflow {version} replaces the Airflow {old} of {home}: its airflow.cfg is kept as {kept.name}")
+    else:
+        _say(f"{home / 'airflow.cfg'} held values that are not the settings in effect: kept as {kept.name}")
 
 
 def _migrate(env: dict[str, str], home: Path) -> None:
@@ -69,6 +72,7 @@ def _migrate(env: dict[str, str], home: Path) -> None:
 
     version = installed("apache-airflow-core")
     _retire_old_config(home, version)
+    write_config_note(home, env)
     _say(f"Preparing the Airflow metadata database in {home} ...")
     with open(home / "migrate.log", "wb") as log:
         result = airflow(["db", "migrate"], env, stdout=log, stderr=subprocess.STDOUT)

@@ -100,7 +100,8 @@ def test_the_note_is_not_set_aside_as_an_older_airflows_config(tmp_path, capsys)
     airflow_env(home)
     _retire_old_config(home, "3.3.2")
     assert (home / "airflow.cfg").exists() and not list(home.glob("airflow.cfg.*.bak"))
-    # a file that an older Airflow wrote is still kept aside
+    # a file that an older Airflow wrote is still kept aside, and the note is not written over it in passing
     (home / "airflow.cfg").write_text("[core]\ndags_folder = /somewhere/dags\n")
+    airflow_env(home)
     _retire_old_config(home, "3.3.2")
     assert (home / "airflow.cfg.3.1.bak").read_text().startswith("[core]")
