@@ -186,6 +186,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_trigger(args: argparse.Namespace) -> int:
     from adclick_ops.trigger import EXIT_NOT_TRIGGERED, TriggerError, locate, parse_conf, trigger_run
 
+    if not args.timeout > 0:  # also NaN
+        print(f"adclick-ops trigger: --timeout must be a number of seconds above 0, got {args.timeout:g}", file=sys.stderr)
+        return EXIT_NOT_TRIGGERED
     try:
         conf = parse_conf(args.conf)
         return trigger_run(args.dag_id, conf, args.wait, locate(Path(args.airflow_home), args.airflow_url), args.timeout)

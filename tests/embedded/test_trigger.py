@@ -105,3 +105,9 @@ def test_the_note_is_not_set_aside_as_an_older_airflows_config(tmp_path, capsys)
     airflow_env(home)
     _retire_old_config(home, "3.3.2")
     assert (home / "airflow.cfg.3.1.bak").read_text().startswith("[core]")
+
+
+@pytest.mark.parametrize("timeout", ["0", "-5", "nan"])
+def test_a_timeout_that_is_not_a_positive_number_of_seconds_is_refused(tmp_path, capsys, timeout):
+    assert main(["trigger", "--airflow-home", str(tmp_path), "--wait", "--timeout", timeout]) == 2
+    assert "--timeout must be a number of seconds above 0" in capsys.readouterr().err
