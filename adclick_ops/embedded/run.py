@@ -187,7 +187,7 @@ def _quoted(part: str) -> str:
 
 def _run_exists(api: AirflowClient, dag_id: str, run_id: str) -> bool:
     try:
-        api.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+        api.call("GET", f"/dags/{_quoted(dag_id)}/dagRuns/{_quoted(run_id)}")
     except AirflowError:
         return False
     return True
