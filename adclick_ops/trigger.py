@@ -108,6 +108,9 @@ def trigger_run(dag_id: str, conf: dict[str, Any] | None, wait: bool, target: Ta
     except AirflowError as exc:
         print(f"adclick-ops trigger: lost Airflow while following {run_id}: {exc.reason}", file=sys.stderr)
         return EXIT_FAILED
+    except KeyboardInterrupt:
+        _say(f"Stopped following {run_id}; the run goes on in Airflow")
+        raise
     if state == "timed out":
         _say(f"{run_id} has not ended after {timeout:g} s; it goes on in Airflow")
     return EXIT_SUCCEEDED if state == "success" else EXIT_FAILED
