@@ -274,3 +274,98 @@ def test_the_last_good_tag_is_reserved(pipelines):
     edit_yaml(pipelines / LAB2, lambda d: d["Airflow_Lab2"].update(tags=["adclick", "last-good"]))
     dags, errors = parse(pipelines)
     assert "Airflow_Lab2" not in dags and "Airflow_Lab2.tags: the tag 'last-good' is set by adclick-ops" in errors[LAB2]
+
+
+PARSER = """
+import json, os, sys
+from pathlib import Path
+from airflow.dag_processing.dagbag import DagBag
+from adclick_ops.render import render
+
+pipelines, count = Path(sys.argv[1]), int(sys.argv[2])
+bag = DagBag(str(pipelines), collect_dags=False)
+
+def process_file(self):
+    rendered = {}
+    self.import_errors.clear()
+    render(rendered, pipelines)
+    return rendered
+
+for _ in range(count):
+    dags = process_file(bag)
+    lab2 = dags.get("Airflow_Lab2")
+    print("@@" + json.dumps({
+        "test_size": lab2.get_task("load_data_task").op_kwargs["settings"]["split"]["test_size"] if lab2 else None,
+        "kept": bool(lab2 and "last-good" in lab2.tags),
+        "errors": list(bag.import_errors.values()),
+    }), flush=True)
+"""
+
+WRITER = """
+import os, sys, tempfile
+from pathlib import Path
+
+path, stop = Path(sys.argv[1]), Path(sys.argv[2])
+versions = [Path(p).read_text() for p in sys.argv[3:]]
+i = 0
+while not stop.exists():
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".edit")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(versions[i % len(versions)])
+    os.replace(tmp, path)  # as editors and git write a file
+    i += 1
+print(i)
+"""
+
+
+def test_parsing_while_files_are_edited_never_renders_a_torn_snapshot(pipelines, airflow_home, tmp_path):
+    """Two DAG processors parse (and record) while the file flips between two valid versions and a broken one."""
+    import subprocess
+    import sys
+
+    text = (pipelines / LAB2).read_text()
+    versions = {"a": text, "b": text.replace("test_size: 0.3", "test_size: 0.25"), "broken": text.replace("test_size: 0.3", "test_size: 3")}
+    for name, content in versions.items():
+        (tmp_path / f"{name}.txt").write_text(content)
+    env = airflow_home()
+    parse(pipelines)  # version a is recorded: from now on, some version always runs
+    stop = tmp_path / "stop"
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            WRITER,
+            str(pipelines / LAB2),
+            str(stop),
+            *(str(tmp_path / f"{n}.txt") for n in ("a", "broken", "b", "broken")),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        parsers = [
+            subprocess.Popen(
+                [sys.executable, "-c", PARSER, str(pipelines), "40"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+            for _ in range(2)
+        ]
+        outputs = [p.communicate(timeout=600) for p in parsers]
+    finally:
+        stop.touch()
+        edits = int(writer.communicate(timeout=60)[0])
+    assert edits > 10
+    results = []
+    for (out, err), parser in zip(outputs, parsers, strict=True):
+        assert parser.returncode == 0, err[-3000:]
+        results += [json.loads(line[2:]) for line in out.splitlines() if line.startswith("@@")]
+    assert len(results) == 80
+    for r in results:
+        assert r["test_size"] in (0.3, 0.25), r  # always a whole valid version, kept or current
+        assert not any("cannot be used" in e or "does not validate any more" in e for e in r["errors"]), r
+        if r["kept"]:
+            assert len(r["errors"]) == 1 and "test_size" in r["errors"][0] and lastgood.RUNS_MARKER in r["errors"][0]
+    assert any(r["kept"] for r in results) and any(not r["kept"] for r in results)
+    # what is left is a whole snapshot of one of the valid versions
+    assert lastgood.read_snapshot(pipelines.parent / "last-good", LAB2).text in (versions["a"], versions["b"])
+    assert [p.name for p in (pipelines.parent / "last-good").iterdir() if p.name.startswith(".")] == []  # no temporary file left
