@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from adclick_ops.config import ConfigError
+from adclick_ops.config.vocabulary import INVALID_FILE_HEADLINE
 
 TESTED_AIRFLOW = ("3.3",)
 # Where each tested Airflow defines DagBag (3.3 moved it; the old path is a deprecated shim).
@@ -82,6 +83,4 @@ def file_import_errors(errors: dict[str, ConfigError], notes: dict[str, str] | N
         raise ConfigError(issues)
     for path, error in errors.items():
         note = (notes or {}).get(path)
-        dagbag.import_errors[_error_key(dagbag, path)] = f"{type(error).__name__}: invalid pipeline file\n{error}" + (
-            f"\n{note}" if note else ""
-        )
+        dagbag.import_errors[_error_key(dagbag, path)] = f"{INVALID_FILE_HEADLINE}\n{error}" + (f"\n{note}" if note else "")

@@ -31,14 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adclick_ops.config import Catalog, ConfigError, PipelineFile, load_catalog, pipeline_paths, shown_path
-from adclick_ops.config.vocabulary import ENV_LAST_GOOD
+from adclick_ops.config.vocabulary import ENV_LAST_GOOD, NOT_RUN_MARKER, RUNS_MARKER
 
 FORMAT = 1
 FOLDER_NAME = "last-good"
 SUFFIX = ".json"
-# The first line of the note that an import error carries while the last valid version runs (the monitor reads it).
-RUNS_MARKER = "The last valid version of this file runs instead:"
-NOT_RUN_MARKER = "No version of this file runs:"
 
 
 class SnapshotUnreadable(Exception):

@@ -17,7 +17,7 @@ from typing import Any
 
 from adclick_ops import lastgood
 from adclick_ops.config import ConfigError, Issue, load_catalog, pipeline_paths, pipelines_dir, project_root
-from adclick_ops.config.vocabulary import LAST_GOOD_TAG
+from adclick_ops.config.vocabulary import LAST_GOOD_DOCS_OPENING, LAST_GOOD_TAG
 from adclick_ops.dagbag_errors import file_import_errors
 from adclick_ops.factory import _fence, dag_config
 
@@ -132,7 +132,7 @@ def _last_good_docs(kept: lastgood.Kept) -> str:
     fence = _fence(errors)
     path = kept.file.path.replace("<", "&lt;").replace("`", "'")
     return (
-        f"**Running the last valid version of {path}** ({kept.snapshot.describe()}). The file as it is now does not "
+        f"{LAST_GOOD_DOCS_OPENING}{path}** ({kept.snapshot.describe()}). The file as it is now does not "
         f"validate; Airflow shows its errors as the import error of {path}. Fix the file and this DAG follows it again. "
         f"The first errors:\n\n{fence}text\n{errors}\n{fence}"
     )

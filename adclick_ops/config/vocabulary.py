@@ -79,6 +79,12 @@ OnInvalid = Literal["keep_last_good", "stop"]
 ON_INVALID: tuple[OnInvalid, ...] = get_args(OnInvalid)
 # The tag of a DAG rendered from the last valid version of its file.
 LAST_GOOD_TAG = "last-good"
+# How the import error of a broken pipeline file begins, and how its last line says what runs instead
+# (or why nothing does); how the docs of a kept DAG open. The monitor reads them through Airflow's REST API.
+INVALID_FILE_HEADLINE = "ConfigError: invalid pipeline file"
+RUNS_MARKER = "The last valid version of this file runs instead:"
+NOT_RUN_MARKER = "No version of this file runs:"
+LAST_GOOD_DOCS_OPENING = "**Running the last valid version of "
 
 # --- names the e-mail, the monitor and the run command rely on ----------------------------------
 
