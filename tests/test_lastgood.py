@@ -18,7 +18,7 @@ from pipeline_mistakes import LAB2, MISTAKES
 from adclick_ops import lastgood
 from adclick_ops.render import render
 
-from helpers import PROJECT, edit_yaml, parse_dags, run_airflow
+from helpers import PROJECT, body_text, edit_yaml, parse_dags, run_airflow
 
 # Mistakes beyond validate's message tests: how the file is written, templates, schedules, references.
 MORE = [
@@ -369,3 +369,32 @@ def test_parsing_while_files_are_edited_never_renders_a_torn_snapshot(pipelines,
     # what is left is a whole snapshot of one of the valid versions
     assert lastgood.read_snapshot(pipelines.parent / "last-good", LAB2).text in (versions["a"], versions["b"])
     assert [p.name for p in (pipelines.parent / "last-good").iterdir() if p.name.startswith(".")] == []  # no temporary file left
+
+
+def test_the_watch_says_and_mails_each_break_once_and_each_heal(pipelines, smtp_server):
+    """What `adclick-ops run` prints and sends: once per distinct broken content, once when it heals, not once per look."""
+    from adclick_ops.pipeline_watch import PipelineWatch, send
+
+    env = smtp_server.connection_env()
+    parse(pipelines)
+    watch = PipelineWatch(pipelines)
+    assert watch.check() == []
+    text = (pipelines / LAB2).read_text()
+    break_file(pipelines / LAB2, "scalers: [minmax, standard]", "scalers: [robsut]")
+    (change,) = watch.check()
+    assert change.kind == "broken" and change.recipients == ("ml-team@example.com",)
+    assert "does not validate; " in change.line() and "'robsut'" in change.line() and lastgood.RUNS_MARKER in change.line()
+    assert send(change, env)
+    assert watch.check() == [] and PipelineWatch(pipelines).check() == []  # the same content, even after a restart
+    break_file(pipelines / LAB2, "scalers: [robsut]", "scalers: [robsutt]")  # broken differently: once more
+    (again,) = watch.check()
+    assert again.kind == "broken" and again.sha256 != change.sha256
+    (pipelines / LAB2).write_text(text)
+    (healed,) = watch.check()
+    assert healed.kind == "healed" and "validates again" in healed.line()
+    assert send(healed, env)
+    assert watch.check() == []
+    subjects = [m["Subject"] for _, m in smtp_server.messages]
+    assert subjects == ["[adclick-ops] airflow_lab2.yaml does not validate", "[adclick-ops] airflow_lab2.yaml validates again"]
+    assert [r for r, _ in smtp_server.messages] == [["ml-team@example.com"]] * 2
+    assert "'robsut'" in body_text(smtp_server.messages[0][1])

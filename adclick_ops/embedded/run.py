@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import smtplib
 import subprocess
 import sys
 import time
@@ -355,6 +356,33 @@ def _mentions(path: Path, text: str) -> bool:
     return any(text in part for part in parts)
 
 
+def _watcher(env: dict[str, str]) -> Any:
+    """What the DAG file renders: $ADCLICK_OPS_PIPELINES, else pipelines/ beside the DAGs folder."""
+    from adclick_ops.pipeline_watch import PipelineWatch
+
+    folder = env.get("ADCLICK_OPS_PIPELINES") or str(Path(env["AIRFLOW__CORE__DAGS_FOLDER"]).parent / "pipelines")
+    return PipelineWatch(folder)
+
+
+def _watch(watch: Any, env: dict[str, str]) -> None:
+    """A line (and an e-mail to the pipeline's recipients) when a pipeline file breaks or heals (adclick_ops.pipeline_watch)."""
+    from adclick_ops.config import ConfigError
+    from adclick_ops.pipeline_watch import send
+
+    try:
+        changes = watch.check()
+    except (ConfigError, OSError) as exc:  # the folder itself is gone: the DAG file says so too
+        _say(f"pipelines: {exc}")
+        return
+    for change in changes:
+        _say(f"pipelines: {change.line()}")
+        try:
+            if send(change, env):
+                _say(f"pipelines: e-mail to {', '.join(change.recipients)}: {change.subject()}")
+        except (OSError, ValueError, smtplib.SMTPException) as exc:
+            _say(f"pipelines: the e-mail could not be sent: {exc}")
+
+
 def run_forever(home: Path, port: int = AIRFLOW_PORT) -> int:
     _interrupt_on_sigterm()
     home = home.resolve()
@@ -392,6 +420,8 @@ def run_forever(home: Path, port: int = AIRFLOW_PORT) -> int:
                             f"{DAG_ID} was not parsed; run `adclick-ops validate` and see {home / 'dag-processor.log'}"
                         ) from None
                     time.sleep(2)
+            watch = _watcher(env)
+            _watch(watch, env)
             run_id = start_run(api, DAG_ID, "triggered by adclick-ops run")
             state = follow_run(api, DAG_ID, run_id, stack, base)
             _say(f"{DAG_ID} run {run_id}: {state}")
@@ -414,6 +444,7 @@ def run_forever(home: Path, port: int = AIRFLOW_PORT) -> int:
             _say(f"Monitor:    http://localhost:{monitor_port}")
             _say("Everything keeps running; press Ctrl-C to stop.")
             while not stack.dead():
+                _watch(watch, env)
                 time.sleep(2)
             _say(f"{', '.join(stack.dead())} stopped; shutting down.")
             return 1
