@@ -269,3 +269,28 @@ def keep_last_good(catalog: Catalog, snapshots: Path) -> Decision:
         decision.notes[shown] = note
         decision.kept.append(Kept(PipelineFile(kept_file.path, kept_dags, kept_file.document), snap, catalog.errors[shown]))
     return decision
+
+
+def differences(pipelines: Path, paths: list[Path] | None = None, valid: set[str] | None = None) -> list[str]:
+    """One line per pipeline file whose content is not the last valid version that Airflow renders (`validate`, `plan`).
+
+    `valid`: names of the files that validate now (their next parse records them); the others keep their last valid
+    version running.
+    """
+    folder = snapshot_folder(pipelines)
+    lines = []
+    for path in paths if paths is not None else pipeline_paths(Path(pipelines)):
+        try:
+            snap = read_snapshot(folder, path.name)
+            text = path.read_bytes().decode("utf-8", "replace")
+        except (SnapshotUnreadable, OSError):
+            continue
+        if snap is None or snap.sha256 == sha256(text):
+            continue
+        then = (
+            "Airflow renders this version at its next parse"
+            if valid is not None and path.name in valid
+            else ("Airflow runs that version until this file validates")
+        )
+        lines.append(f"{shown_path(path)} differs from the last valid version that Airflow runs ({snap.describe()}); {then}")
+    return lines

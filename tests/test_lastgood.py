@@ -398,3 +398,26 @@ def test_the_watch_says_and_mails_each_break_once_and_each_heal(pipelines, smtp_
     assert subjects == ["[adclick-ops] airflow_lab2.yaml does not validate", "[adclick-ops] airflow_lab2.yaml validates again"]
     assert [r for r, _ in smtp_server.messages] == [["ml-team@example.com"]] * 2
     assert "'robsut'" in body_text(smtp_server.messages[0][1])
+
+
+def test_validate_and_plan_say_when_a_file_differs_from_the_version_that_runs(pipelines, capsys):
+    import subprocess
+
+    from adclick_ops import plan
+    from adclick_ops.config import report
+
+    git = ["git", "-C", str(pipelines.parent), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "pipelines"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "pipelines"], check=True)
+    parse(pipelines)
+    assert report.check([str(pipelines)]).notes == []  # what runs is what is there
+    break_file(pipelines / LAB2, "scalers: [minmax, standard]", "scalers: [robsut]")
+    (note,) = report.check([str(pipelines)]).notes
+    assert note.startswith(f"{pipelines / LAB2} differs from the last valid version that Airflow runs (sha256 ")
+    assert note.endswith("Airflow runs that version until this file validates")
+    assert "runs that version until" in plan.plan(pipelines).new.note
+    break_file(pipelines / LAB2, "scalers: [robsut]", "scalers: [robust]")
+    (note,) = report.check([str(pipelines / LAB2)]).notes
+    assert note.endswith("Airflow renders this version at its next parse")
+    assert plan.render(plan.plan(pipelines), "text").count("differs from the last valid version") == 1
