@@ -1,9 +1,10 @@
 """Noticing that a pipeline file breaks or heals: one line and one e-mail each time, never one per parse.
 
 The DAG file must not reach the network at parse (Airflow's best practices), so the alert is not
-sent from there. A long-running process that already supervises the deployment looks at the folder
-every few seconds instead: `adclick-ops run` does it next to the Airflow processes it started. It
-validates the folder as the DAG file does (same code, same snapshots), so it says the same thing.
+sent from there. A long-running process looks at the folder every few seconds instead:
+`adclick-ops run` next to the Airflow processes it started, and `adclick-ops watch-pipelines` (the
+`pipeline-watch` service of the Compose stack). It validates the folder as the DAG file does (same
+code, same snapshots), so it says the same thing.
 
 Once per distinct broken content: the sha256 of each broken file's content that was alerted is kept
 in `.watch.json` of the snapshot folder (written atomically), so a restart does not alert again, and
@@ -14,22 +15,25 @@ connection that version names, read from the environment as Airflow reads it (AI
 
 from __future__ import annotations
 
+import argparse
 import html
 import json
 import os
 import smtplib
 import ssl
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from adclick_ops import lastgood
-from adclick_ops.config import load_catalog, pipeline_paths, pipelines_dir, shown_path
+# pydantic and YAML are imported on first use: `adclick-ops` registers this command at every start
 
 STATE_FILE = ".watch.json"
+ALIVE_FILE = ".watch.alive"  # touched at each look of `watch-pipelines`
 MAX_ERRORS = 10
 
 
@@ -91,6 +95,9 @@ class PipelineWatch:
     """Compares the pipelines folder with what was last reported; `check()` returns what changed since."""
 
     def __init__(self, pipelines: str | os.PathLike[str] | None = None):
+        from adclick_ops import lastgood
+        from adclick_ops.config import pipelines_dir
+
         self.folder = pipelines_dir(pipelines)
         self.snapshots = lastgood.snapshot_folder(self.folder)
         self.state_path = self.snapshots / STATE_FILE
@@ -103,6 +110,9 @@ class PipelineWatch:
         return data if isinstance(data, dict) else {}
 
     def check(self) -> list[Change]:
+        from adclick_ops import lastgood
+        from adclick_ops.config import load_catalog, pipeline_paths, shown_path
+
         catalog = load_catalog(self.folder)
         decision = lastgood.keep_last_good(catalog, self.snapshots)
         kept = {k.file.path: k for k in decision.kept}
@@ -178,3 +188,54 @@ def send(change: Change, env: dict[str, str], timeout: float = 30) -> bool:
             smtp.login(conn["login"], conn["password"] or "")
         smtp.send_message(message)
     return True
+
+
+def tell(watch: PipelineWatch, env: dict[str, str], say: Callable[[str], None]) -> None:
+    """Check once: a line for each change, and its e-mail. Never raises for a folder or a mail server in trouble."""
+    from adclick_ops.config import ConfigError
+
+    try:
+        changes = watch.check()
+    except (ConfigError, OSError) as exc:  # the folder itself is gone: the DAG file says so too
+        say(f"pipelines: {exc}")
+        return
+    for change in changes:
+        say(f"pipelines: {change.line()}")
+        try:
+            if send(change, env):
+                say(f"pipelines: e-mail to {', '.join(change.recipients)}: {change.subject()}")
+        except (OSError, ValueError, smtplib.SMTPException) as exc:
+            say(f"pipelines: the e-mail could not be sent: {exc}")
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    watch = PipelineWatch(args.pipelines)
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+
+    say(f"watching {watch.folder} every {args.interval:g} s (last valid versions in {watch.snapshots})")
+    while True:
+        tell(watch, dict(os.environ), say)
+        try:  # the health check of the Compose service looks at its age
+            watch.snapshots.mkdir(parents=True, exist_ok=True)
+            (watch.snapshots / ALIVE_FILE).touch()
+        except OSError:
+            pass
+        if args.once:
+            return 0
+        time.sleep(args.interval)
+
+
+def add_command(sub: Any) -> None:
+    p = sub.add_parser(
+        "watch-pipelines",
+        help="print a line and e-mail the pipeline's recipients when a pipeline file breaks or heals",
+        description="Look at the pipelines folder every few seconds, as the DAG file renders it; when a file stops "
+        "validating (once per distinct broken content) or validates again, print a line and e-mail the recipients of "
+        "its last valid version through the SMTP connection it names (AIRFLOW_CONN_<ID> in URI form).",
+    )
+    p.add_argument("--pipelines", default=None, help="pipelines folder (default: $ADCLICK_OPS_PIPELINES, else pipelines/)")
+    p.add_argument("--interval", type=float, default=10.0, help="seconds between two looks (default: 10)")
+    p.add_argument("--once", action="store_true", help="look once and exit")
+    p.set_defaults(func=cmd_watch)

@@ -421,3 +421,21 @@ def test_validate_and_plan_say_when_a_file_differs_from_the_version_that_runs(pi
     (note,) = report.check([str(pipelines / LAB2)]).notes
     assert note.endswith("Airflow renders this version at its next parse")
     assert plan.render(plan.plan(pipelines), "text").count("differs from the last valid version") == 1
+
+
+def test_the_watch_pipelines_command_mails_through_the_connection_of_the_environment(pipelines, smtp_server):
+    """`adclick-ops watch-pipelines`, as the Compose stack's pipeline-watch service runs it."""
+    import subprocess
+    import sys
+
+    parse(pipelines)
+    break_file(pipelines / LAB2, "scalers: [minmax, standard]", "scalers: [robsut]")
+    env = {**os.environ, **smtp_server.connection_env(), "ADCLICK_OPS_PIPELINES": str(pipelines)}
+    command = [sys.executable, "-m", "adclick_ops.cli", "watch-pipelines", "--once"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert f"pipelines: {pipelines / LAB2} does not validate; " in result.stdout
+    assert "pipelines: e-mail to ml-team@example.com: [adclick-ops] airflow_lab2.yaml does not validate" in result.stdout
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert "does not validate" not in again.stdout  # told once, across restarts
+    assert len(smtp_server.messages) == 1

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import smtplib
 import subprocess
 import sys
 import time
@@ -366,21 +365,9 @@ def _watcher(env: dict[str, str]) -> Any:
 
 def _watch(watch: Any, env: dict[str, str]) -> None:
     """A line (and an e-mail to the pipeline's recipients) when a pipeline file breaks or heals (adclick_ops.pipeline_watch)."""
-    from adclick_ops.config import ConfigError
-    from adclick_ops.pipeline_watch import send
+    from adclick_ops.pipeline_watch import tell
 
-    try:
-        changes = watch.check()
-    except (ConfigError, OSError) as exc:  # the folder itself is gone: the DAG file says so too
-        _say(f"pipelines: {exc}")
-        return
-    for change in changes:
-        _say(f"pipelines: {change.line()}")
-        try:
-            if send(change, env):
-                _say(f"pipelines: e-mail to {', '.join(change.recipients)}: {change.subject()}")
-        except (OSError, ValueError, smtplib.SMTPException) as exc:
-            _say(f"pipelines: the e-mail could not be sent: {exc}")
+    tell(watch, env, _say)
 
 
 def run_forever(home: Path, port: int = AIRFLOW_PORT) -> int:

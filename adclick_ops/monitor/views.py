@@ -30,7 +30,7 @@ CASE_TITLES = {
 }
 # The page of each case. Redirects carry these relative paths only: never a host from the request.
 CASE_PAGES = {"success": "/success", "running": "/running", "failed": "/failure", "no_run": "/failure", "unreachable": "/failure"}
-# Seconds a page or /health waits for the pipelines' state before it shows what it has.
+# Seconds /health waits for the pipelines' state before it answers with what it has (pages wait as for runs).
 PAGE_WAIT = 0.5
 _DIGITS = re.compile(r"[0-9]{1,6}")  # ASCII digits only: str.isdigit() also takes "٣" and "²"
 
@@ -93,7 +93,7 @@ def _pipeline_state() -> dict[str, Any]:
     """Every page shows the banner of broken pipeline files and of a DAG Airflow lost (templates/_pipelines.html)."""
     if "adclick_monitor" not in current_app.extensions:
         return {"pipelines": None}
-    return {"pipelines": _source().pipelines(wait=PAGE_WAIT)}
+    return {"pipelines": _source().pipelines()}
 
 
 @bp.get("/")
@@ -124,7 +124,7 @@ def _page(status: Status) -> str:
     title = CASE_TITLES[status.case]
     if status.run is not None and status.run.gate_rejected:
         title = "Latest run: model not promoted"
-    state = source.pipelines(wait=PAGE_WAIT)
+    state = source.pipelines()
     if state is not None and state.degraded:
         title += f", but {state.problems[0]}"  # never "succeeded" alone while the DAG is broken, stale or gone
     return render_template(
