@@ -4,7 +4,8 @@
 dag-factory's DagBuilder and puts the DAGs into the DAG file's globals. A broken pipeline file
 must not take the others down, nor vanish silently (as with dag-factory's own folder scan): the
 valid files are rendered, each DAG on its own, and each broken file (or DAG that Airflow refuses)
-is filed as an import error of its pipeline file (`dagbag_errors`).
+is filed as an import error of its pipeline file (`dagbag_errors`). A broken file that validated
+before goes on from its last valid version meanwhile (`lastgood`).
 """
 
 from __future__ import annotations
