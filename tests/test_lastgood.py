@@ -119,6 +119,8 @@ def test_any_mistake_keeps_the_last_valid_version_running_and_files_the_errors(p
     assert set(dags) == {"Airflow_Lab2", "Airflow_Lab2_Flask"}
     kept = dags["Airflow_Lab2"]
     assert settings(kept) == good  # the last valid settings, whatever the file says now
+    assert kept.timetable == before["Airflow_Lab2"].timetable and kept.schedule == "@daily"  # scheduled runs go on
+    assert kept.max_active_runs == 1 and kept.start_date == before["Airflow_Lab2"].start_date
     assert [t.task_id for t in kept.topological_sort()] == [t.task_id for t in before["Airflow_Lab2"].topological_sort()]
     assert "last-good" in kept.tags and "last-good" not in dags["Airflow_Lab2_Flask"].tags
     # both at once: the file's own errors, as validate gives them, under the file's name
