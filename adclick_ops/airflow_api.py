@@ -380,6 +380,29 @@ class AirflowClient:
         return self.xcom(dag_id, run_id, METRICS_TASK_ID, "return_value")
 
 
+MAX_IMPORT_ERRORS = 100
+
+
+def import_errors(client: AirflowClient) -> list[dict[str, Any]]:
+    """Airflow's import errors (GET /api/v2/importErrors): filename, stack_trace, timestamp; at most MAX_IMPORT_ERRORS."""
+    body = client.call("GET", "/importErrors", limit=MAX_IMPORT_ERRORS, order_by="-timestamp")
+    items = body.get("import_errors") if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        raise AirflowUnreachable("Airflow's list of import errors has an unexpected shape")
+    return [e for e in items[:MAX_IMPORT_ERRORS] if isinstance(e, dict) and isinstance(e.get("filename"), str)]
+
+
+def dag_details(client: AirflowClient, dag_id: str) -> dict[str, Any] | None:
+    """GET /api/v2/dags/{dag_id}/details (is_stale, is_paused, tags, doc_md), or None when Airflow does not know the DAG."""
+    try:
+        body = client.call("GET", f"/dags/{_path_part(dag_id)}/details")
+    except AirflowNotFound:
+        return None
+    if not isinstance(body, dict):
+        raise AirflowUnreachable("Airflow's DAG details have an unexpected shape")
+    return body
+
+
 def _xcom_value(value: Any) -> dict[str, Any] | None:
     # The native answer holds what the task SDK stored: normally the dict itself, but a value pushed
     # through XComModel.serialize_value is a JSON string, and serde may wrap it in __classname__/__data__.

@@ -350,6 +350,10 @@ def build_parser() -> argparse.ArgumentParser:
     from adclick_ops.registry.commands import add_commands
 
     add_commands(sub)
+    # pipeline files breaking and healing: watch-pipelines
+    from adclick_ops.pipeline_watch import add_command
+
+    add_command(sub)
     return parser
 
 

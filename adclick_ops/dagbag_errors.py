@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from adclick_ops.config import ConfigError
+from adclick_ops.config.vocabulary import INVALID_FILE_HEADLINE
 
 TESTED_AIRFLOW = ("3.3",)
 # Where each tested Airflow defines DagBag (3.3 moved it; the old path is a deprecated shim).
@@ -64,8 +65,9 @@ def _error_key(dagbag: Any, pipeline_file: str) -> str:
     return os.path.relpath(path, base) if base else path
 
 
-def file_import_errors(errors: dict[str, ConfigError]) -> None:
-    """Record each pipeline file's errors under that file's name; raise them all when that cannot be done."""
+def file_import_errors(errors: dict[str, ConfigError], notes: dict[str, str] | None = None) -> None:
+    """Record each pipeline file's errors under that file's name, followed by its note (what runs instead, see
+    `lastgood`); raise them all when that cannot be done."""
     if not errors:
         return
     issues = [issue for error in errors.values() for issue in error.issues]
@@ -80,4 +82,5 @@ def file_import_errors(errors: dict[str, ConfigError]) -> None:
     if dagbag is None:  # not parsed by a DagBag: a plain import, `adclick-ops graph`
         raise ConfigError(issues)
     for path, error in errors.items():
-        dagbag.import_errors[_error_key(dagbag, path)] = f"{type(error).__name__}: invalid pipeline file\n{error}"
+        note = (notes or {}).get(path)
+        dagbag.import_errors[_error_key(dagbag, path)] = f"{INVALID_FILE_HEADLINE}\n{error}" + (f"\n{note}" if note else "")

@@ -268,7 +268,13 @@ def plan(folder: Path, base: str = "HEAD") -> Plan:
     new = read_working_tree(folder)
     old = read_revision(folder, base)
     rel = os.path.relpath(folder)
-    return compare(str(folder) if rel.startswith("..") else rel, old, new)
+    result = compare(str(folder) if rel.startswith("..") else rel, old, new)
+    from adclick_ops.lastgood import differences  # and what Airflow runs, when it is not the working tree
+
+    broken = {Path(i.path).name for i in new.issues}
+    running = differences(folder, valid={p.name for p in folder.glob("*.y*ml")} - broken)
+    result.new.note = "; ".join(n for n in [result.new.note, *running] if n) or None
+    return result
 
 
 # --- the answer -----------------------------------------------------------------------------------

@@ -161,7 +161,7 @@ def test_project_folders_are_mounted_where_the_settings_point(resolved):
         source, target = (volume["source"], volume["target"]) if isinstance(volume, dict) else volume.split(":")[:2]
         mounts[target] = source
     home = env["ADCLICK_OPS_HOME"]
-    for folder in ("dags", "pipelines", "config", "logs", "model", "runs"):
+    for folder in ("dags", "pipelines", "last-good", "config", "logs", "model", "runs"):
         assert mounts.get(f"{home}/{folder}") == str(PROJECT / folder), f"{folder}/ is not mounted at {home}/{folder}"
     assert env["ADCLICK_OPS_PIPELINES"] == f"{home}/pipelines"
     assert env["AIRFLOW__CORE__DAGS_FOLDER"] == f"{home}/dags"

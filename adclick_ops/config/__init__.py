@@ -19,6 +19,7 @@ _EXPORTS = {
     "pipeline_paths": "catalog",
     "pipelines_dir": "catalog",
     "project_root": "catalog",
+    "shown_path": "catalog",
     "ConfigError": "errors",
     "Issue": "errors",
 }
@@ -33,6 +34,7 @@ __all__ = [
     "pipeline_paths",
     "pipelines_dir",
     "project_root",
+    "shown_path",
 ]
 
 if TYPE_CHECKING:
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
         pipeline_paths,
         pipelines_dir,
         project_root,
+        shown_path,
     )
     from adclick_ops.config.errors import ConfigError, Issue
 

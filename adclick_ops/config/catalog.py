@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from adclick_ops.config.errors import ConfigError, Issue, describe, field_path, issues_from_validation, value_at
 from adclick_ops.config.models import DAG_ID_PATTERN, RESERVED_DAG_IDS, Dag, DefaultArgs, Defaults, dag_problems
 from adclick_ops.config.vocabulary import ENV_PIPELINES, ENV_PROJECT_ROOT
-from adclick_ops.config.yamlio import YamlDocument, YamlReadError, declared_ids, read_yaml
+from adclick_ops.config.yamlio import YamlDocument, YamlReadError, declared_ids, parse_yaml, read_yaml
 
 DEFAULTS_NAMES = ("defaults.yaml", "defaults.yml")
 # The project this package was installed from: the last resort when neither an argument, the
@@ -157,15 +157,21 @@ def _shown(path: Path) -> str:
     return str(path) if rel.startswith("..") else rel
 
 
-def load_pipeline_file(path: str | os.PathLike[str]) -> PipelineFile:
-    """Read and validate one pipeline file on its own (no cross-file checks)."""
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """The name a catalog files a path under (its key in `Catalog.errors`, `PipelineFile.path`)."""
+    return _shown(Path(path))
+
+
+def load_pipeline_file(path: str | os.PathLike[str], text: str | None = None) -> PipelineFile:
+    """Read and validate one pipeline file on its own (no cross-file checks); `text` in place of its content."""
     p = Path(path)
 
     def build() -> PipelineFile | ConfigError:
         try:
-            doc = read_yaml(p)
+            doc = read_yaml(p) if text is None else parse_yaml(text, str(p))
         except YamlReadError as exc:
             # the DAG ids it visibly declares still count as declared: the other files' triggers stay valid
+            exc.text = exc.text or text
             recovered = declared_ids(exc.text) if exc.text else []
             return ConfigError([Issue(_shown(p), exc.line, "", exc.message)], declared=recovered)
         doc.path = _shown(p)
@@ -174,7 +180,7 @@ def load_pipeline_file(path: str | os.PathLike[str]) -> PipelineFile:
             return ConfigError(issues, declared=[str(d) for d in doc.data])
         return PipelineFile(doc.path, dags, doc)
 
-    result = _cached(p, build)
+    result = _cached(p, build) if text is None else build()
     if isinstance(result, ConfigError):
         raise result
     return result
@@ -205,10 +211,13 @@ def pipeline_paths(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.suffix in (".yaml", ".yml") and p.name not in DEFAULTS_NAMES)
 
 
-def load_catalog(root: str | os.PathLike[str] | None = None, paths: list[Path] | None = None) -> Catalog:
+def load_catalog(
+    root: str | os.PathLike[str] | None = None, paths: list[Path] | None = None, texts: dict[Path, str] | None = None
+) -> Catalog:
     """Validate every pipeline file of `root` (or the given files), then check across files.
 
     Files with errors are left out of `files` and reported in `errors`; the good ones stay usable.
+    `texts` validates the given content in place of a file's own (its last valid version, `adclick_ops.lastgood`).
     """
     root_path = pipelines_dir(root)
     if paths is None:
@@ -221,7 +230,7 @@ def load_catalog(root: str | os.PathLike[str] | None = None, paths: list[Path] |
         catalog.errors[defaults_error.issues[0].path] = defaults_error
     for p in paths:
         try:
-            catalog.files.append(load_pipeline_file(p))
+            catalog.files.append(load_pipeline_file(p, (texts or {}).get(p)))
         except ConfigError as exc:
             catalog.errors[_shown(p)] = exc
     _cross_check(catalog, root_path)

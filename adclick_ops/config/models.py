@@ -50,6 +50,7 @@ from adclick_ops.config.vocabulary import (
     ENV_MONITOR_PORT,
     ESTIMATOR_PARAMS,
     ESTIMATORS,
+    LAST_GOOD_TAG,
     MONITOR_HOST,
     MONITOR_PORT,
     MONITOR_URL,
@@ -60,6 +61,7 @@ from adclick_ops.config.vocabulary import (
     EstimatorName,
     FailRun,
     MetricName,
+    OnInvalid,
     ScalerName,
 )
 
@@ -608,6 +610,14 @@ class Dag(Model):
         json_schema_extra={"uniqueItems": True},
     )
     is_paused_upon_creation: bool | None = Field(None, description="Whether Airflow creates the DAG paused (Airflow's setting by default).")
+    on_invalid: OnInvalid = Field(
+        "keep_last_good",
+        description=(
+            "When a later edit of this file does not validate: keep_last_good renders this DAG from the file's last valid "
+            "version (tagged last-good) while Airflow shows the file's errors; stop drops the DAG until the file is fixed. "
+            "The setting of the version that runs applies (docs/reliability.md)."
+        ),
+    )
     default_args: DefaultArgs | None = Field(None, description="Task defaults; merged over pipelines/defaults.yaml.")
     training: Training | None = Field(None, description="Settings of the training steps; needed by the training tasks.")
     notify: Notify | None = Field(None, description="Notifications; needed by an EmailOperator task.")
@@ -618,6 +628,10 @@ class Dag(Model):
     @field_validator("tags")
     @classmethod
     def _unique_tags(cls, v: list[str]) -> list[str]:
+        if LAST_GOOD_TAG in v:
+            raise ValueError(
+                f"the tag {LAST_GOOD_TAG!r} is set by adclick-ops on a DAG that runs the last valid version of its file; use another tag"
+            )
         return _no_duplicates(v, "tags")
 
     def graph_problems(self) -> list[tuple[tuple[str | int, ...], str]]:

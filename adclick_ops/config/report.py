@@ -62,6 +62,10 @@ def _check_folder(root: Path, named: list[Path] | None, report: Report) -> None:
         if _key(f.path) in wanted:
             report.dags.extend(f.dags)
     _check_estimators([f for f in catalog.files if _key(f.path) in wanted], report)
+    from adclick_ops.lastgood import differences
+
+    valid = {Path(f.path).name for f in catalog.files if _key(f.path) in wanted}
+    report.notes.extend(differences(root, [p for p in checked if p.name not in DEFAULTS_NAMES], valid))
 
 
 def _check_estimators(files: list, report: Report) -> None:

@@ -72,6 +72,20 @@ PROMOTION_METRIC: MetricName = "roc_auc"
 # Whether a version that is not promoted fails the run.
 FailRun = Literal["never", "below_floor", "always"]
 
+# --- what happens to a DAG when a valid pipeline file stops validating ----------------------------
+
+# keep_last_good: the DAG goes on from the last valid version of its file; stop: the DAG goes.
+OnInvalid = Literal["keep_last_good", "stop"]
+ON_INVALID: tuple[OnInvalid, ...] = get_args(OnInvalid)
+# The tag of a DAG rendered from the last valid version of its file.
+LAST_GOOD_TAG = "last-good"
+# How the import error of a broken pipeline file begins, and how its last line says what runs instead
+# (or why nothing does); how the docs of a kept DAG open. The monitor reads them through Airflow's REST API.
+INVALID_FILE_HEADLINE = "ConfigError: invalid pipeline file"
+RUNS_MARKER = "The last valid version of this file runs instead:"
+NOT_RUN_MARKER = "No version of this file runs:"
+LAST_GOOD_DOCS_OPENING = "**Running the last valid version of "
+
 # --- names the e-mail, the monitor and the run command rely on ----------------------------------
 
 TRAINING_DAG_ID = "Airflow_Lab2"
@@ -93,6 +107,7 @@ ENV_AIRFLOW_URL = "ADCLICK_AIRFLOW_URL"
 ENV_PIPELINES = "ADCLICK_OPS_PIPELINES"
 ENV_MODEL_DIR = "ADCLICK_MODEL_DIR"  # the model folder whose registry the monitor serves from
 ENV_PROJECT_ROOT = "ADCLICK_OPS_HOME"
+ENV_LAST_GOOD = "ADCLICK_OPS_LAST_GOOD"  # the folder of the last valid versions of the pipeline files
 
 # Where a path of a pipeline file may point besides the local disk: object storage, through fsspec.
 # Never a web address: a worker would fetch whatever it names.

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -381,6 +382,21 @@ def _mentions(path: Path, text: str) -> bool:
     return any(text in part for part in parts)
 
 
+def _watcher(env: dict[str, str]) -> Any:
+    """What the DAG file renders: $ADCLICK_OPS_PIPELINES, else pipelines/ beside the DAGs folder."""
+    from adclick_ops.pipeline_watch import PipelineWatch
+
+    folder = env.get("ADCLICK_OPS_PIPELINES") or str(Path(env["AIRFLOW__CORE__DAGS_FOLDER"]).parent / "pipelines")
+    return PipelineWatch(folder)
+
+
+def _watch(watch: Any, env: dict[str, str]) -> None:
+    """A line (and an e-mail to the pipeline's recipients) when a pipeline file breaks or heals (adclick_ops.pipeline_watch)."""
+    from adclick_ops.pipeline_watch import tell
+
+    tell(watch, env, _say)
+
+
 def run_forever(home: Path, port: int = AIRFLOW_PORT) -> int:
     began = time.time()
     _interrupt_on_sigterm()
@@ -419,6 +435,8 @@ def run_forever(home: Path, port: int = AIRFLOW_PORT) -> int:
                             f"{DAG_ID} was not parsed; run `adclick-ops validate` and see {home / 'dag-processor.log'}"
                         ) from None
                     time.sleep(2)
+            watch = _watcher(env)
+            _watch(watch, env)
             run_id = start_run(api, DAG_ID, "triggered by adclick-ops run")
             # `adclick-ops trigger` and `adclick-ops airflow` find this Airflow by its home
             added = {
@@ -432,7 +450,7 @@ def run_forever(home: Path, port: int = AIRFLOW_PORT) -> int:
             _say(f"Monitor:    http://localhost:{monitor_port}")
             _say("Everything keeps running; press Ctrl-C to stop.")
             _say(f"Run {DAG_ID} again: adclick-ops trigger --wait (or the Airflow UI); every run of it is reported here when it ends.")
-            watch_runs(api, DAG_ID, stack, base, mail_dir, reported={run_id}, since=began)
+            watch_runs(api, DAG_ID, stack, base, mail_dir, reported={run_id}, since=began, on_tick=lambda: _watch(watch, env))
             _say(f"{', '.join(stack.dead())} stopped; shutting down.")
             return 1
     except KeyboardInterrupt:
@@ -512,14 +530,17 @@ def watch_runs(
     reported: set[str],
     since: float,
     interval: float = 3,
+    on_tick: Callable[[], None] | None = None,
 ) -> None:
     """Until a component of the stack stops: say each run of `dag_id` that starts, and summarize it when it ends.
 
     Runs from the UI, the CLI or the schedule alike; runs that ended before `since` (a time.time value),
-    when this command started, are not said.
+    when this command started, are not said. `on_tick` runs once per look (the pipeline files' watch).
     """
     started: set[str] = set()
     while stack is None or not stack.dead():
+        if on_tick is not None:
+            on_tick()
         try:
             runs = api.recent_runs(dag_id, 20)
         except AirflowError:  # a moment's lock on SQLite, a restarting api-server: look again

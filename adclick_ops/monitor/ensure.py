@@ -40,7 +40,12 @@ def probe(host: str, port: int, timeout: float = 5.0) -> Probe:
         body = response.json()
     except ValueError:
         body = None
-    if response.status_code == 200 and isinstance(body, dict) and body.get("status") == "ok" and body.get("service") == SERVICE_NAME:
+    if (
+        response.status_code == 200
+        and isinstance(body, dict)
+        and body.get("status") in ("ok", "degraded")
+        and body.get("service") == SERVICE_NAME
+    ):
         return Probe("ours")
     return Probe("other", f"GET /health answered HTTP {response.status_code}, not an adclick monitor")
 

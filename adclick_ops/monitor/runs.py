@@ -23,6 +23,7 @@ from urllib.parse import quote
 from adclick_ops.airflow_api import FAILURE_XCOM_KEY, AirflowClient, AirflowError, AirflowUnreachable, DagNotFound
 from adclick_ops.config.vocabulary import METRICS
 from adclick_ops.monitor.cache import AirflowSlow, TTLCache
+from adclick_ops.monitor.pipelines import PipelineState, read_state
 
 log = logging.getLogger(__name__)
 
@@ -333,6 +334,13 @@ class RunSource:
         except AirflowUnreachable as exc:
             return Status("unreachable", reason=exc.reason)
         return status_of(run)
+
+    def pipelines(self, wait: float | None = None) -> PipelineState | None:
+        """The pipeline files' and the DAG's state (monitor.pipelines); None when Airflow did not tell within `wait` s."""
+        try:
+            return self.cache.get(("pipelines",), lambda: read_state(self.client, self.dag_id), wait=wait)
+        except AirflowError:
+            return None
 
     def airflow_health(self, wait: float = 0.5) -> tuple[bool | None, str | None]:
         """Whether Airflow's health endpoint answers; None when it has not answered within `wait` s yet."""

@@ -31,6 +31,8 @@ CASE_TITLES = {
 }
 # The page of each case. Redirects carry these relative paths only: never a host from the request.
 CASE_PAGES = {"success": "/success", "running": "/running", "failed": "/failure", "no_run": "/failure", "unreachable": "/failure"}
+# Seconds /health waits for the pipelines' state before it answers with what it has (pages wait as for runs).
+PAGE_WAIT = 0.5
 _DIGITS = re.compile(r"[0-9]{1,6}")  # ASCII digits only: str.isdigit() also takes "٣" and "²"
 
 
@@ -96,6 +98,14 @@ def _describe(run: Any) -> str:
     return describe(run)
 
 
+@bp.app_context_processor
+def _pipeline_state() -> dict[str, Any]:
+    """Every page shows the banner of broken pipeline files and of a DAG Airflow lost (templates/_pipelines.html)."""
+    if "adclick_monitor" not in current_app.extensions:
+        return {"pipelines": None}
+    return {"pipelines": _source().pipelines()}
+
+
 @bp.get("/")
 def index() -> Any:
     return _to_page(_source().status())
@@ -158,6 +168,9 @@ def _page(status: Status, nothing: dict[str, str] | None = None) -> str:
         title = "Latest run: model not promoted"
     if nothing is not None:
         title = nothing["title"]
+    state = source.pipelines()
+    if state is not None and state.degraded:
+        title += f", but {state.problems[0]}"  # never "succeeded" alone while the DAG is broken, stale or gone
     return render_template(
         "run.html",
         status=status,
@@ -221,7 +234,12 @@ def health() -> Any:
     airflow = {"url": source.client.base_url, "reachable": reachable}
     if reason:
         airflow["reason"] = reason
-    return jsonify({"status": "ok", "service": SERVICE_NAME, "dag_id": source.dag_id, "airflow": airflow})
+    body: dict[str, Any] = {"status": "ok", "service": SERVICE_NAME, "dag_id": source.dag_id, "airflow": airflow}
+    # liveness stays HTTP 200; a broken pipeline file or a DAG Airflow lost makes it "degraded"
+    state = source.pipelines(wait=PAGE_WAIT) if reachable else None
+    if state is not None and state.degraded:
+        body.update(status="degraded", problems=list(state.problems))
+    return jsonify(body)
 
 
 @bp.get("/api/status")
@@ -234,6 +252,8 @@ def api_status() -> Any:
         "reason": status.reason,
         "run": status.run.as_json() if status.run else None,
     }
+    state = source.pipelines() if status.case != "unreachable" else None
+    body["pipelines"] = state.as_json() if state is not None else None
     return jsonify(body), 503 if status.case == "unreachable" else 200
 
 

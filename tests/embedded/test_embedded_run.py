@@ -81,6 +81,7 @@ def test_run_command_trains_triggers_the_monitor_dag_and_serves_the_monitor(tmp_
         assert f"{accuracy:.4f}"[:5] in page  # e.g. 0.970
 
         check_the_terminal_loop(proc, lines, tmp_path / "airflow", api_port, env)
+        break_and_heal(proc, lines, pipelines, tmp_path, base, f"http://127.0.0.1:{api_port}")
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -142,6 +143,94 @@ def check_the_terminal_loop(proc: subprocess.Popen, lines: list[str], home, api_
     # Airflow's CLI sees both runs in the same database
     listed = adclick_ops("airflow", "--airflow-home", str(home), "dags", "list-runs", "Airflow_Lab2", "-o", "plain", env=env)
     assert listed.returncode == 0 and run_id in listed.stdout and first_run in listed.stdout, listed
+
+
+def poll(what: str, check, timeout: float, interval: float = 2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def break_and_heal(proc: subprocess.Popen, lines: list[str], pipelines, tmp_path, monitor: str, airflow_url: str) -> None:
+    """A typo reaches the live deployment: the DAG goes on from the last valid version and everyone is told; fixed,
+    everything follows the file again; deleted, the DAG goes."""
+    from adclick_ops.airflow_api import AirflowClient, dag_details, import_errors
+
+    api = AirflowClient(airflow_url, "airflow", "airflow", read_timeout=30, deadline=60)
+    path = pipelines / "airflow_lab2.yaml"
+    good = path.read_text()
+    mails = set((tmp_path / "mail").glob("*.eml"))
+    # a change of scalers that would run, with a misspelled field that makes the file invalid
+    edit_yaml(path, lambda d: d["Airflow_Lab2"]["training"].update(scalers=["robust"], colour="blue"))
+    wait_for_line(proc, lines, r"pipelines: .*airflow_lab2\.yaml does not validate; .*colour", timeout=60)
+    wait_for_line(
+        proc, lines, r"pipelines: e-mail to ml-team@example\.com: \[adclick-ops\] airflow_lab2\.yaml does not validate", timeout=60
+    )
+    alerts = set((tmp_path / "mail").glob("*.eml")) - mails
+    assert len(alerts) == 1 and _mentions_text(next(iter(alerts)), "unknown field 'colour'")
+
+    # Airflow: the DAG keeps its last valid version, tagged; the import error is filed under the pipeline file
+    details = poll(
+        "the last-good tag", lambda: (d := dag_details(api, "Airflow_Lab2")) and "last-good" in [t["name"] for t in d["tags"]] and d, 180
+    )
+    assert details["is_stale"] is False
+    error = poll(
+        "the import error of the pipeline file",
+        lambda: next((e for e in import_errors(api) if e["filename"].endswith("airflow_lab2.yaml")), None),
+        180,
+    )
+    assert "Airflow_Lab2.training.colour: unknown field 'colour'" in error["stack_trace"]
+    assert "The last valid version of this file runs instead: Airflow_Lab2 from sha256" in error["stack_trace"]
+    # the monitor: degraded health (still HTTP 200), the banner, and /api/status
+    health = poll(
+        "a degraded /health", lambda: (h := requests.get(f"{monitor}/health", timeout=10)).json()["status"] == "degraded" and h, 60
+    )
+    assert health.status_code == 200
+    # each server process of the monitor asks Airflow on its own
+    page = poll(
+        "the banner", lambda: "The pipeline needs attention" in (t := requests.get(f"{monitor}/success", timeout=10).text) and t, 60
+    )
+    assert "The last valid version runs instead" in page
+    status = requests.get(f"{monitor}/api/status", timeout=10).json()
+    assert status["pipelines"]["broken_files"] and status["pipelines"]["broken_files"][0]["last_good_runs"] is True
+
+    # a triggered run succeeds, on the last valid settings
+    run_id = api.call("POST", "/dags/Airflow_Lab2/dagRuns", body={"logical_date": None})["dag_run_id"]
+    state = poll(
+        f"run {run_id}",
+        lambda: (r := api.call("GET", f"/dags/Airflow_Lab2/dagRuns/{run_id}"))["state"] in ("success", "failed") and r["state"],
+        600,
+        interval=3,
+    )
+    assert state == "success"
+    metrics = api.run_metrics("Airflow_Lab2", run_id)
+    assert metrics["scalers"] == ["minmax", "standard"]
+
+    # fixed: a line, one heal e-mail, the tag and the banner go
+    mails = set((tmp_path / "mail").glob("*.eml"))
+    path.write_text(good)
+    wait_for_line(proc, lines, r"pipelines: .*airflow_lab2\.yaml validates again", timeout=60)
+    wait_for_line(proc, lines, r"pipelines: e-mail to ml-team@example\.com: \[adclick-ops\] airflow_lab2\.yaml validates again", timeout=60)
+    poll("the tag to go", lambda: "last-good" not in [t["name"] for t in dag_details(api, "Airflow_Lab2")["tags"]], 180)
+    poll("a healthy /health", lambda: requests.get(f"{monitor}/health", timeout=10).json()["status"] == "ok", 180)
+    poll("the banner to go", lambda: "The pipeline needs attention" not in requests.get(f"{monitor}/success", timeout=10).text, 60)
+    # one alert and one heal, whatever the number of parses meanwhile
+    subjects = [p for p in (tmp_path / "mail").glob("*.eml") if _mentions_text(p, "[adclick-ops] airflow_lab2.yaml")]
+    assert len(subjects) == 2, subjects
+
+    # deleted on purpose: the DAG goes
+    path.unlink()
+    poll("Airflow_Lab2 to go", lambda: (d := dag_details(api, "Airflow_Lab2")) is None or d["is_stale"], 300, interval=5)
+
+
+def _mentions_text(path, text: str) -> bool:
+    from adclick_ops.embedded.run import _mentions
+
+    return _mentions(path, text)
 
 
 def processes_of(home) -> list[str]:

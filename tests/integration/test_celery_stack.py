@@ -240,7 +240,9 @@ def test_airflow_lab2_on_celery_postgres_redis(tmp_path, pipelines, database, ce
             stack.start("dag-processor", ["dag-processor"])
             stack.start("triggerer", ["triggerer"])
             stack.start("celery-worker", ["celery", "worker", "--queues", celery_queue, "--concurrency", "2"])
-            check_run(stack, env, api=Api(f"http://127.0.0.1:{ports['api']}"), ports=ports, smtp=smtp, worker_name=worker_name)
+            api = Api(f"http://127.0.0.1:{ports['api']}")
+            check_run(stack, env, api=api, ports=ports, smtp=smtp, worker_name=worker_name)
+            check_last_good_on_celery(stack, api, pipelines)
         except BaseException:
             report(stack, home)
             raise
@@ -317,3 +319,36 @@ def check_run(stack, env: dict[str, str], api: Api, ports: dict[str, int], smtp:
                 break
             time.sleep(5)
         assert check.returncode == 0, f"airflow jobs check {job}:\n{check.stdout[-2000:]}\n{check.stderr[-2000:]}"
+
+
+def check_last_good_on_celery(stack, api: Api, pipelines: Path) -> None:
+    """A pipeline file broken on the live stack: the DAG stays active and a triggered run succeeds on the Celery
+    worker with the last valid settings (the worker parses the DAG file too, and reads the same snapshot)."""
+    path = pipelines / "airflow_lab2.yaml"
+    good = path.read_text()
+    edit_yaml(path, lambda d: d["Airflow_Lab2"]["training"].update(scalers=["robust"], colour="blue"))
+
+    def kept():
+        dag = api.json("GET", "/dags/Airflow_Lab2/details")
+        return dag if "last-good" in [t["name"] for t in dag["tags"]] else None
+
+    dag = wait_for("Airflow_Lab2 to be rendered from its last valid version", kept, STARTUP_TIMEOUT, stack)
+    assert dag["is_stale"] is False and dag["is_paused"] is False
+
+    def filed():
+        errors = api.json("GET", "/importErrors")["import_errors"]
+        return next((e for e in errors if e["filename"].endswith("airflow_lab2.yaml")), None)
+
+    error = wait_for("the pipeline file's import error", filed, STARTUP_TIMEOUT, stack, interval=2)
+    assert "unknown field 'colour'" in error["stack_trace"] and "runs instead: Airflow_Lab2" in error["stack_trace"]
+
+    run_id = api.json("POST", "/dags/Airflow_Lab2/dagRuns", json={"logical_date": None})["dag_run_id"]
+    state = wait_for(f"run {run_id} on the last valid version", lambda: run_finished(api, "Airflow_Lab2", run_id), RUN_TIMEOUT, stack)
+    assert state == "success", task_states(api, "Airflow_Lab2", run_id)
+    metrics = api.json("GET", f"/dags/Airflow_Lab2/dagRuns/{run_id}/taskInstances/load_model_task/xcomEntries/return_value")["value"]
+    if isinstance(metrics, str):
+        metrics = json.loads(metrics)
+    assert metrics["scalers"] == ["minmax", "standard"], metrics  # not the broken file's [robust]
+
+    path.write_text(good)
+    wait_for("the tag to go once the file is fixed", lambda: kept() is None, STARTUP_TIMEOUT, stack)

@@ -132,6 +132,9 @@ class AirflowStub:
         self.task_xcoms: dict[tuple[str, str, str], Any] = {}
         self.ignore_limit = False
         self.drip: float | None = None
+        # GET /importErrors lists these ({"filename", "stack_trace"}); GET /dags/{id}/details answers with `dag_details`
+        self.import_errors: list[dict[str, Any]] = []
+        self.dag_details: dict[str, Any] = {}
         self.calls: Counter[str] = Counter()
         self._tokens: set[str] = set()
         self._lock = threading.Lock()
@@ -142,6 +145,8 @@ class AirflowStub:
                 Rule("/auth/token", endpoint="token", methods=["POST"]),
                 Rule("/api/v2/monitor/health", endpoint="health", methods=["GET"]),
                 Rule("/api/v2/dags/<dag_id>/dagRuns", endpoint="runs", methods=["GET"]),
+                Rule("/api/v2/dags/<dag_id>/details", endpoint="details", methods=["GET"]),
+                Rule("/api/v2/importErrors", endpoint="import_errors", methods=["GET"]),
                 Rule("/api/v2/dags/<dag_id>/dagRuns/<run_id>/taskInstances", endpoint="tis", methods=["GET"]),
                 Rule(
                     "/api/v2/dags/<dag_id>/dagRuns/<run_id>/taskInstances/<task_id>/xcomEntries/<path:key>",
@@ -156,6 +161,7 @@ class AirflowStub:
         self.runs, self.xcoms, self.dag_ids, self.fail_status = [], {}, {"Airflow_Lab2"}, None
         self.task_instances, self.task_xcoms, self.ignore_limit, self.drip = {}, {}, False, None
         self.credentials = dict(self._default_credentials)
+        self.import_errors, self.dag_details = [], {}
         self.calls.clear()
         self.revoke_tokens()
 
@@ -258,6 +264,22 @@ class AirflowStub:
         if self.ignore_limit:
             return self._json({"dag_runs": runs, "total_entries": len(runs)})
         return self._json({"dag_runs": runs[offset : offset + limit], "total_entries": len(runs)})
+
+    def _details(self, request: Request, dag_id: str) -> Response:
+        refused = self._guard(request, dag_id)
+        if refused:
+            return refused
+        return self._json({"dag_id": dag_id, "is_stale": False, "is_paused": False, "tags": [], "doc_md": None, **self.dag_details})
+
+    def _import_errors(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return self._json({"detail": "Not authenticated"}, 401)
+        if self.fail_status:
+            return self._json({"detail": "Internal Server Error"}, self.fail_status)
+        items = [
+            {"import_error_id": i + 1, "timestamp": iso(T0), "bundle_name": "dags-folder", **e} for i, e in enumerate(self.import_errors)
+        ]
+        return self._json({"import_errors": items, "total_entries": len(items)})
 
     def _tis(self, request: Request, dag_id: str, run_id: str) -> Response:
         refused = self._guard(request, dag_id)

@@ -1,0 +1,136 @@
+"""The monitor shows broken pipeline files on every page, in /api/status and as a degraded /health.
+
+The import error and the DAG docs the stub Airflow answers with are the ones the DAG file really
+files and renders (adclick_ops.render inside a DagBag), so that the monitor reads what Airflow stores.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from adclick_ops.monitor import create_app
+from adclick_ops.monitor.pipelines import parse_import_error
+
+from airflow_stub import UI_URL, set_state
+from helpers import PROJECT
+
+LAB2 = "airflow_lab2.yaml"
+
+
+@pytest.fixture(scope="module")
+def broken_render(tmp_path_factory) -> dict:
+    """Render a copy of pipelines/ once valid, then with a misspelled scaler and an HTML-looking typo."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from adclick_ops.render import render
+
+    root = tmp_path_factory.mktemp("project")
+    pipelines = root / "pipelines"
+    shutil.copytree(PROJECT / "pipelines", pipelines)
+    (root / "dags" / "data").mkdir(parents=True)
+    shutil.copy(PROJECT / "dags" / "data" / "advertising.csv", root / "dags" / "data" / "advertising.csv")
+
+    def parse() -> tuple[dict, dict]:
+        bag = DagBag(str(pipelines), collect_dags=False)
+        dags: dict = {}
+
+        def process_file(self) -> None:
+            render(dags, pipelines)
+
+        process_file(bag)
+        return dags, bag.import_errors
+
+    parse()
+    text = (pipelines / LAB2).read_text()
+    (pipelines / LAB2).write_text(
+        text.replace("scalers: [minmax, standard]", "scalers: [robsut]").replace("catchup: false", "catchup: '<b>x</b>'")
+    )
+    dags, errors = parse()
+    ((path, trace),) = errors.items()
+    dag = dags["Airflow_Lab2"]
+    return {
+        "filename": os.path.relpath(path, root / "dags"),  # as Airflow names it: relative to the DAG bundle
+        "stack_trace": trace,
+        "details": {"tags": [{"name": t, "dag_id": "Airflow_Lab2"} for t in sorted(dag.tags)], "doc_md": dag.doc_md},
+    }
+
+
+def broken(airflow, render: dict, *, import_error: bool = True) -> None:
+    set_state(airflow, "success")
+    airflow.import_errors = [{"filename": render["filename"], "stack_trace": render["stack_trace"]}] if import_error else []
+    airflow.dag_details = render["details"]
+
+
+@pytest.mark.parametrize("import_error", [True, False], ids=["import error filed", "between a bundle refresh and the next parse"])
+def test_a_broken_file_shows_on_every_page_in_status_and_health(airflow, client, broken_render, import_error):
+    broken(airflow, broken_render, import_error=import_error)
+    page = client.get("/success").get_data(as_text=True)
+    assert "The pipeline needs attention" in page and LAB2 in page
+    assert "found &#39;robsut&#39;" in page  # the file's errors, escaped
+    assert "<b>x</b>" not in page and "&lt;b&gt;x&lt;/b&gt;" in page
+    assert "The last valid version runs instead" in page and "sha256 " in page
+    title = page.split("<title>", 1)[1].split("</title>", 1)[0]
+    assert title.startswith("Latest run succeeded, but ") and "does not validate" in title  # never "succeeded" alone
+    for other in ("/models", "/no-such-page"):
+        assert "The pipeline needs attention" in client.get(other).get_data(as_text=True), other
+
+    status = client.get("/api/status").get_json()
+    assert status["case"] == "success"
+    pipelines = status["pipelines"]
+    assert pipelines["degraded"] is True and pipelines["dag"]["last_good"] is True
+    (entry,) = pipelines["broken_files"]
+    assert entry["file"].endswith(LAB2) and entry["last_good_runs"] is True and "sha256 " in entry["runs_instead"]
+    assert any("Airflow_Lab2.training.scalers[0]" in e and "'robsut'" in e for e in entry["errors"])
+
+    health = client.get("/health")
+    assert health.status_code == 200  # liveness
+    body = health.get_json()
+    assert body["status"] == "degraded" and any(LAB2 in p for p in body["problems"])
+
+
+def test_fixed_the_banner_goes_and_health_is_ok(airflow, broken_render):
+    client = create_app({"TESTING": True, "AIRFLOW_URL": airflow.url, "AIRFLOW_UI_URL": UI_URL, "CACHE_TTL": 0}).test_client()
+    broken(airflow, broken_render)
+    assert client.get("/health").get_json()["status"] == "degraded"
+    airflow.import_errors, airflow.dag_details = [], {}  # the file fixed: parsed again, and its DAG too
+    assert client.get("/health").get_json()["status"] == "ok"
+    page = client.get("/success").get_data(as_text=True)
+    assert "The pipeline needs attention" not in page
+    assert page.split("<title>", 1)[1].startswith("Latest run succeeded ·")
+    assert client.get("/api/status").get_json()["pipelines"]["broken_files"] == []
+
+
+def test_a_stale_or_unknown_dag_is_degraded(airflow, client_in):
+    client = client_in("success")
+    airflow.dag_details = {"is_stale": True}
+    body = client.get("/health").get_json()
+    assert body["status"] == "degraded" and "stale" in body["problems"][0]
+    assert "stale: no run starts" in client.get("/success").get_data(as_text=True)
+
+    client = client_in("no_run")
+    airflow.dag_ids = set()
+    body = client.get("/api/status").get_json()
+    assert body["pipelines"]["dag"]["found"] is False and body["pipelines"]["degraded"] is True
+
+
+def test_a_file_without_a_last_valid_version_says_nothing_runs():
+    trace = "ConfigError: invalid pipeline file\nnew.yaml:2: New.schedule: unknown schedule preset '@sometimes'"
+    b = parse_import_error("../pipelines/new.yaml", trace)
+    assert b.last_good_runs is False and b.errors == ("new.yaml:2: New.schedule: unknown schedule preset '@sometimes'",)
+    assert "never validated" in b.note
+    other = parse_import_error("dags/x.py", "Traceback (most recent call last):\n  File ...\nNameError: name 'y' is not defined")
+    assert other.errors[-1] == "NameError: name 'y' is not defined" and other.last_good_runs is False
+
+
+def test_many_errors_are_cut_and_each_line_is_bounded():
+    trace = (
+        "ConfigError: invalid pipeline file\n"
+        + "\n".join(f"a.yaml:{i}: f: {'x' * 900}" for i in range(12))
+        + "\nNo version of this file runs: why"
+    )
+    b = parse_import_error("a.yaml", trace)
+    assert len(b.errors) == 6 and b.errors[-1] == "... and 7 more" and all(len(e) <= 500 for e in b.errors)
+    assert b.note == "why"
