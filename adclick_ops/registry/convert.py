@@ -63,6 +63,7 @@ def to_onnx(pipeline: Any, features: list[str]) -> bytes:
     )
     if [o.name for o in model.graph.output] != list(OUTPUTS):
         raise UnsafeModelError(f"skl2onnx wrote outputs {[o.name for o in model.graph.output]}; expected {list(OUTPUTS)}")
+    model.graph.name = "adclick_ops"  # skl2onnx names some graphs with a random uuid: the same model, the same bytes
     model.doc_string = "adclick-ops: the probability of a click on an ad; see docs/models.md"
     entry = model.metadata_props.add()
     entry.key, entry.value = "features", json.dumps(list(features))

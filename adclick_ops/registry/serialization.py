@@ -49,13 +49,15 @@ ALLOWED_OPS: frozenset[tuple[str, str]] = frozenset(
     }
 )
 TREE_OPS = frozenset({("ai.onnx.ml", "TreeEnsembleClassifier")})
+TREE_MODES = frozenset({b"LEAF", b"BRANCH_LEQ"})
+CAST_TYPES = frozenset({1, 7, 11})  # float, int64, double: what our graphs cast to
 # The opsets a model may import: the ones training targets (registry.convert.TARGET_OPSET), or older.
 MAX_OPSET: dict[str, int] = {"": 21, "ai.onnx.ml": 3}
 MAX_BYTES = 1 << 30  # a 1,000-tree forest on a million rows stays well below
 MAX_ELEMENTS = 1 << 28  # in one tensor: 2 GB of doubles
 MAX_FEATURES = 10_000
 MAX_TREE_NODES = 50_000_000
-PROBE_ROWS = 4
+PROBE_ROWS = 5
 # protobuf's element types by number (onnx.TensorProto.DataType), for messages and the card
 _ELEM_TYPES = {1: "float", 6: "int32", 7: "int64", 9: "bool", 10: "float16", 11: "double"}
 _ITEM_BYTES = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2}
@@ -165,6 +167,8 @@ def _check_structure(model: Any, source: str) -> None:
         for attribute in node.attribute:
             if attribute.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS):
                 raise _fail(source, f"node {node.name!r}: attribute {attribute.name!r} holds a subgraph")
+            if node.op_type == "Cast" and attribute.name == "to" and attribute.i not in CAST_TYPES:
+                raise _fail(source, f"node {node.name!r}: a cast to element type {attribute.i}; our graphs cast to {sorted(CAST_TYPES)}")
             if attribute.type == AttributeProto.TENSOR:
                 _check_tensor(attribute.t, f"node {node.name!r}, attribute {attribute.name!r}", source)
             if attribute.type == AttributeProto.TENSORS:
@@ -190,6 +194,9 @@ def _check_signature(model: Any, source: str, n_features: int | None) -> tuple[l
     outputs = [_value_json(v) for v in graph.output]
     if tuple(o["name"] for o in outputs) != OUTPUTS:
         raise _fail(source, f"outputs {[o['name'] for o in outputs]}; expected {list(OUTPUTS)}")
+    label, probabilities = outputs
+    if (label["type"], label["shape"]) != ("tensor(int64)", [None]) or probabilities["shape"] != [None, 2]:
+        raise _fail(source, f"outputs {outputs}; expected label tensor(int64) [rows] and probabilities [rows, 2]")
     return [described], outputs
 
 
@@ -217,7 +224,7 @@ def _check_trees(model: Any, source: str) -> None:
 
     try:
         inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
-    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - the onnx library's errors, whatever their class
         raise _fail(source, f"the graph's types and shapes do not agree: {str(exc)[:300]}") from None
     shapes = {v.name: _value_json(v)["shape"] for v in (*inferred.graph.value_info, *inferred.graph.input)}
     for node in model.graph.node:
@@ -240,13 +247,17 @@ def _check_trees(model: Any, source: str) -> None:
             raise _fail(source, f"{where}: a split on feature {bad[0]}, outside 0..{width - 1} (its input has {width} columns)")
         trees, ids = _ints(node, "nodes_treeids"), _ints(node, "nodes_nodeids")
         modes = next((list(a.strings) for a in node.attribute if a.name == "nodes_modes"), [])
+        if not set(modes) <= TREE_MODES:
+            raise _fail(source, f"{where}: node modes {sorted(set(modes) - TREE_MODES)}; skl2onnx writes {sorted(TREE_MODES)}")
         known = set(zip(trees, ids, strict=True))
         if len(known) != count:
             raise _fail(source, f"{where}: a node id appears twice in the same tree")
         for name in ("nodes_truenodeids", "nodes_falsenodeids"):
-            for tree, child, mode in zip(trees, _ints(node, name), modes, strict=True):
-                if mode != b"LEAF" and (tree, child) not in known:
+            for tree, parent, child, mode in zip(trees, ids, _ints(node, name), modes, strict=True):
+                if (mode == b"LEAF" and child != 0) or (mode != b"LEAF" and (tree, child) not in known):
                     raise _fail(source, f"{where}: {name} points to node {child}, which tree {tree} does not have")
+                if mode != b"LEAF" and child <= parent:  # as scikit-learn numbers them: no walk can loop
+                    raise _fail(source, f"{where}: {name} of node {parent} of tree {tree} points back to node {child}")
         labels = _ints(node, "classlabels_int64s")
         class_trees, class_nodes, class_ids = _ints(node, "class_treeids"), _ints(node, "class_nodeids"), _ints(node, "class_ids")
         if not (len(class_trees) == len(class_nodes) == len(class_ids)):
@@ -268,7 +279,7 @@ def inspect_model(data: bytes, source: str = "model file", n_features: int | Non
     inputs, outputs = _check_signature(model, source, n_features)
     try:
         onnx.checker.check_model(model)
-    except (onnx.checker.ValidationError, RuntimeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - the onnx library's errors, whatever their class
         raise _fail(source, f"not a valid ONNX graph: {str(exc)[:300]}") from None
     _check_trees(model, source)
     metadata = {p.key: p.value for p in model.metadata_props}
@@ -294,7 +305,7 @@ def _session_options(threads: int) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only: a refused file is reported by the exception
+    options.log_severity_level = 4  # fatal only: a refused file or row is reported by the exception raised
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -306,18 +317,24 @@ def _session_options(threads: int) -> Any:
 class OnnxModel:
     """A checked model and its onnxruntime session: probabilities of rows of the features, in the card's order."""
 
-    def __init__(self, session: Any, info: ModelInfo):
+    def __init__(self, session: Any, info: ModelInfo, source: str = "model file"):
         self.session = session
         self.info = info
+        self.source = source
         self.n_features: int = info.inputs[0]["shape"][1]
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """(rows, 2) float64: the probabilities of not clicked and clicked."""
+        """(rows, 2) float64: the probabilities of not clicked and clicked; UnsafeModelError if the graph cannot say."""
         import numpy as np
 
         x = np.ascontiguousarray(x, dtype=np.float64)
-        probabilities = self.session.run([OUTPUTS[1]], {INPUT: x})[0]
-        return np.asarray(probabilities, dtype=np.float64)
+        try:
+            probabilities = np.asarray(self.session.run([OUTPUTS[1]], {INPUT: x})[0], dtype=np.float64)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's own errors, whatever their class
+            raise UnsafeModelError(f"{self.source}: onnxruntime cannot score {len(x):,} row(s): {str(exc)[:300]}") from None
+        if probabilities.shape != (len(x), 2):
+            raise UnsafeModelError(f"{self.source}: answers probabilities of shape {probabilities.shape} for {len(x):,} row(s)")
+        return probabilities
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """0/1: clicked when the probability is above one half."""
@@ -325,23 +342,24 @@ class OnnxModel:
 
 
 def _probe(model: OnnxModel, source: str) -> None:
-    """Score a few rows: a graph that cannot, or answers in another shape, never serves."""
+    """Score a few rows, one and several at a time: a graph that cannot, or answers in another shape, never serves."""
     import numpy as np
 
-    rows = np.array([0.0, 1.0, -1.0, 1e6])[:, None] * np.ones((PROBE_ROWS, model.n_features))
-    try:
-        outputs = model.session.run(None, {INPUT: rows})
-    except Exception as exc:  # noqa: BLE001 - onnxruntime's own errors, whatever their class
-        raise _fail(source, f"onnxruntime cannot score it: {str(exc)[:300]}") from None
-    labels, probabilities = outputs
-    if np.shape(labels) != (PROBE_ROWS,) or np.shape(probabilities) != (PROBE_ROWS, 2):
-        raise _fail(
-            source,
-            f"it answers labels of shape {np.shape(labels)} and probabilities of shape {np.shape(probabilities)} for {PROBE_ROWS} rows",
-        )
-    probabilities = np.asarray(probabilities, dtype=np.float64)
-    if not np.isfinite(probabilities).all() or (probabilities < -1e-6).any() or (probabilities > 1 + 1e-6).any():
-        raise _fail(source, "it answers probabilities outside [0, 1]")
+    for count in (1, PROBE_ROWS):
+        rows = np.array([0.0, 1.0, -1.0, 1e6, 0.5][:count])[:, None] * np.ones((count, model.n_features))
+        try:
+            outputs = model.session.run(None, {INPUT: rows})
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's own errors, whatever their class
+            raise _fail(source, f"onnxruntime cannot score it: {str(exc)[:300]}") from None
+        labels, probabilities = outputs
+        if np.shape(labels) != (count,) or np.shape(probabilities) != (count, 2):
+            raise _fail(
+                source,
+                f"it answers labels of shape {np.shape(labels)} and probabilities of shape {np.shape(probabilities)} for {count} rows",
+            )
+        probabilities = np.asarray(probabilities, dtype=np.float64)
+        if not np.isfinite(probabilities).all() or (probabilities < -1e-6).any() or (probabilities > 1 + 1e-6).any():
+            raise _fail(source, "it answers probabilities outside [0, 1]")
 
 
 def load_model_bytes(data: bytes, source: str = "model file", n_features: int | None = None, threads: int = 1) -> OnnxModel:
@@ -353,7 +371,7 @@ def load_model_bytes(data: bytes, source: str = "model file", n_features: int | 
         session = ort.InferenceSession(data, _session_options(threads), providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - onnxruntime's own errors, whatever their class
         raise _fail(source, f"onnxruntime refuses it: {str(exc)[:300]}") from None
-    model = OnnxModel(session, info)
+    model = OnnxModel(session, info, source)
     _probe(model, source)
     return model
 
