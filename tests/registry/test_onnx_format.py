@@ -284,3 +284,23 @@ def test_generated_mutations_of_real_files_are_refused_or_score_without_harm(fil
 
 def test_max_elements_bounds_what_one_tensor_may_claim():
     assert MAX_ELEMENTS * 8 <= 2**31
+
+
+def test_the_docs_score_the_champion_with_onnxruntime_alone(pipelines, tmp_path):
+    """The Python example of docs/models.md, run as it is next to a trained champion, in a process that imports
+    no adclick-ops and no scikit-learn, gives the probability adclick-ops serves."""
+    import re
+
+    from registry_support import run_chain, training_settings
+
+    from adclick_ops.registry import Registry
+
+    run_chain(training_settings(pipelines), "r1")
+    text = (HERE.parent.parent / "docs" / "models.md").read_text()
+    section = text[text.index("To score the champion with onnxruntime alone") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    code += "import sys\nassert not any(m.split('.')[0] in ('adclick_ops', 'sklearn', 'skl2onnx') for m in sys.modules)\n"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=True)
+    printed = float(re.fullmatch(r"\[([0-9.e-]+)\]\n", out.stdout).group(1))
+    served = Registry(str(tmp_path / "model"), "Airflow_Lab2").load_model(1).predict_proba(np.array([[68.95, 35, 61833.90, 256.09, 0]]))
+    assert printed == pytest.approx(served[0, 1], abs=1e-7)  # numpy prints 8 digits

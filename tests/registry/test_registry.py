@@ -1,4 +1,4 @@
-"""The model lifecycle through the real task chain: versions, promotion gates, rollback, the safe format, file faults."""
+"""The model lifecycle through the real task chain: versions, promotion gates, rollback, the model format, file faults."""
 
 from __future__ import annotations
 
@@ -296,7 +296,7 @@ def test_concurrent_decisions_claim_distinct_versions_and_each_promotion_beat_it
     assert temporaries(tmp_path / "model") == []
 
 
-# --- safe format ----------------------------------------------------------------------------------
+# --- model format --------------------------------------------------------------------------------
 
 
 def test_a_pickle_is_refused_and_never_runs(tmp_path):
