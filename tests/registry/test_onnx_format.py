@@ -304,3 +304,18 @@ def test_the_docs_score_the_champion_with_onnxruntime_alone(pipelines, tmp_path)
     printed = float(re.fullmatch(r"\[([0-9.e-]+)\]\n", out.stdout).group(1))
     served = Registry(str(tmp_path / "model"), "Airflow_Lab2").load_model(1).predict_proba(np.array([[68.95, 35, 61833.90, 256.09, 0]]))
     assert printed == pytest.approx(served[0, 1], abs=1e-7)  # numpy prints 8 digits
+
+
+def test_the_onnx_libraries_are_pinned_where_the_image_installs_from():
+    """requirements.txt (what the Dockerfile, and so the compose image, installs) and the lock (what `make`
+    installs) pin onnx, onnxruntime and skl2onnx, at the versions these tests run."""
+    import re
+    from importlib import metadata
+
+    project = HERE.parent.parent
+    dockerfile = (project / "Dockerfile").read_text()
+    assert re.search(r"pip install .*-r /opt/adclick-ops/requirements.txt", dockerfile)
+    for name in ("onnx", "onnxruntime", "skl2onnx"):
+        version = metadata.version(name)
+        for file in ("requirements.txt", "requirements.lock"):
+            assert re.search(rf"^{name}=={re.escape(version)}$", (project / file).read_text(), re.M), (name, file)
