@@ -3,8 +3,8 @@
 Working files of a run live in `<artifacts_root>/<dag_id>/<run_id>/`, so two runs at once never
 share one. The artifacts root is a local path or a URI (s3://, gs://, memory://, ... through
 fsspec), so that workers on several hosts can share it. Arrays are stored as `.npz` read with
-`allow_pickle=False` and models are files of the safe model format (registry.serialization): reading never runs code. Every
-write replaces its target whole.
+`allow_pickle=False` and models are ONNX files, checked before onnxruntime scores them (registry.serialization):
+reading never runs code. Every write replaces its target whole.
 """
 
 from __future__ import annotations
@@ -172,12 +172,6 @@ class RunFiles:
         return self.model_dir / self.model_file
 
 
-def dump_model(model: Any) -> bytes:
-    from adclick_ops.registry.serialization import dump_model as dump
-
-    return dump(model)
-
-
 def read_model_file(path: Any, allowed_roots: list[Any]) -> bytes:
     """The bytes of a saved model file; only from the model directory or the run's own folder."""
     if _is_local(path):
@@ -189,7 +183,7 @@ def read_model_file(path: Any, allowed_roots: list[Any]) -> bytes:
 
 
 def load_model_file(path: Any, allowed_roots: list[Any]) -> Any:
-    """Load a saved model (the safe format, trusted types only); only from the model directory or the run's own folder."""
+    """Load a saved model (an ONNX file, checked, scored by onnxruntime); only from the model directory or the run's own folder."""
     from adclick_ops.registry.serialization import load_model_bytes
 
     return load_model_bytes(read_model_file(path, allowed_roots), str(path))

@@ -80,7 +80,7 @@ def _kind_of(exc: BaseException) -> str | None:
         return "gate"
     if isinstance(exc, DataError):
         return "data"
-    if type(exc).__name__ == "UnsafeModelError" and type(exc).__module__ == "adclick_ops.registry.serialization":
+    if any(c.__name__ == "UnsafeModelError" and c.__module__ == "adclick_ops.registry.serialization" for c in type(exc).__mro__):
         return "data"
     if isinstance(exc, (ConfigError, ValidationError)):
         return "config"

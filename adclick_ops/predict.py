@@ -2,6 +2,7 @@
 
 The monitor's POST /api/predict and the batch command share these checks: each row has exactly the
 features the champion was trained on, each value a finite number; a problem names the row and the field.
+The champion is its ONNX file, scored by onnxruntime (registry.serialization.OnnxModel).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ class Champion:
     tag: str | None = None
 
 
-def load_champion(registry: Any) -> Champion | None:
+def load_champion(registry: Any, threads: int = 1) -> Champion | None:
+    """The champion of `registry`, checked and ready to score; `threads` for onnxruntime (0: all cores)."""
     state, tag = registry.state()
     number = state["champion"]
     if number is None:
@@ -40,7 +42,7 @@ def load_champion(registry: Any) -> Champion | None:
         registry.dag_id,
         number,
         tuple(card["model"]["features"]),
-        registry.load_model(number),
+        registry.load_model(number, threads=threads),
         tag,
     )
 
@@ -83,36 +85,9 @@ def rows_to_matrix(rows: Any, features: tuple[str, ...], max_rows: int = MAX_ROW
     return out
 
 
-def _transform(step: Any, x: np.ndarray) -> np.ndarray:
-    from sklearn.pipeline import FeatureUnion
-
-    # FeatureUnion.transform hands each scaler to joblib, which costs more than the scaling of a few
-    # rows; side by side is all it does when no weights are set (tests check the results are equal).
-    if isinstance(step, FeatureUnion) and step.transformer_weights is None:
-        parts = [_transform(t, x) for _, t in step.transformer_list if not (isinstance(t, str) and t == "drop")]
-        return np.hstack(parts)
-    return step.transform(x)
-
-
-def predict_proba(model: Any, x: np.ndarray) -> np.ndarray:
-    """`model.predict_proba(x)` of a Pipeline, without the per-call overheads that dominate small batches."""
-    from sklearn.pipeline import Pipeline
-
-    if not isinstance(model, Pipeline):
-        return model.predict_proba(x)
-    for _, step in model.steps[:-1]:
-        if not (isinstance(step, str) and step == "passthrough") and step is not None:
-            x = _transform(step, x)
-    return model.steps[-1][1].predict_proba(x)
-
-
 def score(model: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Click probabilities and 0/1 predictions (clicked when the probability is above one half)."""
-    import sklearn
-
-    # every value was checked finite already; scikit-learn's own check would scan the rows again
-    with sklearn.config_context(assume_finite=True):
-        probability = predict_proba(model, x)[:, 1]
+    probability = model.predict_proba(x)[:, 1]
     return probability, (probability > 0.5).astype("int64")
 
 
@@ -151,7 +126,7 @@ def predict_file(registry: Any, source: str, target: str, ignore_extra: bool = F
     """Score `source` with the champion of `registry` and write `target`: the input columns plus the predictions."""
     from adclick_ops.artifacts import as_path, write_bytes_atomic
 
-    champion = load_champion(registry)
+    champion = load_champion(registry, threads=0)
     if champion is None:
         from adclick_ops.registry import RegistryError
 

@@ -111,26 +111,29 @@ def separate_data_outputs(settings: dict[str, Any], run_id: str, **_: Any) -> di
 
 @_expose_failure
 def build_save_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any]:
-    """build_save_model_task: fit the estimator after the fitted preprocessing, save the whole model in the run's
-    folder (safe format), then read the saved file back and score it, and the current champion, on the test set.
+    """build_save_model_task: fit the estimator after the fitted preprocessing, convert the whole model to ONNX,
+    check that onnxruntime gives scikit-learn's probabilities on the test set, save the file in the run's
+    folder, and score it, and the current champion, on the test set through onnxruntime.
 
-    The scores go to the run's `scores.json` with the file's sha256, for load_model_task: scikit-learn
-    is loaded here already, and that task then does without it (a task process pays every import).
+    The scores go to the run's `scores.json` with the file's sha256 and its ONNX description, for
+    load_model_task: the conversion libraries are loaded here already, and that task then does without them.
     """
-    from adclick_ops.artifacts import dump_model, load_model_file, sha256, write_bytes_atomic
+    from adclick_ops.artifacts import sha256, write_bytes_atomic
     from adclick_ops.registry import Registry
+    from adclick_ops.registry.convert import convert_checked
     from adclick_ops.steps.model import evaluate, fit_model, restore_preprocessing
 
     job = TrainingJob.model_validate(settings)
     run = _run_files(job, run_id)
     train = run.load_arrays("train")
     preprocessing = restore_preprocessing(run.load_arrays("preprocessing"), job.scalers)
-    model = fit_model(preprocessing, train["x"], train["y"], estimator=job.estimator.name, params=job.estimator.params)
-    blob = dump_model(model)
-    write_bytes_atomic(run.candidate_model, blob)
-    log.info("model of run %s saved to %s", run_id, run.candidate_model)
+    fitted = fit_model(preprocessing, train["x"], train["y"], estimator=job.estimator.name, params=job.estimator.params)
     test = run.load_arrays("test")
-    metrics = evaluate(load_model_file(run.candidate_model, [run.folder, run.model_dir]), test["x"], test["y"])
+    # a model whose ONNX file does not give the fitted pipeline's probabilities stops here, unsaved
+    blob, model, difference = convert_checked(fitted, list(job.features), test["x"], f"the model of run {run_id}")
+    write_bytes_atomic(run.candidate_model, blob)
+    log.info("model of run %s saved to %s (ONNX, probabilities within %.2g of scikit-learn's)", run_id, run.candidate_model, difference)
+    metrics = evaluate(model, test["x"], test["y"])
     registry = Registry.for_job(job)
     champion, champion_metrics, problem = registry.champion(), None, None
     if champion is not None:
@@ -140,6 +143,8 @@ def build_save_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[st
             problem = f"{type(exc).__name__}: {exc}"
     scores = {
         "sha256": sha256(blob),
+        "onnx": model.info.as_json(),
+        "fidelity": difference,
         "metrics": metrics,
         "champion": {"version": champion, "metrics": champion_metrics, "problem": problem},
     }
@@ -151,16 +156,16 @@ def build_save_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[st
 def load_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any]:
     """load_model_task: load this run's saved model, keep it as a version with its scores, and decide the champion.
 
-    The model file is read back and checked (its sha256 against what build_save_model_task scored,
-    its types against the trusted list) without building it, so this task needs no scikit-learn
-    unless another run changed the champion in between (the new one is then scored here).
+    The model file is read back and checked against the sha256 of the file build_save_model_task
+    checked and scored, so this task needs neither scikit-learn nor the ONNX libraries unless another
+    run changed the champion in between (the new one is then scored here, through onnxruntime).
     The decision is the task's last step and the run's: nothing after it (e-mail, trigger) changes
     it, and any failure before it leaves the champion as it was.
     """
     from adclick_ops.artifacts import read_model_file, sha256, write_bytes_atomic
     from adclick_ops.registry import Registry
     from adclick_ops.registry.cards import model_card
-    from adclick_ops.registry.serialization import UnsafeModelError, check_model_bytes
+    from adclick_ops.registry.serialization import UnsafeModelError
     from adclick_ops.steps.promotion import Gates, decide, rejection
 
     job = TrainingJob.model_validate(settings)
@@ -172,14 +177,13 @@ def load_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any
             f"{run.candidate_model}: the model file changed after build_save_model_task saved and scored it; expected sha256 "
             f"{scores['sha256']}, found {sha256(blob)}"
         )
-    check_model_bytes(blob, str(run.candidate_model))
     metrics = dict(scores["metrics"])
     metrics.update({"model_path": str(run.promoted_model), "estimator": job.estimator.name, "run_id": run_id})
     write_bytes_atomic(run.path("metrics.json"), json.dumps(metrics, indent=2).encode())
     log.info("metrics of %s: %s", run_id, {name: metrics[name] for name in METRICS})
 
     registry = Registry.for_job(job)
-    version = registry.add_version(blob, model_card(job, run_id, metrics, run.load_json("dataset.json")))
+    version = registry.add_version(blob, model_card(job, run_id, metrics, run.load_json("dataset.json"), scores.get("onnx")))
     gates = Gates.from_promotion(job.gates(), job.gates_field())
     recorded = scores["champion"]
     known = {recorded["version"]: (recorded["metrics"], recorded["problem"])} if recorded["version"] is not None else {}

@@ -32,6 +32,14 @@ IMPORTS = [
         "build_save_model_task (fit, then score the saved model and the champion)",
     ),
     ("import adclick_ops.steps.model", "our step module (all of the above that it needs)"),
+    ("import onnxruntime", "scoring a model: build_save_model_task, the monitor, adclick-ops predict"),
+    ("import onnx", "checking a model file before it is scored (the same processes)"),
+    ("import skl2onnx", "converting the fitted pipeline: build_save_model_task only"),
+    (
+        "import adclick_ops.steps.model, onnx, onnxruntime, adclick_ops.registry.convert",
+        "build_save_model_task in full (fit, convert, check, score)",
+    ),
+    ("import adclick_ops.registry, adclick_ops.artifacts", "load_model_task (decides from scores.json: no ONNX library)"),
     (
         "import numpy, pandas, sklearn.linear_model, sklearn.metrics, sklearn.model_selection, sklearn.preprocessing",
         "the seed replica's src/model_development.py, in each of its 7 task processes",

@@ -35,7 +35,7 @@ from adclick_ops.net import free_port  # noqa: E402
 
 from _common import write  # noqa: E402
 
-TARGET = {"requests_per_s": 1000, "p99_ms": 50, "errors": 0, "batch_100k_s": 2.0}
+TARGET = {"requests_per_s": 5000, "p99_ms": 25, "errors": 0, "batch_100k_s": 0.5}
 FEATURES = ["Daily Time Spent on Site", "Age", "Area Income", "Daily Internet Usage", "Male"]
 LUA = """wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -119,7 +119,23 @@ def batch(registry: Any, rows: int, work: Path) -> dict[str, Any]:
         _, scored = predict_file(registry, str(source), str(target))
         times.append(time.perf_counter() - started)
     assert scored == rows
-    return {"rows": rows, "best_s": round(min(times), 3), "runs_s": [round(t, 3) for t in times]}
+    # the scoring alone: the champion's ONNX file through onnxruntime, as predict_file loads it
+    from adclick_ops.predict import load_champion, score
+
+    champion = load_champion(registry, threads=0)
+    x = frame[FEATURES].to_numpy("float64")
+    scoring = []
+    for _ in range(5):
+        started = time.perf_counter()
+        score(champion.model, x)
+        scoring.append(time.perf_counter() - started)
+    return {
+        "rows": rows,
+        "best_s": round(min(times), 3),
+        "runs_s": [round(t, 3) for t in times],
+        "score_best_s": round(min(scoring), 4),
+        "score_runs_s": [round(t, 4) for t in scoring],
+    }
 
 
 def main() -> int:
@@ -151,7 +167,8 @@ def main() -> int:
     print(
         f"| {served['requests_per_s']:>9.0f} | {served['p50_ms']:>8.2f} | {served['p99_ms']:>8.2f} | {served['errors']:>6} | {served['requests']:>9} |"
     )
-    print(f"\nbatch: {scored['rows']:,} rows scored in {scored['best_s']:.3f} s (best of 3: {scored['runs_s']})")
+    print(f"\nbatch: {scored['rows']:,} rows read, checked, scored and written in {scored['best_s']:.3f} s (best of 3: {scored['runs_s']})")
+    print(f"       of which scoring through onnxruntime: {scored['score_best_s']:.4f} s (best of 5: {scored['score_runs_s']})")
     print(f"targets {'met' if all(verdict.values()) else 'NOT met'}: {verdict}")
     path = write(
         "predict_load",

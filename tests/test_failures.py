@@ -55,7 +55,7 @@ class SmtpDeliveryLike(RuntimeError):
 
 KINDS = [
     pytest.param(DataError("x.csv: dataset file not found"), "data", id="data"),
-    pytest.param(UnsafeModelError("m.sav: names a type outside the trusted types"), "data", id="unsafe model"),
+    pytest.param(UnsafeModelError("m.onnx: refused: operator Loop is not one skl2onnx writes"), "data", id="unsafe model"),
     pytest.param(QualityGateError("model v7 not promoted: accuracy 0.880 < 0.900"), "gate", id="gate"),
     pytest.param(ConfigError([Issue("p.yaml", 3, "A.training.split", "bad")]), "config", id="config"),
     pytest.param(validation_error(), "config", id="settings of another shape"),

@@ -124,3 +124,40 @@ def test_batch_predict_keeps_extra_columns_when_asked(trained, pipelines, tmp_pa
     )
     out = pd.read_csv(tmp_path / "out.csv")
     assert list(out.columns) == [*SEED.columns, "click_probability", "clicked"] and len(out) == 20
+
+
+@pytest.mark.parametrize("damage", ["bytes changed", "hostile graph, card matching", "wrong number of inputs"])
+def test_batch_predict_refuses_a_tampered_champion_with_exit_1(trained, pipelines, tmp_path, capsys, damage):
+    """A separate process, as a user runs it: exit status 1 and one line saying why; no traceback, no crash."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import onnx
+    from registry_support import hostile, plant_version
+
+    if damage == "bytes changed":
+        path = Path(trained.location) / trained.card(2)["model"]["file"]
+        path.write_bytes(b"\x08" + path.read_bytes()[1:-1])
+        reason = "the model file of version 2 does not match its card's sha256"
+    elif damage == "hostile graph, card matching":
+        trained.promote(plant_version(trained, hostile(trained.model_bytes(1)), like=1), "from elsewhere")
+        reason = "refused: node 'TreeEnsembleClassifier' (TreeEnsembleClassifier): a split on feature 1099511627777, outside 0..4"
+    else:
+        model = onnx.load_from_string(trained.model_bytes(2))
+        extra = model.graph.input.add()
+        extra.CopyFrom(model.graph.input[0])
+        extra.name = "second"
+        trained.promote(plant_version(trained, model.SerializeToString(), like=2), "from elsewhere")
+        reason = "refused: 2 inputs (features, second); expected one, 'features'"
+    source = tmp_path / "in.csv"
+    SEED[FEATURES].head(5).to_csv(source, index=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "adclick_ops.cli", "predict", "--pipelines", str(pipelines), str(source), str(tmp_path / "out.csv")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith("error: ") and reason in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "out.csv").exists()

@@ -14,6 +14,8 @@ from adclick_ops import tasks
 from adclick_ops.artifacts import RunFiles, load_model_file
 from adclick_ops.config.models import CALLABLES, TrainingJob
 from adclick_ops.config.vocabulary import METRICS
+from adclick_ops.registry import Registry
+from adclick_ops.registry.serialization import ops_of
 from adclick_ops.steps.errors import DataError
 from adclick_ops.steps.model import fit_preprocessing, restore_preprocessing, split
 
@@ -100,8 +102,19 @@ def test_estimator_class_in_the_saved_model(pipelines, tmp_path):
         lambda d: d["Airflow_Lab2"]["training"].update(estimator={"name": "gradient_boosting", "params": {"n_estimators": 10}}),
     )
     run_chain(training_settings(pipelines))
-    model = load_model_file(tmp_path / "model" / "model.sav", [tmp_path / "model"])
-    assert type(model.named_steps["model"]).__name__ == "GradientBoostingClassifier"
+    champion = tmp_path / "model" / "model.sav"
+    load_model_file(champion, [tmp_path / "model"])  # checked and scored by onnxruntime
+    assert ("ai.onnx.ml", "TreeEnsembleClassifier") in ops_of(champion.read_bytes())
+    card = Registry.for_job(TrainingJob.model_validate(training_settings(pipelines))).card(1)
+    assert card["model"]["estimator"] == "gradient_boosting"
+    # the card says how to call the file: opset, input and outputs
+    onnx = card["model"]["onnx"]
+    assert onnx["opset"][""] == 21 and onnx["producer"].startswith("skl2onnx ")
+    assert onnx["inputs"] == [{"name": "features", "type": "tensor(double)", "shape": [None, 5], "columns": FEATURES}]
+    assert [(o["name"], o["type"], o["shape"]) for o in onnx["outputs"]] == [
+        ("label", "tensor(int64)", [None]),
+        ("probabilities", "tensor(float)", [None, 2]),
+    ]
 
 
 def test_quality_gate_keeps_the_promoted_model(pipelines, tmp_path):
@@ -207,7 +220,8 @@ def test_load_model_refuses_a_model_file_changed_after_it_was_scored(pipelines):
 
 
 def test_load_model_decides_without_importing_scikit_learn(pipelines):
-    """A task process pays every import: load_model_task uses the scores build_save_model_task wrote."""
+    """A task process pays every import: load_model_task uses the scores build_save_model_task wrote, and
+    needs neither scikit-learn nor the ONNX libraries."""
     import json
     import subprocess
     import sys
@@ -218,7 +232,7 @@ def test_load_model_decides_without_importing_scikit_learn(pipelines):
     code = (
         "import json, sys; from adclick_ops import tasks; "
         f"out = tasks.load_model(settings=json.loads({json.dumps(settings)!r}), run_id='manual__light'); "
-        "print(json.dumps([out['promoted'], out['model_version'], sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy'))]))"
+        "print(json.dumps([out['promoted'], out['model_version'], sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy', 'onnx', 'onnxruntime', 'skl2onnx'))]))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=pipelines.parent)
     assert result.returncode == 0, result.stderr[-3000:]

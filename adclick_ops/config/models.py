@@ -365,7 +365,7 @@ class Training(Model):
     model_file: Text = Field(
         "model.sav",
         pattern=r"^[A-Za-z0-9_.\-]+$",
-        description="File name of the champion's copy in `model_dir` (the safe adclick-ops model format).",
+        description="File name of the champion's copy in `model_dir`: an ONNX file, whatever the name ends with.",
         json_schema_extra={"not": {"enum": [".", ".."]}},
     )
     artifacts_root: Text = Field(

@@ -24,6 +24,7 @@ from adclick_ops.predict import (
     rows_to_matrix,
     score,
 )
+from adclick_ops.registry.serialization import UnsafeModelError
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,11 @@ def predict() -> Any:
         )
     except PredictInputError as exc:
         return _bad(str(exc))
-    probability, clicked = score(champion.model, x)
+    try:
+        probability, clicked = score(champion.model, x)
+    except UnsafeModelError as exc:  # a graph that loaded but cannot score these rows: the model's fault, not the client's
+        log.error("version %s of %s cannot score: %s", champion.version, champion.dag_id, exc)
+        return _bad(f"version {champion.version} of {champion.dag_id} cannot score these rows: {exc}", 503)
     return jsonify(
         {
             "dag_id": champion.dag_id,

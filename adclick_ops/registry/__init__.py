@@ -1,4 +1,4 @@
-"""Versioned models: the registry of each DAG, its champion pointer and history, and the safe model format."""
+"""Versioned models: the registry of each DAG, its champion pointer and history, and the model format (ONNX)."""
 
 from adclick_ops.registry.registry import (
     Outcome,
@@ -8,20 +8,20 @@ from adclick_ops.registry.registry import (
     registry_location,
 )
 from adclick_ops.registry.serialization import (
-    TRUSTED_TYPES,
+    FORMAT,
+    OnnxModel,
     UnsafeModelError,
-    dump_model,
     load_model_bytes,
 )
 
 __all__ = [
-    "TRUSTED_TYPES",
+    "FORMAT",
+    "OnnxModel",
     "Outcome",
     "Registry",
     "RegistryError",
     "UnsafeModelError",
     "champion_stack",
-    "dump_model",
     "load_model_bytes",
     "registry_location",
 ]

@@ -11,7 +11,7 @@ from typing import Any
 from adclick_ops.config.models import TrainingJob
 from adclick_ops.config.vocabulary import METRICS
 
-PACKAGES = ("adclick-ops", "scikit-learn", "numpy", "pandas", "apache-airflow")
+PACKAGES = ("adclick-ops", "scikit-learn", "numpy", "pandas", "apache-airflow", "skl2onnx", "onnx", "onnxruntime")
 METRIC_KEYS = (*METRICS, "confusion_matrix", "n_test")
 
 
@@ -39,8 +39,13 @@ def pipeline_source(path: str | None) -> dict[str, Any] | None:
     }
 
 
-def model_card(job: TrainingJob, run_id: str, metrics: dict[str, Any], dataset: dict[str, Any]) -> dict[str, Any]:
-    """Everything the registry keeps about one trained model, besides the model file itself."""
+def model_card(
+    job: TrainingJob, run_id: str, metrics: dict[str, Any], dataset: dict[str, Any], onnx: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Everything the registry keeps about one trained model, besides the model file itself.
+
+    `onnx` describes the file for a user of onnxruntime: the opsets, the input and output names, types and shapes.
+    """
     return {
         "run_id": run_id,
         "metrics": {k: metrics.get(k) for k in METRIC_KEYS},
@@ -52,6 +57,7 @@ def model_card(job: TrainingJob, run_id: str, metrics: dict[str, Any], dataset: 
             "features": list(job.features),
             "target": job.target,
             "split": job.split.model_dump(mode="json"),
+            "onnx": onnx,
         },
         "pipeline": pipeline_source(job.pipeline_file),
         "packages": package_versions(),

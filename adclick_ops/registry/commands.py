@@ -1,4 +1,4 @@
-"""`adclick-ops models list|show|promote|rollback` and `adclick-ops predict`: the registry from the command line."""
+"""`adclick-ops models list|show|promote|rollback|migrate` and `adclick-ops predict`: the registry from the command line."""
 
 from __future__ import annotations
 
@@ -108,6 +108,21 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return _report_change(registry.rollback(args.reason), registry)
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from adclick_ops.registry.migrate import migrate_registry
+
+    for registry in _registries(args.dag, args.pipelines):
+        done = migrate_registry(registry)
+        if not done:
+            print(f"{registry.dag_id}: every version is an ONNX file already")
+        for m in done:
+            print(
+                f"{registry.dag_id}: version {m.version}: {m.old} -> {m.new} "
+                f"(probabilities within {m.difference:.1g} of the old model on {m.rows:,} rows)"
+            )
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from adclick_ops.predict import predict_file
     from adclick_ops.registry.locate import registry_for
@@ -142,7 +157,7 @@ def _guarded(func):
 
 
 def add_commands(sub: Any) -> None:
-    models = sub.add_parser("models", help="the model versions of each DAG: list, show, promote, rollback")
+    models = sub.add_parser("models", help="the model versions of each DAG: list, show, promote, rollback, migrate")
     msub = models.add_subparsers(dest="models_command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -174,6 +189,10 @@ def add_commands(sub: Any) -> None:
     common(p)
     p.add_argument("--reason", default="rollback", help="why; kept in the history")
     p.set_defaults(func=_guarded(cmd_rollback))
+
+    p = msub.add_parser("migrate", help="convert versions saved by earlier adclick-ops versions to ONNX, once")
+    common(p)
+    p.set_defaults(func=_guarded(cmd_migrate))
 
     p = sub.add_parser("predict", help="score a CSV file with the champion of a DAG")
     p.add_argument("--dag", default=None, help="the training DAG (default: the only one)")

@@ -2,13 +2,16 @@
 
 Layout under `<model_dir>/registry/<dag_id>/` (a local folder or an object-storage prefix):
 
-    models/<sha256>.model     each model once, named by its content
+    models/<sha256>.onnx      each model once, an ONNX file named by its content
     versions/000001.json      the model card of version 1; creating it claims the number
     champion.json             which version serves, and every change with its time and reason
 
 `champion.json` only ever changes by compare-and-swap, so two runs deciding at once cannot both
 win against the same champion: the second one re-reads, re-scores the new champion and decides
 again. `<model_dir>/<model_file>` (model/model.sav) is kept a copy of the champion.
+
+A version whose card names an earlier format (`adclick-model/1`, skops) is never read here: it is
+refused with the command that converts it, `adclick-ops models migrate` (registry.migrate).
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 from adclick_ops.artifacts import as_path, write_bytes_atomic
 from adclick_ops.config.models import Training, TrainingJob
-from adclick_ops.registry.serialization import FORMAT, load_model_bytes
+from adclick_ops.registry.serialization import FORMAT, SUFFIX, load_model_bytes
 from adclick_ops.registry.store import LocalStore, ObjectStore, open_store
 
 if TYPE_CHECKING:
+    from adclick_ops.registry.serialization import OnnxModel
     from adclick_ops.steps.promotion import Gates
 
 # The champion's copy when a caller names only the folder (the monitor's ADCLICK_MODEL_DIR).
@@ -151,11 +155,29 @@ class Registry:
             raise RegistryError(f"{self.store.path(name)}: the model file of version {number} does not match its card's sha256")
         return data
 
-    def load_model(self, number: int) -> Any:
+    def load_model(self, number: int, threads: int = 1) -> OnnxModel:
+        """Version `number`, checked against its card (sha256, format, features) and by the ONNX checks, ready to score."""
+        card = self.card(number)
+        self.require_current_format(card)
         return load_model_bytes(
             self.model_bytes(number),
-            f"{self.store.path(self.card(number)['model']['file'])} (version {number})",
+            f"{self.store.path(card['model']['file'])} (version {number})",
+            n_features=len(card["model"]["features"]),
+            threads=threads,
         )
+
+    def require_current_format(self, card: dict[str, Any]) -> None:
+        """Refuse, without reading its file, a version saved in a format of earlier adclick-ops versions."""
+        found = card["model"].get("format")
+        if found != FORMAT:
+            raise RegistryError(
+                f"{self.dag_id}: version {card['version']} was saved by an earlier adclick-ops in the {found or 'skops'} format; "
+                f"convert the registry to ONNX once with: adclick-ops models migrate --dag {self.dag_id}"
+            )
+
+    def legacy_versions(self) -> list[int]:
+        """The versions whose model is still in a format of earlier adclick-ops versions."""
+        return [card["version"] for card in self.cards() if card["model"].get("format") != FORMAT]
 
     def add_version(self, blob: bytes, card: dict[str, Any]) -> int:
         """Keep `blob` with its card as the next version; returns the number.
@@ -164,7 +186,7 @@ class Registry:
         """
         self.sweep()
         digest = hashlib.sha256(blob).hexdigest()
-        model_name = f"models/{digest}.model"
+        model_name = f"models/{digest}{SUFFIX}"
         if not self.store.exists(model_name):
             self.store.write(model_name, blob)
         for existing in reversed(self.cards()):
@@ -193,6 +215,28 @@ class Registry:
                 return number
             number += 1  # another run claimed it first
         raise RegistryError(f"{self.location}: could not claim a version number after {MAX_ATTEMPTS} tries")
+
+    def replace_model(self, number: int, blob: bytes, onnx: dict[str, Any], replaced: dict[str, Any]) -> dict[str, Any]:
+        """Give version `number` the ONNX model `blob` in place of its file in an earlier format (`adclick-ops models migrate`).
+
+        The card keeps its number, metrics and history, and names the file it replaced; the old file stays in place.
+        """
+        card = self.card(number)
+        digest = hashlib.sha256(blob).hexdigest()
+        model_name = f"models/{digest}{SUFFIX}"
+        if not self.store.exists(model_name):
+            self.store.write(model_name, blob)
+        card["model"] = {
+            **card["model"],
+            "file": model_name,
+            "sha256": digest,
+            "bytes": len(blob),
+            "format": FORMAT,
+            "onnx": onnx,
+            "migrated_from": replaced,
+        }
+        self.store.write(_version_name(number), json.dumps(card, indent=2, sort_keys=False).encode())
+        return card
 
     # --- the champion pointer -----------------------------------------------------------------------
 
@@ -268,7 +312,7 @@ class Registry:
     ) -> Outcome:
         """Run the promotion gates for version `number` against the current champion, and record the decision.
 
-        `score(model)` gives a model's metrics on the run's test set; `known` holds the scores (or the
+        `score(model)` gives a model's (an OnnxModel's) metrics on the run's test set; `known` holds the scores (or the
         reason there is none) of versions already scored on it, which are not loaded again. A decision
         already recorded for this version (a retried task) is returned as it was.
         """

@@ -1,460 +1,381 @@
-"""Models as bytes and back, in a format that builds only the types on our allow-list.
+"""Models as bytes and back: ONNX files, checked before onnxruntime scores them.
 
-A pickle runs whatever code its author put in it the moment it is read. An adclick-ops model file is
-a zip of `model.json`, a description of the object tree, and numpy arrays (`.npy`, read with
-`allow_pickle=False`). Reading it never calls anything but the constructors and `__setstate__` of
-the classes in TRUSTED_CLASSES, after checking every type it names; the trees inside the ensembles
-are checked too (child indices, features, shapes) before scikit-learn's compiled code walks them.
+Every model version is an ONNX graph of the whole fitted pipeline (the scalers side by side, then
+the estimator), written by skl2onnx at training (registry.convert). Reading one parses it with the
+onnx package's protobuf classes and refuses, with a message naming the file, anything our training
+would never write: an operator outside ALLOWED_OPS, an opset or domain we do not use, external or
+sparse data, a tensor claiming more elements than MAX_ELEMENTS or than its bytes hold, a tree whose
+split reads a feature its input does not have or whose children point outside it, inputs or outputs
+of another number, type or width. onnxruntime then builds the session (it runs its own checks too)
+and scores a few probe rows before the model serves.
 
-The format asks for nothing beyond numpy and the modules of the classes it holds, so that saving and
-loading cost nothing next to scikit-learn's own import (a task process pays each import). Files
-written by earlier versions, in skops's format, are still read, through skops and the same list.
+A model file is data: nothing in it is ever imported or executed as code.
 """
 
 from __future__ import annotations
 
-import copyreg
-import importlib
-import io
 import json
-import logging
 import math
-import warnings
-import zipfile
-from types import ModuleType
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
 
-FORMAT = "adclick-model/1"
-LEGACY_FORMAT = "skops"
-DESCRIPTION = "model.json"
-MAX_DEPTH = 64  # nesting of the object tree; our pipelines need 12
-MAX_MEMBERS = 100_000  # arrays in one file (a forest of 1,000 trees holds about 3,000)
-MAX_UNPACKED = 2 << 30  # bytes, all members together: a small zip cannot unpack into a huge one
-
-# Every class that the pipelines adclick-ops builds contain (scalers side by side, the three
-# estimators, the trees and losses inside them), by the name it reports, with where it is imported
-# from. tests/registry/test_registry.py saves each combination and checks that this list is exactly
-# what they need.
-TRUSTED_CLASSES: dict[str, str] = {
-    "_loss.CyHalfBinomialLoss": "sklearn._loss._loss",
-    "sklearn._loss.link.Interval": "sklearn._loss.link",
-    "sklearn._loss.link.LogitLink": "sklearn._loss.link",
-    "sklearn._loss.loss.HalfBinomialLoss": "sklearn._loss.loss",
-    "sklearn.dummy.DummyClassifier": "sklearn.dummy",
-    "sklearn.ensemble._forest.RandomForestClassifier": "sklearn.ensemble._forest",
-    "sklearn.ensemble._gb.GradientBoostingClassifier": "sklearn.ensemble._gb",
-    "sklearn.linear_model._logistic.LogisticRegression": "sklearn.linear_model._logistic",
-    "sklearn.pipeline.FeatureUnion": "sklearn.pipeline",
-    "sklearn.pipeline.Pipeline": "sklearn.pipeline",
-    "sklearn.preprocessing._data.MaxAbsScaler": "sklearn.preprocessing._data",
-    "sklearn.preprocessing._data.MinMaxScaler": "sklearn.preprocessing._data",
-    "sklearn.preprocessing._data.RobustScaler": "sklearn.preprocessing._data",
-    "sklearn.preprocessing._data.StandardScaler": "sklearn.preprocessing._data",
-    "sklearn.preprocessing._function_transformer.FunctionTransformer": "sklearn.preprocessing._function_transformer",
-    "sklearn.tree._classes.DecisionTreeClassifier": "sklearn.tree._classes",
-    "sklearn.tree._classes.DecisionTreeRegressor": "sklearn.tree._classes",
-    "sklearn.tree._tree.Tree": "sklearn.tree._tree",
-}
-# The containers and numbers a file may hold around them.
-STRUCTURE_TYPES: tuple[str, ...] = (
-    "builtins.dict",
-    "builtins.list",
-    "builtins.str",
-    "builtins.tuple",
-    "numpy.float64",
-    "numpy.int64",
-    "numpy.ndarray",
-    "numpy.random.mtrand.RandomState",
+FORMAT = "onnx"
+SUFFIX = ".onnx"
+INPUT = "features"
+OUTPUTS = ("label", "probabilities")
+# What skl2onnx emits for the pipelines adclick-ops trains (each scaler, none, several side by side;
+# the three estimators). tests/registry/test_onnx_format.py converts every combination and checks
+# that this list is exactly what they need.
+ALLOWED_OPS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("", "Abs"),
+        ("", "Add"),
+        ("", "ArgMax"),
+        ("", "Cast"),
+        ("", "Concat"),
+        ("", "Div"),
+        ("", "Identity"),
+        ("", "MatMul"),
+        ("", "Mul"),
+        ("", "ReduceSum"),
+        ("", "Reshape"),
+        ("", "Sigmoid"),
+        ("", "Sub"),
+        ("ai.onnx.ml", "ArrayFeatureExtractor"),
+        ("ai.onnx.ml", "TreeEnsembleClassifier"),
+    }
 )
-TRUSTED_TYPES: tuple[str, ...] = tuple(sorted((*STRUCTURE_TYPES, *TRUSTED_CLASSES)))
-TREE = "sklearn.tree._tree.Tree"
-_SCALARS = {"numpy.float64": "float64", "numpy.int64": "int64"}  # numpy is imported when a model is read or written
-_PLAIN = (bool, int, str, type(None))
-log = logging.getLogger(__name__)
-# What a constructor or __setstate__ raises on values of the wrong kind or size.
-_BUILD_ERRORS = (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError)
+TREE_OPS = frozenset({("ai.onnx.ml", "TreeEnsembleClassifier")})
+TREE_MODES = frozenset({b"LEAF", b"BRANCH_LEQ"})
+CAST_TYPES = frozenset({1, 7, 11})  # float, int64, double: what our graphs cast to
+# The opsets a model may import: the ones training targets (registry.convert.TARGET_OPSET), or older.
+MAX_OPSET: dict[str, int] = {"": 21, "ai.onnx.ml": 3}
+MAX_BYTES = 1 << 30  # a 1,000-tree forest on a million rows stays well below
+MAX_ELEMENTS = 1 << 28  # in one tensor: 2 GB of doubles
+MAX_FEATURES = 10_000
+MAX_TREE_NODES = 50_000_000
+PROBE_ROWS = 5
+# protobuf's element types by number (onnx.TensorProto.DataType), for messages and the card
+_ELEM_TYPES = {1: "float", 6: "int32", 7: "int64", 9: "bool", 10: "float16", 11: "double"}
+_ITEM_BYTES = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2}
 
 
 class UnsafeModelError(ValueError):
-    """A model file that is not ours, that names a type outside the trusted list, or whose content is inconsistent."""
+    """A model file that is not an ONNX graph adclick-ops would write, or that onnxruntime refuses."""
 
 
-def _type_name(value: Any) -> str:
-    kind = type(value)
-    return f"{kind.__module__}.{kind.__qualname__}"
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a user of the file needs to know, as the model card records it."""
+
+    ir_version: int
+    opset: dict[str, int]
+    producer: str
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
+    features: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ir_version": self.ir_version,
+            "opset": dict(self.opset),
+            "producer": self.producer,
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+        }
 
 
-# --- saving ----------------------------------------------------------------------------------------
+def _value_json(value: Any) -> dict[str, Any]:
+    tensor = value.type.tensor_type
+    shape = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim] if tensor.HasField("shape") else None
+    return {"name": value.name, "type": f"tensor({_ELEM_TYPES.get(tensor.elem_type, str(tensor.elem_type))})", "shape": shape}
 
 
-class _Writer:
-    def __init__(self) -> None:
-        self.arrays: dict[str, np.ndarray] = {}
-
-    def array(self, value: np.ndarray) -> dict[str, Any]:
-
-        if value.dtype == object:
-            return {"object_array": list(value.shape), "items": [self.node(item) for item in value.ravel().tolist()]}
-        if value.dtype.hasobject:
-            raise UnsafeModelError(f"cannot save an array of dtype {value.dtype}")
-        name = f"arrays/{len(self.arrays)}.npy"
-        self.arrays[name] = value
-        return {"array": name}
-
-    def node(self, value: Any) -> Any:
-        if isinstance(value, float) and type(value) is float:
-            return value if math.isfinite(value) else {"float": repr(value)}
-        if isinstance(value, _PLAIN) and type(value) in _PLAIN:
-            return value
-        if isinstance(value, list) and type(value) is list:
-            return [self.node(item) for item in value]
-        if type(value) is tuple:
-            return {"tuple": [self.node(item) for item in value]}
-        if type(value) is dict:
-            if not all(type(key) is str for key in value):
-                raise UnsafeModelError("cannot save a dict whose keys are not all strings")
-            return {"dict": {key: self.node(item) for key, item in value.items()}}
-        if _type_name(value) == "numpy.ndarray":
-            return self.array(value)
-        name = _type_name(value)
-        if name in _SCALARS:
-            return {"scalar": name, "value": value.item() if math.isfinite(value) else repr(value.item())}
-        if name == "numpy.random.mtrand.RandomState":
-            return {"random_state": self.node(value.get_state(legacy=True))}
-        if name not in TRUSTED_CLASSES:
-            raise UnsafeModelError(f"cannot save type {name}: adclick-ops saves only the scalers and estimators it trains")
-        reduced = value.__reduce_ex__(4)
-        builder, args = reduced[0], reduced[1]
-        state = reduced[2] if len(reduced) > 2 else None
-        if builder is copyreg.__newobj__ and args == (type(value),):
-            return {"object": name, "state": self.node(state)}
-        if builder is type(value):
-            return {"object": name, "args": self.node(tuple(args)), "state": self.node(state)}
-        raise UnsafeModelError(f"cannot save type {name}: it reduces through {builder!r}")
+def _fail(source: str, what: str) -> UnsafeModelError:
+    return UnsafeModelError(f"{source}: refused: {what}")
 
 
-def dump_model(model: Any) -> bytes:
-    """The model as the bytes of an adclick-ops model file."""
-    writer = _Writer()
-    description = {"format": FORMAT, "model": writer.node(model)}
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-        archive.writestr(DESCRIPTION, json.dumps(description, separators=(",", ":"), allow_nan=False))
-        import numpy as np
+def _parse(data: bytes, source: str) -> Any:
+    import onnx
+    from google.protobuf.message import DecodeError
 
-        for name, array in writer.arrays.items():
-            buffer = io.BytesIO()
-            np.save(buffer, array, allow_pickle=False)
-            archive.writestr(name, buffer.getvalue())
-    return out.getvalue()
-
-
-# --- reading ---------------------------------------------------------------------------------------
-
-
-def _open(data: bytes, source: str) -> tuple[zipfile.ZipFile, dict[str, Any] | None]:
-    """The archive and our description, or (archive, None) for a legacy skops file."""
+    if len(data) > MAX_BYTES:
+        raise _fail(source, f"{len(data):,} bytes; a model file holds at most {MAX_BYTES:,}")
+    model = onnx.ModelProto()
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        names = set(archive.namelist())
-    except (zipfile.BadZipFile, ValueError, OSError):
+        model.ParseFromString(data)
+    except (DecodeError, ValueError, RuntimeError) as exc:
         hint = " (it looks like a pickle, which adclick-ops never loads)" if data[:1] == b"\x80" else ""
-        raise UnsafeModelError(f"{source}: not an adclick-ops model file{hint}; retrain the model to save it in the safe format") from None
-    infos = archive.infolist()
-    if len(infos) > MAX_MEMBERS or sum(info.file_size for info in infos) > MAX_UNPACKED:
-        raise UnsafeModelError(f"{source}: refused: {len(infos)} members unpacking to {sum(i.file_size for i in infos)} bytes")
-    if DESCRIPTION not in names:
-        if "schema.json" in names:
-            return archive, None
-        raise UnsafeModelError(
-            f"{source}: not an adclick-ops model file (no {DESCRIPTION}); retrain the model to save it in the safe format"
-        )
-    try:
-        description = json.loads(archive.read(DESCRIPTION))
-    except (ValueError, UnicodeDecodeError, zipfile.BadZipFile, OSError, RecursionError) as exc:
-        raise UnsafeModelError(f"{source}: {DESCRIPTION} is not readable JSON: {type(exc).__name__}: {str(exc)[:200]}") from None
-    if not isinstance(description, dict) or description.get("format") != FORMAT:
-        found = description.get("format") if isinstance(description, dict) else type(description).__name__
-        raise UnsafeModelError(f"{source}: format {found!r}; expected {FORMAT!r}")
-    return archive, description
-
-
-_KINDS: dict[frozenset[str], str] = {
-    frozenset({"dict"}): "dict",
-    frozenset({"tuple"}): "tuple",
-    frozenset({"float"}): "float",
-    frozenset({"array"}): "array",
-    frozenset({"object_array", "items"}): "object_array",
-    frozenset({"scalar", "value"}): "scalar",
-    frozenset({"random_state"}): "random_state",
-    frozenset({"object", "state"}): "object",
-    frozenset({"object", "args", "state"}): "object",
-}
-_KIND_TYPES = {"dict": "builtins.dict", "tuple": "builtins.tuple", "array": "numpy.ndarray", "object_array": "numpy.ndarray"}
-
-
-def _kind(node: dict[str, Any]) -> str:
-    """What a node of the description holds, by its exact set of keys: reading and checking agree on it."""
-    kind = _KINDS.get(frozenset(node))
-    if kind is None:
-        raise UnsafeModelError(f"unexpected node with keys {sorted(map(str, node))[:6]}")
-    return kind
-
-
-def _walk_types(node: Any, found: set[str], depth: int = 0) -> None:
-    """Every type the description names (and the containers it uses), without building anything."""
-    if depth > MAX_DEPTH:
-        raise UnsafeModelError(f"nested deeper than {MAX_DEPTH} levels")
-    if isinstance(node, list):
-        found.add("builtins.list")
-        children: list[Any] = node
-    elif isinstance(node, str):
-        found.add("builtins.str")
-        return
-    elif isinstance(node, dict):
-        kind = _kind(node)
-        if kind in _KIND_TYPES:
-            found.add(_KIND_TYPES[kind])
-        if kind == "dict":
-            children = list(node["dict"].values()) if isinstance(node["dict"], dict) else [node["dict"]]
-        elif kind in ("tuple", "random_state"):
-            children = [node[kind]]
-        elif kind == "object_array":
-            children = [node["items"]]
-        elif kind in ("scalar", "object"):
-            found.add(str(node[kind]))
-            children = [node.get("args"), node["state"]] if kind == "object" else []
-        else:
-            children = []
-        if kind == "random_state":
-            found.add("numpy.random.mtrand.RandomState")
-    else:
-        return
-    for child in children:
-        _walk_types(child, found, depth + 1)
-
-
-def _legacy_types(archive: zipfile.ZipFile, source: str) -> set[str]:
-    try:
-        schema = json.loads(archive.read("schema.json"))
-    except (ValueError, UnicodeDecodeError, zipfile.BadZipFile, OSError):
-        raise UnsafeModelError(f"{source}: not an adclick-ops model file; retrain the model to save it in the safe format") from None
-    found: set[str] = set()
-    stack: list[Any] = [schema]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if "__class__" in node and "__module__" in node:
-                found.add(f"{node['__module__']}.{node['__class__']}")
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return found
-
-
-def types_in(data: bytes, source: str = "model file") -> set[str]:
-    """Every type a model file names, read from its description without building anything."""
-    archive, description = _open(data, source)
-    with archive:
-        if description is None:
-            return _legacy_types(archive, source)
-        found: set[str] = set()
-        try:
-            _walk_types(description.get("model"), found)
-        except UnsafeModelError as exc:
-            raise UnsafeModelError(f"{source}: refused: {exc}") from None
-        return found
-
-
-def check_model_bytes(data: bytes, source: str = "model file") -> None:
-    """Refuse, as `load_model_bytes` would, a file that is not ours or names an untrusted type; builds nothing."""
-    _refuse_untrusted(types_in(data, source), source)
-
-
-def _refuse_untrusted(found: set[str], source: str) -> None:
-    untrusted = sorted(found - set(TRUSTED_TYPES))
-    if untrusted:
-        raise UnsafeModelError(
-            f"{source}: refused: it holds type(s) outside the trusted list: {', '.join(untrusted)}; "
-            "adclick-ops loads only the scalers and estimators it trains itself"
-        )
-
-
-class _Reader:
-    def __init__(self, archive: zipfile.ZipFile, source: str) -> None:
-        self.archive = archive
-        self.source = source
-        self.names = set(archive.namelist())
-        self.notes: set[str] = set()
-
-    def fail(self, what: str) -> UnsafeModelError:
-        return UnsafeModelError(f"{self.source}: refused: {what}")
-
-    def array(self, name: Any) -> np.ndarray:
-        import numpy as np
-
-        if not isinstance(name, str) or not name.startswith("arrays/") or name not in self.names:
-            raise self.fail(f"array {name!r} is not in the file")
-        try:
-            return np.load(io.BytesIO(self.archive.read(name)), allow_pickle=False)
-        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-            raise self.fail(f"array {name}: {exc}") from None
-
-    def node(self, node: Any) -> Any:
-        if node is None or isinstance(node, bool | int | float | str):
-            return node
-        if isinstance(node, list):
-            return [self.node(item) for item in node]
-        if not isinstance(node, dict):
-            raise self.fail(f"unexpected node {str(node)[:80]!r}")
-        try:
-            kind = _kind(node)
-        except UnsafeModelError as exc:
-            raise self.fail(str(exc)) from None
-        if kind == "dict" and isinstance(node["dict"], dict):
-            return {str(key): self.node(item) for key, item in node["dict"].items()}
-        if kind == "tuple" and isinstance(node["tuple"], list):
-            return tuple(self.node(item) for item in node["tuple"])
-        if kind == "float" and node["float"] in ("nan", "inf", "-inf"):
-            return float(node["float"])
-        if kind == "array":
-            return self.array(node["array"])
-        if kind == "object_array":
-            return self.object_array(node["object_array"], node["items"])
-        if kind == "scalar" and node["scalar"] in _SCALARS:
-            return self.scalar(node["scalar"], node["value"])
-        if kind == "random_state":
-            return self.random_state(self.node(node["random_state"]))
-        if kind == "object" and node["object"] in TRUSTED_CLASSES:
-            return self.build(node)
-        raise self.fail(f"malformed {kind} node {str(node)[:80]!r}")
-
-    def object_array(self, shape: Any, items: Any) -> np.ndarray:
-        import numpy as np
-
-        if not (isinstance(shape, list) and all(type(n) is int and n >= 0 for n in shape) and isinstance(items, list)):
-            raise self.fail("malformed object array")
-        if math.prod(shape) != len(items):
-            raise self.fail(f"object array of shape {shape} holds {len(items)} items")
-        out = np.empty(len(items), dtype=object)
-        for i, item in enumerate(items):
-            out[i] = self.node(item)
-        return out.reshape(shape)
-
-    def scalar(self, name: str, value: Any) -> Any:
-        if isinstance(value, str) and value in ("nan", "inf", "-inf"):
-            value = float(value)
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            raise self.fail(f"scalar {name} of value {str(value)[:40]!r}")
-        try:
-            import numpy as np
-
-            return getattr(np, _SCALARS[name])(value)
-        except OverflowError:
-            raise self.fail(f"scalar {name} of value {value!r}") from None
-
-    def random_state(self, state: Any) -> np.random.RandomState:
-        import numpy as np
-
-        rng = np.random.RandomState()
-        try:
-            rng.set_state(state)
-        except _BUILD_ERRORS as exc:
-            raise self.fail(f"random state: {exc}") from None
-        return rng
-
-    def build(self, node: dict[str, Any]) -> Any:
-        name = node["object"]
-        cls = getattr(importlib.import_module(TRUSTED_CLASSES[name]), name.rsplit(".", 1)[1])
-        state = self.node(node.get("state"))
-        if "args" in node:
-            args = self.node(node["args"])
-            if not isinstance(args, tuple):
-                raise self.fail(f"{name}: arguments {args!r}")
-            if name == TREE:
-                _check_tree(args, state, self.fail)
-            try:
-                obj = cls(*args)
-            except _BUILD_ERRORS as exc:
-                raise self.fail(f"{name}: {exc}") from None
-        else:
-            obj = cls.__new__(cls)
-        if state is not None:
-            if "args" not in node and not isinstance(state, dict):
-                raise self.fail(f"{name}: state of type {type(state).__name__}, expected a mapping")
-            try:
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
-                    if hasattr(obj, "__setstate__"):
-                        obj.__setstate__(state)
-                    else:
-                        obj.__dict__.update(state)
-            except _BUILD_ERRORS as exc:
-                raise self.fail(f"{name}: {exc}") from None
-            for warning in caught:
-                # scikit-learn's InconsistentVersionWarning: saved with another version; the card says which
-                self.notes.add(str(warning.message).split(". ", 1)[0])
-        return obj
-
-
-def _check_tree(args: tuple[Any, ...], state: Any, fail: Any) -> None:
-    """A tree that scikit-learn's compiled code can walk safely: every child after its parent and inside
-    the node array, every split on an existing feature, values shaped for every node."""
-    import numpy as np
-    from sklearn.tree._tree import NODE_DTYPE
-
-    if len(args) != 3 or not isinstance(args[0], int) or not isinstance(args[2], int) or not isinstance(args[1], np.ndarray):
-        raise fail(f"Tree: arguments {args!r}")
-    n_features, n_classes, n_outputs = args
-    if not isinstance(state, dict) or not isinstance(state.get("nodes"), np.ndarray) or not isinstance(state.get("values"), np.ndarray):
-        raise fail("Tree: state without nodes and values")
-    nodes, values, count = state["nodes"], state["values"], state.get("node_count")
-    if nodes.dtype != NODE_DTYPE or nodes.ndim != 1 or count != len(nodes) or count == 0:
-        raise fail(f"Tree: {count!r} nodes in an array of {nodes.shape} {nodes.dtype}")
-    if n_classes.ndim != 1 or len(n_classes) != n_outputs or n_outputs < 1 or (n_classes < 1).any():
-        raise fail("Tree: classes do not match the outputs")
-    if values.shape != (count, n_outputs, int(n_classes.max())) or values.dtype != np.float64:
-        raise fail(f"Tree: values of shape {values.shape}, expected {(count, n_outputs, int(n_classes.max()))}")
-    index = np.arange(count)
-    left, right, feature = nodes["left_child"], nodes["right_child"], nodes["feature"]
-    leaf = left == -1
-    if (right[leaf] != -1).any() or (feature[leaf] != -2).any():
-        raise fail("Tree: a leaf with a child or a split")
-    inner = ~leaf
-    for child in (left, right):
-        if ((child[inner] <= index[inner]) | (child[inner] >= count)).any():
-            raise fail("Tree: a child index outside the tree or before its parent")
-    if ((feature[inner] < 0) | (feature[inner] >= n_features)).any():
-        raise fail(f"Tree: a split on a feature outside 0..{n_features - 1}")
-
-
-def _skops_io() -> ModuleType:
-    """skops.io, for files written in its format by earlier versions; imported without the warnings of
-    its module search (it reads names from every loaded module, Airflow's deprecated attributes included)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=FutureWarning, module=r"skops\.io\._utils$")
-        import skops.io
-    return skops.io
-
-
-def load_model_bytes(data: bytes, source: str = "model file") -> Any:
-    """Build the model held in `data`; refuse any file naming a type outside TRUSTED_TYPES."""
-    archive, description = _open(data, source)
-    with archive:
-        if description is None:
-            _refuse_untrusted(_legacy_types(archive, source), source)
-            return _skops_io().loads(data, trusted=list(TRUSTED_TYPES))
-        found: set[str] = set()
-        try:
-            _walk_types(description.get("model"), found)
-        except UnsafeModelError as exc:
-            raise UnsafeModelError(f"{source}: refused: {exc}") from None
-        _refuse_untrusted(found, source)
-        reader = _Reader(archive, source)
-        model = reader.node(description.get("model"))
-    for note in sorted(reader.notes):
-        log.warning("%s: %s", source, note)
+        raise UnsafeModelError(f"{source}: not an ONNX model file{hint}: {str(exc)[:200]}") from None
+    if not model.HasField("graph") or not model.graph.node:
+        raise UnsafeModelError(f"{source}: not an ONNX model file (no graph)")
     return model
+
+
+def _check_tensor(tensor: Any, where: str, source: str) -> None:
+    """A tensor whose data is inside the file and as large as its shape says, within MAX_ELEMENTS."""
+    from onnx import TensorProto
+
+    if tensor.data_location == TensorProto.EXTERNAL or tensor.external_data:
+        raise _fail(source, f"{where}: data stored outside the file; adclick-ops models hold all their data")
+    dims = list(tensor.dims)
+    if any(d < 0 for d in dims):
+        raise _fail(source, f"{where}: negative dimension in shape {dims}")
+    count = math.prod(dims)
+    if count > MAX_ELEMENTS:
+        raise _fail(source, f"{where}: shape {dims} claims {count:,} elements; at most {MAX_ELEMENTS:,}")
+    if tensor.data_type not in _ITEM_BYTES:
+        raise _fail(source, f"{where}: element type {tensor.data_type} is not one our models use")
+    if tensor.HasField("raw_data"):
+        held = len(tensor.raw_data) // _ITEM_BYTES[tensor.data_type]
+        if len(tensor.raw_data) != count * _ITEM_BYTES[tensor.data_type]:
+            raise _fail(source, f"{where}: shape {dims} needs {count:,} elements; the file holds {held:,}")
+        return
+    held = sum(
+        len(getattr(tensor, name))
+        for name in ("float_data", "int32_data", "int64_data", "double_data", "uint64_data", "string_data")
+        if getattr(tensor, name)
+    )
+    if held != count:
+        raise _fail(source, f"{where}: shape {dims} needs {count:,} elements; the file holds {held:,}")
+
+
+def _check_structure(model: Any, source: str) -> None:
+    from onnx import AttributeProto
+
+    if model.functions or model.training_info:
+        raise _fail(source, "it defines functions or training steps; adclick-ops models hold one plain graph")
+    for opset in model.opset_import:
+        limit = MAX_OPSET.get(opset.domain)
+        if limit is None:
+            raise _fail(source, f"operator domain {opset.domain!r}; expected only {', '.join(map(repr, MAX_OPSET))}")
+        if not 1 <= opset.version <= limit:
+            raise _fail(source, f"opset {opset.version} of domain {opset.domain!r}; expected 1 to {limit}")
+    graph = model.graph
+    if graph.sparse_initializer:
+        raise _fail(source, "sparse initializers; adclick-ops models hold none")
+    for tensor in graph.initializer:
+        _check_tensor(tensor, f"initializer {tensor.name!r}", source)
+    for node in graph.node:
+        if (node.domain, node.op_type) not in ALLOWED_OPS:
+            allowed = ", ".join(sorted(f"{d + '.' if d else ''}{op}" for d, op in ALLOWED_OPS))
+            name = f"{node.domain + '.' if node.domain else ''}{node.op_type}"
+            raise _fail(source, f"node {node.name!r}: operator {name} is not one skl2onnx writes for adclick-ops' models ({allowed})")
+        for attribute in node.attribute:
+            if attribute.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS):
+                raise _fail(source, f"node {node.name!r}: attribute {attribute.name!r} holds a subgraph")
+            if node.op_type == "Cast" and attribute.name == "to" and attribute.i not in CAST_TYPES:
+                raise _fail(source, f"node {node.name!r}: a cast to element type {attribute.i}; our graphs cast to {sorted(CAST_TYPES)}")
+            if attribute.type == AttributeProto.TENSOR:
+                _check_tensor(attribute.t, f"node {node.name!r}, attribute {attribute.name!r}", source)
+            if attribute.type == AttributeProto.TENSORS:
+                for tensor in attribute.tensors:
+                    _check_tensor(tensor, f"node {node.name!r}, attribute {attribute.name!r}", source)
+
+
+def _check_signature(model: Any, source: str, n_features: int | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    graph = model.graph
+    initializers = {t.name for t in graph.initializer}
+    inputs = [v for v in graph.input if v.name not in initializers]
+    if len(inputs) != 1:
+        raise _fail(source, f"{len(inputs)} inputs ({', '.join(v.name for v in inputs)}); expected one, {INPUT!r}")
+    described = _value_json(inputs[0])
+    shape = described["shape"]
+    if inputs[0].name != INPUT or described["type"] != "tensor(double)" or shape is None or len(shape) != 2:
+        raise _fail(source, f"input {described}; expected {INPUT!r}, tensor(double) of shape [rows, features]")
+    width = shape[1]
+    if width is None or not 1 <= width <= MAX_FEATURES:
+        raise _fail(source, f"input {INPUT!r} of shape {shape}; expected [rows, 1..{MAX_FEATURES}]")
+    if n_features is not None and width != n_features:
+        raise _fail(source, f"input {INPUT!r} takes {width} features; the model card names {n_features}")
+    outputs = [_value_json(v) for v in graph.output]
+    if tuple(o["name"] for o in outputs) != OUTPUTS:
+        raise _fail(source, f"outputs {[o['name'] for o in outputs]}; expected {list(OUTPUTS)}")
+    label, probabilities = outputs
+    if (label["type"], label["shape"]) != ("tensor(int64)", [None]) or probabilities["shape"] != [None, 2]:
+        raise _fail(source, f"outputs {outputs}; expected label tensor(int64) [rows] and probabilities [rows, 2]")
+    return [described], outputs
+
+
+def _ints(node: Any, name: str) -> list[int]:
+    return next((list(a.ints) for a in node.attribute if a.name == name), [])
+
+
+def _per_node(node: Any) -> dict[str, int]:
+    """The length of each per-node attribute (`nodes_*`): one entry per node, in every one."""
+    from onnx import AttributeProto
+
+    lengths = {}
+    for attribute in node.attribute:
+        if attribute.name.startswith("nodes_"):
+            if attribute.type == AttributeProto.TENSOR:
+                lengths[attribute.name] = math.prod(attribute.t.dims)
+            else:
+                lengths[attribute.name] = len(attribute.ints) + len(attribute.floats) + len(attribute.strings)
+    return lengths
+
+
+def _check_trees(model: Any, source: str) -> None:
+    """Each tree's nodes consistent and inside the tree, each split on a feature its input has."""
+    import onnx
+
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    except Exception as exc:  # noqa: BLE001 - the onnx library's errors, whatever their class
+        raise _fail(source, f"the graph's types and shapes do not agree: {str(exc)[:300]}") from None
+    shapes = {v.name: _value_json(v)["shape"] for v in (*inferred.graph.value_info, *inferred.graph.input)}
+    for node in model.graph.node:
+        if (node.domain, node.op_type) not in TREE_OPS:
+            continue
+        where = f"node {node.name!r} ({node.op_type})"
+        shape = shapes.get(node.input[0]) if len(node.input) == 1 else None
+        if not shape or len(shape) != 2 or shape[1] is None:
+            raise _fail(source, f"{where}: the width of its input cannot be told from the graph ({shape})")
+        width = shape[1]
+        lengths = _per_node(node)
+        if len(set(lengths.values())) != 1:
+            raise _fail(source, f"{where}: per-node attributes of different lengths {lengths}")
+        count = next(iter(lengths.values()))
+        if count > MAX_TREE_NODES:
+            raise _fail(source, f"{where}: {count:,} nodes; at most {MAX_TREE_NODES:,}")
+        features = _ints(node, "nodes_featureids")
+        bad = [f for f in features if not 0 <= f < width]
+        if bad:
+            raise _fail(source, f"{where}: a split on feature {bad[0]}, outside 0..{width - 1} (its input has {width} columns)")
+        trees, ids = _ints(node, "nodes_treeids"), _ints(node, "nodes_nodeids")
+        modes = next((list(a.strings) for a in node.attribute if a.name == "nodes_modes"), [])
+        if not set(modes) <= TREE_MODES:
+            raise _fail(source, f"{where}: node modes {sorted(set(modes) - TREE_MODES)}; skl2onnx writes {sorted(TREE_MODES)}")
+        known = set(zip(trees, ids, strict=True))
+        if len(known) != count:
+            raise _fail(source, f"{where}: a node id appears twice in the same tree")
+        for name in ("nodes_truenodeids", "nodes_falsenodeids"):
+            for tree, parent, child, mode in zip(trees, ids, _ints(node, name), modes, strict=True):
+                if (mode == b"LEAF" and child != 0) or (mode != b"LEAF" and (tree, child) not in known):
+                    raise _fail(source, f"{where}: {name} points to node {child}, which tree {tree} does not have")
+                if mode != b"LEAF" and child <= parent:  # as scikit-learn numbers them: no walk can loop
+                    raise _fail(source, f"{where}: {name} of node {parent} of tree {tree} points back to node {child}")
+        labels = _ints(node, "classlabels_int64s")
+        class_trees, class_nodes, class_ids = _ints(node, "class_treeids"), _ints(node, "class_nodeids"), _ints(node, "class_ids")
+        if not (len(class_trees) == len(class_nodes) == len(class_ids)):
+            raise _fail(source, f"{where}: class attributes of different lengths")
+        if labels != [0, 1]:
+            raise _fail(source, f"{where}: class labels {labels[:5]}; expected [0, 1]")
+        if any(not 0 <= c < len(labels) for c in class_ids):
+            raise _fail(source, f"{where}: a leaf weight for a class outside 0..{len(labels) - 1}")
+        if any(leaf not in known for leaf in zip(class_trees, class_nodes, strict=True)):
+            raise _fail(source, f"{where}: a leaf weight for a node the trees do not have")
+
+
+def inspect_model(data: bytes, source: str = "model file", n_features: int | None = None) -> ModelInfo:
+    """Check `data` as an adclick-ops ONNX model without running it; what the card records about it."""
+    import onnx
+
+    model = _parse(data, source)
+    _check_structure(model, source)
+    inputs, outputs = _check_signature(model, source, n_features)
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:  # noqa: BLE001 - the onnx library's errors, whatever their class
+        raise _fail(source, f"not a valid ONNX graph: {str(exc)[:300]}") from None
+    _check_trees(model, source)
+    metadata = {p.key: p.value for p in model.metadata_props}
+    try:
+        features = json.loads(metadata.get("features", "[]"))
+    except ValueError:
+        features = []
+    if isinstance(features, list) and len(features) == inputs[0]["shape"][1] and all(isinstance(f, str) for f in features):
+        inputs[0]["columns"] = features
+    else:
+        features = []
+    return ModelInfo(
+        ir_version=model.ir_version,
+        opset={o.domain: o.version for o in model.opset_import},
+        producer=f"{model.producer_name} {model.producer_version}".strip(),
+        inputs=inputs,
+        outputs=outputs,
+        features=features,
+    )
+
+
+def _session_options(threads: int) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 4  # fatal only: a refused file or row is reported by the exception raised
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        # a server thread that waits spinning takes a core from the others
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
+class OnnxModel:
+    """A checked model and its onnxruntime session: probabilities of rows of the features, in the card's order."""
+
+    def __init__(self, session: Any, info: ModelInfo, source: str = "model file"):
+        self.session = session
+        self.info = info
+        self.source = source
+        self.n_features: int = info.inputs[0]["shape"][1]
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """(rows, 2) float64: the probabilities of not clicked and clicked; UnsafeModelError if the graph cannot say."""
+        import numpy as np
+
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        try:
+            probabilities = np.asarray(self.session.run([OUTPUTS[1]], {INPUT: x})[0], dtype=np.float64)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's own errors, whatever their class
+            raise UnsafeModelError(f"{self.source}: onnxruntime cannot score {len(x):,} row(s): {str(exc)[:300]}") from None
+        if probabilities.shape != (len(x), 2):
+            raise UnsafeModelError(f"{self.source}: answers probabilities of shape {probabilities.shape} for {len(x):,} row(s)")
+        return probabilities
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """0/1: clicked when the probability is above one half."""
+        return (self.predict_proba(x)[:, 1] > 0.5).astype("int64")
+
+
+def _probe(model: OnnxModel, source: str) -> None:
+    """Score a few rows, one and several at a time: a graph that cannot, or answers in another shape, never serves."""
+    import numpy as np
+
+    for count in (1, PROBE_ROWS):
+        rows = np.array([0.0, 1.0, -1.0, 1e6, 0.5][:count])[:, None] * np.ones((count, model.n_features))
+        try:
+            outputs = model.session.run(None, {INPUT: rows})
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's own errors, whatever their class
+            raise _fail(source, f"onnxruntime cannot score it: {str(exc)[:300]}") from None
+        labels, probabilities = outputs
+        if np.shape(labels) != (count,) or np.shape(probabilities) != (count, 2):
+            raise _fail(
+                source,
+                f"it answers labels of shape {np.shape(labels)} and probabilities of shape {np.shape(probabilities)} for {count} rows",
+            )
+        probabilities = np.asarray(probabilities, dtype=np.float64)
+        if not np.isfinite(probabilities).all() or (probabilities < -1e-6).any() or (probabilities > 1 + 1e-6).any():
+            raise _fail(source, "it answers probabilities outside [0, 1]")
+
+
+def load_model_bytes(data: bytes, source: str = "model file", n_features: int | None = None, threads: int = 1) -> OnnxModel:
+    """The model in `data`, checked (inspect_model), with its onnxruntime session; `threads` 0: onnxruntime's default."""
+    info = inspect_model(data, source, n_features)
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(data, _session_options(threads), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - onnxruntime's own errors, whatever their class
+        raise _fail(source, f"onnxruntime refuses it: {str(exc)[:300]}") from None
+    model = OnnxModel(session, info, source)
+    _probe(model, source)
+    return model
+
+
+def ops_of(data: bytes) -> set[tuple[str, str]]:
+    """The (domain, operator) pairs a model file uses."""
+    return {(node.domain, node.op_type) for node in _parse(data, "model file").graph.node}

@@ -119,13 +119,14 @@ def fit_model(
     return Pipeline([("preprocess", preprocessing), ("model", model)])
 
 
-def evaluate(model: Pipeline, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    """Accuracy, precision, recall, F1, ROC AUC and the confusion matrix [[tn, fp], [fn, tp]]."""
-    predicted = model.predict(x)
-    if hasattr(model, "predict_proba"):
-        scores = model.predict_proba(x)[:, 1]
-    else:
-        scores = model.decision_function(x)
+def evaluate(model: Any, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """Accuracy, precision, recall, F1, ROC AUC and the confusion matrix [[tn, fp], [fn, tp]].
+
+    `model` is anything with `predict_proba`: the ONNX model that serves (registry.OnnxModel), or a fitted
+    pipeline. A row is predicted clicked when its probability is above one half, as the predictions served.
+    """
+    scores = np.asarray(model.predict_proba(x))[:, 1]
+    predicted = (scores > 0.5).astype("int64")
     both = len(np.unique(y)) == 2
     metrics: dict[MetricName, float | None] = {
         "accuracy": float(accuracy_score(y, predicted)),

@@ -122,7 +122,7 @@ def test_models_load_only_from_the_model_directory(tmp_path):
         load_model_file(model_dir / "linkdir" / "model.sav", [model_dir])
     # inside the model directory, a pickle is refused for what it is
     (model_dir / "model.sav").write_bytes(evil_pickle(marker))
-    with pytest.raises(ValueError, match="not an adclick-ops model file"):
+    with pytest.raises(ValueError, match="not an ONNX model file"):
         load_model_file(model_dir / "model.sav", [model_dir])
     assert not marker.exists()
 

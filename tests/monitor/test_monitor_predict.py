@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import json
+import re
 import time
+from pathlib import Path
 
 import pytest
-from registry_support import SEED, model_rows, rows_matrix, run_chain, train_two_versions, training_settings, weak_model
+from registry_support import (
+    SEED,
+    hostile,
+    model_rows,
+    plant_version,
+    rows_matrix,
+    run_chain,
+    train_two_versions,
+    training_settings,
+    weak_model,
+)
 
 from adclick_ops.cli import main
 from adclick_ops.monitor import create_app
@@ -163,11 +175,13 @@ def test_monitor_shows_versions_with_the_champion_marked(client, trained, pipeli
 
 def test_rollback_reaches_a_running_monitor_over_http(trained, pipelines, tmp_path):
     """`adclick-ops monitor` (gunicorn, its own processes) serves the champion; `adclick-ops models rollback`,
-    run as a separate command, is served within seconds without a restart."""
+    run as a separate command, is served within seconds without a restart. A hostile champion promoted by hand
+    (its card matches the file) is refused by every worker, which keeps serving the one it had and does not die."""
     import os
     import subprocess
     import sys
 
+    import psutil
     import requests
 
     from adclick_ops.net import free_port
@@ -214,6 +228,45 @@ def test_rollback_reaches_a_running_monitor_over_http(trained, pipelines, tmp_pa
         # both gunicorn workers re-read the champion pointer; a few requests reach each of them
         assert wait_for(1, 10) == 1
         assert all(served_version() == 1 for _ in range(10))
+        workers = psutil.Process(monitor.pid).children()
+        planted = plant_version(trained, hostile(trained.model_bytes(1)), like=1)
+        promote = subprocess.run(
+            [*exe, "models", "promote", str(planted), "--pipelines", str(pipelines), "--reason", "a file from elsewhere"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert promote.returncode == 0, promote.stderr
+        time.sleep(1.5)  # past PREDICT_REFRESH: every worker has tried the new champion
+        assert all(served_version() == 1 for _ in range(20))
+        assert workers and all(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers) and monitor.poll() is None
     finally:
         monitor.terminate()
         monitor.wait(30)
+
+
+@pytest.mark.parametrize("damage", ["bytes changed", "hostile graph, card matching"])
+def test_a_tampered_champion_is_503_with_the_reason_and_the_worker_serves_on(pipelines, trained, damage):
+    registry = trained
+    if damage == "bytes changed":
+        path = Path(registry.location) / registry.card(2)["model"]["file"]
+        path.write_bytes(path.read_bytes()[:-1] + b"\x00")
+        reason = r"the model file of version 2 does not match its card's sha256"
+    else:
+        planted = plant_version(registry, hostile(registry.model_bytes(1), feature=5), like=1)
+        registry.promote(planted, "a file from elsewhere")
+        reason = r"version 3\): refused: node .*a split on feature 5, outside 0\.\.4"
+    app = create_app({"TESTING": True, "PIPELINES": str(pipelines), "AIRFLOW_URL": "http://127.0.0.1:9", "PREDICT_REFRESH": 0})
+    client = app.test_client()
+    for _ in range(3):
+        response = client.post("/api/predict", json={"rows": model_rows(2)})
+        assert response.status_code == 503
+        assert re.search(reason, response.json["error"]), response.json["error"]
+    # the same worker serves again as soon as the registry is good again
+    if damage == "bytes changed":
+        registry.promote(1, "version 2 is damaged")
+    else:
+        registry.rollback("back to the last good one")
+    response = client.post("/api/predict", json={"rows": model_rows(2)})
+    assert response.status_code == 200 and response.json["model_version"] == (1 if damage == "bytes changed" else 2)

@@ -93,3 +93,31 @@ def train_two_versions(pipelines: Path, model_dir: Path) -> Registry:
     strong_model(pipelines)
     run_chain(training_settings(pipelines), "r2")
     return Registry(str(model_dir), "Airflow_Lab2")
+
+
+def hostile(blob: bytes, feature: int = 2**40 + 1) -> bytes:
+    """`blob`, an ONNX forest, with its first split reading feature `feature` (out of range by default)."""
+    import onnx
+
+    model = onnx.load_from_string(blob)
+    tree = next(n for n in model.graph.node if n.op_type == "TreeEnsembleClassifier")
+    attributes = {a.name: a for a in tree.attribute}
+    first = next(i for i, m in enumerate(attributes["nodes_modes"].strings) if m != b"LEAF")
+    attributes["nodes_featureids"].ints[first] = feature
+    return model.SerializeToString()
+
+
+def plant_version(registry: Registry, blob: bytes, like: int) -> int:
+    """A new version holding `blob`, its card copied from version `like` with the file's own sha256: a file that
+    matches its card, as someone with write access to the registry could leave it."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(blob).hexdigest()
+    registry.store.write(f"models/{digest}.onnx", blob)
+    card = registry.card(like)
+    number = registry.versions()[-1] + 1
+    card.update(version=number, run_id=f"planted_{number}")
+    card["model"].update(file=f"models/{digest}.onnx", sha256=digest, bytes=len(blob))
+    assert registry.store.create(f"versions/{number:06d}.json", json.dumps(card).encode())
+    return number

@@ -1,4 +1,4 @@
-"""The model lifecycle through the real task chain: versions, promotion gates, rollback, the safe format, file faults."""
+"""The model lifecycle through the real task chain: versions, promotion gates, rollback, the model format, file faults."""
 
 from __future__ import annotations
 
@@ -29,16 +29,14 @@ from registry_support import (
 
 from adclick_ops import tasks
 from adclick_ops.artifacts import StorageFullError, write_bytes_atomic
-from adclick_ops.predict import predict_proba
 from adclick_ops.registry import (
-    TRUSTED_TYPES,
+    FORMAT,
     Registry,
     RegistryError,
     UnsafeModelError,
-    dump_model,
     load_model_bytes,
 )
-from adclick_ops.registry.serialization import FORMAT, types_in
+from adclick_ops.registry.convert import to_onnx
 from adclick_ops.steps.model import build_pipeline, evaluate
 from adclick_ops.steps.promotion import Gates
 
@@ -239,7 +237,10 @@ def test_model_card_holds_what_trained_the_version(pipelines, tmp_path):
     assert card["pipeline"]["sha256"] == hashlib.sha256(pipeline_text.encode()).hexdigest()
     assert card["metrics"]["accuracy"] == out["accuracy"] and card["metrics"]["roc_auc"] == out["roc_auc"]
     assert card["model"]["estimator"] == "logistic_regression" and card["model"]["scalers"] == ["minmax", "standard"]
-    assert card["model"]["features"] == FEATURES and card["model"]["format"] == FORMAT
+    assert card["model"]["features"] == FEATURES and card["model"]["format"] == FORMAT == "onnx"
+    assert card["model"]["file"] == f"models/{card['model']['sha256']}.onnx"
+    assert card["model"]["onnx"]["inputs"][0]["columns"] == FEATURES
+    assert card["packages"]["onnxruntime"] and card["packages"]["skl2onnx"] and card["packages"]["onnx"]
     assert card["packages"]["scikit-learn"] and card["packages"]["numpy"]
     assert card["dag_id"] == "Airflow_Lab2" and card["run_id"] == "manual__carded" and card["created_at"]
 
@@ -268,7 +269,7 @@ def test_concurrent_decisions_claim_distinct_versions_and_each_promotion_beat_it
         model = models[i]
         metrics = evaluate(model, x_test, y_test)
         number = registry.add_version(
-            dump_model(model),
+            to_onnx(model, FEATURES),
             {"run_id": f"r{i}", "metrics": metrics, "model": {"features": FEATURES}},
         )
         results[i] = registry.decide(number, lambda m: evaluate(m, x_test, y_test), Gates(), by=f"r{i}")
@@ -295,68 +296,21 @@ def test_concurrent_decisions_claim_distinct_versions_and_each_promotion_beat_it
     assert temporaries(tmp_path / "model") == []
 
 
-# --- safe format ----------------------------------------------------------------------------------
-
-
-def _all_pipelines():
-    x = SEED[FEATURES].to_numpy(float)[:200]
-    y = SEED[TARGET].to_numpy(int)[:200]
-    for estimator, params in (
-        ("logistic_regression", {}),
-        ("random_forest", {"n_estimators": 3, "random_state": 0}),
-        ("random_forest", {"n_estimators": 3}),
-        ("gradient_boosting", {"n_estimators": 3}),
-    ):
-        for scalers in ([], ["minmax", "standard", "robust", "maxabs"]):
-            yield build_pipeline(scalers, estimator, params).fit(x, y)
-
-
-# an unscaled logistic regression on 200 rows stops at its iteration limit; only its types matter here
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-def test_trusted_types_are_exactly_what_the_pipelines_need():
-    needed = set()
-    for model in _all_pipelines():
-        blob = dump_model(model)
-        needed |= types_in(blob)
-        loaded = load_model_bytes(blob)
-        probe = SEED[FEATURES].to_numpy(float)[:20]
-        assert np.array_equal(loaded.predict_proba(probe), model.predict_proba(probe))
-        # the serving shortcut gives the very same numbers as scikit-learn's own path
-        assert np.array_equal(predict_proba(loaded, probe), model.predict_proba(probe))
-        assert np.array_equal(predict_proba(loaded, probe[:1]), model.predict_proba(probe[:1]))
-    assert needed == set(TRUSTED_TYPES)
+# --- model format --------------------------------------------------------------------------------
 
 
 def test_a_pickle_is_refused_and_never_runs(tmp_path):
     marker = tmp_path / "marker"
-    with pytest.raises(UnsafeModelError, match="not an adclick-ops model file .*looks like a pickle"):
+    with pytest.raises(UnsafeModelError, match="model/model.sav: not an ONNX model file .*looks like a pickle"):
         load_model_bytes(evil_pickle(marker), "model/model.sav")
     assert not marker.exists()
-
-
-@pytest.mark.parametrize("extra", ["svc", "function"])
-def test_a_skops_file_with_an_untrusted_type_is_refused_naming_it(extra):
-    import skops.io
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import FunctionTransformer
-    from sklearn.svm import SVC
-
-    x = SEED[FEATURES].to_numpy(float)[:100]
-    y = SEED[TARGET].to_numpy(int)[:100]
-    step = SVC(probability=True) if extra == "svc" else FunctionTransformer(np.log1p)
-    model = Pipeline([("a", step)] + ([("m", SVC())] if extra == "function" else [])).fit(x, y)
-    with pytest.raises(
-        UnsafeModelError,
-        match=r"model/model.sav: refused: it holds type\(s\) outside the trusted list: .*(SVC|log1p)",
-    ):
-        load_model_bytes(skops.io.dumps(model), "model/model.sav")
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=2000))
 def test_arbitrary_bytes_are_refused_cleanly(data):
-    with pytest.raises(UnsafeModelError):
-        load_model_bytes(data, "x.skops")
+    with pytest.raises(UnsafeModelError, match=r"^x.onnx: "):
+        load_model_bytes(data, "x.onnx")
 
 
 def test_the_package_never_unpickles():
@@ -467,22 +421,24 @@ def test_a_full_disk_during_a_run_fails_the_run_and_keeps_the_champion(pipelines
 
 
 def test_saving_and_loading_inside_airflow_warns_nothing():
-    """Nothing warns in a task process, legacy skops files included: on import, skops reads names from every
-    loaded module, and Airflow's deprecated module attributes warn when read. A fresh process, as a task is."""
+    """Nothing warns in a task process: converting, loading and migrating a legacy skops file. On import,
+    skl2onnx and skops read names from loaded modules, and Airflow's deprecated module attributes warn when
+    read. A fresh process, as a task is."""
     script = f"""
 import warnings
 import airflow.utils.timezone  # one of Airflow's modules with deprecated attributes, loaded in every task
 warnings.simplefilter("error")
 import pandas as pd
-from adclick_ops.registry import dump_model, load_model_bytes
+from adclick_ops.registry import load_model_bytes
+from adclick_ops.registry.convert import to_onnx
 from adclick_ops.steps.model import build_pipeline
 seed = pd.read_csv({str(PROJECT / "dags" / "data" / "advertising.csv")!r}).head(200)
 x, y = seed[{FEATURES!r}].to_numpy(float), seed[{TARGET!r}].to_numpy(int)
 model = build_pipeline(["minmax", "standard"], "logistic_regression", {{}}).fit(x, y)
-assert (load_model_bytes(dump_model(model)).predict(x) == model.predict(x)).all()
-# a file written by an earlier version, in skops's format, too
-from adclick_ops.registry.serialization import _skops_io
-assert (load_model_bytes(_skops_io().dumps(model)).predict(x) == model.predict(x)).all()
+assert (load_model_bytes(to_onnx(model, {FEATURES!r})).predict(x) == model.predict(x)).all()
+# a file written by an earlier version, in skops's format, read as the migration reads it
+from adclick_ops.registry.legacy import _skops_io, load_model_bytes as load_legacy
+assert (load_legacy(_skops_io().dumps(model)).predict(x) == model.predict(x)).all()
 """
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]

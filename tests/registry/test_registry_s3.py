@@ -142,11 +142,11 @@ def test_concurrent_decisions_on_s3_use_conditional_writes(s3):
     outcomes = []
 
     def work(model, i):
-        from adclick_ops.registry import dump_model
+        from adclick_ops.registry.convert import to_onnx
 
         metrics = evaluate(model, x[700:], y[700:])
         number = Registry(f"{root}/model", "Airflow_Lab2").add_version(
-            dump_model(model),
+            to_onnx(model, FEATURES),
             {"run_id": f"r{i}", "metrics": metrics, "model": {"features": FEATURES}},
         )
         outcomes.append(registry.decide(number, lambda m: evaluate(m, x[700:], y[700:]), Gates(), by=f"r{i}"))

@@ -1,0 +1,325 @@
+"""Models as ONNX files: what training writes (fidelity to scikit-learn, the same bytes each time, the operator
+allow-list), and what reading refuses (hostile graphs, generated mutations of real files), all with clear errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from registry_support import FEATURES, SEED, TARGET
+
+from adclick_ops.config.vocabulary import ESTIMATORS, SCALERS
+from adclick_ops.registry import UnsafeModelError, load_model_bytes
+from adclick_ops.registry.convert import TOLERANCE, FidelityError, check_fidelity, convert_checked, to_onnx
+from adclick_ops.registry.serialization import ALLOWED_OPS, MAX_ELEMENTS, ops_of
+from adclick_ops.steps.model import build_pipeline, split
+
+HERE = Path(__file__).parent
+X = SEED[FEATURES].to_numpy(float)
+Y = SEED[TARGET].to_numpy(int)
+X_TRAIN, X_TEST, Y_TRAIN, Y_TEST = split(X, Y, test_size=0.3, random_state=42, stratify=True)
+PARAMS = {
+    "logistic_regression": {"max_iter": 1000},
+    "random_forest": {"n_estimators": 20, "random_state": 0},
+    "gradient_boosting": {"n_estimators": 30, "random_state": 0},
+}
+SCALINGS = [[], *([s] for s in SCALERS), list(SCALERS)]
+
+
+def fitted(estimator: str, scalers: list[str], **params) -> object:
+    return build_pipeline(scalers, estimator, {**PARAMS[estimator], **params}).fit(X_TRAIN, Y_TRAIN)
+
+
+# --- what training writes ------------------------------------------------------------------------------
+
+
+def test_every_estimator_and_scaling_gives_scikit_learns_probabilities_and_needs_exactly_the_allowed_ops():
+    """Fidelity on the test rows within 1e-4 for each estimator with each scaler alone, none and all together; the
+    tree ensembles see float32 features (their own comparison), computed by the scalers in float64. The operators
+    the files use, together, are exactly the allow-list."""
+    used = set()
+    for estimator in ESTIMATORS:
+        for scalers in SCALINGS:
+            pipeline = fitted(estimator, scalers)
+            blob, model, difference = convert_checked(pipeline, FEATURES, X_TEST, f"{estimator} {scalers}")
+            assert difference <= TOLERANCE
+            np.testing.assert_allclose(model.predict_proba(X_TEST), pipeline.predict_proba(X_TEST), rtol=0, atol=TOLERANCE)
+            assert (model.predict(X_TEST) == pipeline.predict(X_TEST)).all()
+            used |= ops_of(blob)
+            trees = ("ai.onnx.ml", "TreeEnsembleClassifier") in ops_of(blob)
+            assert trees == (estimator != "logistic_regression")
+            if trees:  # the cast to float32 sits right before the trees
+                graph = onnx.load_from_string(blob).graph
+                tree = next(n for n in graph.node if n.op_type == "TreeEnsembleClassifier")
+                cast = next(n for n in graph.node if tree.input[0] in n.output)
+                assert cast.op_type == "Cast" and cast.attribute[0].i == onnx.TensorProto.FLOAT
+    assert used == set(ALLOWED_OPS)
+
+
+def test_feeding_the_trees_float64_is_what_the_cast_avoids():
+    """A value just above a split's threshold in float64 but not in float32 goes left in scikit-learn (it compares
+    float32). The shipped graph agrees; the same forest converted with float64 all the way does not."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import DoubleTensorType
+
+    pipeline = fitted("random_forest", [])
+    rows = []
+    for tree in pipeline.steps[-1][1].estimators_:
+        for node in np.flatnonzero(tree.tree_.feature >= 0):
+            threshold = tree.tree_.threshold[node]
+            above = np.nextafter(threshold, np.inf)
+            if np.float32(above) <= threshold:
+                row = X_TEST[0].copy()
+                row[tree.tree_.feature[node]] = above
+                rows.append(row)
+    rows = np.array(rows)
+    assert len(rows) > 10
+    _, model, _ = convert_checked(pipeline, FEATURES, X_TEST)
+    check_fidelity(pipeline, model, rows)
+    plain = convert_sklearn(
+        pipeline,
+        initial_types=[("features", DoubleTensorType([None, len(FEATURES)]))],
+        options={id(pipeline.steps[-1][1]): {"zipmap": False}},
+    ).SerializeToString()
+    with pytest.raises(FidelityError, match="differ from the fitted scikit-learn pipeline's"):
+        check_fidelity(pipeline, load_model_bytes(plain), rows)
+
+
+def test_a_model_whose_onnx_file_differs_is_not_registered_with_a_clear_error(pipelines, tmp_path, monkeypatch):
+    """The check runs at training: if the file does not give the fitted pipeline's probabilities, no file, no version."""
+    from registry_support import run_chain, training_settings
+
+    from adclick_ops import tasks
+    from adclick_ops.registry import Registry, convert
+
+    settings = training_settings(pipelines)
+    for name in ("load_data", "preprocess", "separate_data_outputs"):
+        getattr(tasks, name)(settings=settings, run_id="r1")
+    other = fitted("logistic_regression", ["minmax"], C=0.001)  # another model's file in place of the run's
+    monkeypatch.setattr(convert, "to_onnx", lambda pipeline, features: to_onnx(other, features))
+    with pytest.raises(Exception, match=r"the model of run r1: not registered: the ONNX file's probabilities differ .* by up to") as caught:
+        tasks.build_save_model(settings=settings, run_id="r1")
+    chain = [caught.value, caught.value.__cause__]
+    assert any(isinstance(e, FidelityError) for e in chain)
+    assert not (tmp_path / "runs" / "Airflow_Lab2" / "r1" / "model.sav").exists()
+    monkeypatch.undo()
+    run_chain(settings, "r2")
+    assert Registry(str(tmp_path / "model"), "Airflow_Lab2").versions() == [1]
+
+
+def test_the_same_fitted_pipeline_gives_the_same_bytes_in_other_processes_and_after_refitting():
+    """Also across processes whose string hashes differ (PYTHONHASHSEED): skl2onnx keeps the opsets in a set."""
+    import hashlib
+    import os
+
+    blob = to_onnx(fitted("random_forest", ["minmax", "standard"]), FEATURES)
+    assert to_onnx(fitted("random_forest", ["minmax", "standard"]), FEATURES) == blob
+    script = f"""
+import sys, hashlib
+sys.path[:0] = {[str(HERE), str(HERE.parent)]!r}
+from test_onnx_format import fitted, FEATURES
+from adclick_ops.registry.convert import to_onnx
+print(hashlib.sha256(to_onnx(fitted("random_forest", ["minmax", "standard"]), FEATURES)).hexdigest())
+"""
+    for seed in ("0", "1", "3"):  # each order of the two opsets is among them
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True, env=env)
+        assert out.stdout.strip().splitlines()[-1] == hashlib.sha256(blob).hexdigest(), seed
+
+
+def test_retraining_the_same_run_keeps_one_file_under_its_content_address(pipelines, tmp_path):
+    from registry_support import run_chain, training_settings
+
+    from adclick_ops.registry import Registry
+
+    settings = training_settings(pipelines)
+    run_chain(settings, "r1")
+    run_chain(settings, "r2")
+    registry = Registry(str(tmp_path / "model"), "Airflow_Lab2")
+    first, second = registry.card(1)["model"], registry.card(2)["model"]
+    assert first["sha256"] == second["sha256"] and first["file"] == second["file"] == f"models/{first['sha256']}.onnx"
+    assert [p.name for p in (Path(registry.location) / "models").iterdir()] == [f"{first['sha256']}.onnx"]
+
+
+# --- what reading refuses -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("onnx")
+    out = {}
+    small = {"random_forest": {"n_estimators": 3, "max_depth": 4}, "gradient_boosting": {"n_estimators": 3, "max_depth": 2}}
+    for estimator, scalers in (
+        ("random_forest", ["minmax", "standard"]),
+        ("gradient_boosting", ["robust"]),
+        ("logistic_regression", ["maxabs"]),
+    ):
+        out[estimator] = folder / f"{estimator}.onnx"
+        out[estimator].write_bytes(to_onnx(fitted(estimator, scalers, **small.get(estimator, {})), FEATURES))
+    return out
+
+
+def edited(path: Path, change) -> bytes:
+    model = onnx.load_from_string(path.read_bytes())
+    change(model)
+    return model.SerializeToString()
+
+
+def tree_attribute(model, name):
+    tree = next(n for n in model.graph.node if n.op_type == "TreeEnsembleClassifier")
+    return next(a for a in tree.attribute if a.name == name)
+
+
+def _set_feature(value):
+    def change(model):
+        ids = tree_attribute(model, "nodes_featureids").ints
+        modes = tree_attribute(model, "nodes_modes").strings
+        ids[next(i for i, m in enumerate(modes) if m != b"LEAF")] = value
+
+    return change
+
+
+def _huge_initializer(model):
+    tensor = model.graph.initializer[0]
+    del tensor.dims[:]
+    tensor.dims.extend([2**20, 2**20])
+
+
+def _external(model):
+    tensor = model.graph.initializer[0]
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    entry = tensor.external_data.add()
+    entry.key, entry.value = "location", "/etc/passwd"
+
+
+def _second_input(model):
+    extra = model.graph.input.add()
+    extra.CopyFrom(model.graph.input[0])
+    extra.name = "more"
+
+
+def _wide_input(model):
+    model.graph.input[0].type.tensor_type.shape.dim[1].dim_value = 2**40 + 1
+
+
+def _operator(op, domain=""):
+    def change(model):
+        node = model.graph.node[0]
+        node.op_type, node.domain = op, domain
+        if domain and domain not in {o.domain for o in model.opset_import}:
+            model.opset_import.add(domain=domain, version=1)
+
+    return change
+
+
+def _loop_back(model):
+    modes = tree_attribute(model, "nodes_modes").strings
+    ids = tree_attribute(model, "nodes_truenodeids").ints
+    branch = [i for i, m in enumerate(modes) if m != b"LEAF"]
+    ids[branch[1]] = 0  # the second split sends rows back to the root
+
+
+HOSTILE = {
+    "feature id 2**40+1": ("random_forest", _set_feature(2**40 + 1), r"a split on feature 1099511627777, outside 0\.\.9"),
+    "feature id = width": ("gradient_boosting", _set_feature(5), r"a split on feature 5, outside 0\.\.4"),
+    "feature id -1": ("random_forest", _set_feature(-1), r"a split on feature -1, outside"),
+    "huge initializer": ("logistic_regression", _huge_initializer, r"shape \[1048576, 1048576\] claims 1,099,511,627,776 elements"),
+    "short initializer": ("gradient_boosting", lambda m: m.graph.initializer[0].dims.append(7), r"needs \d+ elements; the file holds"),
+    "external data": ("logistic_regression", _external, "data stored outside the file"),
+    "two inputs": ("random_forest", _second_input, r"2 inputs \(features, more\); expected one"),
+    "no input": ("random_forest", lambda m: m.graph.ClearField("input"), r"0 inputs \(\); expected one"),
+    "input 2**40+1 wide": ("logistic_regression", _wide_input, r"expected \[rows, 1\.\.10000\]"),
+    "input of 4 features": ("logistic_regression", lambda m: _set_width(m, 4), "takes 4 features; the model card names 5"),
+    "float input": ("gradient_boosting", lambda m: _set_type(m, onnx.TensorProto.FLOAT), r"expected 'features', tensor\(double\)"),
+    "operator Loop": ("random_forest", _operator("Loop"), "operator Loop is not one skl2onnx writes"),
+    "operator Tile": ("logistic_regression", _operator("Tile"), "operator Tile is not one skl2onnx writes"),
+    "custom domain": ("logistic_regression", _operator("Gelu", "com.microsoft"), r"operator domain 'com.microsoft'"),
+    "newer opset": ("random_forest", lambda m: setattr(m.opset_import[0], "version", 99), r"opset 99 of domain"),
+    "renamed output": ("random_forest", lambda m: setattr(m.graph.output[1], "name", "p"), r"outputs \['label', 'p'\]"),
+    "tree loops back": ("random_forest", _loop_back, r"points back to node 0"),
+    "class id 7": ("gradient_boosting", lambda m: tree_attribute(m, "class_ids").ints.__setitem__(0, 7), r"a class outside 0\.\.1"),
+    "lengths differ": (
+        "random_forest",
+        lambda m: tree_attribute(m, "nodes_featureids").ints.append(0),
+        r"per-node attributes of different",
+    ),
+}
+
+
+def _set_width(model, width):
+    model.graph.input[0].type.tensor_type.shape.dim[1].dim_value = width
+
+
+def _set_type(model, elem_type):
+    model.graph.input[0].type.tensor_type.elem_type = elem_type
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_a_hostile_graph_is_refused_with_a_clear_message(files, case):
+    estimator, change, message = HOSTILE[case]
+    with pytest.raises(UnsafeModelError, match=rf"^model/models/x\.onnx: refused: .*{message}"):
+        load_model_bytes(edited(files[estimator], change), "model/models/x.onnx", n_features=len(FEATURES))
+
+
+@pytest.mark.parametrize("estimator", ["random_forest", "gradient_boosting", "logistic_regression"])
+def test_generated_mutations_of_real_files_are_refused_or_score_without_harm(files, estimator):
+    """200 mutations of each file (attributes, shapes, operators, types, opsets, edges, inputs, raw bytes), loaded
+    and scored in a separate process as a monitor worker would: it must end normally, every refusal an
+    UnsafeModelError naming the file, every graph that loads scoring rows into one finite pair each, or refusing
+    them with UnsafeModelError (what /api/predict answers with a 503)."""
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "onnx_mutations.py"), str(files[estimator]), str(len(FEATURES)), "0", "200"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    outcome = json.loads(proc.stdout)
+    assert outcome["refused"] + outcome["refused_rows"] + outcome["loaded"] == 200
+    assert outcome["refused"] >= 150  # most mutations make a graph training never writes
+    assert proc.stderr == ""  # onnxruntime's own logging stays quiet: the refusal says it all
+
+
+def test_max_elements_bounds_what_one_tensor_may_claim():
+    assert MAX_ELEMENTS * 8 <= 2**31
+
+
+def test_the_docs_score_the_champion_with_onnxruntime_alone(pipelines, tmp_path):
+    """The Python example of docs/models.md, run as it is next to a trained champion, in a process that imports
+    no adclick-ops and no scikit-learn, gives the probability adclick-ops serves."""
+    import re
+
+    from registry_support import run_chain, training_settings
+
+    from adclick_ops.registry import Registry
+
+    run_chain(training_settings(pipelines), "r1")
+    text = (HERE.parent.parent / "docs" / "models.md").read_text()
+    section = text[text.index("To score the champion with onnxruntime alone") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    code += "import sys\nassert not any(m.split('.')[0] in ('adclick_ops', 'sklearn', 'skl2onnx') for m in sys.modules)\n"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=True)
+    printed = float(re.fullmatch(r"\[([0-9.e-]+)\]\n", out.stdout).group(1))
+    served = Registry(str(tmp_path / "model"), "Airflow_Lab2").load_model(1).predict_proba(np.array([[68.95, 35, 61833.90, 256.09, 0]]))
+    assert printed == pytest.approx(served[0, 1], abs=1e-7)  # numpy prints 8 digits
+
+
+def test_the_onnx_libraries_are_pinned_where_the_image_installs_from():
+    """requirements.txt (what the Dockerfile, and so the compose image, installs) and the lock (what `make`
+    installs) pin onnx, onnxruntime and skl2onnx, at the versions these tests run."""
+    import re
+    from importlib import metadata
+
+    project = HERE.parent.parent
+    dockerfile = (project / "Dockerfile").read_text()
+    assert re.search(r"pip install .*-r /opt/adclick-ops/requirements.txt", dockerfile)
+    for name in ("onnx", "onnxruntime", "skl2onnx"):
+        version = metadata.version(name)
+        for file in ("requirements.txt", "requirements.lock"):
+            assert re.search(rf"^{name}=={re.escape(version)}$", (project / file).read_text(), re.M), (name, file)
