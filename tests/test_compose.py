@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -338,3 +339,15 @@ def test_shell_health_checks_name_their_own_container_without_hostname_variable(
             assert args[args.index("-d") + 1] == f"celery@{host}", f"{name} pings {args} instead of celery@{host}"
         else:
             raise AssertionError(f"{name}: the check names no host, so another container's success would do: {command}")
+
+
+def test_compose_test_off_ci_without_podman_says_how_to_install(tmp_path):
+    # `make compose-test` on a machine without the engine: the install command and a non-zero exit,
+    # before anything is built or started.
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    env["PATH"] = str(tmp_path)  # no podman, no docker-compose, no runc
+    result = subprocess.run(
+        [sys.executable, str(PROJECT / "tests" / "compose" / "stack.py")], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "apt-get install" in result.stderr and "podman" in result.stderr and "docker-compose" in result.stderr, result.stderr
