@@ -22,6 +22,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -62,6 +63,8 @@ DEBIAN_PACKAGES = [
     "docker-compose",
     "debootstrap",
 ]
+# docker-compose.yaml's default name of the project's image
+PROJECT_IMAGE = "adclick-ops-airflow:{airflow}"
 WORKERS = 2
 TRAINING_DAG = "Airflow_Lab2"
 MONITOR_DAG = "Airflow_Lab2_Flask"
@@ -245,6 +248,17 @@ def project_containers(running: bool = False) -> list[dict[str, Any]]:
 # -- images -----------------------------------------------------------------------------------
 
 
+def image_id(image: str) -> str | None:
+    result = run(["podman", "image", "inspect", "--format", "{{.Id}}", image], env=engine_env(), check=False, quiet=True)
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def drop_replaced(old: str | None, image: str) -> None:
+    """Remove the image that a rebuild of `image` replaced, so that rebuilds do not fill the disk."""
+    if old and old != image_id(image):
+        run(["podman", "rmi", old], env=engine_env(), check=False, quiet=True)
+
+
 def image_label(image: str) -> str | None:
     result = run(
         ["podman", "image", "inspect", "--format", f'{{{{index .Labels "{RECIPE_LABEL}"}}}}', image],
@@ -307,6 +321,7 @@ def ensure_standin(name: str, tag: str, airflow: str, work: Path) -> None:
     if image_label(tag) == wanted:
         return
     say(f"building the stand-in {tag} from tests/compose/images/{name}")
+    old = image_id(tag)
     context = work / f"context-{name}"
     shutil.copytree(recipe, context)
     # The host's CA bundle goes into the build context only, never into the repository.
@@ -333,6 +348,7 @@ def ensure_standin(name: str, tag: str, airflow: str, work: Path) -> None:
         )
     finally:
         shutil.rmtree(context, ignore_errors=True)
+    drop_replaced(old, tag)
 
 
 def pinned_airflow() -> str:
@@ -516,6 +532,13 @@ def prove(stack: Stack, deadline: float) -> None:
         state = stack.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
         return state if state in ("success", "failed") else None
 
+    for run_id in run_ids:
+        stack.wait_for(f"{TRAINING_DAG} {run_id} finished", lambda run_id=run_id: finished(TRAINING_DAG, run_id), runs_deadline)
+    # Unpausing a @daily DAG (catchup false) also has the scheduler start the latest interval's
+    # run: every run of the DAG in this stack is checked alike.
+    listed = [r["dag_run_id"] for r in stack.call("GET", f"/dags/{TRAINING_DAG}/dagRuns")["dag_runs"]]
+    run_ids += sorted(set(listed) - set(run_ids))
+
     tasks = {t["task_id"]: t for t in stack.call("GET", f"/dags/{TRAINING_DAG}/tasks")["tasks"]}
     ran_on: dict[str, set[str]] = {host: set() for host in workers}
     handoffs = 0
@@ -556,7 +579,7 @@ def prove(stack: Stack, deadline: float) -> None:
 
     def reports() -> list[dict]:
         messages = requests.get(mail_api, timeout=10).json()["messages"]
-        found = [m for m in messages if TRAINING_DAG in m["Subject"] and "success" in m["Subject"]]
+        found = [m for m in messages if f"{TRAINING_DAG} succeeded" in m["Subject"]]
         return found if len(found) >= len(run_ids) else []
 
     mails = stack.wait_for("the reports in mailpit", reports, runs_deadline)
@@ -588,6 +611,10 @@ def prove(stack: Stack, deadline: float) -> None:
     trained = {row["version"]: row["run_id"] for row in body["versions"]}
     if sorted(trained.values()) != sorted(run_ids):
         raise Failure(f"the registry the monitor reads holds {trained}, expected one version per run {run_ids}")
+    # each report names the version its run registered
+    reported = sorted(int(m) for mail in mails for m in re.findall(r"\bv(\d+)\b", mail["Subject"]))
+    if reported != sorted(trained):
+        raise Failure(f"the reports name versions {reported}, the registry holds {sorted(trained)}")
     rows = sample_rows(3)
     answer = requests.post(f"{monitor}/api/predict", json={"rows": rows}, timeout=30)
     if answer.status_code != 200:
@@ -656,7 +683,9 @@ def main() -> int:
             stack.prepare_project()
             stack.down()  # what a killed earlier run may have left
             say("building the project's image (Dockerfile, unchanged)")
+            old = image_id(PROJECT_IMAGE.format(airflow=airflow))
             stack.compose("build", "airflow-init", timeout=1800)
+            drop_replaced(old, PROJECT_IMAGE.format(airflow=airflow))
             say(f"project image ready after {time.monotonic() - started:.0f} s; starting the stack with {WORKERS} workers")
             health.start()
             try:
