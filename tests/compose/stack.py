@@ -37,6 +37,8 @@ from typing import Any
 
 import requests
 
+from adclick_ops.artifacts import safe_run_id
+
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parents[1]
 CONTAINERS_CONF = HERE / "containers.conf"
@@ -560,10 +562,10 @@ def prove(stack: Stack, deadline: float) -> None:
             for downstream in task.get("downstream_task_ids", []):
                 if downstream in table and task_id in table and table[task_id][1] != table[downstream][1]:
                     handoffs += 1
-        folder = stack.home / "runs" / TRAINING_DAG / run_id
+        folder = stack.home / "runs" / TRAINING_DAG / safe_run_id(run_id)
         files = sorted(p.name for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
         if not files:
-            raise Failure(f"{run_id}: no working files in runs/{TRAINING_DAG}/{run_id} of the shared run folder")
+            raise Failure(f"{run_id}: no working files in {folder.relative_to(stack.home)} of the shared run folder")
         say(f"{run_id}: working files {files}")
     idle = [workers[host] for host, done in ran_on.items() if not done]
     if idle:
@@ -690,10 +692,14 @@ def main() -> int:
             health.start()
             try:
                 up_started = time.monotonic()
+                # `up` returns once every container has started, the workers and the monitor after
+                # the api-server became healthy; the runs go while the last checks pass, and every
+                # service must be healthy at the end.
                 stack.compose("up", "--detach", "--scale", f"airflow-worker={WORKERS}", timeout=UP_TIMEOUT)
-                stack.wait_healthy(min(deadline, up_started + UP_TIMEOUT))
-                say(f"every service healthy {time.monotonic() - up_started:.0f} s after `up`")
+                say(f"every container started {time.monotonic() - up_started:.0f} s after `up`")
                 prove(stack, deadline)
+                stack.wait_healthy(min(deadline, time.monotonic() + UP_TIMEOUT))
+                say(f"every service healthy {time.monotonic() - up_started:.0f} s after `up`")
             except BaseException as exc:
                 failed = exc
                 say(f"FAILED: {exc}")
