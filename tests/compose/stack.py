@@ -176,7 +176,9 @@ class HealthChecks(threading.Thread):
     `start_interval`, a container in its start period that has not passed yet is checked every
     HEALTH_POLL seconds (failures there do not count, a success makes it healthy at once); after
     that, every `interval` of its health check, so `retries` keeps the meaning it has in production.
-    Each container on its own: an Airflow CLI check takes 10 to 20 s here, a curl a fraction of one.
+    Each container on its own: an Airflow CLI check takes 10 to 70 s here, a curl a fraction of
+    one. A starting container whose check took longer than HEALTH_POLL waits as long as it took
+    before the next: back-to-back Airflow imports would take the CPU from the components starting.
     """
 
     def __init__(self) -> None:
@@ -200,11 +202,12 @@ class HealthChecks(threading.Thread):
                     if cid in pending:
                         if not pending[cid].done():
                             continue
-                        if pending.pop(cid).result():
+                        healthy, took = pending.pop(cid).result()
+                        if healthy:
                             passed.add(cid)
                         first, start_period, interval = seen[cid]
                         starting = cid not in passed and now - first < start_period
-                        due[cid] = now + (HEALTH_POLL if starting else interval)
+                        due[cid] = now + (max(HEALTH_POLL, took) if starting else interval)
                     if now >= due.get(cid, now):
                         pending[cid] = pool.submit(self.check, cid)
 
@@ -221,9 +224,10 @@ class HealthChecks(threading.Thread):
             return 0.0, 30.0
 
     @staticmethod
-    def check(container: str) -> bool:
-        result = run(["podman", "healthcheck", "run", container], env=engine_env(), timeout=120, check=False, quiet=True)
-        return result.returncode == 0
+    def check(container: str) -> tuple[bool, float]:
+        started = time.monotonic()
+        result = run(["podman", "healthcheck", "run", container], env=engine_env(), timeout=180, check=False, quiet=True)
+        return result.returncode == 0, time.monotonic() - started
 
 
 def project_containers(running: bool = False) -> list[dict[str, Any]]:
