@@ -683,7 +683,7 @@ def main() -> int:
         ensure_base_image(work)
         for name, tag in STANDINS.items():
             ensure_standin(name, tag.format(airflow=airflow), airflow, work)
-        say(f"images ready after {time.monotonic() - started:.0f} s")
+        say(f"images ready after {time.monotonic() - started:.0f} s (stand-ins: redis:7.2-bookworm is Debian's Redis 7.0 here)")
         with PodmanService(work) as service:
             stack = Stack(work, service)
             stack.prepare_project()
