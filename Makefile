@@ -2,13 +2,14 @@
 #   make run    set up everything and run the pipeline on the embedded Airflow (Ctrl-C to stop)
 #   make test   install and run the tests
 #   make lint   ruff's checks and its format check
+#   make compose-test   start docker-compose.yaml on podman and prove it works (root, Debian)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 UV     := $(VENV)/bin/uv
 STAMP  := $(VENV)/.installed
 
-.PHONY: run run-once test lint format bench validate schema reference lock clean
+.PHONY: run run-once test lint format bench validate schema reference lock clean compose-test
 
 # The packages are compiled to bytecode once, here: every Airflow command and every task process
 # then imports from .pyc files, even where PYTHONDONTWRITEBYTECODE is set (2.5 times faster to
@@ -45,6 +46,11 @@ format: $(STAMP)
 bench: $(STAMP)
 	command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	$(PY) benchmarks/run_all.py
+
+# docker-compose.yaml started for real on podman, with stand-in images built locally
+# (tests/compose/README.md); bounded in time, leaves nothing running.
+compose-test: $(STAMP)
+	$(PY) tests/compose/stack.py
 
 validate: $(STAMP)
 	$(VENV)/bin/adclick-ops validate
