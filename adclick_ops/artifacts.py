@@ -24,11 +24,14 @@ from typing import Any
 
 def as_path(location: str) -> Any:
     """A pathlib-like object for a local path or an fsspec URI."""
-    if "://" in location and not location.startswith("file://"):
+    from adclick_ops.config.locations import parse_location
+
+    where = parse_location(str(location))
+    if not where.local:
         from upath import UPath
 
-        return UPath(location)
-    return Path(location.removeprefix("file://"))
+        return UPath(str(where))
+    return Path(where.path)
 
 
 def _is_local(path: Any) -> bool:

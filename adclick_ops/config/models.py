@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from adclick_ops.config.locations import NESTED_PATTERN, SCHEME_PATTERN, LocationError, normalize_location
 from adclick_ops.config.schedules import (
     DATE_PATTERN,
     DATETIME_PATTERN,
@@ -191,23 +192,15 @@ Id = Annotated[str, Field(pattern=DAG_ID_PATTERN)]
 
 
 def _relative_path(value: str, what: str) -> str:
-    """A local path inside the project (relative, or absolute: checked against the project in the catalog) or a storage URI."""
-    if not value.strip():
-        raise ValueError(f"{what} must not be empty")
-    if "\x00" in value:
-        raise ValueError(f"{what} contains a NUL byte")
-    scheme = _SCHEME.match(value)
-    if scheme and len(scheme.group(1)) > 1:  # one letter: a Windows drive, a path
-        name = scheme.group(1).lower()
-        if name != "file" and name not in STORAGE_SCHEMES:
-            raise ValueError(
-                f"{what} {value!r} is a {name}:// address; expected a path in the project or object storage ({', '.join(s + '://' for s in STORAGE_SCHEMES)})"
-            )
-        if not value[scheme.end() :].startswith("//"):
-            raise ValueError(f"{what} {value!r}: expected {name}://...")
+    """A local path inside the project (relative, or absolute: checked against the project in the catalog) or a storage URI,
+    in the one spelling the tasks read (config.locations)."""
+    try:
+        normalized = normalize_location(value, what)
+    except LocationError as exc:
+        raise ValueError(str(exc)) from None
     if ".." in re.split(r"[\\/]", value):
         raise ValueError(f"{what} {value!r} climbs out of the project with '..'; give a path inside the project or a storage URI")
-    return value
+    return normalized
 
 
 PATH_SCHEMA: dict[str, Any] = {
@@ -215,8 +208,8 @@ PATH_SCHEMA: dict[str, Any] = {
     "pattern": r"\S",
     "not": {"anyOf": [{"pattern": r"(^|[\\/])\.\.([\\/]|$)"}, {"pattern": r"\x00"}, {"pattern": NO_TEMPLATE_PATTERN}]},
     "anyOf": [
-        {"not": {"pattern": r"^[A-Za-z][A-Za-z0-9+.\-]+:"}},
-        {"pattern": r"^(?:file|" + "|".join(STORAGE_SCHEMES) + r")://"},
+        {"not": {"anyOf": [{"pattern": r"^[A-Za-z][A-Za-z0-9+.\-]+:"}, {"pattern": "://"}]}},
+        {"pattern": SCHEME_PATTERN, "not": {"pattern": NESTED_PATTERN}},
     ],
 }
 
