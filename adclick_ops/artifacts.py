@@ -164,7 +164,9 @@ class RunFiles:
         return str(target)
 
     def load_json(self, name: str) -> Any:
-        return json.loads(self._read(name))
+        from adclick_ops import jsonio
+
+        return jsonio.load_bytes(self._read(name), name, strict_numbers=False)
 
     @property
     def candidate_model(self) -> Any:

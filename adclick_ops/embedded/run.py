@@ -7,7 +7,6 @@ headless form for scripts: one `airflow dags test` run, exit status 1 when a tas
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from adclick_ops import jsonio
 from adclick_ops.airflow_api import AirflowClient, AirflowError
 from adclick_ops.config.vocabulary import (
     AIRFLOW_PORT,
@@ -93,7 +93,12 @@ def _latest_metrics(since: float) -> dict[str, Any] | None:
     candidates = [p for p in folder.glob("*/metrics.json") if p.stat().st_mtime >= since]
     if not candidates:
         return None
-    return json.loads(max(candidates, key=lambda p: p.stat().st_mtime).read_text())
+    newest = max(candidates, key=lambda p: p.stat().st_mtime)
+    try:
+        return jsonio.load_bytes(newest.read_bytes(), str(newest), strict_numbers=False)
+    except ValueError as exc:
+        _say(f"metrics not shown: {exc}")
+        return None
 
 
 def run_once(home: Path) -> int:
@@ -250,7 +255,7 @@ def failure_record(api: AirflowClient, dag_id: str, run_id: str, task_id: str) -
     value = entry.get("value") if isinstance(entry, dict) else None
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = jsonio.loads(value, strict_numbers=False)
         except ValueError:
             return None
     return value if isinstance(value, dict) else None

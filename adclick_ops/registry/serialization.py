@@ -24,6 +24,8 @@ import zipfile
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from adclick_ops import jsonio
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -173,7 +175,7 @@ def _open(data: bytes, source: str) -> tuple[zipfile.ZipFile, dict[str, Any] | N
             f"{source}: not an adclick-ops model file (no {DESCRIPTION}); retrain the model to save it in the safe format"
         )
     try:
-        description = json.loads(archive.read(DESCRIPTION))
+        description = jsonio.loads(archive.read(DESCRIPTION))
     except (ValueError, UnicodeDecodeError, zipfile.BadZipFile, OSError, RecursionError) as exc:
         raise UnsafeModelError(f"{source}: {DESCRIPTION} is not readable JSON: {type(exc).__name__}: {str(exc)[:200]}") from None
     if not isinstance(description, dict) or description.get("format") != FORMAT:
@@ -239,7 +241,7 @@ def _walk_types(node: Any, found: set[str], depth: int = 0) -> None:
 
 def _legacy_types(archive: zipfile.ZipFile, source: str) -> set[str]:
     try:
-        schema = json.loads(archive.read("schema.json"))
+        schema = jsonio.loads(archive.read("schema.json"))
     except (ValueError, UnicodeDecodeError, zipfile.BadZipFile, OSError):
         raise UnsafeModelError(f"{source}: not an adclick-ops model file; retrain the model to save it in the safe format") from None
     found: set[str] = set()

@@ -132,6 +132,7 @@ class AirflowStub:
         self.task_xcoms: dict[tuple[str, str, str], Any] = {}
         self.ignore_limit = False
         self.drip: float | None = None
+        self.raw: dict[str, bytes] = {}  # by endpoint ("runs", "tis", "xcom", "health"): these bytes as the answer
         self.calls: Counter[str] = Counter()
         self._tokens: set[str] = set()
         self._lock = threading.Lock()
@@ -154,7 +155,7 @@ class AirflowStub:
     # -- control -------------------------------------------------------------------------------
     def reset(self) -> None:
         self.runs, self.xcoms, self.dag_ids, self.fail_status = [], {}, {"Airflow_Lab2"}, None
-        self.task_instances, self.task_xcoms, self.ignore_limit, self.drip = {}, {}, False, None
+        self.task_instances, self.task_xcoms, self.ignore_limit, self.drip, self.raw = {}, {}, False, None, {}
         self.credentials = dict(self._default_credentials)
         self.calls.clear()
         self.revoke_tokens()
@@ -189,6 +190,8 @@ class AirflowStub:
             with self._lock:
                 self.calls[endpoint] += 1
             response = getattr(self, f"_{endpoint}")(request, **args)
+            if endpoint in self.raw and response.status_code == 200:
+                response = Response(self.raw[endpoint], status=200, mimetype="application/json")
         except NotFound:
             response = self._json({"detail": "Not Found"}, 404)
         except HTTPException as exc:
