@@ -54,7 +54,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return EXIT_USAGE
     sys.stdout.write(plan.render(result, args.format))
-    return EXIT_INVALID if result.new.issues else EXIT_OK
+    # like `diff`: 1 when there is something to review (a change, or a working tree that does not
+    # validate); 2 (above, and the error boundary in main) when no plan could be computed
+    return EXIT_INVALID if result.changed or result.new.issues else EXIT_OK
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -208,12 +210,19 @@ def cmd_reference(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one line too, naming the command and pointing at its --help (exit 2)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from adclick_ops.config.report import FORMATS as VALIDATE_FORMATS
     from adclick_ops.plan import FORMATS as PLAN_FORMATS
 
-    parser = argparse.ArgumentParser(prog="adclick-ops", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="adclick-ops", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser(
         "validate",
@@ -235,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "plan",
         help="what the pipelines of the working tree change against a git revision",
-        epilog="exit status: 0 plan shown, 1 plan shown but the working tree's pipelines are invalid, 2 usage, git or I/O error",
+        epilog="exit status: 0 no changes, 1 plan shown: changes, or the working tree's pipelines are invalid; "
+        "2 no plan: usage, git or I/O error (stdout empty)",
     )
     p.add_argument("--base", default="HEAD", help="git revision to compare with (default: HEAD)")
     p.add_argument("--format", choices=PLAN_FORMATS, default="text", help="text (default), json, or markdown for a pull-request comment")
@@ -282,7 +292,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Every command's one error boundary: whatever fails, one line on stderr and an exit status, never a traceback.
+
+    A script (a CI step) can trust the status: 2 means that the command could not do its job, never
+    "changes" or "invalid". ADCLICK_OPS_DEBUG=1 lets an unexpected error through with its traceback.
+    """
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
@@ -291,13 +311,31 @@ def main(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as exc:
         # validate, plan and schema run on the core install; the other commands need the extra
         if (exc.name or "").split(".")[0] not in RUNTIME_MODULES:
-            raise
+            return _unexpected(args.command, exc)
         print(
             f"adclick-ops {args.command} needs {exc.name}, which is not installed; "
             "install the runtime stack with: pip install 'adclick-ops[airflow]'",
             file=sys.stderr,
         )
         return EXIT_USAGE
+    except ConfigError as exc:  # a pipelines folder or file that cannot be read (PathFault among them)
+        print(f"adclick-ops {args.command}: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        where = f" {exc.filename}:" if exc.filename else ""
+        from adclick_ops.config.paths import os_problem
+
+        print(f"adclick-ops {args.command}:{where} {os_problem(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:
+        return _unexpected(args.command, exc)
+
+
+def _unexpected(command: str, exc: Exception) -> int:
+    if os.environ.get("ADCLICK_OPS_DEBUG"):
+        raise exc
+    print(f"adclick-ops {command}: failed: {_one_line(exc)} (ADCLICK_OPS_DEBUG=1 shows where)", file=sys.stderr)
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":
