@@ -13,6 +13,7 @@ from typing import Any
 
 from adclick_ops.config import ConfigError, pipelines_dir
 from adclick_ops.config.catalog import PACKAGE_PROJECT
+from adclick_ops.config.paths import PathFault
 from adclick_ops.config.vocabulary import AIRFLOW_PORT, AIRFLOW_URL, ENV_PIPELINES, MONITOR_HOST, MONITOR_PORT, TRAINING_DAG_ID
 
 SCHEMA_DIR = PACKAGE_PROJECT / "schema"
@@ -162,6 +163,9 @@ def _rendered_graph(dag_id: str, pipelines: str | None) -> list[str] | int:
 def cmd_graph(args: argparse.Namespace) -> int:
     try:
         lines = _rendered_graph(args.dag_id, args.pipelines) if args.airflow else _declared_graph(args.dag_id, args.pipelines)
+    except PathFault as exc:  # no folder to read: an I/O error, not an invalid pipeline
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -318,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    except ConfigError as exc:  # a pipelines folder or file that cannot be read (PathFault among them)
+    except ConfigError as exc:  # a pipelines folder or file that cannot be read
         print(f"adclick-ops {args.command}: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:
