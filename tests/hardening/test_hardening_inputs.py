@@ -156,7 +156,9 @@ def any_case(word: str) -> st.SearchStrategy[str]:
 
 SCHEMES = st.sampled_from(["file", *STORAGE_SCHEMES]).flatmap(any_case)
 LOCATIONS = st.one_of(
-    st.tuples(SCHEMES, st.sampled_from(["dags/data/advertising.csv", "bucket/key.csv", "dags/data/other.csv"])).map(lambda t: f"{t[0]}://{t[1]}"),
+    st.tuples(SCHEMES, st.sampled_from(["dags/data/advertising.csv", "bucket/key.csv", "dags/data/other.csv"])).map(
+        lambda t: f"{t[0]}://{t[1]}"
+    ),
     # nested schemes, in every form fsspec or urllib would read differently
     st.tuples(SCHEMES, SCHEMES, st.sampled_from(["://", "::", ":"])).map(lambda t: f"{t[0]}://{t[1]}{t[2]}bucket/x.csv"),
     st.tuples(SCHEMES, SCHEMES).map(lambda t: f"{t[0]}::{t[1]}://bucket/x.csv"),
