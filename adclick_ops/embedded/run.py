@@ -377,7 +377,8 @@ def run_forever(home: Path, port: int = AIRFLOW_PORT) -> int:
             _use_sink(env, sink)
             _migrate(env, home)
             _say("Starting Airflow: api-server, scheduler, dag-processor, triggerer ...")
-            stack.start_airflow()
+            for problem in stack.start_airflow():
+                _say(problem)
             if port_is_free(monitor_port):
                 stack.start_process(
                     "monitor", [sys.executable, "-m", "adclick_ops.cli", "monitor", "--port", str(monitor_port), "--airflow-url", base]
