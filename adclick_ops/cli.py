@@ -30,11 +30,37 @@ def _default_pipelines() -> Path:
     return Path("pipelines")
 
 
+HOOK_FILES = r"(^|/)pipelines/[^/]+\.ya?ml$"  # the `files` of .pre-commit-hooks.yaml
+
+
+def _hook_folders(named: list[str], pattern: str) -> list[str]:
+    """The folders a commit touches: those of the files pre-commit passes (changed or added), and those
+    of the pipeline files it deletes, which pre-commit never passes (git is asked for them)."""
+    import re
+    import subprocess
+
+    folders = [os.path.dirname(p) or "." for p in named]
+    try:
+        staged = subprocess.run(
+            ["git", "diff", "--cached", "--name-only", "--diff-filter=D", "-z"], capture_output=True, timeout=30, check=True
+        ).stdout.decode("utf-8", "surrogateescape")
+    except (OSError, subprocess.SubprocessError):
+        staged = ""  # not run by pre-commit inside a repository: the named files are all there is
+    matches = re.compile(pattern).search
+    folders += [os.path.dirname(p) or "." for p in staged.split("\0") if p and matches(p)]
+    return [f for f in dict.fromkeys(folders) if os.path.isdir(f)]
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from adclick_ops.config import report
 
+    paths = args.paths or [str(_default_pipelines())]
+    if args.pre_commit:
+        paths = _hook_folders(args.paths, args.files_pattern)
+        if not paths:
+            return EXIT_OK  # no pipeline file changed, added or deleted
     try:
-        result = report.check(args.paths or [str(_default_pipelines())])
+        result = report.check(paths)
     except report.UsageError as exc:
         out, err = report.usage_error(str(exc), args.format)
         code = EXIT_USAGE
@@ -242,6 +268,18 @@ def build_parser() -> argparse.ArgumentParser:
         choices=VALIDATE_FORMATS,
         default="text",
         help="text (default), json (one object on stdout) or github (workflow-command annotations)",
+    )
+    p.add_argument(
+        "--pre-commit",
+        action="store_true",
+        help="as the pre-commit hook: check the whole folder of every pipeline file the commit changes, adds or deletes "
+        "(deletions are read from git's index); nothing when it touches none",
+    )
+    p.add_argument(
+        "--files-pattern",
+        default=HOOK_FILES,
+        metavar="REGEX",
+        help=f"with --pre-commit: which deleted files are pipeline files (default: {HOOK_FILES}, the hook's `files`)",
     )
     p.set_defaults(func=cmd_validate)
 
