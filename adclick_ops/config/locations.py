@@ -82,4 +82,4 @@ def _any_case(word: str) -> str:
 # The same rules as JSON Schema patterns (ECMA-262, no flags): a scheme in any case; after `scheme://`
 # no second scheme, no `://` and no `::`; a value without a scheme holds no `://` either.
 SCHEME_PATTERN = r"^(?:" + "|".join(_any_case(s) for s in (LOCAL_SCHEME, *STORAGE_SCHEMES)) + r")://"
-NESTED_PATTERN = r"^[^:]*:[\s\S]*(?:://|::)|^[^:]*://[A-Za-z][A-Za-z0-9+.\-]+:"
+NESTED_PATTERN = r"^[^:]*:[\s\S]*(?:://|::)|^[^:]*://[A-Za-z][A-Za-z0-9+.\-]+:|^[^:]*://\s*$"
