@@ -42,7 +42,11 @@ def _hook_folders(named: list[str], pattern: str) -> list[str]:
     folders = [os.path.dirname(p) or "." for p in named]
     try:
         staged = subprocess.run(
-            ["git", "diff", "--cached", "--name-only", "--diff-filter=D", "-z"], capture_output=True, timeout=30, check=True
+            # --no-renames: a file moved away shows as deleted where it was
+            ["git", "diff", "--cached", "--name-only", "--no-renames", "--diff-filter=D", "-z"],
+            capture_output=True,
+            timeout=30,
+            check=True,
         ).stdout.decode("utf-8", "surrogateescape")
     except (OSError, subprocess.SubprocessError):
         staged = ""  # not run by pre-commit inside a repository: the named files are all there is
