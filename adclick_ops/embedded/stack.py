@@ -35,10 +35,11 @@ SECRETS = {
     # a Fernet key is 32 random bytes, base64: exactly its format's size
     "fernet_key": (lambda: base64.urlsafe_b64encode(os.urandom(32)).decode(), 44),
 }
-_GENERATED = {
-    "AIRFLOW__API_AUTH__JWT_SECRET": "jwt_secret",
-    "AIRFLOW__API__SECRET_KEY": "api_secret_key",
-    "AIRFLOW__CORE__FERNET_KEY": "fernet_key",
+# the setting each secret file of the Airflow home fills in
+_SETTING_OF = {
+    "jwt_secret": "AIRFLOW__API_AUTH__JWT_SECRET",
+    "api_secret_key": "AIRFLOW__API__SECRET_KEY",
+    "fernet_key": "AIRFLOW__CORE__FERNET_KEY",
 }
 
 
@@ -58,7 +59,7 @@ def airflow_env(home: Path, project: Path = PROJECT, api_port: int = AIRFLOW_POR
     """
     home = home.resolve()
     home.mkdir(parents=True, exist_ok=True)
-    generated = {key: _secret(home, name) for key, name in _GENERATED.items()}
+    generated = {key: _secret(home, name) for name, key in _SETTING_OF.items()}
     env = dict(os.environ)
     for raw in ENV_TEMPLATE.read_text().splitlines():
         line = raw.strip()

@@ -12,7 +12,8 @@ import pytest
 
 from adclick_ops.embedded.stack import HMAC_KEY_BYTES, airflow_env
 
-KEYS = {"AIRFLOW__API_AUTH__JWT_SECRET": ".jwt_secret", "AIRFLOW__API__SECRET_KEY": ".api_secret_key"}
+# the secret files of the Airflow home, by the setting they fill in
+KEYS = dict([("AIRFLOW__API_AUTH__JWT_SECRET", ".jwt_secret"), ("AIRFLOW__API__SECRET_KEY", ".api_secret_key")])
 
 
 @pytest.fixture
