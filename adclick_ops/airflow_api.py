@@ -12,7 +12,6 @@ most that much memory.
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
@@ -24,6 +23,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from adclick_ops import jsonio
 from adclick_ops.config.vocabulary import METRICS_TASK_ID
 
 MAX_BODY_BYTES = 4 * 1024 * 1024  # the largest answer read from Airflow (100 runs are about 150 KB)
@@ -250,9 +250,9 @@ class AirflowClient:
     @staticmethod
     def _json(response: requests.Response, what: str) -> Any:
         try:
-            return response.json()
-        except ValueError:
-            raise AirflowUnreachable(f"Airflow answered {what} with something that is not JSON") from None
+            return jsonio.loads(response.content, strict_numbers=False)
+        except jsonio.JsonLimitError as exc:
+            raise AirflowUnreachable(f"Airflow's answer to {what} cannot be used: {exc}") from None
 
     def _login(self, stale: str | None, end: float | None = None) -> str:
         with self._token_lock:
@@ -408,9 +408,11 @@ def _xcom_value(value: Any) -> dict[str, Any] | None:
     # through XComModel.serialize_value is a JSON string, and serde may wrap it in __classname__/__data__.
     if isinstance(value, str):
         try:
-            value = json.loads(value)
-        except ValueError:
-            return None
+            value = jsonio.loads(value, strict_numbers=False)
+        except jsonio.JsonLimitError as exc:
+            if "not valid JSON" in str(exc):
+                return None  # a plain string: not a record
+            raise AirflowUnreachable(f"an XCom value cannot be used: {exc}") from None
     if isinstance(value, dict) and "__data__" in value and "__classname__" in value:
         value = value["__data__"]
     return value if isinstance(value, dict) else None

@@ -24,11 +24,14 @@ from typing import Any
 
 def as_path(location: str) -> Any:
     """A pathlib-like object for a local path or an fsspec URI."""
-    if "://" in location and not location.startswith("file://"):
+    from adclick_ops.config.locations import parse_location
+
+    where = parse_location(str(location))
+    if not where.local:
         from upath import UPath
 
-        return UPath(location)
-    return Path(location.removeprefix("file://"))
+        return UPath(str(where))
+    return Path(where.path)
 
 
 def _is_local(path: Any) -> bool:
@@ -161,7 +164,9 @@ class RunFiles:
         return str(target)
 
     def load_json(self, name: str) -> Any:
-        return json.loads(self._read(name))
+        from adclick_ops import jsonio
+
+        return jsonio.load_bytes(self._read(name), name, strict_numbers=False)
 
     @property
     def candidate_model(self) -> Any:

@@ -13,6 +13,7 @@ from typing import Any
 
 from adclick_ops.config import ConfigError, pipelines_dir
 from adclick_ops.config.catalog import PACKAGE_PROJECT
+from adclick_ops.config.paths import PathFault
 from adclick_ops.config.vocabulary import (
     AIRFLOW_PORT,
     AIRFLOW_URL,
@@ -38,11 +39,41 @@ def _default_pipelines() -> Path:
     return Path("pipelines")
 
 
+HOOK_FILES = r"(^|/)pipelines/[^/]+\.ya?ml$"  # the `files` of .pre-commit-hooks.yaml
+
+
+def _hook_folders(named: list[str], pattern: str) -> list[str]:
+    """The folders a commit touches: those of the files pre-commit passes (changed or added), and those
+    of the pipeline files it deletes, which pre-commit never passes (git is asked for them)."""
+    import re
+    import subprocess
+
+    folders = [os.path.dirname(p) or "." for p in named]
+    try:
+        staged = subprocess.run(
+            # --no-renames: a file moved away shows as deleted where it was
+            ["git", "diff", "--cached", "--name-only", "--no-renames", "--diff-filter=D", "-z"],
+            capture_output=True,
+            timeout=30,
+            check=True,
+        ).stdout.decode("utf-8", "surrogateescape")
+    except (OSError, subprocess.SubprocessError):
+        staged = ""  # not run by pre-commit inside a repository: the named files are all there is
+    matches = re.compile(pattern).search
+    folders += [os.path.dirname(p) or "." for p in staged.split("\0") if p and matches(p)]
+    return [f for f in dict.fromkeys(folders) if os.path.isdir(f)]
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from adclick_ops.config import report
 
+    paths = args.paths or [str(_default_pipelines())]
+    if args.pre_commit:
+        paths = _hook_folders(args.paths, args.files_pattern)
+        if not paths:
+            return EXIT_OK  # no pipeline file changed, added or deleted
     try:
-        result = report.check(args.paths or [str(_default_pipelines())])
+        result = report.check(paths)
     except report.UsageError as exc:
         out, err = report.usage_error(str(exc), args.format)
         code = EXIT_USAGE
@@ -63,7 +94,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return EXIT_USAGE
     sys.stdout.write(plan.render(result, args.format))
-    return EXIT_INVALID if result.new.issues else EXIT_OK
+    # like `diff`: 1 when there is something to review (a change, or a working tree that does not
+    # validate); 2 (above, and the error boundary in main) when no plan could be computed
+    return EXIT_INVALID if result.changed or result.new.issues else EXIT_OK
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -169,6 +202,9 @@ def _rendered_graph(dag_id: str, pipelines: str | None) -> list[str] | int:
 def cmd_graph(args: argparse.Namespace) -> int:
     try:
         lines = _rendered_graph(args.dag_id, args.pipelines) if args.airflow else _declared_graph(args.dag_id, args.pipelines)
+    except PathFault as exc:  # no folder to read: an I/O error, not an invalid pipeline
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -252,12 +288,19 @@ def cmd_reference(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one line too, naming the command and pointing at its --help (exit 2)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from adclick_ops.config.report import FORMATS as VALIDATE_FORMATS
     from adclick_ops.plan import FORMATS as PLAN_FORMATS
 
-    parser = argparse.ArgumentParser(prog="adclick-ops", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="adclick-ops", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser(
         "validate",
@@ -274,12 +317,25 @@ def build_parser() -> argparse.ArgumentParser:
         default="text",
         help="text (default), json (one object on stdout) or github (workflow-command annotations)",
     )
+    p.add_argument(
+        "--pre-commit",
+        action="store_true",
+        help="as the pre-commit hook: check the whole folder of every pipeline file the commit changes, adds or deletes "
+        "(deletions are read from git's index); nothing when it touches none",
+    )
+    p.add_argument(
+        "--files-pattern",
+        default=HOOK_FILES,
+        metavar="REGEX",
+        help=f"with --pre-commit: which deleted files are pipeline files (default: {HOOK_FILES}, the hook's `files`)",
+    )
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser(
         "plan",
         help="what the pipelines of the working tree change against a git revision",
-        epilog="exit status: 0 plan shown, 1 plan shown but the working tree's pipelines are invalid, 2 usage, git or I/O error",
+        epilog="exit status: 0 no changes, 1 plan shown: changes, or the working tree's pipelines are invalid; "
+        "2 no plan: usage, git or I/O error (stdout empty)",
     )
     p.add_argument("--base", default="HEAD", help="git revision to compare with (default: HEAD)")
     p.add_argument("--format", choices=PLAN_FORMATS, default="text", help="text (default), json, or markdown for a pull-request comment")
@@ -358,7 +414,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Every command's one error boundary: whatever fails, one line on stderr and an exit status, never a traceback.
+
+    A script (a CI step) can trust the status: 2 means that the command could not do its job, never
+    "changes" or "invalid". ADCLICK_OPS_DEBUG=1 lets an unexpected error through with its traceback.
+    """
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
@@ -367,13 +433,31 @@ def main(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as exc:
         # validate, plan and schema run on the core install; the other commands need the extra
         if (exc.name or "").split(".")[0] not in RUNTIME_MODULES:
-            raise
+            return _unexpected(args.command, exc)
         print(
             f"adclick-ops {args.command} needs {exc.name}, which is not installed; "
             "install the runtime stack with: pip install 'adclick-ops[airflow]'",
             file=sys.stderr,
         )
         return EXIT_USAGE
+    except ConfigError as exc:  # a pipelines folder or file that cannot be read
+        print(f"adclick-ops {args.command}: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        where = f" {exc.filename}:" if exc.filename else ""
+        from adclick_ops.config.paths import os_problem
+
+        print(f"adclick-ops {args.command}:{where} {os_problem(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:
+        return _unexpected(args.command, exc)
+
+
+def _unexpected(command: str, exc: Exception) -> int:
+    if os.environ.get("ADCLICK_OPS_DEBUG"):
+        raise exc
+    print(f"adclick-ops {command}: failed: {_one_line(exc)} (ADCLICK_OPS_DEBUG=1 shows where)", file=sys.stderr)
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":

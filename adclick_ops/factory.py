@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from adclick_ops.config import Catalog, project_root
+from adclick_ops.config.locations import parse_location
 from adclick_ops.config.models import (
     EMAIL_OPERATOR,
     MONITOR_CALLABLES,
@@ -38,11 +39,10 @@ RECORDING_NOTIFIER = "adclick_ops.failures.RecordingFailureNotifier"
 
 
 def _absolute(value: str, root: Path) -> str:
-    if value.startswith("file://"):
-        value = value.removeprefix("file://")
-    if "://" in value or os.path.isabs(value):
-        return value
-    return str(root / value)
+    where = parse_location(value)
+    if not where.local or os.path.isabs(where.path):
+        return str(where)
+    return str(root / where.path)
 
 
 def training_job(dag_id: str, dag: Dag, root: Path, pipeline_file: str | None = None) -> TrainingJob:

@@ -30,6 +30,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from adclick_ops import jsonio
 from adclick_ops.config import Catalog, ConfigError, PipelineFile, load_catalog, pipeline_paths, shown_path
 from adclick_ops.config.vocabulary import ENV_LAST_GOOD, NOT_RUN_MARKER, RUNS_MARKER
 
@@ -91,8 +92,8 @@ def read_snapshot(folder: Path, name: str) -> Snapshot | None:
     except OSError as exc:
         raise SnapshotUnreadable(f"{path}: cannot read it ({exc.strerror or exc})") from None
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = jsonio.loads(raw)
+    except ValueError as exc:
         raise SnapshotUnreadable(f"{path}: not a snapshot ({exc})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise SnapshotUnreadable(f"{path}: not a snapshot of format {FORMAT}")

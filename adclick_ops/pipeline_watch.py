@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from adclick_ops import jsonio
+
 # pydantic and YAML are imported on first use: `adclick-ops` registers this command at every start
 
 STATE_FILE = ".watch.json"
@@ -104,7 +106,7 @@ class PipelineWatch:
 
     def _state(self) -> dict[str, dict[str, Any]]:
         try:
-            data = json.loads(self.state_path.read_text(encoding="utf-8"))
+            data = jsonio.loads(self.state_path.read_bytes())
         except (OSError, ValueError):
             return {}
         return data if isinstance(data, dict) else {}

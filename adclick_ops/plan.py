@@ -18,6 +18,7 @@ from typing import Any
 
 from adclick_ops.config import DEFAULTS_NAMES, ConfigError, Issue, load_catalog, load_pipeline_file
 from adclick_ops.config.models import Dag, DefaultArgs
+from adclick_ops.config.paths import PathFault
 
 FORMATS = ("text", "json", "markdown")
 WORKING_TREE = "working tree"
@@ -87,7 +88,8 @@ def _git(cwd: Path, *args: str, stdin: bytes | None = None) -> bytes:
     except subprocess.TimeoutExpired:
         raise PlanError(f"git {args[0]} did not answer within {_GIT_TIMEOUT} s") from None
     if result.returncode != 0:
-        raise PlanError(f"git {' '.join(args)}: {result.stderr.decode(errors='replace').strip() or f'exit {result.returncode}'}")
+        said = "; ".join(line.strip() for line in result.stderr.decode(errors="replace").splitlines() if line.strip())
+        raise PlanError(f"git {' '.join(args)}: {said or f'exit {result.returncode}'}")
     return result.stdout
 
 
@@ -95,7 +97,9 @@ def _side_from_catalog(label: str, root: Path) -> Side:
     side = Side(label)
     try:
         catalog = load_catalog(root)
-    except ConfigError as exc:  # the folder itself is unreadable
+    except PathFault as exc:  # no folder to compare: no plan
+        raise PlanError(str(exc)) from None
+    except ConfigError as exc:
         side.issues.extend(exc.issues)
         return side
     side.dags = dict(catalog.dags)
@@ -133,7 +137,9 @@ def read_revision(folder: Path, ref: str) -> Side:
     try:
         commit = _git(top, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}").decode().strip()
     except PlanError:
-        raise PlanError(f"unknown git revision {ref!r}") from None
+        shallow = _git(top, "rev-parse", "--is-shallow-repository").decode().strip() == "true"
+        hint = "; this clone is shallow: fetch the base revision (`git fetch --unshallow`, or fetch-depth: 0)" if shallow else ""
+        raise PlanError(f"unknown git revision {ref!r}{hint}") from None
     where = f"{ref}:{rel}"
     listing = _git(top, "ls-tree", "-z", commit, "--", f"{rel}/" if rel != "." else ".").split(b"\0")
     blobs: dict[str, str] = {}
@@ -163,8 +169,16 @@ def _cat_blobs(top: Path, shas: list[str]) -> dict[str, bytes]:
     contents: dict[str, bytes] = {}
     pos = 0
     for sha in shas:
-        header_end = out.index(b"\n", pos)
-        size = int(out[pos:header_end].split()[2])
+        # "<sha> blob <size>\n<content>\n", or "<sha> missing\n" for an object the repository lacks
+        header_end = out.find(b"\n", pos)
+        header = out[pos:header_end].split() if header_end >= 0 else []
+        if len(header) != 3 or header[1] != b"blob" or not header[2].isdigit():
+            found = b" ".join(header[1:]).decode(errors="replace") or "nothing"
+            raise PlanError(
+                f"git object {sha} of the base revision cannot be read ({found}); the repository is incomplete "
+                "(a shallow or partial clone?): fetch the base revision, e.g. `git fetch --unshallow`"
+            )
+        size = int(header[2])
         contents[sha] = out[header_end + 1 : header_end + 1 + size]
         pos = header_end + 1 + size + 1
     return contents

@@ -6,13 +6,13 @@ is named by URL, with the monitor's credentials. Following reuses what `adclick-
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from adclick_ops import jsonio
 from adclick_ops.airflow_api import AirflowClient, AirflowError, AirflowNotFound
 from adclick_ops.config.vocabulary import ENV_AIRFLOW_URL
 
@@ -36,7 +36,7 @@ def parse_conf(text: str | None) -> dict[str, Any] | None:
     if text is None:
         return None
     try:
-        conf = json.loads(text)
+        conf = jsonio.loads(text)
     except ValueError as exc:
         raise TriggerError(f"--conf is not JSON: {exc}") from None
     if not isinstance(conf, dict):

@@ -79,7 +79,7 @@ def test_test_size_scalers_and_a_recipient_are_exactly_three_changes(repo):
     edit(lab2, "to: [ml-team@example.com]", "to: [ml-team@example.com, lead@example.com]")
 
     code, report = plan_json()
-    assert code == 0
+    assert code == 1  # changes to review
     assert report["changed"] is True and report["base"]["valid"] and report["new"]["valid"]
     assert [d["dag_id"] for d in report["dags"]] == ["Airflow_Lab2"]
     (dag,) = report["dags"]
@@ -154,7 +154,7 @@ def test_dags_added_and_removed(repo):
     edit(lab2, "  trigger:\n", "  trigger:\n    external: true\n")
     (repo / "pipelines" / "scoring.yaml").write_text(f"Scoring:\n  tasks:\n    score:\n      operator: {EMPTY}\n")
     code, report = plan_json()
-    assert code == 0
+    assert code == 1
     statuses = {d["dag_id"]: (d["status"], d.get("tasks")) for d in report["dags"]}
     assert statuses == {
         "Airflow_Lab2": ("changed", None),
@@ -210,7 +210,7 @@ def test_an_invalid_base_is_named_by_revision(repo):
     commit_all(repo, "broken")
     edit(repo / "pipelines" / LAB2, "dag_id: Nowhere", "dag_id: Airflow_Lab2_Flask")
     code, report = plan_json()
-    assert code == 0 and report["new"]["valid"] is True
+    assert code == 1 and report["new"]["valid"] is True
     (error,) = report["base"]["errors"]
     assert error["file"] == "HEAD:pipelines/airflow_lab2.yaml" and error["line"] == 45
     assert "adclick-plan" not in json.dumps(report)  # the scratch copy never shows
@@ -229,7 +229,7 @@ def test_any_revision_and_a_folder_not_yet_there(repo):
     # a pipelines folder that is new in this change: every DAG is added
     shutil.copytree(repo / "pipelines", repo / "team_b" / "pipelines")
     code, report = plan_json("--pipelines", "team_b/pipelines")
-    assert code == 0 and {(d["dag_id"], d["status"]) for d in report["dags"]} == {
+    assert code == 1 and {(d["dag_id"], d["status"]) for d in report["dags"]} == {
         ("Airflow_Lab2", "added"),
         ("Airflow_Lab2_Flask", "added"),
     }
@@ -383,5 +383,5 @@ def test_plan_answers_from_the_installed_command(repo):
         env={**os.environ, "GIT_CONFIG_NOSYSTEM": "1"},
         timeout=120,
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # 1: a plan with changes
     assert changes_of(json.loads(result.stdout), "Airflow_Lab2") == [("training.estimator.params.max_iter", 1000, 500)]

@@ -75,7 +75,8 @@ def head(repo: Path) -> str:
 
 def test_hook_is_declared_for_pipeline_files():
     (hook,) = [h for h in yaml.safe_load((PROJECT / ".pre-commit-hooks.yaml").read_text()) if h["id"] == HOOK_ID]
-    assert hook["entry"] == "adclick-ops validate" and hook["language"] == "python"
+    assert hook["entry"] == "adclick-ops validate --pre-commit" and hook["language"] == "python"
+    assert hook["always_run"] is True  # else a commit that only deletes a pipeline file is skipped
     import re
 
     pattern = re.compile(hook["files"])
@@ -121,11 +122,40 @@ def test_a_changed_file_is_checked_with_the_rest_of_its_folder(user_repo, hook):
     git(user_repo, "add", "-A")
 
 
-def test_a_commit_without_pipeline_files_skips_the_hook(user_repo, hook):
+def test_a_commit_without_pipeline_files_passes_without_checking_them(user_repo, hook):
+    lab2 = user_repo / "pipelines" / "airflow_lab2.yaml"
+    good = lab2.read_text()
+    # a broken pipeline file that the commit leaves alone (not staged) is not this commit's business
+    lab2.write_text(good.replace("test_size: 0.3", "test_size: 1.5"))
     (user_repo / "notes.md").write_text("no pipelines here\n")
-    code, out = commit(user_repo, hook[2], "notes")
+    git(user_repo, "add", "notes.md")
+    result = run(["git", "commit", "-q", "-m", "notes"], user_repo, hook[2])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Passed" in result.stdout + result.stderr
+    lab2.write_text(good)
+
+
+def test_a_deletion_only_commit_checks_the_whole_folder(user_repo, hook):
+    """The report's case: deleting the file of a DAG that another file triggers, and nothing else."""
+    home = hook[2]
+    before = head(user_repo)
+    git(user_repo, "rm", "-q", "pipelines/airflow_lab2_flask.yaml")
+    assert git(user_repo, "diff", "--cached", "--name-status").strip() == "D\tpipelines/airflow_lab2_flask.yaml"
+    result = run(["git", "commit", "-q", "-m", "drop the monitor"], user_repo, home)
+    out = result.stdout + result.stderr
+    assert result.returncode == 1 and head(user_repo) == before, out
+    assert "Skipped" not in out and "Failed" in out
+    assert "pipelines/airflow_lab2.yaml:45: Airflow_Lab2.trigger.dag_id: DAG 'Airflow_Lab2_Flask' is not declared" in out
+    # once no file of the folder triggers it, the same deletion-only commit passes
+    git(user_repo, "reset", "-q", "--hard")
+    lab2 = user_repo / "pipelines" / "airflow_lab2.yaml"
+    lab2.write_text(lab2.read_text().replace("  trigger:\n", "  trigger:\n    external: true\n"))
+    code, out = commit(user_repo, home, "the monitor DAG lives elsewhere")
     assert code == 0, out
-    assert "(no files to check)" in out and "Skipped" in out
+    git(user_repo, "rm", "-q", "pipelines/airflow_lab2_flask.yaml")
+    result = run(["git", "commit", "-q", "-m", "drop the monitor"], user_repo, home)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Passed" in result.stdout + result.stderr
 
 
 def test_the_hook_environment_holds_no_airflow(user_repo, hook):

@@ -15,7 +15,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from adclick_ops.config.errors import ConfigError, Issue, describe, field_path, issues_from_validation, value_at
+from adclick_ops.config.locations import parse_location
 from adclick_ops.config.models import DAG_ID_PATTERN, RESERVED_DAG_IDS, Dag, DefaultArgs, Defaults, dag_problems
+from adclick_ops.config.paths import folder_entries
 from adclick_ops.config.vocabulary import ENV_PIPELINES, ENV_PROJECT_ROOT
 from adclick_ops.config.yamlio import YamlDocument, YamlReadError, declared_ids, parse_yaml, read_yaml
 
@@ -189,7 +191,7 @@ def load_pipeline_file(path: str | os.PathLike[str], text: str | None = None) ->
 def _load_defaults(root: Path) -> tuple[DefaultArgs, ConfigError | None]:
     for name in DEFAULTS_NAMES:
         p = root / name
-        if p.exists() or p.is_symlink():
+        if os.path.lexists(p):
             try:
                 doc = read_yaml(p, expected="a mapping with default_args")
             except YamlReadError as exc:
@@ -208,7 +210,7 @@ def _load_defaults(root: Path) -> tuple[DefaultArgs, ConfigError | None]:
 def pipeline_paths(root: Path) -> list[Path]:
     """Every entry of the folder named *.yaml or *.yml but defaults.yaml: a folder, a broken link or an
     unreadable file so named is reported when it is read, never skipped."""
-    return sorted(p for p in root.iterdir() if p.suffix in (".yaml", ".yml") and p.name not in DEFAULTS_NAMES)
+    return [p for p in folder_entries(root) if p.suffix in (".yaml", ".yml") and p.name not in DEFAULTS_NAMES]
 
 
 def load_catalog(
@@ -221,9 +223,7 @@ def load_catalog(
     """
     root_path = pipelines_dir(root)
     if paths is None:
-        if not root_path.is_dir():
-            raise ConfigError([Issue(_shown(root_path), None, "", "pipelines folder not found")])
-        paths = pipeline_paths(root_path)
+        paths = pipeline_paths(Path(_shown(root_path)))
     defaults, defaults_error = _load_defaults(root_path)
     catalog = Catalog(root=root_path, defaults=defaults)
     if defaults_error:
@@ -239,17 +239,53 @@ def load_catalog(
 
 def dataset_problem(dataset: str, project: str) -> str | None:
     """A local dataset must lie inside the project, links followed: the tasks read it, and its errors quote it."""
-    if "://" in dataset and not dataset.startswith("file://"):
+    where = parse_location(dataset, "dataset")
+    if not where.local:
         return None  # object storage; the scheme was checked with the field
-    path = dataset.removeprefix("file://")
+    path = where.path
     resolved = os.path.realpath(os.path.join(project, path))
     if resolved != project and not resolved.startswith(project.rstrip(os.sep) + os.sep):
         return f"{dataset!r} is outside the project ({project}); put the dataset in the project or in object storage"
     return None
 
 
+def _trigger_cycles(catalog: Catalog) -> list[tuple[PipelineFile, str, str]]:
+    """Each DAG on a cycle of triggers (itself included), with the cycle as a message.
+
+    Every DAG triggers at most one other, so following the triggers from any DAG either ends or
+    comes back to a DAG already met on that walk: that loop is a cycle, whatever files its DAGs are in.
+    An `external` trigger that names a DAG of this folder is an edge too.
+    """
+    owner = {dag_id: (f, dag) for f in catalog.files for dag_id, dag in f.dags.items()}
+    on_cycle: dict[str, list[str]] = {}
+    done: set[str] = set()
+    for start in owner:
+        walk: list[str] = []
+        node: str | None = start
+        while node in owner and node not in done and node not in walk:
+            walk.append(node)
+            trigger = owner[node][1].trigger
+            node = trigger.dag_id if trigger else None
+        if node in walk:
+            cycle = walk[walk.index(node) :]
+            for member in cycle:
+                on_cycle[member] = cycle
+        done.update(walk)
+    found = []
+    for dag_id, cycle in on_cycle.items():
+        i = cycle.index(dag_id)
+        path = [*cycle[i:], *cycle[:i], dag_id]
+        where = sorted({owner[d][0].path for d in cycle})
+        if len(cycle) == 1:
+            message = f"DAG {dag_id!r} triggers itself; each run would start another without end"
+        else:
+            message = f"trigger cycle: {' -> '.join(path)} (in {', '.join(where)}); each run would start another without end"
+        found.append((owner[dag_id][0], dag_id, message))
+    return found
+
+
 def _cross_check(catalog: Catalog, root: Path) -> None:
-    """Checks that need every file: unique DAG ids, and trigger targets that exist."""
+    """Checks that need every file: unique DAG ids, trigger targets that exist, no trigger cycle, datasets in the project."""
     known: dict[str, str] = {}
     # DAG ids of files with errors still count as declared, so one broken file does not cascade.
     for path, error in catalog.errors.items():
@@ -283,6 +319,18 @@ def _cross_check(catalog: Catalog, root: Path) -> None:
                         f"a DAG declared in {_shown(root)}/, or trigger.external: true",
                     )
                 )
+    for f, dag_id, message in _trigger_cycles(catalog):
+        loc = (dag_id, "trigger", "dag_id")
+        bad.setdefault(f.path, []).append(
+            Issue(
+                f.path,
+                f.document.line_of(loc),
+                field_path(loc),
+                message,
+                repr(f.dags[dag_id].trigger.dag_id),
+                "a trigger graph without cycles: no DAG triggers itself, directly or through other DAGs",
+            )
+        )
     project = os.path.realpath(project_root(catalog))
     for f in catalog.files:
         for dag_id, dag in f.dags.items():

@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from adclick_ops.config.locations import NESTED_PATTERN, SCHEME_PATTERN, LocationError, normalize_location
 from adclick_ops.config.schedules import (
     DATE_PATTERN,
     DATETIME_PATTERN,
@@ -40,8 +41,8 @@ from adclick_ops.config.templating import (
     SHOWN,
     SUBJECT_NAMES,
     SUBJECT_SHOWN,
-    template_pattern,
     template_problem,
+    template_schema,
 )
 from adclick_ops.config.vocabulary import (
     AIRFLOW_URL,
@@ -116,6 +117,16 @@ EMAIL_REGEX = (
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`|~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 )
 EMAIL_PATTERN = re.compile(EMAIL_REGEX)
+# The same address for JSON Schema, in patterns without a quantifier inside another (EMAIL_REGEX has
+# one: check-jsonschema's ECMA-262 engine ran past a minute on a 12 KB address of 200 labels):
+# local part, '@', then a domain of letters, digits, '-' and '.', with a '.' in it, whose labels are 1
+# to 63 characters and neither start nor end with '-'. maxLength bounds it as the format does.
+EMAIL_SCHEMA: dict[str, Any] = {
+    "maxLength": 254,
+    "pattern": r"^[A-Za-z0-9.!#$%&'*+/=?^_`|~-]+@[A-Za-z0-9][A-Za-z0-9.-]*[A-Za-z0-9]$",
+    "allOf": [{"pattern": r"@[A-Za-z0-9-]+\."}],
+    "not": {"pattern": r"@(?:[^@]*(?:\.\.|\.-|-\.)|[^@]*[A-Za-z0-9-]{64})"},
+}
 TAG_MAX_LEN = 100  # Airflow's limit (airflow.sdk.definitions.dag.TAG_MAX_LEN)
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
 _CONTROL = r"\x00-\x1f\x7f"
@@ -174,15 +185,15 @@ def _web_url(value: str) -> str:
 # str is left): Text is never a template, TemplateText may hold the placeholders only.
 NO_TEMPLATE: dict[str, Any] = {"not": {"pattern": NO_TEMPLATE_PATTERN}}
 Text = Annotated[str, AfterValidator(_plain_text), Field(json_schema_extra=NO_TEMPLATE)]
-TemplateText = Annotated[str, AfterValidator(_template_text), Field(json_schema_extra={"pattern": template_pattern()})]
+TemplateText = Annotated[str, AfterValidator(_template_text), Field(json_schema_extra=template_schema())]
 # The report's subject: the placeholders above and the report's own ({{ status }}, {{ metric }}, {{ version }}).
 Subject = Annotated[
     str,
     AfterValidator(_subject_text),
     AfterValidator(_one_line),
-    Field(json_schema_extra={"pattern": template_pattern(_CONTROL, SUBJECT_NAMES)}),
+    Field(json_schema_extra=template_schema(_CONTROL, SUBJECT_NAMES)),
 ]
-EmailAddress = Annotated[str, AfterValidator(_email), Field(json_schema_extra={"pattern": EMAIL_REGEX, "maxLength": 254})]
+EmailAddress = Annotated[str, AfterValidator(_email), Field(json_schema_extra=EMAIL_SCHEMA)]
 WebUrl = Annotated[
     str,
     AfterValidator(_plain_text),
@@ -193,23 +204,15 @@ Id = Annotated[str, Field(pattern=DAG_ID_PATTERN)]
 
 
 def _relative_path(value: str, what: str) -> str:
-    """A local path inside the project (relative, or absolute: checked against the project in the catalog) or a storage URI."""
-    if not value.strip():
-        raise ValueError(f"{what} must not be empty")
-    if "\x00" in value:
-        raise ValueError(f"{what} contains a NUL byte")
-    scheme = _SCHEME.match(value)
-    if scheme and len(scheme.group(1)) > 1:  # one letter: a Windows drive, a path
-        name = scheme.group(1).lower()
-        if name != "file" and name not in STORAGE_SCHEMES:
-            raise ValueError(
-                f"{what} {value!r} is a {name}:// address; expected a path in the project or object storage ({', '.join(s + '://' for s in STORAGE_SCHEMES)})"
-            )
-        if not value[scheme.end() :].startswith("//"):
-            raise ValueError(f"{what} {value!r}: expected {name}://...")
+    """A local path inside the project (relative, or absolute: checked against the project in the catalog) or a storage URI,
+    in the one spelling the tasks read (config.locations)."""
+    try:
+        normalized = normalize_location(value, what)
+    except LocationError as exc:
+        raise ValueError(str(exc)) from None
     if ".." in re.split(r"[\\/]", value):
         raise ValueError(f"{what} {value!r} climbs out of the project with '..'; give a path inside the project or a storage URI")
-    return value
+    return normalized
 
 
 PATH_SCHEMA: dict[str, Any] = {
@@ -217,8 +220,8 @@ PATH_SCHEMA: dict[str, Any] = {
     "pattern": r"\S",
     "not": {"anyOf": [{"pattern": r"(^|[\\/])\.\.([\\/]|$)"}, {"pattern": r"\x00"}, {"pattern": NO_TEMPLATE_PATTERN}]},
     "anyOf": [
-        {"not": {"pattern": r"^[A-Za-z][A-Za-z0-9+.\-]+:"}},
-        {"pattern": r"^(?:file|" + "|".join(STORAGE_SCHEMES) + r")://"},
+        {"not": {"anyOf": [{"pattern": r"^[A-Za-z][A-Za-z0-9+.\-]+:"}, {"pattern": "://"}]}},
+        {"pattern": SCHEME_PATTERN, "not": {"pattern": NESTED_PATTERN}},
     ],
 }
 

@@ -81,7 +81,11 @@ e-mail escapes every value it shows.
 
 `training.dataset` is a file in the project (a relative path, or an absolute one inside the project,
 links followed) or an object-storage URI ({schemes}). Web addresses (`http://`, `https://`, ...) are
-refused. `adclick-ops validate` also checks `training.estimator.params` with scikit-learn's own rules
+refused. Schemes are read in any case (`FILE://`, `S3://`) and `file://x` is the path `x`; an address
+inside another (`file://s3://...`, `simplecache::s3://...`) is refused. The tasks read a location
+exactly as `validate` does (one reading, `adclick_ops/config/locations.py`), so what `validate`
+accepts is what `load_data_task` reads.
+`adclick-ops validate` also checks `training.estimator.params` with scikit-learn's own rules
 when scikit-learn is installed (and says so when it is not).
 """
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from adclick_ops.config import DEFAULTS_NAMES, ConfigError, Issue, load_catalog, load_pipeline_file, pipeline_paths, pipelines_dir
 from adclick_ops.config.errors import field_path
+from adclick_ops.config.paths import PathFault, kind, stat_of
 
 FORMATS = ("text", "json", "github")
 SKLEARN_MISSING = "estimator parameters were not checked: scikit-learn is not installed"
@@ -46,6 +48,17 @@ def _check_folder(root: Path, named: list[Path] | None, report: Report) -> None:
     land; problems inside unnamed files are not, since those files are not what is being checked.
     """
     paths = pipeline_paths(root)
+    if named is None and not paths:
+        report.files.append(_shown_of(root, None))
+        report.errors.append(
+            Issue(
+                _shown_of(root, None),
+                None,
+                "",
+                f"no pipeline files in this folder; expected *.yaml files each declaring DAGs{_defaults_only(root)}",
+            )
+        )
+        return
     known = {_key(p) for p in paths}
     # a file named explicitly is checked even if its name would not be picked from the folder
     extra = [p for p in named or [] if p.name not in DEFAULTS_NAMES and _key(p) not in known]
@@ -88,6 +101,11 @@ def _check_estimators(files: list, report: Report) -> None:
             report.notes.append(SKLEARN_MISSING)
 
 
+def _defaults_only(root: Path) -> str:
+    present = [n for n in DEFAULTS_NAMES if os.path.lexists(root / n)]
+    return f" ({present[0]} alone declares none)" if present else ""
+
+
 def _valid_alone(path: str) -> bool:
     try:
         load_pipeline_file(path)
@@ -97,7 +115,7 @@ def _valid_alone(path: str) -> bool:
 
 
 def _shown_of(path: Path, catalog) -> str:
-    for shown in [f.path for f in catalog.files] + list(catalog.errors):
+    for shown in [f.path for f in catalog.files] + list(catalog.errors) if catalog else []:
         if _key(shown) == _key(path):
             return shown
     rel = os.path.relpath(path)
@@ -113,20 +131,26 @@ def check(paths: list[str]) -> Report:
     named: dict[str, list[Path]] = {}
     for raw in paths:
         p = Path(raw)
-        if p.is_dir():
+        try:
+            mode = stat_of(p, "pipeline file or folder").st_mode
+        except PathFault as exc:
+            missing = exc.problem.endswith(": not found")
+            raise UsageError(f"{raw}: no such file or folder" if missing else str(exc)) from None
+        if stat.S_ISDIR(mode):
             folders.setdefault(_key(p), p)
-        elif p.is_file():
+        elif stat.S_ISREG(mode):
             named.setdefault(_key(p.parent), []).append(p)
-        elif p.exists():
-            raise UsageError(f"{raw}: not a file or folder")
         else:
-            raise UsageError(f"{raw}: no such file or folder")
-    for folder in folders.values():
-        _check_folder(folder, None, report)
-    for key, files in named.items():
-        if key in folders:  # the whole folder is already checked
-            continue
-        _check_folder(files[0].parent, files, report)
+            raise UsageError(f"{raw}: not a file or folder but {kind(mode)}")
+    try:
+        for folder in folders.values():
+            _check_folder(folder, None, report)
+        for key, files in named.items():
+            if key in folders:  # the whole folder is already checked
+                continue
+            _check_folder(files[0].parent, files, report)
+    except PathFault as exc:  # the folder cannot be listed: nothing was checked
+        raise UsageError(str(exc)) from None
     return report
 
 

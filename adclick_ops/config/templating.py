@@ -71,13 +71,25 @@ SUBJECT_SHOWN = shown(SUBJECT_NAMES)
 NO_TEMPLATE_PATTERN = r"\{[{%#]"
 
 
-def template_pattern(exclude: str = "", names: Iterable[str] = tuple(PLACEHOLDERS)) -> str:
-    """Template text: the same as plain text, but for the placeholders `names`; `exclude` is a character-class body also refused."""
+def template_refusals(exclude: str = "", names: Iterable[str] = tuple(PLACEHOLDERS)) -> list[str]:
+    """Template text as JSON Schema says it: none of these patterns is found in it.
+
+    The same rule as `first_delimiter`: `{%` and `{#` never, `{{` only where a placeholder of `names`
+    starts; `exclude` is a character-class body also refused. Patterns to search for, each without a
+    quantifier inside another: other engines (check-jsonschema's ECMA-262 regress, the JavaScript of
+    yaml-language-server) backtrack, and a whole-text pattern such as ^(?:...[ \t]*...)*$ made them
+    run for minutes on long values.
+    """
     alternatives = "|".join(re.escape(name) for name in names)
-    return r"^(?:[^{" + exclude + r"]|\{[^{%#" + exclude + r"]|\{\{[ \t]*(?:" + alternatives + r")[ \t]*\}\})*\{?$"
+    refusals = [r"\{[%#]", r"\{\{(?![ \t]*(?:" + alternatives + r")[ \t]*\}\})"]
+    return [*refusals, f"[{exclude}]"] if exclude else refusals
 
 
-TEMPLATE_PATTERN = template_pattern()
+def template_schema(exclude: str = "", names: Iterable[str] = tuple(PLACEHOLDERS)) -> dict[str, object]:
+    return {"not": {"anyOf": [{"pattern": p} for p in template_refusals(exclude, names)]}}
+
+
+TEMPLATE_REFUSALS = template_refusals()
 
 
 def _lookalike(text: str, placeholders: bool, pattern: re.Pattern[str]) -> str | None:
@@ -101,8 +113,8 @@ def first_delimiter(text: str, placeholders: bool, pattern: re.Pattern[str] = PL
     """Where Jinja would start to read `text` as template syntax that is not an allowed placeholder (`pattern`).
 
     Read left to right: a '{' starts a placeholder, or is followed by a character that is not
-    '{', '%' or '#', or ends the text; anything else is template syntax. TEMPLATE_PATTERN (and
-    NO_TEMPLATE_PATTERN, searched for) say the same for JSON Schema.
+    '{', '%' or '#', or ends the text; anything else is template syntax. TEMPLATE_REFUSALS (and
+    NO_TEMPLATE_PATTERN), searched for, say the same for JSON Schema.
     """
     i, n = 0, len(text)
     while True:

@@ -240,7 +240,11 @@ def _describe_entry(p: Path) -> str | None:
             return f"a symbolic link to {os.readlink(p)!r}, which does not exist"
         return "file not found"
     except OSError as exc:
-        return f"cannot read file: {exc.strerror or exc}"
+        from adclick_ops.config.paths import os_problem  # paths imports errors, which imports this module
+
+        return f"cannot read file: {os_problem(exc)}"
+    except ValueError as exc:  # an embedded NUL byte
+        return f"cannot read file: {exc}"
     if stat.S_ISDIR(st.st_mode):
         return "a folder, not a pipeline file; pipeline files are *.yaml files directly in the pipelines folder"
     if not stat.S_ISREG(st.st_mode):
@@ -259,7 +263,9 @@ def _read_bounded(p: Path, shown: str) -> bytes:
         with open(p, "rb") as fh:
             raw = fh.read(MAX_FILE_BYTES + 1)  # the file may have grown since stat()
     except OSError as exc:
-        raise YamlReadError(shown, f"cannot read file: {exc.strerror or exc}") from None
+        from adclick_ops.config.paths import os_problem
+
+        raise YamlReadError(shown, f"cannot read file: {os_problem(exc)}") from None
     if len(raw) > MAX_FILE_BYTES:
         raise YamlReadError(shown, f"file is more than {MAX_FILE_BYTES} bytes; pipeline files are limited to {MAX_FILE_BYTES}")
     return raw

@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from adclick_ops import jsonio
+
 STATE_FILE = "running.json"
 CONFIG_MARK = "# adclick-ops:"
 # Settings that are secrets: never copied into the note.
@@ -58,7 +60,7 @@ def _alive(pid: int) -> bool:
 def read_running(home: Path, check_alive: bool = True) -> Running | None:
     """The running embedded Airflow of `home`, or None: no run command wrote one, or it is gone (killed)."""
     try:
-        data = json.loads((home / STATE_FILE).read_text())
+        data = jsonio.loads((home / STATE_FILE).read_bytes(), max_bytes=1 << 20)
         env = {str(k): str(v) for k, v in (data.get("env") or {}).items()}
         found = Running(int(data["pid"]), str(data["api_url"]), int(data["api_port"]), data.get("monitor_url"), env)
     except (OSError, ValueError, KeyError, TypeError):

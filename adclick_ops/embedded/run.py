@@ -7,7 +7,6 @@ headless form for scripts: one `airflow dags test` run, exit status 1 when a tas
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from adclick_ops import jsonio
 from adclick_ops.airflow_api import AirflowClient, AirflowError, AirflowUnreachable
 from adclick_ops.config.vocabulary import (
     AIRFLOW_PORT,
@@ -100,7 +100,12 @@ def _latest_metrics(since: float) -> dict[str, Any] | None:
     candidates = [p for p in folder.glob("*/metrics.json") if p.stat().st_mtime >= since]
     if not candidates:
         return None
-    return json.loads(max(candidates, key=lambda p: p.stat().st_mtime).read_text())
+    newest = max(candidates, key=lambda p: p.stat().st_mtime)
+    try:
+        return jsonio.load_bytes(newest.read_bytes(), str(newest), strict_numbers=False)
+    except ValueError as exc:
+        _say(f"metrics not shown: {exc}")
+        return None
 
 
 def run_once(home: Path) -> int:
@@ -266,7 +271,7 @@ def failure_record(api: AirflowClient, dag_id: str, run_id: str, task_id: str) -
     value = entry.get("value") if isinstance(entry, dict) else None
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = jsonio.loads(value, strict_numbers=False)
         except ValueError:
             return None
     return value if isinstance(value, dict) else None
@@ -415,7 +420,8 @@ def run_forever(home: Path, port: int = AIRFLOW_PORT) -> int:
             _use_sink(env, sink)
             _migrate(env, home)
             _say("Starting Airflow: api-server, scheduler, dag-processor, triggerer ...")
-            stack.start_airflow()
+            for problem in stack.start_airflow():
+                _say(problem)
             if port_is_free(monitor_port):
                 stack.start_process(
                     "monitor", [sys.executable, "-m", "adclick_ops.cli", "monitor", "--port", str(monitor_port), "--airflow-url", base]

@@ -26,9 +26,28 @@ ENV_TEMPLATE = PROJECT / "config" / "embedded.env"
 ADMIN_USER, ADMIN_PASSWORD = "airflow", "airflow"  # development default, printed by the run command
 
 
-def _secret(home: Path, name: str, make) -> str:
+# Airflow signs its JWTs (API tokens, the log server's requests) with HS512, whose key must be at least
+# as long as its 512-bit hash (RFC 7518, 3.2): PyJWT warns (InsecureKeyLengthWarning) below 64 bytes.
+HMAC_KEY_BYTES = 64
+SECRETS = {
+    # name: (make, the shortest kept value in bytes; a shorter one, from an older version, is replaced)
+    "jwt_secret": (lambda: secrets.token_urlsafe(HMAC_KEY_BYTES), HMAC_KEY_BYTES),
+    "api_secret_key": (lambda: secrets.token_urlsafe(HMAC_KEY_BYTES), HMAC_KEY_BYTES),
+    # a Fernet key is 32 random bytes, base64: exactly its format's size
+    "fernet_key": (lambda: base64.urlsafe_b64encode(os.urandom(32)).decode(), 44),
+}
+# the setting each secret file of the Airflow home fills in
+_SETTING_OF = {
+    "jwt_secret": "AIRFLOW__API_AUTH__JWT_SECRET",
+    "api_secret_key": "AIRFLOW__API__SECRET_KEY",
+    "fernet_key": "AIRFLOW__CORE__FERNET_KEY",
+}
+
+
+def _secret(home: Path, name: str) -> str:
+    make, shortest = SECRETS[name]
     path = home / f".{name}"
-    if not path.exists():
+    if not path.exists() or len(path.read_bytes().strip()) < shortest:
         path.write_text(make())
         path.chmod(0o600)
     return path.read_text().strip()
@@ -41,10 +60,7 @@ def airflow_env(home: Path, project: Path = PROJECT, api_port: int = AIRFLOW_POR
     """
     home = home.resolve()
     home.mkdir(parents=True, exist_ok=True)
-    generated = {
-        "AIRFLOW__API_AUTH__JWT_SECRET": _secret(home, "jwt_secret", lambda: secrets.token_urlsafe(32)),
-        "AIRFLOW__CORE__FERNET_KEY": _secret(home, "fernet_key", lambda: base64.urlsafe_b64encode(os.urandom(32)).decode()),
-    }
+    generated = {key: _secret(home, name) for name, key in _SETTING_OF.items()}
     env = dict(os.environ)
     for raw in ENV_TEMPLATE.read_text().splitlines():
         line = raw.strip()
@@ -82,6 +98,12 @@ os.execvp(sys.argv[2], sys.argv[2:])
 """
 
 
+# The components that start a log server of their own (`--skip-serve-logs` turns it off), by the
+# [logging] option of its port, and the ports' defaults in Airflow 3.3.
+_SERVES_LOGS = {"scheduler": "worker_log_server_port", "triggerer": "trigger_log_server_port"}
+_LOG_PORTS = {"worker_log_server_port": 8793, "trigger_log_server_port": 8794}
+
+
 @dataclass
 class Stack:
     """Airflow's components as child processes, each logging to a file of the Airflow home."""
@@ -106,9 +128,28 @@ class Stack:
         """Start an Airflow command (`airflow <args>`)."""
         self.start_process(name, [shutil.which("airflow", path=self.env["PATH"]) or "airflow", *args])
 
-    def start_airflow(self, components=("api-server", "scheduler", "dag-processor", "triggerer")) -> None:
+    def start_airflow(self, components=("api-server", "scheduler", "dag-processor", "triggerer")) -> list[str]:
+        """Start Airflow's components; the log servers of the scheduler and the triggerer run on their
+        own (embedded.logserver), on the loopback interface unless configured otherwise. Returns what
+        was not started, and why."""
         for component in components:
-            self.start(component, [component])
+            self.start(component, [component, "--skip-serve-logs"] if component in _SERVES_LOGS else [component])
+        return self.start_log_servers([_SERVES_LOGS[c] for c in components if c in _SERVES_LOGS])
+
+    def start_log_servers(self, options: list[str]) -> list[str]:
+        from adclick_ops.embedded.logserver import host
+        from adclick_ops.net import bind_error
+
+        skipped = []
+        for option in options:
+            port = int(self.env.get(f"AIRFLOW__LOGGING__{option.upper()}", _LOG_PORTS[option]))
+            problem = bind_error(port, host())
+            if problem is not None:  # as Airflow's own log server would: the rest of the stack runs without it
+                skipped.append(f"the task-log server was not started: {host()}:{port}: {problem.strerror or problem}")
+                continue
+            name = option.removesuffix("_server_port").replace("_", "-")
+            self.start_process(name, [sys.executable, "-m", "adclick_ops.embedded.logserver", str(port)])
+        return skipped
 
     def dead(self) -> list[str]:
         return [name for name, p in self.processes.items() if p.poll() is not None]

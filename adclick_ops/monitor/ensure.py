@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import requests
 
+from adclick_ops import jsonio
 from adclick_ops.config.models import Monitor
 from adclick_ops.config.vocabulary import ENV_AIRFLOW_URL, ENV_MONITOR_HOST, ENV_MONITOR_PORT
 from adclick_ops.monitor.server import MonitorPortError, monitor_url, serve, url_host
@@ -37,7 +38,7 @@ def probe(host: str, port: int, timeout: float = 5.0) -> Probe:
     except requests.RequestException as exc:
         return Probe("other", f"GET /health failed: {type(exc).__name__}")
     try:
-        body = response.json()
+        body = jsonio.loads(response.content[: 64 * 1024 + 1], max_bytes=64 * 1024)
     except ValueError:
         body = None
     if (

@@ -110,6 +110,7 @@ class Run:
             **self.extra,
             "failure": self.failure.as_json() if self.failure else None,
             "running_tasks": [t.as_json() for t in self.running_tasks],
+            "details_note": self.details_note,
         }
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import io
-import json
 import logging
 import math
 import warnings
@@ -19,6 +18,7 @@ import zipfile
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from adclick_ops import jsonio
 from adclick_ops.registry.serialization import UnsafeModelError
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ FORMAT = "adclick-model/1"
 SKOPS_FORMAT = "skops"
 DESCRIPTION = "model.json"
 MAX_DEPTH = 64  # nesting of the object tree; our pipelines need 12
+_JSON_DEPTH = 4 * MAX_DEPTH  # JSON levels: each level of the object tree takes a few; MAX_DEPTH then says why
 MAX_MEMBERS = 100_000  # arrays in one file (a forest of 1,000 trees holds about 3,000)
 MAX_UNPACKED = 2 << 30  # bytes, all members together: a small zip cannot unpack into a huge one
 
@@ -95,7 +96,7 @@ def _open(data: bytes, source: str) -> tuple[zipfile.ZipFile, dict[str, Any] | N
             f"{source}: not an adclick-ops model file (no {DESCRIPTION}); retrain the model to save it in the safe format"
         )
     try:
-        description = json.loads(archive.read(DESCRIPTION))
+        description = jsonio.loads(archive.read(DESCRIPTION), max_depth=_JSON_DEPTH, max_bytes=MAX_UNPACKED)
     except (ValueError, UnicodeDecodeError, zipfile.BadZipFile, OSError, RecursionError) as exc:
         raise UnsafeModelError(f"{source}: {DESCRIPTION} is not readable JSON: {type(exc).__name__}: {str(exc)[:200]}") from None
     if not isinstance(description, dict) or description.get("format") != FORMAT:
@@ -161,7 +162,7 @@ def _walk_types(node: Any, found: set[str], depth: int = 0) -> None:
 
 def _legacy_types(archive: zipfile.ZipFile, source: str) -> set[str]:
     try:
-        schema = json.loads(archive.read("schema.json"))
+        schema = jsonio.loads(archive.read("schema.json"), max_depth=_JSON_DEPTH, max_bytes=MAX_UNPACKED)
     except (ValueError, UnicodeDecodeError, zipfile.BadZipFile, OSError):
         raise UnsafeModelError(f"{source}: not an adclick-ops model file; retrain the model to save it in the safe format") from None
     found: set[str] = set()

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from adclick_ops import jsonio
 from adclick_ops.artifacts import as_path, write_bytes_atomic
 from adclick_ops.config.models import Training, TrainingJob
 from adclick_ops.registry.serialization import FORMAT, SUFFIX, load_model_bytes
@@ -44,6 +45,17 @@ POINTER = "champion.json"
 MAX_ATTEMPTS = 100
 # actions in the history; the first two come from runs, the last two from people
 PROMOTED, REJECTED, PROMOTE, ROLLBACK = "promoted", "rejected", "promote", "rollback"
+
+
+def _registry_json(data: bytes, where: str) -> dict[str, Any]:
+    """A registry file (a version's card, the champion pointer), read with the project's bounded JSON reader."""
+    try:
+        value = jsonio.load_bytes(data, where, strict_numbers=False)
+    except ValueError as exc:
+        raise RegistryError(f"cannot read {exc}") from None
+    if not isinstance(value, dict):
+        raise RegistryError(f"cannot read {where}: expected a JSON object, found {type(value).__name__}")
+    return value
 
 
 class RegistryError(RuntimeError):
@@ -140,7 +152,7 @@ class Registry:
             known = self.versions()
             listing = f"versions: {', '.join(map(str, known))}" if known else "no version yet"
             raise RegistryError(f"{self.dag_id}: no version {number} in {self.location} ({listing})")
-        return json.loads(data)
+        return _registry_json(data, f"{self.location}/{_version_name(number)}")
 
     def cards(self) -> list[dict[str, Any]]:
         return [self.card(n) for n in self.versions()]
@@ -249,7 +261,7 @@ class Registry:
                 "updated_at": None,
                 "events": [],
             }, None
-        return json.loads(data), tag
+        return _registry_json(data, f"{self.location}/{POINTER}"), tag
 
     def champion(self) -> int | None:
         return self.state()[0]["champion"]

@@ -14,10 +14,11 @@ A model file is data: nothing in it is ever imported or executed as code.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from adclick_ops import jsonio
 
 if TYPE_CHECKING:
     import numpy as np
@@ -284,7 +285,7 @@ def inspect_model(data: bytes, source: str = "model file", n_features: int | Non
     _check_trees(model, source)
     metadata = {p.key: p.value for p in model.metadata_props}
     try:
-        features = json.loads(metadata.get("features", "[]"))
+        features = jsonio.loads(metadata.get("features", "[]"), max_bytes=1 << 20)
     except ValueError:
         features = []
     if isinstance(features, list) and len(features) == inputs[0]["shape"][1] and all(isinstance(f, str) for f in features):

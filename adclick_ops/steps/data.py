@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from adclick_ops.config.vocabulary import STORAGE_SCHEMES
+from adclick_ops.config.locations import LocationError, parse_location
+from adclick_ops.config.paths import PathFault, regular_file
 from adclick_ops.steps.errors import DataError
 
 __all__ = ["DataError", "check_dataset", "check_feature_columns", "read_csv_checked", "read_dataset"]
@@ -44,11 +44,22 @@ def data_line_numbers(text: str) -> list[int]:
 def read_csv_checked(path: str | Path) -> tuple[pd.DataFrame, LineOf]:
     """Read a CSV file with clear errors; returns the frame and `line_of(row position) -> file line`."""
     source = str(path)
-    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.\-]+)://", source)
-    if scheme and scheme.group(1).lower() not in (*STORAGE_SCHEMES, "file"):
-        raise DataError(f"{source}: a {scheme.group(1)}:// address is not read; expected a local path or object storage")
-    if Path(source).is_dir():
-        raise DataError(f"{source}: is a folder, not a CSV file; name the file itself")
+    try:
+        where = parse_location(source, "dataset")
+    except LocationError as exc:
+        raise DataError(f"{source}: {exc}") from None
+    path = where.path if where.local else str(where)
+    if where.local:
+        # a folder, a FIFO, a device, a link loop, a name too long...: one line naming the path, before any read
+        try:
+            regular_file(path, "dataset")
+        except PathFault as exc:
+            said = {
+                "missing": "dataset file not found",
+                "folder": "is a folder, not a CSV file; name the file itself",
+                "denied": "permission denied; the file must be readable by the user running the task",
+            }
+            raise DataError(f"{source}: {said.get(exc.cause, exc.problem)}") from None
     try:
         frame = pd.read_csv(path)
     except FileNotFoundError:

@@ -205,7 +205,7 @@ def test_the_schema_states_the_rules_editors_can_check():
     tasks = defs["Dag"]["properties"]["tasks"]
     assert list(tasks["patternProperties"]) == [models.TASK_ID_PATTERN] and tasks["additionalProperties"] is False
     email = defs["EmailNotification"]["properties"]
-    assert email["to"]["items"]["pattern"] == models.EMAIL_REGEX and email["to"]["uniqueItems"] is True
+    assert {k: email["to"]["items"][k] for k in models.EMAIL_SCHEMA} == models.EMAIL_SCHEMA and email["to"]["uniqueItems"] is True
     assert schema["propertyNames"]["not"]["enum"] == list(models.RESERVED_DAG_IDS)
     assert defs["Training"]["properties"]["features"]["uniqueItems"] is True
     assert defs["Dag"]["properties"]["tags"]["items"]["maxLength"] == models.TAG_MAX_LEN

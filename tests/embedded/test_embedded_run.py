@@ -4,9 +4,11 @@ the triggered monitor DAG, and the monitor reading the real Airflow REST API."""
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -22,9 +24,11 @@ from helpers import PROJECT, edit_yaml, free_port, smtp_connection_uri
 pytestmark = pytest.mark.airflow
 
 
-def wait_for_line(proc: subprocess.Popen, lines: list[str], pattern: str, timeout: float) -> str:
+def wait_for_line(proc: subprocess.Popen, lines: list[str], pattern: str, timeout: float, each_line=None) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if each_line is not None:
+            each_line()
         line = proc.stdout.readline()
         if not line:
             if proc.poll() is not None:
@@ -36,13 +40,32 @@ def wait_for_line(proc: subprocess.Popen, lines: list[str], pattern: str, timeou
     raise AssertionError(f"{pattern!r} not seen; output:\n{''.join(lines)[-6000:]}")
 
 
+def listening_sockets(root: int, seen: dict[tuple[str, int], str]) -> None:
+    """Add every listening TCP/UDP socket of `root` and of all its descendants to `seen` ((ip, port) -> process)."""
+    import psutil
+
+    try:
+        processes = [psutil.Process(root), *descendants(root)]
+    except psutil.Error:
+        return
+    for p in processes:
+        try:
+            for c in p.net_connections(kind="inet"):
+                if c.status == psutil.CONN_LISTEN or (c.type == socket.SOCK_DGRAM and not c.raddr):
+                    seen.setdefault((c.laddr.ip, c.laddr.port), " ".join(p.cmdline())[:160])
+        except psutil.Error:  # ended meanwhile (a task's process)
+            continue
+
+
 def test_run_command_trains_triggers_the_monitor_dag_and_serves_the_monitor(tmp_path, pipelines):
-    api_port, monitor_port = free_port(), free_port()
+    api_port, monitor_port, worker_logs, trigger_logs = free_port(), free_port(), free_port(), free_port()
     env = {
         **os.environ,
         "ADCLICK_OPS_PIPELINES": str(pipelines),
         "ADCLICK_OPS_HOME": str(pipelines.parent),
         "ADCLICK_MONITOR_PORT": str(monitor_port),
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(worker_logs),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(trigger_logs),
         "PYTHONUNBUFFERED": "1",
     }
     proc = subprocess.Popen(
@@ -53,9 +76,23 @@ def test_run_command_trains_triggers_the_monitor_dag_and_serves_the_monitor(tmp_
         text=True,
     )
     lines: list[str] = []
+    sockets: dict[tuple[str, int], str] = {}
     try:
-        wait_for_line(proc, lines, r"Everything keeps running", timeout=600)
+        # every process the run starts, task processes included, is looked at while the run goes on
+        wait_for_line(proc, lines, r"Everything keeps running", timeout=600, each_line=lambda: listening_sockets(proc.pid, sockets))
+        listening_sockets(proc.pid, sockets)
         out = "".join(lines)
+        # loopback only, and everything the run serves is among them: api-server, monitor, SMTP sink, log servers
+        beyond = {addr: who for addr, who in sockets.items() if not ipaddress.ip_address(addr[0]).is_loopback}
+        assert beyond == {}, beyond
+        ports = {port for _, port in sockets}
+        assert {api_port, monitor_port, worker_logs, trigger_logs} <= ports, sockets
+        for port in (worker_logs, trigger_logs):  # served by the loopback log server, not by the scheduler or triggerer
+            assert "adclick_ops.embedded.logserver" in sockets[("127.0.0.1", port)], sockets
+        # the generated secrets are long enough for HS512: PyJWT never warns
+        logs = "".join(p.read_text(errors="replace") for p in (tmp_path / "airflow").rglob("*.log"))
+        assert "InsecureKeyLengthWarning" not in out + logs
+        assert all(len((tmp_path / "airflow" / f".{name}").read_text()) >= 64 for name in ("jwt_secret", "api_secret_key"))
         run_id = re.search(r"Triggered Airflow_Lab2: (\S+)", out).group(1)
         assert f"Airflow_Lab2 run {run_id}: success" in out
         # the first start says what the schedule does, and the schedule starts no second run
@@ -298,6 +335,8 @@ def start_run_command(argv: list[str], tmp_path, pipelines, **extra: str) -> sub
         "ADCLICK_OPS_PIPELINES": str(pipelines),
         "ADCLICK_OPS_HOME": str(pipelines.parent),
         "ADCLICK_MONITOR_PORT": str(free_port()),
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
         "PYTHONUNBUFFERED": "1",
         **extra,
     }

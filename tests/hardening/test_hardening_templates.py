@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import regress
 import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -155,7 +156,9 @@ def test_validation_and_the_schema_patterns_agree(text):
     count("template: validate and schema agree")
     plain_ok = template_problem(text, placeholders=False) is None
     assert (first_delimiter(text, False) is None) == (re.search(templating.NO_TEMPLATE_PATTERN, text) is None)
-    assert (first_delimiter(text, True) is None) == bool(re.fullmatch(templating.TEMPLATE_PATTERN, text, re.DOTALL))
+    assert (first_delimiter(text, True) is None) == (not any(re.search(p, text) for p in templating.TEMPLATE_REFUSALS))
+    # the same in the ECMA-262 engine of check-jsonschema
+    assert (first_delimiter(text, True) is None) == all(regress.Regex(p).find(text) is None for p in templating.TEMPLATE_REFUSALS)
     if plain_ok:  # what the validator accepts has no delimiter at all, nor one that NFKC would make
         assert not templating.DELIMITER_RE.search(unicodedata.normalize("NFKC", text))
 

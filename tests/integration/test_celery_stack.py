@@ -129,7 +129,7 @@ def stack_env(home: Path, pipelines: Path, database: str, queue: str, smtp_port:
             "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,
             "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
-            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(64),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
             "AIRFLOW_CONN_SMTP_DEFAULT": smtp_connection_uri("127.0.0.1", smtp_port, from_email="adclick-ops@example.com"),
             # paths and ports of this machine instead of the containers'

@@ -135,6 +135,7 @@ class AirflowStub:
         # GET /importErrors lists these ({"filename", "stack_trace"}); GET /dags/{id}/details answers with `dag_details`
         self.import_errors: list[dict[str, Any]] = []
         self.dag_details: dict[str, Any] = {}
+        self.raw: dict[str, bytes] = {}  # by endpoint ("runs", "tis", "xcom", "health"): these bytes as the answer
         self.calls: Counter[str] = Counter()
         self._tokens: set[str] = set()
         self._lock = threading.Lock()
@@ -159,7 +160,7 @@ class AirflowStub:
     # -- control -------------------------------------------------------------------------------
     def reset(self) -> None:
         self.runs, self.xcoms, self.dag_ids, self.fail_status = [], {}, {"Airflow_Lab2"}, None
-        self.task_instances, self.task_xcoms, self.ignore_limit, self.drip = {}, {}, False, None
+        self.task_instances, self.task_xcoms, self.ignore_limit, self.drip, self.raw = {}, {}, False, None, {}
         self.credentials = dict(self._default_credentials)
         self.import_errors, self.dag_details = [], {}
         self.calls.clear()
@@ -195,6 +196,8 @@ class AirflowStub:
             with self._lock:
                 self.calls[endpoint] += 1
             response = getattr(self, f"_{endpoint}")(request, **args)
+            if endpoint in self.raw and response.status_code == 200:
+                response = Response(self.raw[endpoint], status=200, mimetype="application/json")
         except NotFound:
             response = self._json({"detail": "Not Found"}, 404)
         except HTTPException as exc:
