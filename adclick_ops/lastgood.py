@@ -22,9 +22,11 @@ a new version is recorded.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import json
 import os
+import stat
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -33,10 +35,13 @@ from pathlib import Path
 from adclick_ops import jsonio
 from adclick_ops.config import Catalog, ConfigError, PipelineFile, load_catalog, pipeline_paths, shown_path
 from adclick_ops.config.vocabulary import ENV_LAST_GOOD, NOT_RUN_MARKER, RUNS_MARKER
+from adclick_ops.config.yamlio import MAX_FILE_BYTES, YamlReadError, read_bounded
 
 FORMAT = 1
 FOLDER_NAME = "last-good"
 SUFFIX = ".json"
+# a snapshot holds one pipeline file (at most MAX_FILE_BYTES) as JSON text: room for escapes, and no more
+MAX_SNAPSHOT_BYTES = 8 * MAX_FILE_BYTES
 
 
 class SnapshotUnreadable(Exception):
@@ -82,11 +87,24 @@ def _snapshot_path(folder: Path, name: str) -> Path:
     return folder / (name + SUFFIX)
 
 
+def _read_regular(path: Path) -> bytes:
+    """The bytes of a regular file of at most MAX_SNAPSHOT_BYTES; OSError for anything else (a FIFO is never waited on)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        raw = fh.read(MAX_SNAPSHOT_BYTES + 1)
+    if len(raw) > MAX_SNAPSHOT_BYTES:
+        raise OSError(errno.EFBIG, f"more than {MAX_SNAPSHOT_BYTES} bytes")
+    return raw
+
+
 def read_snapshot(folder: Path, name: str) -> Snapshot | None:
     """The snapshot of pipeline file `name`; None when there is none; SnapshotUnreadable when it is not whole."""
     path = _snapshot_path(folder, name)
     try:
-        raw = path.read_bytes()
+        raw = _read_regular(path)
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -283,8 +301,9 @@ def differences(pipelines: Path, paths: list[Path] | None = None, valid: set[str
     for path in paths if paths is not None else pipeline_paths(Path(pipelines)):
         try:
             snap = read_snapshot(folder, path.name)
-            text = path.read_bytes().decode("utf-8", "replace")
-        except (SnapshotUnreadable, OSError):
+            # a FIFO or device named *.yaml is never opened (it would block): validate reports it
+            text = None if snap is None else read_bounded(path, shown_path(path)).decode("utf-8", "replace")
+        except (SnapshotUnreadable, YamlReadError):
             continue
         if snap is None or snap.sha256 == sha256(text):
             continue

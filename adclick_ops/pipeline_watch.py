@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from adclick_ops import jsonio
+from adclick_ops.config.yamlio import YamlReadError, read_bounded
 
 # pydantic and YAML are imported on first use: `adclick-ops` registers this command at every start
 
@@ -128,9 +129,9 @@ class PipelineWatch:
                 continue
             broken_now.add(path.name)
             try:
-                digest = lastgood.sha256(path.read_bytes().decode("utf-8", "replace"))
-            except OSError:
-                continue
+                digest = lastgood.sha256(read_bounded(path, str(path)).decode("utf-8", "replace"))
+            except YamlReadError as exc:  # not a regular file, too large: never opened; what it is stands for its content
+                digest = lastgood.sha256(f"unreadable: {exc}")
             if state.get(path.name, {}).get("sha256") == digest:
                 continue
             recipients, conn_id = _recipients(kept[shown].file) if shown in kept else ((), None)

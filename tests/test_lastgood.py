@@ -441,3 +441,35 @@ def test_the_watch_pipelines_command_mails_through_the_connection_of_the_environ
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert "does not validate" not in again.stdout  # told once, across restarts
     assert len(smtp_server.messages) == 1
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("where", ["pipeline file", "snapshot"])
+def test_a_fifo_in_place_of_a_recorded_file_is_reported_never_waited_on(pipelines, where):
+    """A FIFO blocks whoever opens it for reading until a writer comes: validate, the watch and the DAG file
+    must report it (or ignore the snapshot) without opening it. pytest-timeout fails the test if one waits."""
+    from adclick_ops.config import report
+    from adclick_ops.pipeline_watch import PipelineWatch
+
+    parse(pipelines)  # records both files
+    watch = PipelineWatch(pipelines)
+    assert watch.check() == []
+    if where == "pipeline file":
+        target = pipelines / LAB2
+    else:
+        target = pipelines.parent / "last-good" / f"{LAB2}.json"
+        break_file(pipelines / LAB2, "scalers: [minmax, standard]", "scalers: [robsut]")
+    target.unlink()
+    os.mkfifo(target)
+
+    result = report.check([str(pipelines)])
+    assert result.notes == []  # nothing to compare with: no "differs from the last valid version" line
+    dags, errors = parse(pipelines)
+    if where == "pipeline file":
+        assert "not a regular file" in errors[LAB2]
+        assert "Airflow_Lab2" in dags and "last-good" in dags["Airflow_Lab2"].tags  # the last valid version runs
+        (change,) = watch.check()
+        assert change.kind == "broken" and "not a regular file" in change.line()
+    else:
+        assert "'robsut'" in errors[LAB2] and "Airflow_Lab2" not in dags  # an unreadable snapshot is never rendered
+        assert "snapshot" in errors[LAB2] or "last valid" in errors[LAB2]

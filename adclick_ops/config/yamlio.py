@@ -254,7 +254,7 @@ def _describe_entry(p: Path) -> str | None:
     return None
 
 
-def _read_bounded(p: Path, shown: str) -> bytes:
+def read_bounded(p: Path, shown: str) -> bytes:
     """The file's bytes, checked before they are read: a regular file within the size limit."""
     problem = _describe_entry(p)
     if problem:
@@ -274,7 +274,7 @@ def _read_bounded(p: Path, shown: str) -> bytes:
 def read_yaml(path: str | Path, expected: str = DAGS) -> YamlDocument:
     """Read one pipeline file: a YAML mapping, UTF-8, no aliases, no tags, values as YAML 1.2 reads them."""
     shown = str(path)
-    raw = _read_bounded(Path(path), shown)
+    raw = read_bounded(Path(path), shown)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
