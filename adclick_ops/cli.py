@@ -1,5 +1,5 @@
-"""`adclick-ops`: validate pipeline files, write their schema, show a DAG, run the pipeline, serve the monitor,
-manage model versions and score files."""
+"""`adclick-ops`: validate pipeline files, write their schema, show a DAG, run the pipeline, trigger and follow
+runs, run Airflow's CLI with the embedded environment, serve the monitor, manage model versions and score files."""
 
 from __future__ import annotations
 
@@ -13,7 +13,15 @@ from typing import Any
 
 from adclick_ops.config import ConfigError, pipelines_dir
 from adclick_ops.config.catalog import PACKAGE_PROJECT
-from adclick_ops.config.vocabulary import AIRFLOW_PORT, AIRFLOW_URL, ENV_PIPELINES, MONITOR_HOST, MONITOR_PORT, TRAINING_DAG_ID
+from adclick_ops.config.vocabulary import (
+    AIRFLOW_PORT,
+    AIRFLOW_URL,
+    ENV_AIRFLOW_URL,
+    ENV_PIPELINES,
+    MONITOR_HOST,
+    MONITOR_PORT,
+    TRAINING_DAG_ID,
+)
 
 SCHEMA_DIR = PACKAGE_PROJECT / "schema"
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -190,6 +198,41 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_once(Path(args.airflow_home)) if args.once else run_forever(Path(args.airflow_home), args.port)
 
 
+def cmd_trigger(args: argparse.Namespace) -> int:
+    from adclick_ops.trigger import EXIT_NOT_TRIGGERED, TriggerError, locate, parse_conf, trigger_run
+
+    if not args.timeout > 0:  # also NaN
+        print(f"adclick-ops trigger: --timeout must be a number of seconds above 0, got {args.timeout:g}", file=sys.stderr)
+        return EXIT_NOT_TRIGGERED
+    try:
+        conf = parse_conf(args.conf)
+        return trigger_run(args.dag_id, conf, args.wait, locate(Path(args.airflow_home), args.airflow_url), args.timeout)
+    except TriggerError as exc:
+        print(f"adclick-ops trigger: {exc}", file=sys.stderr)
+        return EXIT_NOT_TRIGGERED
+
+
+def cmd_airflow(args: argparse.Namespace) -> int:
+    """Airflow's own CLI with the environment of the embedded Airflow (its home, settings and, while it runs, its port)."""
+    import shutil
+
+    from adclick_ops.embedded.home import read_running, set_aside_config
+    from adclick_ops.embedded.stack import airflow_env
+
+    home = Path(args.airflow_home).resolve()
+    kept = set_aside_config(home) if home.is_dir() else None
+    if kept is not None:  # Airflow's defaults there are not what runs; the note of the settings takes its place
+        print(f"adclick-ops airflow: {home / 'airflow.cfg'} is kept as {kept.name}", file=sys.stderr)
+    running = read_running(home)
+    env = airflow_env(home, api_port=running.api_port if running else AIRFLOW_PORT)
+    if running is not None:
+        env.update(running.env)
+    exe = shutil.which("airflow", path=env["PATH"]) or "airflow"
+    sys.stdout.flush()
+    os.execvpe(exe, [exe, *args.args], env)
+    return EXIT_USAGE  # not reached: exec replaces this process
+
+
 def cmd_monitor(args: argparse.Namespace) -> int:
     from adclick_ops.monitor.server import MonitorPortError, serve
 
@@ -277,6 +320,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--airflow-home", default=str(PACKAGE_PROJECT / ".airflow"), help="Airflow home (default: .airflow/)")
     p.add_argument("--port", type=int, default=AIRFLOW_PORT, help="port of the Airflow API server and UI")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "trigger",
+        help="start a run of a DAG on the running Airflow (the one `make run` keeps up, by default); --wait follows it",
+        epilog="exit status: 0 the run succeeded (without --wait: it was triggered), 1 it failed or could not be followed "
+        "to its end, 2 it could not be triggered",
+        description="Trigger a run through the Airflow REST API. Without --airflow-url, the embedded Airflow that "
+        "`adclick-ops run` (`make run`) keeps up for --airflow-home is used, on its port and with its login. "
+        f"With --airflow-url (or ${ENV_AIRFLOW_URL}), the credentials are those of the monitor: "
+        "$ADCLICK_AIRFLOW_USER and $ADCLICK_AIRFLOW_PASSWORD (default airflow/airflow).",
+    )
+    p.add_argument("dag_id", nargs="?", default=TRAINING_DAG_ID, help=f"the DAG to run (default: {TRAINING_DAG_ID})")
+    p.add_argument("--conf", default=None, help='the run\'s conf, a JSON object, e.g. \'{"reason": "new data"}\'')
+    p.add_argument("--wait", action="store_true", help="follow the run: each task's state, failures with their log, then the summary")
+    p.add_argument("--timeout", type=float, default=1800, help="seconds --wait follows the run at most (default: 1800)")
+    p.add_argument("--airflow-home", default=str(PACKAGE_PROJECT / ".airflow"), help="home of the embedded Airflow (default: .airflow/)")
+    p.add_argument("--airflow-url", default=None, help="another Airflow's API server, e.g. http://airflow.example:8080")
+    p.set_defaults(func=cmd_trigger)
+
+    p = sub.add_parser(
+        "airflow",
+        help="Airflow's own CLI with the embedded Airflow's environment, e.g. `adclick-ops airflow dags list-runs Airflow_Lab2`",
+        description="Run `airflow ARGS...` with AIRFLOW_HOME and every setting of the embedded Airflow "
+        "(config/embedded.env), and while `make run` is up, its port and SMTP server.",
+    )
+    p.add_argument("--airflow-home", default=str(PACKAGE_PROJECT / ".airflow"), help="home of the embedded Airflow (default: .airflow/)")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="the arguments of `airflow`")
+    p.set_defaults(func=cmd_airflow)
 
     p = sub.add_parser("monitor", help="serve the Flask monitor (production WSGI server)")
     p.add_argument("--host", default=MONITOR_HOST)

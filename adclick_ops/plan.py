@@ -278,13 +278,36 @@ def _show(value: Any) -> str:
     return "none" if value is None else json.dumps(value, ensure_ascii=False)
 
 
+def _compared(d: DagPlan) -> bool:
+    """Whether the entry is a change seen on both sides: not a DAG whose file is invalid on a side."""
+    return d.status == "changed" or (d.status in ("added", "removed") and d.reason is None)
+
+
 def _count(plan: Plan) -> int:
     return sum(
         len(d.changes) + len(d.tasks_added) + len(d.tasks_removed) + len(d.edges_added) + len(d.edges_removed)
         if d.status == "changed"
         else 1
         for d in plan.dags
+        if _compared(d)
     )
+
+
+def _summary(plan: Plan) -> str:
+    """The changes, then the invalid files and the DAGs they keep from being compared, each counted apart."""
+    changed = [d for d in plan.dags if _compared(d)]
+    text = f"{_count(plan)} change(s) in {len(changed)} DAG(s)" if changed else "No changes"
+    more = [
+        f"{len(files)} invalid file(s) {where}"
+        for where, files in (
+            ("in the working tree", {i.path for i in plan.new.issues}),
+            (f"at {plan.base.label}", {i.path for i in plan.base.issues}),
+        )
+        if files
+    ]
+    if len(plan.dags) > len(changed):
+        more.append(f"{len(plan.dags) - len(changed)} DAG(s) not compared")
+    return text + ("; " + ", ".join(more) if more else "") + "."
 
 
 def as_text(plan: Plan) -> str:
@@ -302,7 +325,7 @@ def as_text(plan: Plan) -> str:
             lines += [f"    + task {t}" for t in d.tasks_added] + [f"    - task {t}" for t in d.tasks_removed]
             lines += [f"    + edge {u} -> {v}" for u, v in d.edges_added] + [f"    - edge {u} -> {v}" for u, v in d.edges_removed]
             lines += [f"    ~ {c.field}: {_show(c.old)} → {_show(c.new)}" for c in d.changes]
-    lines.append(f"{_count(plan)} change(s) in {len(plan.dags)} DAG(s)." if plan.changed else "No changes.")
+    lines.append(_summary(plan))
     for side in (plan.base, plan.new):
         if side.note:
             lines.append(f"note: {side.note}")
@@ -358,8 +381,7 @@ def _md(text: str) -> str:
 def as_markdown(plan: Plan) -> str:
     short = f" ({plan.base.commit[:12]})" if plan.base.commit else ""
     out = [f"### adclick-ops plan: {_md(plan.folder + '/')} at {_md(plan.base.label)}{short} → working tree", ""]
-    if not plan.changed:
-        out += ["No changes to the pipelines.", ""]
+    out += [_summary(plan), ""]
     for d in plan.dags:
         if d.status in ("added", "removed"):
             what = f"tasks: {', '.join(_md(t) for t in d.tasks)}" if d.tasks else d.reason

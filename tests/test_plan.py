@@ -188,6 +188,23 @@ def test_an_invalid_working_tree_is_reported_and_the_rest_still_compared(repo):
     assert "The working tree's pipelines are invalid" in markdown and "`pipelines/airflow_lab2.yaml:25`" in markdown
 
 
+def test_the_summary_counts_changes_and_invalid_files_apart(repo):
+    # an invalid file alone is no change
+    edit(repo / "pipelines" / LAB2, "test_size: 0.3", "test_size: 3")
+    _, text, _ = cli("plan")
+    assert text.splitlines()[-3] == "No changes; 1 invalid file(s) in the working tree, 1 DAG(s) not compared."
+    _, markdown, _ = cli("plan", "--format", "markdown")
+    assert "No changes; 1 invalid file(s) in the working tree, 1 DAG(s) not compared." in markdown
+    # a change in a valid DAG is counted as one, the invalid file beside it apart
+    edit(repo / "pipelines" / FLASK, "port: 5555", "port: 5556")
+    _, text, _ = cli("plan")
+    assert "1 change(s) in 1 DAG(s); 1 invalid file(s) in the working tree, 1 DAG(s) not compared." in text.splitlines()
+    # the same file fixed: two changes, nothing invalid
+    edit(repo / "pipelines" / LAB2, "test_size: 3", "test_size: 0.2")
+    _, text, _ = cli("plan")
+    assert "2 change(s) in 2 DAG(s)." in text.splitlines()
+
+
 def test_an_invalid_base_is_named_by_revision(repo):
     edit(repo / "pipelines" / LAB2, "dag_id: Airflow_Lab2_Flask", "dag_id: Nowhere")
     commit_all(repo, "broken")

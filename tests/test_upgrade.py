@@ -55,6 +55,7 @@ def test_run_migrates_a_31_home_and_sets_its_config_aside(airflow31, tmp_path, m
 
     home = tmp_path / ".airflow"
     old_env = airflow_env(home)
+    (home / "airflow.cfg").unlink()  # the Airflow 3.1 version of this project wrote no note there
     old_env["PATH"] = f"{airflow31}:{old_env['PATH']}"
     made = airflow(["db", "migrate"], old_env, capture_output=True, text=True, timeout=600)
     assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-3000:]
@@ -66,6 +67,7 @@ def test_run_migrates_a_31_home_and_sets_its_config_aside(airflow31, tmp_path, m
 
     assert _alembic_head(home / "airflow.db") != old_head
     assert (home / "airflow.cfg.3.1.bak").read_text() == old_cfg  # kept, not lost
+    assert (home / "airflow.cfg").read_text().startswith("# adclick-ops:")  # the note of the settings in effect
     assert (home / ".airflow-version").read_text().strip() == version("apache-airflow-core")
     # Airflow 3.3 reads the home without a word about renamed options, and the database is at its head.
     env = airflow_env(home)
@@ -75,16 +77,24 @@ def test_run_migrates_a_31_home_and_sets_its_config_aside(airflow31, tmp_path, m
     assert "DeprecationWarning" not in check.stdout + check.stderr
 
 
-def test_a_current_home_is_left_alone(tmp_path):
-    from adclick_ops.embedded.run import _retire_old_config
+def test_the_defaults_airflow_33_wrote_into_a_current_home_are_set_aside_not_lost(tmp_path):
+    """Airflow 3.3 writes its defaults (dags_folder = <home>/dags, ...) when airflow.cfg is missing: not what runs."""
+    from adclick_ops.embedded.run import _migrate
 
     home = tmp_path / ".airflow"
     home.mkdir()
-    (home / "airflow.cfg").write_text("[core]\n")
+    (home / "airflow.cfg").write_text("[core]\ndags_folder = /elsewhere/dags\n")
+    (home / f"airflow.cfg.{version('apache-airflow-core')}.bak").write_text("an earlier one\n")
     (home / ".airflow-version").write_text(version("apache-airflow-core") + "\n")
-    _retire_old_config(home, version("apache-airflow-core"))
-    assert (home / "airflow.cfg").read_text() == "[core]\n"
-    assert not list(home.glob("*.bak"))
+    from adclick_ops.embedded.stack import airflow_env
+
+    env = airflow_env(home)
+    assert (home / "airflow.cfg").read_text() == "[core]\ndags_folder = /elsewhere/dags\n"  # not overwritten in passing
+    _migrate(env, home)
+    kept = home / f"airflow.cfg.{version('apache-airflow-core')}.1.bak"
+    assert kept.read_text() == "[core]\ndags_folder = /elsewhere/dags\n"
+    assert (home / f"airflow.cfg.{version('apache-airflow-core')}.bak").read_text() == "an earlier one\n"
+    assert f"dags_folder = {env['AIRFLOW__CORE__DAGS_FOLDER']}\n" in (home / "airflow.cfg").read_text()
 
 
 def test_a_home_of_another_33_patch_keeps_its_config_renamed_by_version(tmp_path):

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from adclick_ops.airflow_api import AirflowClient, AirflowError
+from adclick_ops.airflow_api import AirflowClient, AirflowError, AirflowUnreachable
 from adclick_ops.config.vocabulary import (
     AIRFLOW_PORT,
     ENV_AIRFLOW_URL,
@@ -25,11 +25,13 @@ from adclick_ops.config.vocabulary import (
     MONITOR_PORT,
     TRAINING_DAG_ID,
 )
+from adclick_ops.embedded.home import forget_running, set_aside_config, write_config_note, write_running
 from adclick_ops.embedded.mailsink import MailSink
 from adclick_ops.embedded.stack import ADMIN_PASSWORD, ADMIN_USER, Stack, airflow, airflow_env, watch_parent
 from adclick_ops.net import port_is_free
 
 DAG_ID = TRAINING_DAG_ID
+UNANSWERED_FOR = 60  # seconds Airflow may leave a run's follower without an answer before it gives up
 
 
 def _use_sink(env: dict[str, str], sink: MailSink) -> None:
@@ -46,19 +48,22 @@ def _say(text: str) -> None:
 
 
 def _retire_old_config(home: Path, version: str) -> None:
-    """Set aside the airflow.cfg an older Airflow wrote into this home.
+    """Set aside an airflow.cfg that Airflow (or a person) wrote into this home; the note of home.py takes its place.
 
-    Airflow up to 3.1 wrote its full default configuration there at first start; 3.3 writes none and
-    warns at every task about the options it renamed since. Every setting of the embedded Airflow
-    comes from config/embedded.env, so the file is only kept, renamed, for whoever edited it by hand.
+    Airflow up to 3.1 wrote its full default configuration there at first start; 3.3 writes it too
+    when the file is missing, with `dags_folder = <home>/dags` and other values that are not what
+    runs, and warns at every task about the options it renamed since. Every setting of the embedded
+    Airflow comes from the environment (config/embedded.env), so the file is only kept, renamed.
     """
     stamp = home / ".airflow-version"
     old = stamp.read_text().strip() if stamp.exists() else "3.1 or older"
-    cfg = home / "airflow.cfg"
-    if old != version and cfg.exists():
-        kept = home / f"airflow.cfg.{old.split()[0]}.bak"
-        cfg.replace(kept)
+    kept = set_aside_config(home)
+    if kept is None:
+        return
+    if old != version:
         _say(f"Airflow {version} replaces the Airflow {old} of {home}: its airflow.cfg is kept as {kept.name}")
+    else:
+        _say(f"{home / 'airflow.cfg'} held values that are not the settings in effect: kept as {kept.name}")
 
 
 def _migrate(env: dict[str, str], home: Path) -> None:
@@ -67,6 +72,7 @@ def _migrate(env: dict[str, str], home: Path) -> None:
 
     version = installed("apache-airflow-core")
     _retire_old_config(home, version)
+    write_config_note(home, env)
     _say(f"Preparing the Airflow metadata database in {home} ...")
     with open(home / "migrate.log", "wb") as log:
         result = airflow(["db", "migrate"], env, stdout=log, stderr=subprocess.STDOUT)
@@ -161,18 +167,27 @@ def connect(base: str, stack: Stack, deadline: float) -> AirflowClient:
     raise SystemExit("the Airflow API server did not come up; see .airflow/api-server.log")
 
 
-def trigger(api: AirflowClient, dag_id: str, note: str, logical_date: str | None = None) -> str:
+def trigger(api: AirflowClient, dag_id: str, note: str, logical_date: str | None = None, conf: dict[str, Any] | None = None) -> str:
     """Trigger a run under an id of our own, so that a retried request cannot start a second run."""
     run_id = f"manual__{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime())}__{os.urandom(4).hex()}"
+    body: dict[str, Any] = {"dag_run_id": run_id, "logical_date": logical_date, "note": note}
+    if conf:
+        body["conf"] = conf
     # A 409 follows a retry whose first try did create the run (the id is ours), or a run that
     # already holds this logical date: the caller checks which.
-    api.call("POST", f"/dags/{dag_id}/dagRuns", body={"dag_run_id": run_id, "logical_date": logical_date, "note": note}, accept=(409,))
+    api.call("POST", f"/dags/{_quoted(dag_id)}/dagRuns", body=body, accept=(409,))
     return run_id
+
+
+def _quoted(part: str) -> str:
+    from urllib.parse import quote
+
+    return quote(part, safe="")
 
 
 def _run_exists(api: AirflowClient, dag_id: str, run_id: str) -> bool:
     try:
-        api.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+        api.call("GET", f"/dags/{_quoted(dag_id)}/dagRuns/{_quoted(run_id)}")
     except AirflowError:
         return False
     return True
@@ -236,15 +251,15 @@ def start_run(api: AirflowClient, dag_id: str, note: str) -> str:
     return run_id
 
 
-def _stop_if_dead(stack: Stack) -> None:
-    if stack.dead():
+def _stop_if_dead(stack: Stack | None) -> None:
+    if stack is not None and stack.dead():
         raise SystemExit(f"{', '.join(stack.dead())} stopped:\n" + "\n".join(stack.log_tail(n) for n in stack.dead()))
 
 
 def failure_record(api: AirflowClient, dag_id: str, run_id: str, task_id: str) -> dict[str, Any] | None:
     """The `failure` XCom that a failed try of the task pushed (adclick_ops.failures), or None."""
     try:
-        entry = api.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/failure")
+        entry = api.call("GET", f"/dags/{_quoted(dag_id)}/dagRuns/{_quoted(run_id)}/taskInstances/{_quoted(task_id)}/xcomEntries/failure")
     except AirflowError:
         return None
     value = entry.get("value") if isinstance(entry, dict) else None
@@ -262,11 +277,11 @@ def _log_link(base: str, dag_id: str, run_id: str, task_id: str, try_number: int
     return f"{base}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}/tasks/{quote(task_id, safe='')}?try_number={try_number}"
 
 
-def _say_failure(api: AirflowClient, base: str, dag_id: str, run_id: str, ti: dict[str, Any]) -> int:
+def _say_failure(api: AirflowClient, base: str, dag_id: str, run_id: str, ti: dict[str, Any], wait: bool = True) -> int:
     """What went wrong in a failed try, what Airflow does next, and where its log is; the try's number."""
     task_id = ti["task_id"]
     record = failure_record(api, dag_id, run_id, task_id)
-    for _ in range(5):  # a callback pushes it just after the state changed
+    for _ in range(5 if wait else 0):  # a callback pushes it just after the state changed
         if record is not None and record.get("try_number") == ti.get("try_number"):
             break
         time.sleep(1)
@@ -284,7 +299,7 @@ def _say_failure(api: AirflowClient, base: str, dag_id: str, run_id: str, ti: di
     return int(try_number)
 
 
-def follow_run(api: AirflowClient, dag_id: str, run_id: str, stack: Stack, base: str = "", timeout: float = 900) -> str:
+def follow_run(api: AirflowClient, dag_id: str, run_id: str, stack: Stack | None, base: str = "", timeout: float = 900) -> str:
     """Print task states as they change until the run ends, with each failed try; return the run's final state.
 
     A try that failed and was retried between two looks (a short retry_delay) is still said, with
@@ -293,8 +308,19 @@ def follow_run(api: AirflowClient, dag_id: str, run_id: str, stack: Stack, base:
     seen: dict[str, str] = {}
     said: dict[str, int] = {}  # by task, the tries whose end was said
     deadline = time.monotonic() + timeout
+    silent_since: float | None = None
     while time.monotonic() < deadline:
-        tis = api.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+        try:
+            tis = api.call("GET", f"/dags/{_quoted(dag_id)}/dagRuns/{_quoted(run_id)}/taskInstances")["task_instances"]
+        except AirflowUnreachable:
+            # a busy machine or a moment's lock on SQLite: look again, unless Airflow stays silent for a minute
+            silent_since = silent_since or time.monotonic()
+            if time.monotonic() - silent_since > UNANSWERED_FOR:
+                raise
+            _stop_if_dead(stack)
+            time.sleep(2)
+            continue
+        silent_since = None
         for ti in tis:
             task_id, state, try_number = ti["task_id"], ti.get("state") or "none", int(ti.get("try_number") or 0)
             for earlier in range(said.get(task_id, 0) + 1, try_number):
@@ -306,7 +332,7 @@ def follow_run(api: AirflowClient, dag_id: str, run_id: str, stack: Stack, base:
                 _say(f"  {task_id:<28} {state}")
                 if state in ("failed", "up_for_retry"):
                     said[task_id] = max(said[task_id], _say_failure(api, base, dag_id, run_id, ti))
-        run = api.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+        run = api.call("GET", f"/dags/{_quoted(dag_id)}/dagRuns/{_quoted(run_id)}")
         if run["state"] in ("success", "failed"):
             return run["state"]
         _stop_if_dead(stack)
@@ -356,6 +382,7 @@ def _mentions(path: Path, text: str) -> bool:
 
 
 def run_forever(home: Path, port: int = AIRFLOW_PORT) -> int:
+    began = time.time()
     _interrupt_on_sigterm()
     home = home.resolve()
     if not port_is_free(port):
@@ -393,32 +420,122 @@ def run_forever(home: Path, port: int = AIRFLOW_PORT) -> int:
                         ) from None
                     time.sleep(2)
             run_id = start_run(api, DAG_ID, "triggered by adclick-ops run")
+            # `adclick-ops trigger` and `adclick-ops airflow` find this Airflow by its home
+            added = {
+                k: env[k] for k in (ENV_AIRFLOW_URL, ENV_MONITOR_PORT, "AIRFLOW_CONN_SMTP_DEFAULT") if k in env and k not in os.environ
+            }
+            write_running(home, port, f"http://localhost:{monitor_port}" if "monitor" in stack.processes else None, added)
             state = follow_run(api, DAG_ID, run_id, stack, base)
-            _say(f"{DAG_ID} run {run_id}: {state}")
-            try:
-                metrics = api.run_metrics(DAG_ID, run_id)
-            except AirflowError as exc:
-                metrics, why = None, f" ({exc.reason})"
-            else:
-                why = ""
-            if metrics:
-                _say(f"metrics: {_metrics_line(metrics)}")
-                _say(f"model:   {metrics.get('model_path')}")
-            else:  # the run may have failed before evaluation
-                _say(f"no metrics for this run{why}")
-            for p in sorted(mail_dir.glob("*.eml")):
-                if _mentions(p, run_id):
-                    _say(f"e-mail:  {p}")
+            summarize(api, DAG_ID, run_id, state, base, mail_dir)
             _say(f"{MONITOR_DAG_ID}: {_downstream_state(api, run_id)}")
             _say(f"Airflow UI: {base}/dags/{DAG_ID}")
             _say(f"Monitor:    http://localhost:{monitor_port}")
             _say("Everything keeps running; press Ctrl-C to stop.")
-            while not stack.dead():
-                time.sleep(2)
+            _say(f"Run {DAG_ID} again: adclick-ops trigger --wait (or the Airflow UI); every run of it is reported here when it ends.")
+            watch_runs(api, DAG_ID, stack, base, mail_dir, reported={run_id}, since=began)
             _say(f"{', '.join(stack.dead())} stopped; shutting down.")
             return 1
     except KeyboardInterrupt:
         _say("Stopping ...")
         return 0
     finally:
-        stack.stop()
+        forget_running(home)
+        _stop_and_say(stack)
+
+
+def _stop_and_say(stack: Stack) -> None:
+    """Stop every process of the stack and say which were stopped, then "stopped"."""
+    running = {name: p.pid for name, p in stack.processes.items() if p.poll() is None}
+    stack.stop()
+    if running:
+        _say("Stopped " + ", ".join(f"{name} (pid {pid})" for name, pid in running.items()) + "; the local SMTP server is closed.")
+    _say("stopped")
+
+
+def summarize(api: AirflowClient, dag_id: str, run_id: str, state: str, base: str, mail_dir: Path | None, failures: bool = False) -> None:
+    """Say how a run ended: its state, with `failures` the failed tasks and why, then the metrics, the model
+    version, the decision and its reason, and the e-mails that name the run."""
+    _say(f"{dag_id} run {run_id}: {state}")
+    if failures and state == "failed":
+        try:
+            tis = api.task_instances(dag_id, run_id)
+        except AirflowError as exc:
+            _say(f"  the failed tasks could not be read: {exc.reason}")
+            tis = []
+        for ti in tis:
+            if ti.get("state") == "failed":
+                _say(f"  {ti['task_id']:<28} failed")
+                _say_failure(api, base, dag_id, run_id, ti, wait=False)
+    if dag_id != DAG_ID:
+        return
+    try:
+        metrics = api.run_metrics(dag_id, run_id)
+    except AirflowError as exc:
+        metrics, why = None, f" ({exc.reason})"
+    else:
+        why = ""
+    if metrics:
+        _say(f"metrics: {_metrics_line(metrics)}")
+        version = metrics.get("model_version")
+        if version is not None:
+            if metrics.get("promoted"):
+                was = metrics.get("previous_champion_version")
+                _say(f"version: v{version}, promoted to champion" + (f" (was v{was})" if was is not None else ""))
+            else:
+                _say(f"version: v{version}, kept, not promoted (champion: v{metrics.get('champion_version')})")
+        if metrics.get("decision"):
+            _say(f"decision: {metrics['decision']}")
+        _say(f"model:   {metrics.get('model_path')}")
+    else:  # the run may have failed before evaluation, or at the promotion gate (said above)
+        _say(f"no metrics for this run{why}")
+    for p in sorted(mail_dir.glob("*.eml")) if mail_dir is not None else ():
+        if _mentions(p, run_id):
+            _say(f"e-mail:  {p}")
+
+
+def _ended_before(run: dict[str, Any], moment: float) -> bool:
+    import datetime as dt
+
+    try:
+        end = dt.datetime.fromisoformat(str(run.get("end_date")).replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return (end if end.tzinfo else end.replace(tzinfo=dt.UTC)).timestamp() < moment
+
+
+def watch_runs(
+    api: AirflowClient,
+    dag_id: str,
+    stack: Stack | None,
+    base: str,
+    mail_dir: Path | None,
+    reported: set[str],
+    since: float,
+    interval: float = 3,
+) -> None:
+    """Until a component of the stack stops: say each run of `dag_id` that starts, and summarize it when it ends.
+
+    Runs from the UI, the CLI or the schedule alike; runs that ended before `since` (a time.time value),
+    when this command started, are not said.
+    """
+    started: set[str] = set()
+    while stack is None or not stack.dead():
+        try:
+            runs = api.recent_runs(dag_id, 20)
+        except AirflowError:  # a moment's lock on SQLite, a restarting api-server: look again
+            runs = []
+        for run in reversed(runs):  # oldest first
+            run_id, state = run["dag_run_id"], run.get("state")
+            if run_id in reported:
+                continue
+            if state in ("success", "failed"):
+                reported.add(run_id)
+                if _ended_before(run, since):
+                    continue
+                note = f" ({run['note']})" if run.get("note") else ""
+                _say(f"{dag_id}: the {run.get('run_type') or ''} run {run_id}{note} ended")
+                summarize(api, dag_id, run_id, state, base, mail_dir, failures=True)
+            elif run_id not in started:
+                started.add(run_id)
+                _say(f"{dag_id}: a {run.get('run_type') or ''} run started: {run_id} ({state})")
+        time.sleep(interval)

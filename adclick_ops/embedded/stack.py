@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from adclick_ops.config.vocabulary import AIRFLOW_PORT
+from adclick_ops.embedded.home import write_config_note
 
 PROJECT = Path(__file__).resolve().parents[2]
 ENV_TEMPLATE = PROJECT / "config" / "embedded.env"
@@ -62,6 +63,7 @@ def airflow_env(home: Path, project: Path = PROJECT, api_port: int = AIRFLOW_POR
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
     env.update(extra or {})
+    write_config_note(home, env)  # else Airflow writes its defaults there, which are not what runs
     return env
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request
+from markupsafe import Markup
 
 from adclick_ops.airflow_api import AirflowUnreachable, DagNotFound
 from adclick_ops.config.vocabulary import METRIC_LABELS, METRICS
@@ -73,6 +74,15 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S %Z").strip() if value else "—"
 
 
+@bp.app_template_filter("breakable")
+def _breakable(value: str) -> Markup:
+    """A run id that may break after each "__" (manual__<date>__<suffix>), and nowhere else (not at its dashes)."""
+    parts = str(value).split("__")
+    return Markup("<wbr>").join(
+        Markup('<span class="nobr">{}</span>').format(part + ("__" if i < len(parts) - 1 else "")) for i, part in enumerate(parts)
+    )
+
+
 @bp.app_template_filter("seconds")
 def _seconds(value: float | None) -> str:
     if value is None:
@@ -103,7 +113,39 @@ def favicon() -> Any:
     return response
 
 
-def _page(status: Status) -> str:
+NO_RUN_REASON = "Airflow has no run of this DAG yet"
+_GATE_HEADLINE = re.compile(r"^model v[0-9]+ not promoted: ")
+
+
+def _banner(status: Status, dag_id: str) -> str | Markup | None:
+    """The banner's sentence under its title: what the title does not say already."""
+    run = status.run
+    if status.case == "failed" and run is not None and run.gate_rejected:
+        version = run.extra.get("model_version")
+        kept = f"version {version} was kept" if version is not None else "the new version was kept"
+        champion = run.extra.get("champion_version")
+        unchanged = f"the champion, version {champion}, is unchanged" if champion is not None else "the champion is unchanged"
+        return f"{_GATE_HEADLINE.sub('', status.reason or '', count=1)}: {kept}; {unchanged}."
+    if status.case == "failed":
+        f = run.failure if run is not None else None
+        if f is None:
+            return "No task recorded why; the task logs are in the Airflow UI."
+        at = f"{f.task_id}, try {f.try_number}" if f.try_number else f.task_id
+        return f"{at}: {f.error or 'no error was recorded (killed, or stopped before it could say why); see its log'}."
+    if status.case == "running":
+        return "This page refreshes every 15 s."
+    if status.case == "no_run":
+        start = Markup("Start one with <code>adclick-ops trigger --wait</code>, in the Airflow UI, or wait for the schedule of {}.").format(
+            dag_id
+        )
+        return start if status.reason == NO_RUN_REASON else Markup("{}. ").format(status.reason) + start
+    if status.case == "unreachable":
+        return f"The monitor could not read the runs from Airflow: {status.reason}. This page refreshes every 15 s."
+    return None
+
+
+def _page(status: Status, nothing: dict[str, str] | None = None) -> str:
+    """The page of the latest run; `nothing`: this page has nothing to show in that case, and says so."""
     source = _source()
     recent, chart_note = [], None
     if status.case != "unreachable":
@@ -114,10 +156,15 @@ def _page(status: Status) -> str:
     title = CASE_TITLES[status.case]
     if status.run is not None and status.run.gate_rejected:
         title = "Latest run: model not promoted"
+    if nothing is not None:
+        title = nothing["title"]
     return render_template(
         "run.html",
         status=status,
-        run=status.run,
+        run=status.run if nothing is None else None,
+        latest=status.run,
+        nothing=nothing,
+        banner=_banner(status, source.dag_id),
         title=title,
         recent=recent,
         chart=metrics_chart(recent),
@@ -126,7 +173,7 @@ def _page(status: Status) -> str:
         metric_labels=METRIC_LABELS,
         dag_id=source.dag_id,
         airflow_url=source.ui_url,
-        refresh=status.case in ("running", "unreachable"),
+        refresh=status.case in ("running", "unreachable") or (nothing is not None and nothing["page"] == "running"),
     )
 
 
@@ -138,19 +185,31 @@ def success() -> Any:
     return _page(status)
 
 
+# What the latest run did, as the pages with nothing to show say it.
+_LATEST_DID = {"success": "succeeded", "failed": "failed", "running": "is still running", "no_run": "", "unreachable": ""}
+
+
 @bp.get("/running")
 def running() -> Any:
     status = _source().status()
-    if status.case != "running":
-        return _to_page(status)
-    return _page(status)
+    if status.case == "running":
+        return _page(status)
+    if status.case == "unreachable":
+        return _page(status), 503
+    # nothing runs: said here, with a link to the latest run's page, rather than a silent redirect
+    return _page(
+        status, {"page": "running", "title": "No run is running", "did": _LATEST_DID[status.case], "link": CASE_PAGES[status.case]}
+    )
 
 
 @bp.get("/failure")
 def failure() -> Any:
     status = _source().status()
     if status.case in ("success", "running"):
-        return _to_page(status)
+        return _page(
+            status,
+            {"page": "failure", "title": "The latest run has not failed", "did": _LATEST_DID[status.case], "link": CASE_PAGES[status.case]},
+        )
     return _page(status), 503 if status.case == "unreachable" else 200
 
 

@@ -79,18 +79,69 @@ def test_run_command_trains_triggers_the_monitor_dag_and_serves_the_monitor(tmp_
         page = requests.get(f"{base}/success", timeout=10).text
         assert run_id in page
         assert f"{accuracy:.4f}"[:5] in page  # e.g. 0.970
+
+        check_the_terminal_loop(proc, lines, tmp_path / "airflow", api_port, env)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(60)
+            proc_rest = proc.communicate(timeout=60)[0].splitlines(keepends=True)
         except subprocess.TimeoutExpired:
             proc.kill()
             raise
-        finally:
-            proc.stdout.close()
     assert proc.returncode == 0, "".join(lines)[-3000:]
-    # every component was stopped
+    # every component was stopped, and the console says which, then "stopped"
     assert processes_of(tmp_path / "airflow") == []
+    lines += proc_rest
+    out = "".join(lines)
+    for component in ("api-server", "scheduler", "dag-processor", "triggerer", "monitor"):
+        assert re.search(rf"Stopped .*\b{component} \(pid \d+\)", out), out[-2000:]
+    assert lines[-1] == "stopped\n", out[-2000:]
+    assert not (tmp_path / "airflow" / "running.json").exists()
+
+
+def adclick_ops(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "adclick_ops.cli", *args], env=env, capture_output=True, text=True, timeout=900)
+
+
+def check_the_terminal_loop(proc: subprocess.Popen, lines: list[str], home, api_port: int, env: dict[str, str]) -> None:
+    """While `adclick-ops run` is up: Airflow's CLI with its environment, another run triggered and followed from
+    the terminal (found through the home alone), and the run command's console reporting that run when it ends."""
+    from adclick_ops.airflow_api import AirflowClient
+
+    # the home's airflow.cfg names the DAGs folder Airflow really parses, as Airflow's own CLI reports it
+    cfg = (home / "airflow.cfg").read_text()
+    assert cfg.startswith("# adclick-ops:") and "config/embedded.env" in cfg
+    folder = adclick_ops("airflow", "--airflow-home", str(home), "config", "get-value", "core", "dags_folder", env=env)
+    assert folder.returncode == 0, folder.stderr
+    assert folder.stdout.strip() == str(PROJECT / "dags") and f"dags_folder = {PROJECT / 'dags'}\n" in cfg
+    assert "jwt_secret =" not in cfg and "fernet_key =" not in cfg
+
+    first_run = re.search(r"Triggered Airflow_Lab2: (\S+)", "".join(lines)).group(1)
+    wanted = adclick_ops("trigger", "NoSuchDag", "--airflow-home", str(home), env=env)
+    assert wanted.returncode == 2 and "has no DAG 'NoSuchDag'; it has: Airflow_Lab2, Airflow_Lab2_Flask" in wanted.stderr, wanted
+
+    done = adclick_ops("trigger", "--airflow-home", str(home), "--wait", "--conf", '{"reason": "new data"}', env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    run_id = re.search(r"Triggered Airflow_Lab2: (\S+)", done.stdout).group(1)
+    for task in ("load_data_task", "build_save_model_task", "load_model_task", "send_email"):
+        assert re.search(rf"^  {task} +success$", done.stdout, re.M), done.stdout
+    assert f"Airflow_Lab2 run {run_id}: success" in done.stdout
+    assert re.search(r"^metrics: accuracy=0\.\d{4} ", done.stdout, re.M), done.stdout
+    assert re.search(r"^version: v2, ", done.stdout, re.M) and re.search(r"^decision: (not )?promoted: ", done.stdout, re.M)
+    assert re.search(r"^e-mail:  .*\.eml$", done.stdout, re.M), done.stdout
+    client = AirflowClient(f"http://127.0.0.1:{api_port}", "airflow", "airflow", read_timeout=10)
+    assert client.call("GET", f"/dags/Airflow_Lab2/dagRuns/{run_id}")["conf"] == {"reason": "new data"}
+
+    # the run command did not start that run, and says how it ended, with the same summary
+    wait_for_line(proc, lines, rf"Airflow_Lab2: the manual run {re.escape(run_id)} \(triggered by adclick-ops trigger\) ended", 120)
+    wait_for_line(proc, lines, r"^decision: ", 60)
+    said = "".join(lines)
+    assert f"Airflow_Lab2 run {run_id}: success" in said and "version: v2, " in said
+    assert said.count(f"Airflow_Lab2 run {first_run}: success") == 1  # its own run is not said again
+
+    # Airflow's CLI sees both runs in the same database
+    listed = adclick_ops("airflow", "--airflow-home", str(home), "dags", "list-runs", "Airflow_Lab2", "-o", "plain", env=env)
+    assert listed.returncode == 0 and run_id in listed.stdout and first_run in listed.stdout, listed
 
 
 def processes_of(home) -> list[str]:
@@ -268,4 +319,22 @@ def test_a_run_failing_on_a_missing_dataset_is_explained_by_the_monitor(tmp_path
         page = requests.get(f"{base}/failure", timeout=10)
         assert page.status_code == 200
         assert "load_data_task" in page.text and str(missing) in page.text
+
+        # run again from the terminal: the failure is said, with its log, and the exit status is 1
+        env = {**os.environ, "ADCLICK_OPS_PIPELINES": str(pipelines), "ADCLICK_OPS_HOME": str(pipelines.parent)}
+        again = subprocess.run(
+            [sys.executable, "-m", "adclick_ops.cli", "trigger", "--wait", "--airflow-home", str(home)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert again.returncode == 1, again.stdout + again.stderr
+        second = re.search(r"Triggered Airflow_Lab2: (\S+)", again.stdout).group(1)
+        assert re.search(r"^  load_data_task +failed\n    data error on try 1: .*dataset file not found", again.stdout, re.M), again.stdout
+        assert f"/runs/{quote(second, safe='')}/tasks/load_data_task?try_number=1" in again.stdout
+        assert f"Airflow_Lab2 run {second}: failed" in again.stdout
+        # the run command's console reports it too, with what failed
+        wait_for_line(proc, lines, rf"the manual run {re.escape(second)} .*ended", 120)
+        wait_for_line(proc, lines, r"data error on try 1: .*dataset file not found", 60)
         stop_and_check(proc, signal.SIGTERM, lines, home, started)

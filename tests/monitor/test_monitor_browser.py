@@ -62,3 +62,103 @@ def test_success_page_renders_in_chromium(chromium, airflow, tmp_path):
     assert '<td class="estimator">LogisticRegression</td>' in html
     assert capture.returncode == 0, capture.stderr[-2000:]
     assert shot.stat().st_size > 10_000  # a rendered page, not an empty image
+
+
+# What a page's layout breaks, measured in the browser: dates and task ids spread over more
+# than one line, a page wider than the window (a table that neither fits nor scrolls), a caption not
+# aligned with its table.
+LAYOUT = """(() => {
+  const lines = el => {
+    const range = document.createRange();
+    range.selectNodeContents(el);
+    return new Set(Array.from(range.getClientRects()).filter(r => r.width > 0).map(r => Math.round(r.top))).size;
+  };
+  const broken = Array.from(document.querySelectorAll('.when, .task-id'))
+    .filter(el => el.textContent.trim() && lines(el) > 1).map(el => el.textContent.trim());
+  const captions = Array.from(document.querySelectorAll('caption')).filter(c => {
+    const range = document.createRange();
+    range.selectNodeContents(c);
+    return Math.abs(range.getBoundingClientRect().left - c.closest('table').getBoundingClientRect().left) > 2;
+  }).map(c => c.textContent.trim());
+  const root = document.documentElement;
+  return {broken, captions, page: root.scrollWidth, window: root.clientWidth,
+          banner: document.querySelector('#case')?.innerText, nothing: document.querySelector('#case')?.dataset.nothing || null};
+})()"""
+
+# Each state of the latest run, and the pages that show it or say they have nothing to show for it.
+PAGES_OF = {
+    "success": ("/success", "/running", "/failure", "/models"),
+    "gate": ("/failure", "/running"),  # not promoted
+    "failed": ("/failure", "/running"),
+    "running": ("/running", "/failure"),
+    "no_run": ("/failure", "/running"),
+}
+WIDTHS = (1400, 800)
+
+
+def _history(airflow) -> None:
+    """Earlier runs with the ids, dates and model facts Airflow and load_model_task really give."""
+    from datetime import timedelta
+
+    from airflow_stub import T0, dag_run, metrics
+
+    for n in range(1, 7):
+        run_id = f"manual__2025-11-1{n}T0{n}:00:00.123456+00:00__{n}f3a9c2e" if n % 2 else f"scheduled__2025-11-1{n}T00:00:00+00:00"
+        airflow.runs.insert(0, dag_run(run_id, "success" if n != 3 else "failed", started=T0 - timedelta(days=8 - n)))
+        if n != 3:
+            airflow.xcoms[run_id] = {
+                **metrics(run_id, accuracy=0.9 + n / 200, roc_auc=0.94 + n / 200),
+                "estimator": "gradient_boosting",
+                "scalers": ["standard", "minmax"],
+                "model_version": n,
+                "promoted": n % 2 == 1,
+                "champion_version": n,
+            }
+
+
+def test_every_page_in_every_state_is_laid_out_at_1400_and_800_px(chromium, airflow, tmp_path):
+    """Screenshots of each page in each state at both widths go to test-artifacts/; on each, measured in Chromium:
+    dates and ids on one line, no page wider than the window, captions aligned with their tables."""
+    from devtools import Browser
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser = Browser(chromium, tmp_path / "profile")
+    problems, seen = [], {}
+    try:
+        for state, pages in PAGES_OF.items():
+            set_state(airflow, state)
+            if state != "no_run":
+                _history(airflow)
+            if state == "success":  # the model facts a real run has, with a champion before it
+                airflow.xcoms["manual__success_run"].update(
+                    scalers=["standard"],
+                    model_version=7,
+                    promoted=True,
+                    champion_version=7,
+                    previous_champion_metrics={"accuracy": 0.95, "roc_auc": 0.97},
+                )
+            with MonitorServer(create_app({"AIRFLOW_URL": airflow.url, "CACHE_TTL": 0}), "127.0.0.1", 0) as server:
+                for page in pages:
+                    for width in WIDTHS:
+                        browser.open(f"{server.url}{page}", width)
+                        shot = ARTIFACTS / f"monitor_{state}_{page.strip('/')}_{width}.png"
+                        layout = browser.evaluate(LAYOUT)
+                        browser.screenshot(shot)
+                        seen[(state, page, width)] = layout
+                        where = f"{state} {page} at {width} px"
+                        if layout["broken"]:
+                            problems.append(f"{where}: broken over lines: {layout['broken']}")
+                        if layout["captions"]:
+                            problems.append(f"{where}: captions off their table: {layout['captions']}")
+                        if layout["page"] > layout["window"]:
+                            problems.append(f"{where}: the page is {layout['page']} px wide in a {layout['window']} px window")
+                        assert shot.stat().st_size > 10_000
+    finally:
+        browser.close()
+    assert problems == []
+    # the pages with nothing to show say so
+    assert seen[("success", "/running", 800)]["nothing"] == "running"
+    assert seen[("running", "/failure", 800)]["nothing"] == "failure"
+    assert "No run is running" in seen[("failed", "/running", 1400)]["banner"]
+    assert "manual__failed_run, failed" in seen[("failed", "/running", 1400)]["banner"]
+    assert seen[("failed", "/failure", 1400)]["nothing"] is None

@@ -49,7 +49,7 @@ def test_gate_rejection_reads_as_an_outcome(client_in):
     assert body["run"]["model_version"] == 7 and body["run"]["promoted"] is False
     html = client.get("/failure").get_data(as_text=True)
     assert "<h1>Latest run: model not promoted</h1>" in html
-    assert "<strong>model v7 not promoted: accuracy 0.880 &lt; 0.900</strong>" in html
+    assert "accuracy 0.880 &lt; 0.900: version 7 was kept; the champion, version 6, is unchanged." in html
     assert 'data-kind="gate"' in html
 
 
@@ -58,7 +58,7 @@ def test_running_run_lists_its_running_tasks(client_in):
     run = client.get("/api/status").get_json()["run"]
     assert [(t["task_id"], t["state"], t["try_number"]) for t in run["running_tasks"]] == [("data_preprocessing_task", "running", 1)]
     html = client.get("/running").get_data(as_text=True)
-    assert 'id="running-tasks"' in html and "<code>data_preprocessing_task</code>" in html
+    assert 'id="running-tasks"' in html and '<code class="task-id">data_preprocessing_task</code>' in html
 
 
 def test_the_first_failed_task_is_named_when_several_failed(client, airflow):

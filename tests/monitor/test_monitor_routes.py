@@ -6,8 +6,10 @@ Airflow is the stub API server of airflow_stub.py on a loopback port (or a port 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
+from markupsafe import escape as html_escape
 
 from adclick_ops.monitor import create_app
 
@@ -35,14 +37,47 @@ def test_index_redirects_by_latest_run(client_in, state, target):
 
 @pytest.mark.parametrize("state", STATES)
 @pytest.mark.parametrize("page", ["/success", "/running", "/failure"])
-def test_each_page_serves_its_case_and_sends_the_others_to_theirs(client_in, state, page):
+def test_each_page_serves_its_case_or_says_it_has_nothing_to_show(client_in, state, page):
     response = client_in(state).get(page)
-    if PAGE_OF[state] == page:
+    html = response.get_data(as_text=True)
+    if PAGE_OF[state] == page or (state == "unreachable" and page == "/running"):
         assert response.status_code == (503 if state == "unreachable" else 200)
-        assert f'data-case="{state}"' in response.get_data(as_text=True)
-    else:
+        assert f'data-case="{state}"' in html and "data-nothing" not in html
+    elif page == "/success":
         assert response.status_code == 302
         assert response.headers["Location"] == PAGE_OF[state]
+    else:
+        # no silent redirect: the page says it has nothing to show, and links to the latest run's page
+        assert response.status_code == 200 and "Location" not in response.headers
+        assert f'data-nothing="{page[1:]}"' in html
+        assert f'<a href="{PAGE_OF[state]}" id="latest-link">' in html
+        heading = "No run is running" if page == "/running" else "The latest run has not failed"
+        assert f"<h1>{heading}</h1>" in html
+        if state != "no_run":
+            assert f"<code>manual__{state}_run</code>" in html
+            assert {"success": "succeeded (2025-11-20 09:03:00 UTC)", "failed": "failed", "running": "is still running"}[state] in html
+        else:
+            assert "Airflow has no run of this DAG yet" in html
+        # a run may start (or end) any moment
+        assert ('<meta http-equiv="refresh"' in html) == (page == "/running" or state == "running")
+
+
+@pytest.mark.parametrize("state", ["success", "failed", "gate", "running", "no_run", "unreachable"])
+def test_the_banner_says_each_thing_once(client_in, state):
+    from airflow_stub import DATA_ERROR, GATE_ERROR
+
+    html = client_in(state).get(PAGE_OF.get(state, "/failure")).get_data(as_text=True)
+    start = html.index(">", html.index('id="case"')) + 1
+    banner = html[start : html.index("</section>", start)]
+    words = re.findall(r"[a-z]+", re.sub(r"<[^>]+>", " ", banner).lower())
+    for phrase in ("still running", "not promoted", "failed", "no run", "refreshes", "unreachable"):
+        text = " ".join(words)
+        assert text.count(phrase) <= 1, (phrase, banner)
+    if state == "failed":
+        assert html_escape(DATA_ERROR) in banner and "data_preprocessing_task, try 2: " in banner
+    if state == "gate":
+        assert "accuracy 0.880 &lt; 0.900: version 7 was kept; the champion, version 6, is unchanged." in banner
+        assert GATE_ERROR not in banner
 
 
 def test_success_page_shows_the_run_its_metrics_and_chart(client_in):
@@ -65,9 +100,9 @@ def test_success_page_shows_the_run_its_metrics_and_chart(client_in):
 @pytest.mark.parametrize(
     ("state", "code", "heading", "detail"),
     [
-        ("failed", 200, "Latest run failed", "data_preprocessing_task failed on try 2: DataError: advertising.csv"),
-        ("running", 200, "Latest run is still running", "still running: data_preprocessing_task (running, try 1)"),
-        ("no_run", 200, "No run yet", "Airflow has no run of this DAG yet"),
+        ("failed", 200, "Latest run failed", "data_preprocessing_task, try 2: DataError: advertising.csv"),
+        ("running", 200, "Latest run is still running", '<code class="task-id">data_preprocessing_task</code>'),
+        ("no_run", 200, "No run yet", "Start one with <code>adclick-ops trigger --wait</code>, in the Airflow UI"),
         ("unreachable", 503, "Airflow is unreachable", "cannot connect to Airflow at http://127.0.0.1:"),
     ],
 )
