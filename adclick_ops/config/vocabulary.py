@@ -71,6 +71,10 @@ METRICS: tuple[MetricName, ...] = get_args(MetricName)
 PROMOTION_METRIC: MetricName = "roc_auc"
 # Whether a version that is not promoted fails the run.
 FailRun = Literal["never", "below_floor", "always"]
+# What happens when the champion cannot be scored on the held-out rows (its columns are gone, its file fails its checks).
+OnIncomparable = Literal["keep", "promote"]
+# The share of the dataset's rows held out from training, chosen by a hash of each row's content (docs/models.md).
+HOLDOUT_SHARE = 0.2
 
 # --- names the e-mail, the monitor and the run command rely on ----------------------------------
 

@@ -28,8 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 from adclick_ops.artifacts import as_path, write_bytes_atomic
 from adclick_ops.config.models import Training, TrainingJob
+from adclick_ops.config.vocabulary import METRICS
 from adclick_ops.registry.serialization import FORMAT, SUFFIX, load_model_bytes
 from adclick_ops.registry.store import LocalStore, ObjectStore, open_store
+from adclick_ops.steps.promotion import Comparison
 
 if TYPE_CHECKING:
     from adclick_ops.registry.serialization import OnnxModel
@@ -98,6 +100,9 @@ class Outcome:
     reasons: tuple[str, ...]
     fails_run: bool = False
     champion_file_error: str | None = None
+    kind: str = "won"  # steps.promotion.KINDS
+    comparison: Comparison | None = None
+    failed: tuple[str, ...] = ()  # the failed gates, short
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -107,6 +112,8 @@ class Outcome:
             "previous_champion_version": self.previous_champion,
             "decision": self.summary,
             "reasons": list(self.reasons),
+            "decision_kind": self.kind,
+            "comparison": self.comparison.as_json() if self.comparison else None,
         } | ({"champion_file_error": self.champion_file_error} if self.champion_file_error else {})
 
 
@@ -305,22 +312,24 @@ class Registry:
     def decide(
         self,
         number: int,
-        score: Callable[[Any], dict[str, Any]],
+        compare: Callable[[int], Comparison],
         gates: Gates,
         by: str,
-        known: dict[int, tuple[dict[str, Any] | None, str | None]] | None = None,
+        known: dict[int, Comparison] | None = None,
     ) -> Outcome:
-        """Run the promotion gates for version `number` against the current champion, and record the decision.
+        """Decide whether version `number` replaces the current champion, and record the decision.
 
-        `score(model)` gives a model's (an OnnxModel's) metrics on the run's test set; `known` holds the scores (or the
-        reason there is none) of versions already scored on it, which are not loaded again. A decision
-        already recorded for this version (a retried task) is returned as it was.
+        `compare(champion)` scores the new version and version `champion` on the same held-out rows
+        (or says why the champion cannot be scored); `known` holds comparisons already made, which are
+        not made again. The decision itself is steps.promotion.decide; it is made again only when
+        another run changed the champion meanwhile. A decision already recorded for this version (a
+        retried task) is returned as it was.
         """
         from adclick_ops.steps.promotion import decide
 
         card = self.card(number)
         self.sweep()
-        scored: dict[int, tuple[dict[str, Any] | None, str | None]] = dict(known or {})
+        compared: dict[int, Comparison] = dict(known or {})
         verdict: dict[str, Any] = {}
 
         def change(state: dict[str, Any]) -> dict[str, Any] | None:
@@ -332,34 +341,31 @@ class Registry:
                 verdict["earlier"] = earlier
                 return None
             champion = state["champion"]
-            if champion is not None and champion not in scored:
-                try:
-                    scored[champion] = (score(self.load_model(champion)), None)
-                except Exception as exc:  # noqa: BLE001 - e.g. the features changed since the champion was trained
-                    scored[champion] = (None, f"{type(exc).__name__}: {exc}")
-            theirs, problem = scored.get(champion, (None, None)) if champion is not None else (None, None)
-            decision = decide(
-                card["metrics"],
-                theirs,
-                gates,
-                champion_version=champion,
-                champion_problem=problem,
-            )
-            verdict["decision"], verdict["previous"] = decision, champion
+            comparison = None
+            if champion is not None:
+                if champion not in compared:
+                    compared[champion] = compare(champion)
+                comparison = compared[champion]
+            decision = decide(card["metrics"], comparison, gates)
+            verdict["decision"], verdict["previous"], verdict["comparison"] = decision, champion, comparison
+            theirs = comparison.champion if comparison else None
             return {
                 "at": now(),
                 "action": PROMOTED if decision.promote else REJECTED,
                 "version": number,
                 "from": champion,
                 "reason": decision.summary,
+                "kind": decision.kind,
                 "by": by,
-                "champion_metrics": {k: theirs.get(k) for k in ("accuracy", "roc_auc", "f1")} if theirs else None,
+                "champion_metrics": {k: theirs.get(k) for k in METRICS} if theirs else None,
+                "comparison": comparison.as_json() if comparison else None,
             }
 
         state, event = self._change(change)
         if event is None:
             earlier = verdict["earlier"]
             promoted = earlier["action"] == PROMOTED
+            comparison = earlier.get("comparison")
             return Outcome(
                 number,
                 promoted,
@@ -367,6 +373,8 @@ class Registry:
                 earlier["from"],
                 earlier["reason"],
                 () if promoted else (earlier["reason"].removeprefix("not promoted: "),),
+                kind=earlier.get("kind", "won" if promoted else "lost"),
+                comparison=Comparison.from_json(comparison) if comparison else None,
             )
         decision = verdict["decision"]
         problem = self.sync_champion_file()
@@ -379,6 +387,9 @@ class Registry:
             decision.reasons,
             decision.fails_run(gates),
             problem,
+            decision.kind,
+            verdict["comparison"],
+            decision.failed,
         )
 
     def _by_hand(self, change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> dict[str, Any]:

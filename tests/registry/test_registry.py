@@ -38,7 +38,7 @@ from adclick_ops.registry import (
 )
 from adclick_ops.registry.convert import to_onnx
 from adclick_ops.steps.model import build_pipeline, evaluate
-from adclick_ops.steps.promotion import Gates
+from adclick_ops.steps.promotion import Comparison, Gates
 
 from helpers import PROJECT, evil_pickle
 
@@ -69,7 +69,8 @@ def test_a_worse_second_model_leaves_the_first_champion_and_a_better_one_takes_o
         second["promoted"],
         second["champion_version"],
     ) == (2, False, 1)
-    assert "does not beat the champion, version 1" in second["decision"]
+    assert second["decision_kind"] == "tie"
+    assert "tie: roc_auc" in second["decision"] and "equals that of the champion, version 1, on the same" in second["decision"]
     assert champion_file.read_bytes() == registry.model_bytes(1)
 
     strong_model(pipelines)
@@ -132,7 +133,7 @@ def test_rollback_restores_the_previous_champion_and_promote_takes_a_reason(pipe
 
 @pytest.mark.parametrize(
     "positive_row,failing_task",
-    [(0, None), (2, "preprocess")],
+    [("training", None), ("test", "preprocess")],
     ids=["positive in training", "positive in test"],
 )
 def test_degenerate_data_never_moves_the_champion(pipelines, tmp_path, positive_row, failing_task):
@@ -189,7 +190,7 @@ def test_fail_run_always_fails_after_recording_and_never_moves_the_champion(pipe
     set_training(pipelines, promotion={"fail_run": "always"})
     with pytest.raises(
         tasks.QualityGateError,
-        match=r"does not beat the champion, version 1.*version 2 was kept, not promoted",
+        match=r"lost: roc_auc 0\.\d{4} against 0\.\d{4} for the champion, version 1, on the same \d+ held-out rows; version 2 was kept, not promoted",
     ):
         run_chain(training_settings(pipelines), "weak")
     registry = registry_of(tmp_path)
@@ -227,11 +228,15 @@ def test_model_card_holds_what_trained_the_version(pipelines, tmp_path):
     # the `pipelines` fixture's project root is the test's folder, with its own copy of the dataset
     dataset = pipelines.parent / "dags" / "data" / "advertising.csv"
     data = dataset.read_bytes()
+    holdout = card["dataset"].pop("holdout")
     assert card["dataset"] == {
         "path": str(dataset),
         "sha256": hashlib.sha256(data).hexdigest(),
         "rows": 1000,
+        "trained_on_rows": 1000 - holdout["rows"],
     }
+    # the champion's card knows its inputs and the rows it never trained on
+    assert holdout["share"] == 0.2 and holdout["columns"] == sorted(SEED.columns) and 150 < holdout["rows"] < 250
     pipeline_text = (pipelines / "airflow_lab2.yaml").read_text()
     assert card["pipeline"]["text"] == pipeline_text
     assert card["pipeline"]["sha256"] == hashlib.sha256(pipeline_text.encode()).hexdigest()
@@ -256,6 +261,10 @@ def test_concurrent_decisions_claim_distinct_versions_and_each_promotion_beat_it
     x = SEED[FEATURES].to_numpy(float)
     y = SEED[TARGET].to_numpy(int)
     x_train, x_test, y_train, y_test = x[:700], x[700:], y[:700], y[700:]
+
+    def compare(number: int, candidate) -> Comparison:
+        return Comparison(number, len(y_test), evaluate(candidate, x_test, y_test), evaluate(registry.load_model(number), x_test, y_test))
+
     registry = registry_of(tmp_path)
     models = []
     for i in range(8):
@@ -272,7 +281,8 @@ def test_concurrent_decisions_claim_distinct_versions_and_each_promotion_beat_it
             to_onnx(model, FEATURES),
             {"run_id": f"r{i}", "metrics": metrics, "model": {"features": FEATURES}},
         )
-        results[i] = registry.decide(number, lambda m: evaluate(m, x_test, y_test), Gates(), by=f"r{i}")
+        candidate = load_model_bytes(registry.model_bytes(number), f"version {number}", n_features=len(FEATURES))
+        results[i] = registry.decide(number, lambda champion: compare(champion, candidate), Gates(), by=f"r{i}")
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
     for t in threads:
