@@ -263,16 +263,23 @@ def load_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any
     metrics = dict(scores["metrics"])
     log.info("metrics of %s: %s", run_id, {name: metrics[name] for name in METRICS})
     registry = Registry.for_job(job)
-    version = registry.add_version(blob, model_card(job, run_id, metrics, run.load_json("dataset.json"), scores.get("onnx")))
     gates = Gates.from_promotion(job.gates(), job.gates_field())
-    made = scores.get("comparison")
-    known = {made["champion_version"]: Comparison.from_json(made)} if made else {}
+    identical = registry.identical_version(blob, run_id)
+    if identical is not None and registry.decided(identical):  # the same model again: its run is recorded against that version
+        outcome = registry.record_retrain(identical, run_id, by=f"run {run_id}")
+    else:  # a new model, or one whose run stopped before deciding: this run decides
+        version = identical or registry.add_version(
+            blob, model_card(job, run_id, metrics, run.load_json("dataset.json"), scores.get("onnx"))
+        )
+        made = scores.get("comparison")
+        known = {made["champion_version"]: Comparison.from_json(made)} if made else {}
 
-    def compare(champion: int) -> Comparison:  # a champion that another run promoted since build_save_model_task
-        candidate = load_model_bytes(blob, f"{run.candidate_model}", n_features=len(job.features))
-        return compare_with_champion(job, run, candidate, champion)
+        def compare(champion: int) -> Comparison:  # a champion that another run promoted since build_save_model_task
+            candidate = load_model_bytes(blob, f"{run.candidate_model}", n_features=len(job.features))
+            return compare_with_champion(job, run, candidate, champion)
 
-    outcome = registry.decide(version, compare, gates, by=f"run {run_id}", known=known)
+        outcome = registry.decide(version, compare, gates, by=f"run {run_id}", known=known)
+    version = outcome.version
     record = TrainingRecord.of(run_id, job, metrics, outcome, str(run.promoted_model))
     run.save_json("metrics.json", record.as_xcom())
     if outcome.promoted:

@@ -247,7 +247,7 @@ def test_a_champion_whose_columns_are_gone_is_kept_with_the_reason_unless_the_ya
 
 def test_a_gate_failure_says_which_version_and_which_gate_first(pipelines):
     run_chain(training_settings(pipelines), "run_a")
-    update_training(pipelines, min_accuracy=0.99)
+    update_training(pipelines, min_accuracy=0.99, estimator={"name": "logistic_regression", "params": {"C": 1.0000001}})
     with pytest.raises(tasks.QualityGateError) as caught:
         run_chain(training_settings(pipelines), "run_b")
     first_line = str(caught.value).splitlines()[0]
@@ -295,3 +295,42 @@ def test_load_model_decides_without_importing_scikit_learn(pipelines):
     assert result.returncode == 0, result.stderr[-3000:]
     promoted, version, heavy = json.loads(result.stdout.strip().splitlines()[-1])
     assert (promoted, version, heavy) == (True, 1, [])
+
+
+def test_two_dags_training_in_parallel_keep_their_own_champion(pipelines, tmp_path):
+    """A copied pipeline file with its DAG renamed and its own champion's copy: both DAGs train at once, each
+    registry and each copy holds that DAG's model only."""
+    import threading
+
+    text = (pipelines / "airflow_lab2.yaml").read_text()
+    (pipelines / "copy.yaml").write_text(
+        text.replace("Airflow_Lab2:", "Airflow_Lab2_Forest:", 1).replace("model_file: model.sav", "model_file: forest.onnx", 1)
+    )
+    edit_yaml(
+        pipelines / "copy.yaml",
+        lambda d: d["Airflow_Lab2_Forest"]["training"].update(estimator={"name": "random_forest", "params": {"n_estimators": 5}}),
+    )
+    jobs = {dag: training_settings(pipelines, dag) for dag in ("Airflow_Lab2", "Airflow_Lab2_Forest")}
+    results, errors = {}, []
+
+    def train(dag: str, run: str) -> None:
+        try:
+            results[(dag, run)] = run_chain(jobs[dag], run)["load_model"]
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=train, args=(dag, run)) for dag in jobs for run in ("r1", "r2")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for dag, file, estimator in (
+        ("Airflow_Lab2", "model.sav", "logistic_regression"),
+        ("Airflow_Lab2_Forest", "forest.onnx", "random_forest"),
+    ):
+        registry = Registry.for_job(TrainingJob.model_validate(jobs[dag]))
+        assert registry.champion_file == tmp_path / "model" / file
+        assert {registry.card(v)["model"]["estimator"] for v in registry.versions()} == {estimator}
+        assert registry.champion_file.read_bytes() == registry.model_bytes(registry.champion())
+        assert {results[(dag, r)]["dag_id"] for r in ("r1", "r2")} == {dag}

@@ -46,6 +46,8 @@ POINTER = "champion.json"
 MAX_ATTEMPTS = 100
 # actions in the history; the first two come from runs, the last two from people
 PROMOTED, REJECTED, PROMOTE, ROLLBACK = "promoted", "rejected", "promote", "rollback"
+# a run whose model is identical to an existing version's: recorded against that version, no new one
+RETRAINED = "retrained"
 
 
 class RegistryError(RuntimeError):
@@ -223,6 +225,54 @@ class Registry:
             number += 1  # another run claimed it first
         raise RegistryError(f"{self.location}: could not claim a version number after {MAX_ATTEMPTS} tries")
 
+    def identical_version(self, blob: bytes, run_id: str) -> int | None:
+        """The version, trained by another run, whose model is byte for byte `blob`; None if there is none."""
+        digest = hashlib.sha256(blob).hexdigest()
+        for existing in self.cards():
+            if existing["model"].get("sha256") == digest and existing.get("run_id") != run_id:
+                return int(existing["version"])
+        return None
+
+    def decided(self, number: int) -> bool:
+        """Whether a run decided about version `number`, or a person made it champion."""
+        return any(e["version"] == number and e["action"] in (PROMOTED, REJECTED, PROMOTE) for e in self.history())
+
+    def record_retrain(self, number: int, run_id: str, by: str) -> Outcome:
+        """Record that run `run_id` produced version `number`'s model again; the champion does not move.
+
+        A retried task finds its event and records nothing twice."""
+        card = self.card(number)
+        self.sweep()
+
+        def change(state: dict[str, Any]) -> dict[str, Any] | None:
+            if any(e["action"] == RETRAINED and e.get("run_id") == run_id for e in state["events"]):
+                return None
+            serving = state["champion"]
+            same = "it is the champion" if serving == number else f"the champion stays version {serving}"
+            return {
+                "at": now(),
+                "action": RETRAINED,
+                "version": number,
+                "from": serving,
+                "run_id": run_id,
+                "reason": f"identical: run {run_id} trained the model of version {number} (run {card.get('run_id')}) again; {same}",
+                "by": by,
+            }
+
+        state, event = self._change(change)
+        if event is None:
+            event = next(e for e in state["events"] if e["action"] == RETRAINED and e.get("run_id") == run_id)
+        return Outcome(
+            number,
+            False,
+            state["champion"],
+            event["from"],
+            f"not promoted: {event['reason']}",
+            (event["reason"],),
+            champion_file_error=self.sync_champion_file(),
+            kind="identical",
+        )
+
     def replace_model(self, number: int, blob: bytes, onnx: dict[str, Any], replaced: dict[str, Any]) -> dict[str, Any]:
         """Give version `number` the ONNX model `blob` in place of its file in an earlier format (`adclick-ops models migrate`).
 
@@ -277,7 +327,7 @@ class Registry:
                 return state, None
             new = dict(state)
             new["events"] = [*state["events"], event]
-            if event["action"] != REJECTED:
+            if event["action"] not in (REJECTED, RETRAINED):
                 new["champion"] = event["version"]
             new["updated_at"] = event["at"]
             if self.store.replace_if(POINTER, json.dumps(new, indent=2).encode(), tag):

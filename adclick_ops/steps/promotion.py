@@ -115,6 +115,8 @@ def rejection(version: int, decision: Decision) -> str:
 
 
 KINDS = ("first", "won", "lost", "tie", "incomparable", "below_floor", "undefined")
+# recorded by the registry, not decided: a retrain that gave an existing version's model byte for byte
+IDENTICAL = "identical"
 
 
 def _versus(comparison: Comparison) -> str:

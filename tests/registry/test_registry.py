@@ -62,38 +62,34 @@ def test_a_worse_second_model_leaves_the_first_champion_and_a_better_one_takes_o
     registry = registry_of(tmp_path)
     assert champion_file.read_bytes() == registry.model_bytes(1)
 
-    # worse than the stump? the same stump: a tie keeps the champion
+    # the same stump again: no new version, the run is recorded against version 1
     second = run_chain(training_settings(pipelines), "run_2")
-    assert (
-        second["model_version"],
-        second["promoted"],
-        second["champion_version"],
-    ) == (2, False, 1)
-    assert second["decision_kind"] == "tie"
-    assert "tie: roc_auc" in second["decision"] and "equals that of the champion, version 1, on the same" in second["decision"]
+    assert (second["model_version"], second["promoted"], second["champion_version"], second["decision_kind"]) == (1, False, 1, "identical")
+    assert "identical: run run_2 trained the model of version 1 (run run_1) again; it is the champion" in second["decision"]
+    assert registry.versions() == [1] and registry.history()[-1]["action"] == "retrained"
     assert champion_file.read_bytes() == registry.model_bytes(1)
 
     strong_model(pipelines)
     third = run_chain(training_settings(pipelines), "run_3")
     assert (third["model_version"], third["promoted"], third["champion_version"]) == (
-        3,
+        2,
         True,
-        3,
+        2,
     )
-    assert champion_file.read_bytes() == registry.model_bytes(3)
+    assert champion_file.read_bytes() == registry.model_bytes(2)
 
     weak_model(pipelines)
     fourth = run_chain(training_settings(pipelines), "run_4")
-    assert (fourth["promoted"], fourth["champion_version"]) == (False, 3)
-    assert registry.versions() == [1, 2, 3, 4]  # rejected versions are kept
+    assert (fourth["model_version"], fourth["promoted"], fourth["champion_version"], fourth["decision_kind"]) == (1, False, 2, "identical")
+    assert "the champion stays version 2" in fourth["decision"]
+    set_training(pipelines, estimator={"name": "random_forest", "params": {"n_estimators": 2, "max_depth": 1, "random_state": 0}})
+    fifth = run_chain(training_settings(pipelines), "run_5")
+    assert (fifth["model_version"], fifth["promoted"], fifth["champion_version"]) == (3, False, 2)
+    assert fifth["decision_kind"] == "lost" and "lost: roc_auc" in fifth["decision"]
+    assert registry.versions() == [1, 2, 3]  # rejected versions are kept
     decisions = registry.decisions()
-    assert {v: e["action"] for v, e in decisions.items()} == {
-        1: "promoted",
-        2: "rejected",
-        3: "promoted",
-        4: "rejected",
-    }
-    assert decisions[4]["reason"] == fourth["decision"]
+    assert {v: e["action"] for v, e in decisions.items()} == {1: "promoted", 2: "promoted", 3: "rejected"}
+    assert decisions[3]["reason"] == fifth["decision"]
 
 
 def test_rollback_restores_the_previous_champion_and_promote_takes_a_reason(pipelines, tmp_path):
@@ -203,7 +199,7 @@ def test_legacy_min_accuracy_fails_below_the_floor_only(pipelines, tmp_path):
     set_training(pipelines, min_accuracy=0.5)  # the stump passes the floor, loses to the champion: the run succeeds
     out = run_chain(training_settings(pipelines), "weak")
     assert out["promoted"] is False
-    set_training(pipelines, min_accuracy=0.999)
+    set_training(pipelines, min_accuracy=0.999, scalers=["robust"])  # another model, below the floor
     with pytest.raises(
         tasks.QualityGateError,
         match=r"test accuracy 0\.\d{4} is below training\.min_accuracy 0\.999",
