@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from adclick_ops.config.models import EmailNotification
 from adclick_ops.config.templating import PLACEHOLDERS, as_template, literal
-from adclick_ops.config.vocabulary import AIRFLOW_URL, METRIC_LABELS, METRICS_TASK_ID
+from adclick_ops.config.vocabulary import AIRFLOW_URL, METRIC_LABELS, METRICS_TASK_ID, XCOM_FAILURE_KEY
 
 SMTP_NOTIFIER = "adclick_ops.operators.FailureNotifier"  # the provider's SmtpNotifier, rendered afresh each time
 # The template extensions of the operators that send mail (EmailOperator.template_ext): a field
@@ -397,7 +397,7 @@ def failure_facts(context: Mapping[str, Any], airflow_url: str) -> dict[str, Any
     run_id = str(context.get("run_id") or getattr(ti, "run_id", None) or "?")
     record: dict[str, Any] = {}
     try:
-        pulled = ti.xcom_pull(task_ids=task_id, key="failure") if ti is not None else None
+        pulled = ti.xcom_pull(task_ids=task_id, key=XCOM_FAILURE_KEY) if ti is not None else None
         record = pulled if isinstance(pulled, dict) else {}
     except Exception:  # no XCom backend here (a callback outside a worker), or none pushed
         record = {}

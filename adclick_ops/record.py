@@ -1,6 +1,6 @@
 """What a training run reports, as one typed record: written once by load_model_task, read by everyone.
 
-load_model_task returns a TrainingRecord as its XCom (under XCOM_RETURN_KEY) and keeps it in the
+load_model_task returns a TrainingRecord as its XCom (under config.vocabulary.XCOM_RECORD_KEY) and keeps it in the
 run's `metrics.json`; the e-mail, the monitor, `adclick-ops run` and the registry's history read it
 with `TrainingRecord.read`, so that no reader spells the keys again. The record is flat, so that
 templates read `m.accuracy` or `m.decision` directly.
@@ -8,21 +8,15 @@ templates read `m.accuracy` or `m.decision` directly.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from adclick_ops.config.vocabulary import METRICS
+from adclick_ops.config.vocabulary import METRIC_KEYS, METRICS, XCOM_RECORD_KEY
 
 if TYPE_CHECKING:
     from adclick_ops.config.models import TrainingJob
     from adclick_ops.registry.registry import Outcome
-
-# The XCom keys, each spelled once: the record is load_model_task's return value; a task's failure is pushed under "failure".
-XCOM_RETURN_KEY = "return_value"
-FAILURE_XCOM_KEY = "failure"
-# The metrics a run reports on the test set, in order (config.vocabulary.METRICS), and what the model card keeps.
-METRIC_KEYS: tuple[str, ...] = (*METRICS, "confusion_matrix", "n_test")
 
 
 class TrainingRecord(BaseModel):
@@ -93,6 +87,8 @@ class TrainingRecord(BaseModel):
             return cls.model_validate(value)
         except ValueError:
             return None
+
+    KEY: ClassVar[str] = XCOM_RECORD_KEY  # the XCom key load_model_task returns it under
 
     def as_xcom(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
