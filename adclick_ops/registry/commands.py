@@ -1,4 +1,4 @@
-"""`adclick-ops models list|show|promote|rollback|migrate` and `adclick-ops predict`: the registry from the command line."""
+"""`adclick-ops models list|show|promote|rollback|check|migrate` and `adclick-ops predict`: the registry from the command line."""
 
 from __future__ import annotations
 
@@ -108,6 +108,19 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return _report_change(registry.rollback(args.reason), registry)
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Every problem of each registry, one line each; exit 1 when there is one."""
+    problems = 0
+    for registry in _registries(args.dag, args.pipelines):
+        found = registry.problems()
+        problems += len(found)
+        for line in found:
+            print(line)
+        if not found:
+            print(f"{registry.dag_id}: {len(registry.versions())} version(s), champion {registry.champion()}: no problem found")
+    return 1 if problems else 0
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     from adclick_ops.registry.migrate import migrate_registry
 
@@ -189,6 +202,10 @@ def add_commands(sub: Any) -> None:
     common(p)
     p.add_argument("--reason", default="rollback", help="why; kept in the history")
     p.set_defaults(func=_guarded(cmd_rollback))
+
+    p = msub.add_parser("check", help="list every problem of the registry: damaged files, models failing their checks, a stale copy")
+    common(p)
+    p.set_defaults(func=_guarded(cmd_check))
 
     p = msub.add_parser("migrate", help="convert versions saved by earlier adclick-ops versions to ONNX, once")
     common(p)

@@ -54,6 +54,30 @@ class RegistryError(RuntimeError):
     """A registry operation that cannot be done as asked; the message says why and what exists."""
 
 
+class DamagedRegistryError(RegistryError):
+    """A registry file that cannot be read as what it should be; the message names the file, what is wrong and the repair."""
+
+
+POINTER_FIELDS = {"dag_id", "champion", "updated_at", "events"}
+CARD_FIELDS = {"version", "dag_id", "created_at", "run_id", "metrics", "dataset", "model", "pipeline", "packages"}
+CARD_MODEL_FIELDS = {"file", "sha256", "features"}
+
+
+def parse_json_object(data: bytes, where: str, repair: str) -> dict[str, Any]:
+    """`data` as a JSON object, or a DamagedRegistryError in one line: the file, what is wrong, how to repair it."""
+    if not data.strip():
+        raise DamagedRegistryError(f"{where}: the file is empty; {repair}")
+    try:
+        value = json.loads(data)
+    except UnicodeDecodeError:
+        raise DamagedRegistryError(f"{where}: not UTF-8 text; {repair}") from None
+    except json.JSONDecodeError as exc:
+        raise DamagedRegistryError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); {repair}") from None
+    if not isinstance(value, dict):
+        raise DamagedRegistryError(f"{where}: expected a JSON object, found {type(value).__name__}; {repair}")
+    return value
+
+
 def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
@@ -143,13 +167,35 @@ class Registry:
     def versions(self) -> list[int]:
         return sorted(int(n[:-5]) for n in self.store.list("versions") if n.endswith(".json") and n[:-5].isdigit())
 
+    def _card_repair(self, number: int) -> str:
+        return (
+            f"restore it from a backup, or move it out of {self.store.path('versions')} to give up version {number}; "
+            f"if it is the champion, first promote another version: adclick-ops models promote VERSION --dag {self.dag_id} --reason repair"
+        )
+
     def card(self, number: int) -> dict[str, Any]:
-        data = self.store.read(_version_name(number))
+        name = _version_name(number)
+        data = self.store.read(name)
         if data is None:
             known = self.versions()
             listing = f"versions: {', '.join(map(str, known))}" if known else "no version yet"
             raise RegistryError(f"{self.dag_id}: no version {number} in {self.location} ({listing})")
-        return json.loads(data)
+        where, repair = str(self.store.path(name)), self._card_repair(number)
+        card = parse_json_object(data, where, repair)
+        unknown = sorted(set(card) - CARD_FIELDS)
+        missing = sorted({"version", "model"} - set(card))
+        model = card.get("model")
+        if unknown or missing:
+            what = "; ".join(
+                p
+                for p in (f"unknown field(s) {', '.join(unknown)}" if unknown else "", f"missing {', '.join(missing)}" if missing else "")
+                if p
+            )
+            raise DamagedRegistryError(f"{where}: not a model card ({what}); {repair}")
+        if not isinstance(model, dict) or not CARD_MODEL_FIELDS <= set(model) or card["version"] != number:
+            found = "its version field says " + repr(card["version"]) if card["version"] != number else "model needs file, sha256, features"
+            raise DamagedRegistryError(f"{where}: not the model card of version {number} ({found}); {repair}")
+        return card
 
     def cards(self) -> list[dict[str, Any]]:
         return [self.card(n) for n in self.versions()]
@@ -300,13 +346,33 @@ class Registry:
     def state(self) -> tuple[dict[str, Any], str | None]:
         data, tag = self.store.read_tagged(POINTER)
         if data is None:
-            return {
-                "dag_id": self.dag_id,
-                "champion": None,
-                "updated_at": None,
-                "events": [],
-            }, None
-        return json.loads(data), tag
+            return self._empty_state(), None
+        return self._parse_state(data), tag
+
+    def _empty_state(self) -> dict[str, Any]:
+        return {"dag_id": self.dag_id, "champion": None, "updated_at": None, "events": []}
+
+    def _parse_state(self, data: bytes) -> dict[str, Any]:
+        where = str(self.store.path(POINTER))
+        repair = (
+            f"repair it with: adclick-ops models promote VERSION --dag {self.dag_id} --reason repair "
+            f"(it keeps the damaged file beside it; adclick-ops models list --dag {self.dag_id} shows the versions)"
+        )
+        state = parse_json_object(data, where, repair)
+        unknown, missing = sorted(set(state) - POINTER_FIELDS), sorted(POINTER_FIELDS - {"updated_at"} - set(state))
+        if unknown or missing:
+            what = "; ".join(
+                p
+                for p in (f"unknown field(s) {', '.join(unknown)}" if unknown else "", f"missing {', '.join(missing)}" if missing else "")
+                if p
+            )
+            raise DamagedRegistryError(f"{where}: not a champion pointer ({what}); {repair}")
+        champion, events = state["champion"], state["events"]
+        if not (champion is None or (isinstance(champion, int) and not isinstance(champion, bool))):
+            raise DamagedRegistryError(f"{where}: champion must be a version number or null, found {champion!r}; {repair}")
+        if not isinstance(events, list) or not all(isinstance(e, dict) and {"action", "version"} <= set(e) for e in events):
+            raise DamagedRegistryError(f"{where}: events must be a list of changes, each with action and version; {repair}")
+        return state
 
     def champion(self) -> int | None:
         return self.state()[0]["champion"]
@@ -346,7 +412,12 @@ class Registry:
                 champion = self.champion()
                 if champion is None or champion == written:
                     return None
-                blob = self.model_bytes(champion)
+                try:
+                    blob = self.model_bytes(champion)
+                except RegistryError:
+                    # the copy is the champion or absent, never another version's bytes
+                    self.champion_file.unlink(missing_ok=True)
+                    raise
                 try:
                     current = self.champion_file.read_bytes()
                 except FileNotFoundError:
@@ -452,9 +523,33 @@ class Registry:
             event["champion_file_error"] = problem
         return event
 
+    def check_version(self, number: int) -> None:
+        """Raise a RegistryError naming the failed check when version `number`'s file cannot serve."""
+        try:
+            self.load_model(number)
+        except RegistryError as exc:
+            raise RegistryError(
+                f"{self.dag_id}: version {number} cannot be the champion: {exc}; nothing changed. "
+                f"Choose a version whose file passes its checks (adclick-ops models check --dag {self.dag_id} lists the problems)"
+            ) from None
+        except Exception as exc:  # noqa: BLE001 - UnsafeModelError and the ONNX checks: the message names the check
+            raise RegistryError(
+                f"{self.dag_id}: version {number} cannot be the champion: its file fails its checks: {exc}; nothing changed. "
+                f"Choose a version whose file passes its checks (adclick-ops models check --dag {self.dag_id} lists the problems)"
+            ) from None
+
     def promote(self, number: int, reason: str, by: str | None = None) -> dict[str, Any]:
-        """Make version `number` the champion by hand (no gates), with the reason in the history."""
+        """Make version `number` the champion by hand (no gates), with the reason in the history.
+
+        The version's file must pass its checks. A damaged champion pointer is repaired: the damaged
+        file is kept beside it (`champion.json.damaged-<time>`) and the new pointer starts its history here.
+        """
         self.card(number)  # exists, or a clear error
+        self.check_version(number)
+        try:
+            self.state()
+        except DamagedRegistryError as damage:
+            return self._repair_pointer(number, reason, by, str(damage))
 
         def change(state: dict[str, Any]) -> dict[str, Any] | None:
             if state["champion"] == number:
@@ -470,8 +565,29 @@ class Registry:
 
         return self._by_hand(change)
 
+    def _repair_pointer(self, number: int, reason: str, by: str | None, damage: str) -> dict[str, Any]:
+        data, tag = self.store.read_tagged(POINTER)
+        kept = f"{POINTER}.damaged-{now().replace(':', '')}"
+        self.store.write(kept, data or b"")
+        event = {
+            "at": now(),
+            "action": PROMOTE,
+            "version": number,
+            "from": None,
+            "reason": f"{reason} (repaired {POINTER}: {damage.split(';')[0]}; the damaged file is kept as {kept})",
+            "by": by or operator_name(),
+        }
+        state = self._empty_state() | {"champion": number, "updated_at": event["at"], "events": [event]}
+        if not self.store.replace_if(POINTER, json.dumps(state, indent=2).encode(), tag):
+            raise RegistryError(f"{self.store.path(POINTER)}: changed while it was being repaired; try again")
+        event = dict(event)
+        problem = self.sync_champion_file()
+        if problem:
+            event["champion_file_error"] = problem
+        return event
+
     def rollback(self, reason: str, by: str | None = None) -> dict[str, Any]:
-        """Give the champion back to the version that held it before the current one."""
+        """Give the champion back to the version that held it before the current one; its file must pass its checks."""
 
         def change(state: dict[str, Any]) -> dict[str, Any] | None:
             stack = champion_stack(state["events"])
@@ -480,6 +596,7 @@ class Registry:
                     f"version {state['champion']} is the only champion there has been" if state["champion"] else "there is no champion yet"
                 )
                 raise RegistryError(f"{self.dag_id}: nothing to roll back to: {current}")
+            self.check_version(stack[-2])
             return {
                 "at": now(),
                 "action": ROLLBACK,
@@ -490,3 +607,51 @@ class Registry:
             }
 
         return self._by_hand(change)
+
+    # --- checks -------------------------------------------------------------------------------------
+
+    def problems(self) -> list[str]:
+        """Every problem of the registry, one line each naming the file, what is wrong and how to repair it."""
+        found: list[str] = []
+        try:
+            state = self.state()[0]
+        except RegistryError as exc:
+            found.append(str(exc))
+            state = None
+        numbers = self.versions()
+        for number in numbers:
+            try:
+                self.card(number)
+            except RegistryError as exc:
+                found.append(str(exc))
+                continue
+            try:
+                self.load_model(number)
+            except Exception as exc:  # noqa: BLE001 - each failed check is a problem to list
+                found.append(
+                    f"{self.store.path(_version_name(number))}: the model file of version {number} fails its checks: {exc}; "
+                    "restore the file from a backup, or never promote this version"
+                )
+        if state is not None and state["champion"] is not None:
+            champion = state["champion"]
+            if champion not in numbers:
+                found.append(
+                    f"{self.store.path(POINTER)}: the champion, version {champion}, has no model card; repair with: "
+                    f"adclick-ops models promote VERSION --dag {self.dag_id} --reason repair"
+                )
+            try:
+                expected = self.model_bytes(champion)
+            except Exception:  # noqa: BLE001 - listed above
+                expected = None
+            try:
+                copy = self.champion_file.read_bytes()
+            except FileNotFoundError:
+                copy = None
+            except OSError as exc:
+                copy, found = None, [*found, f"{self.champion_file}: cannot be read: {exc}"]
+            if copy is not None and copy != expected:
+                found.append(
+                    f"{self.champion_file}: the champion's copy is not version {champion}'s file; "
+                    f"repair with: adclick-ops models promote VERSION --dag {self.dag_id} --reason repair"
+                )
+        return found
