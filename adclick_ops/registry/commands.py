@@ -142,7 +142,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     registry = registry_for(args.dag, args.pipelines)
     champion, rows = predict_file(registry, args.input, args.output, args.ignore_extra_columns)
-    print(f"{rows:,} row(s) scored by version {champion.version} of {champion.dag_id}; wrote {args.output}")
+    # the predictions may be on stdout: the summary goes to stderr then
+    said = sys.stderr if args.output == "-" or args.output.startswith("/dev/") else sys.stdout
+    print(f"{rows:,} row(s) scored by version {champion.version} of {champion.dag_id}; wrote {args.output}", file=said)
     return 0
 
 
@@ -222,6 +224,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("input", help="CSV file with a header naming the features")
     p.add_argument(
         "output",
-        help="CSV file to write: the input columns, click_probability, clicked",
+        help="CSV file to write, or - for stdout: the input columns, click_probability, clicked (an input column of either "
+        "name is refused); a link, pipe or device is written through, never replaced",
     )
     p.set_defaults(func=_guarded(cmd_predict))

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from registry_support import (
     SEED,
+    force_champion,
     hostile,
     model_rows,
     plant_version,
@@ -176,7 +177,8 @@ def test_monitor_shows_versions_with_the_champion_marked(client, trained, pipeli
 def test_rollback_reaches_a_running_monitor_over_http(trained, pipelines, tmp_path):
     """`adclick-ops monitor` (gunicorn, its own processes) serves the champion; `adclick-ops models rollback`,
     run as a separate command, is served within seconds without a restart. A hostile champion promoted by hand
-    (its card matches the file) is refused by every worker, which keeps serving the one it had and does not die."""
+    (its card matches the file) is refused by promote, and by every worker if the pointer names it anyway: each
+    answers 503 with the reason, never the version that is no longer champion, and does not die."""
     import os
     import subprocess
     import sys
@@ -237,9 +239,15 @@ def test_rollback_reaches_a_running_monitor_over_http(trained, pipelines, tmp_pa
             text=True,
             timeout=120,
         )
-        assert promote.returncode == 0, promote.stderr
+        # promote refuses a version whose file fails its checks: nothing changes, version 1 serves on
+        assert promote.returncode == 1 and f"version {planted} cannot be the champion" in promote.stderr, promote.stderr
+        assert all(served_version() == 1 for _ in range(10))
+        # the pointer moved to it anyway (someone with write access): no worker serves version 1 any longer, each answers 503
+        force_champion(trained, planted, "a file from elsewhere")
         time.sleep(1.5)  # past PREDICT_REFRESH: every worker has tried the new champion
-        assert all(served_version() == 1 for _ in range(20))
+        for _ in range(20):
+            response = requests.post(url, json={"rows": model_rows(1)}, timeout=5)
+            assert response.status_code == 503 and f"version {planted}): refused" in response.json()["error"], response.text
         assert sorted(p.pid for p in psutil.Process(monitor.pid).children()) == workers and monitor.poll() is None
     finally:
         monitor.terminate()
@@ -255,7 +263,7 @@ def test_a_tampered_champion_is_503_with_the_reason_and_the_worker_serves_on(pip
         reason = r"the model file of version 2 does not match its card's sha256"
     else:
         planted = plant_version(registry, hostile(registry.model_bytes(1), feature=5), like=1)
-        registry.promote(planted, "a file from elsewhere")
+        force_champion(registry, planted, "a file from elsewhere")
         reason = r"version 3\): refused: node .*a split on feature 5, outside 0\.\.4"
     app = create_app({"TESTING": True, "PIPELINES": str(pipelines), "AIRFLOW_URL": "http://127.0.0.1:9", "PREDICT_REFRESH": 0})
     client = app.test_client()
