@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from adclick_ops.registry.registry import Registry, RegistryError, run_decisions
+from adclick_ops.registry.registry import RETRAINED, Registry, RegistryError, run_decisions
 
 
 def _registries(dag_id: str | None, pipelines: str | None) -> list[Registry]:
@@ -27,6 +27,7 @@ def version_rows(registry: Registry) -> list[dict[str, Any]]:
         number = card["version"]
         decision = decisions.get(number)
         metrics = card.get("metrics", {})
+        model = card.get("model", {})
         rows.append(
             {
                 "dag_id": registry.dag_id,
@@ -34,7 +35,12 @@ def version_rows(registry: Registry) -> list[dict[str, Any]]:
                 "champion": number == state["champion"],
                 "created_at": card.get("created_at"),
                 "run_id": card.get("run_id"),
-                "estimator": card.get("model", {}).get("estimator"),
+                "estimator": model.get("estimator"),
+                "params": model.get("params"),
+                "features": model.get("features"),
+                "scalers": model.get("scalers"),
+                "split": model.get("split"),
+                "retrained_by": [e["run_id"] for e in state["events"] if e["action"] == RETRAINED and e["version"] == number],
                 "accuracy": metrics.get("accuracy"),
                 "roc_auc": metrics.get("roc_auc"),
                 "f1": metrics.get("f1"),

@@ -16,6 +16,7 @@ from registry_support import (
     plant_version,
     rows_matrix,
     run_chain,
+    set_training,
     train_two_versions,
     training_settings,
     weak_model,
@@ -160,12 +161,20 @@ def test_ten_thousand_rows_are_scored(client):
 
 def test_monitor_shows_versions_with_the_champion_marked(client, trained, pipelines):
     weak_model(pipelines)
+    run_chain(training_settings(pipelines), "r1_again")  # the same stump: recorded against version 1
+    set_training(pipelines, estimator={"name": "random_forest", "params": {"n_estimators": 2, "max_depth": 1, "random_state": 0}})
     run_chain(training_settings(pipelines), "r3")  # rejected
     page = client.get("/models")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert 'id="version-2" class="champion"' in html and "champion</strong>" in html
-    assert 'id="version-3"' in html and "does not beat the champion, version 2" in html
+    assert 'id="version-3"' in html and "lost: roc_auc" in html and "for the champion, version 2, on the same" in html
+    # each version's inputs: features, scalers, split and the estimator's parameters
+    assert "scalers: minmax, standard" in html and "scalers: none" in html
+    assert "features: Daily Time Spent on Site, Age, Area Income, Daily Internet Usage, Male" in html
+    assert "split: test_size 0.3, random_state 42, stratify False" in html
+    assert "params: n_estimators=2, max_depth=1, random_state=0" in html and "params: max_iter=1000" in html
+    assert "trained again by: r1_again" in html
     api = client.get("/api/models").json
     assert api["champion"] == 2 and [v["decision"] for v in api["versions"]] == [
         "promoted",
