@@ -63,7 +63,13 @@ def to_onnx(pipeline: Any, features: list[str]) -> bytes:
     )
     if [o.name for o in model.graph.output] != list(OUTPUTS):
         raise UnsafeModelError(f"skl2onnx wrote outputs {[o.name for o in model.graph.output]}; expected {list(OUTPUTS)}")
-    model.graph.name = "adclick_ops"  # skl2onnx names some graphs with a random uuid: the same model, the same bytes
+    # The same model, the same bytes: skl2onnx names some graphs with a random uuid, and lists the opsets in
+    # the order of a set of strings, which changes with each process's hash seed.
+    model.graph.name = "adclick_ops"
+    opsets = sorted((o.domain, o.version) for o in model.opset_import)
+    del model.opset_import[:]
+    for domain, version in opsets:
+        model.opset_import.add(domain=domain, version=version)
     model.doc_string = "adclick-ops: the probability of a click on an ad; see docs/models.md"
     entry = model.metadata_props.add()
     entry.key, entry.value = "features", json.dumps(list(features))
