@@ -206,7 +206,7 @@ def test_a_promoted_version_reports_status_headline_changes_matrix_duration_and_
     assert text.startswith("Airflow_Lab2 succeeded: Accuracy 0.9700, v7 champion\n")
     assert "Trained version 7: it is the champion now." in text
     assert "Accuracy   0.9700    0.9700    0.9600              +0.0100" in text
-    assert "ROC AUC    0.9863    0.9800              +0.0063" in text
+    assert "ROC AUC    0.9863    0.9863    0.9800              +0.0063" in text
     assert "actual 0      150 TN        3 FP" in text and "actual 1      6 FN          141 TP" in text
     assert "Run time so far:     2 min 13 s" in text
     assert "This run in Airflow: http://localhost:8080/dags/Airflow_Lab2/runs/manual__2024-01-01T08%3A00%3A00%2B00%3A00" in text
