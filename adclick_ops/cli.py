@@ -25,22 +25,8 @@ from adclick_ops.config.vocabulary import (
 
 SCHEMA_DIR = PACKAGE_PROJECT / "schema"
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
-RUNTIME_MODULES = {
-    "airflow",
-    "dagfactory",
-    "flask",
-    "waitress",
-    "gunicorn",
-    "requests",
-    "sklearn",
-    "pandas",
-    "numpy",
-    "skops",
-    "s3fs",
-    "onnx",
-    "onnxruntime",
-    "skl2onnx",
-}
+RUNTIME_MODULES = {"airflow", "dagfactory", "flask", "waitress", "gunicorn", "requests", "sklearn", "pandas", "numpy", "skops", "s3fs"}
+RUNTIME_MODULES |= {"onnx", "onnxruntime", "skl2onnx"}  # model files: converted, checked and scored
 EXIT_CODES = "exit status: 0 valid, 1 invalid pipelines, 2 usage or I/O error"
 
 
