@@ -92,17 +92,15 @@ def test_two_runs_in_parallel_on_s3(s3, pipelines):
         assert proc.returncode == 0, err[-4000:]
         results.append(json.loads(out.strip().splitlines()[-1]))
     assert sorted(r["model_version"] for r in results) == [1, 2]
-    assert sorted(r["promoted"] for r in results) == [
-        False,
-        True,
-    ]  # one decided first and became champion; the other was compared with it
-
     registry = Registry(f"{root}/model", "Airflow_Lab2")
     assert registry.versions() == [1, 2]
     history = registry.history()
     assert len(history) == 2 and {e["version"] for e in history} == {1, 2}
     champion = registry.champion()
-    assert history[0]["action"] == "promoted" and history[0]["version"] == champion
+    # the first decision promoted its version; the second compared with it and won or not
+    assert history[0]["action"] == "promoted" and history[0]["from"] is None
+    assert history[1]["from"] == history[0]["version"]
+    assert champion == (history[1]["version"] if history[1]["action"] == "promoted" else history[0]["version"])
     import fsspec
 
     fs = fsspec.filesystem("s3")
