@@ -8,6 +8,7 @@ never loads pandas or scikit-learn.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from collections.abc import Callable
@@ -249,7 +250,7 @@ def load_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any
     from adclick_ops.registry import Registry
     from adclick_ops.registry.cards import model_card
     from adclick_ops.registry.serialization import UnsafeModelError, load_model_bytes
-    from adclick_ops.steps.promotion import Comparison, Gates
+    from adclick_ops.steps.promotion import Comparison, Gates, decide
 
     job = TrainingJob.model_validate(settings)
     run = _run_files(job, run_id)
@@ -267,6 +268,11 @@ def load_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any
     identical = registry.identical_version(blob, run_id)
     if identical is not None and registry.decided(identical):  # the same model again: its run is recorded against that version
         outcome = registry.record_retrain(identical, run_id, by=f"run {run_id}")
+        floors = decide(metrics, None, gates)  # no comparison: the champion stays; the floors still fail the run if asked
+        if not floors.promote:
+            outcome = dataclasses.replace(
+                outcome, reasons=(*outcome.reasons, *floors.reasons), failed=floors.failed, fails_run=floors.fails_run(gates)
+            )
     else:  # a new model, or one whose run stopped before deciding: this run decides
         version = identical or registry.add_version(
             blob, model_card(job, run_id, metrics, run.load_json("dataset.json"), scores.get("onnx"))

@@ -334,3 +334,16 @@ def test_two_dags_training_in_parallel_keep_their_own_champion(pipelines, tmp_pa
         assert {registry.card(v)["model"]["estimator"] for v in registry.versions()} == {estimator}
         assert registry.champion_file.read_bytes() == registry.model_bytes(registry.champion())
         assert {results[(dag, r)]["dag_id"] for r in ("r1", "r2")} == {dag}
+
+
+def test_an_identical_retrain_below_a_new_floor_fails_the_run_and_moves_nothing(pipelines):
+    first = run_chain(training_settings(pipelines), "run_a")["load_model"]
+    update_training(pipelines, min_accuracy=0.999)  # the same model, a floor it misses, fail_run: below_floor
+    with pytest.raises(tasks.QualityGateError) as caught:
+        run_chain(training_settings(pipelines), "run_b")
+    message = str(caught.value)
+    assert re.match(r"model v1 not promoted: accuracy 0\.9\d\d < 0\.999\n", message), message
+    assert "identical: run run_b trained the model of version 1 (run run_a) again; it is the champion" in message
+    registry = Registry.for_job(TrainingJob.model_validate(training_settings(pipelines)))
+    assert registry.versions() == [1] and registry.champion() == 1 == first["champion_version"]
+    assert [e["action"] for e in registry.history()] == ["promoted", "retrained"]
