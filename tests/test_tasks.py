@@ -347,3 +347,17 @@ def test_an_identical_retrain_below_a_new_floor_fails_the_run_and_moves_nothing(
     registry = Registry.for_job(TrainingJob.model_validate(training_settings(pipelines)))
     assert registry.versions() == [1] and registry.champion() == 1 == first["champion_version"]
     assert [e["action"] for e in registry.history()] == ["promoted", "retrained"]
+
+
+def test_a_champion_whose_file_fails_its_checks_is_incomparable_and_kept(pipelines):
+    run_chain(training_settings(pipelines), "run_a")
+    registry = Registry.for_job(TrainingJob.model_validate(training_settings(pipelines)))
+    path = Path(registry.location) / registry.card(1)["model"]["file"]
+    path.write_bytes(path.read_bytes()[:-1] + b"\x00")
+    update_training(pipelines, scalers=["robust"])
+    out = run_chain(training_settings(pipelines), "run_b")["load_model"]
+    assert (out["model_version"], out["promoted"], out["champion_version"], out["decision_kind"]) == (2, False, 1, "incomparable")
+    assert "incomparable: the champion, version 1, cannot be scored on the held-out rows: its file fails its checks: " in out["decision"]
+    assert "does not match its card's sha256" in out["decision"]
+    # the champion's copy is never another version's bytes: the champion's own file fails, so the copy is gone
+    assert not Path(out["model_path"]).exists() and "does not match its card's sha256" in out["champion_file_error"]
