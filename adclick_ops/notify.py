@@ -74,6 +74,8 @@ PRELUDE = (
     "{% set ok = m | length > 0 %}"
     "{% set version = m.get('model_version') %}"
     "{% set promoted = m.get('promoted') is sameas true %}"
+    # an identical retrain of the champion is recorded against it: that version serves, though nothing was promoted
+    "{% set serving = promoted or (version is not none and m.get('champion_version') == version) %}"
     "{% set colour = ('__OK__' if promoted else '__WAIT__') if ok and version is not none else ('__OK__' if ok else '__BAD__') %}"
     # the run time so far: from the run's start to the start of this task
     "{% set t0 = dag_run.start_date if dag_run is defined else none %}"
@@ -174,7 +176,7 @@ REPORT_HTML_BODY = (
     f'{{{{ {_fmt("hv")} }}}}</span>&nbsp; <span style="color:{MUTED};">{{{{ headline }}}}</span>'
     '{% if version is not none %}&nbsp;&nbsp;<span style="display:inline-block;padding:2px 10px;border-radius:12px;'
     'border:1px solid {{ colour }};color:{{ colour }};font-weight:600;">'
-    "v{{ version | e }} {{ 'champion' if promoted else 'not promoted' }}</span>{% endif %}</p>"
+    "v{{ version | e }} {{ 'champion' if serving else 'not promoted' }}</span>{% endif %}</p>"
     "{% else %}"
     f'<p style="margin:0;color:{MUTED};">{METRICS_TASK_ID} returned no metrics to this task; see the run in Airflow.</p>'
     "{% endif %}"
@@ -266,7 +268,7 @@ def _metric_rows_text() -> str:
 REPORT_TEXT_BODY = (
     "{% if ok %}{{ dag.dag_id }} succeeded: "
     f"{{{{ headline }}}} {{{{ {_fmt('hv')} }}}}"
-    "{% if version is not none %}, v{{ version }} {{ 'champion' if promoted else 'not promoted' }}{% endif %}\n"
+    "{% if version is not none %}, v{{ version }} {{ 'champion' if serving else 'not promoted' }}{% endif %}\n"
     f"{{% else %}}{{{{ dag.dag_id }}}} incomplete: {METRICS_TASK_ID} returned no metrics to this task\n{{% endif %}}"
     "\n"
     "{% if version is not none %}PROMOTION\n"
@@ -319,7 +321,8 @@ def subject_placeholders(headline: str) -> dict[str, str]:
         "status": pull + "{{ 'succeeded' if m | length > 0 else 'incomplete' }}" + end,
         "metric": pull + f"{{% with v = m.get('{headline}') %}}{headline} {{{{ {_fmt('v', '%.3f')} }}}}{{% endwith %}}" + end,
         "version": pull + "{% if m.get('model_version') is not none %}v{{ m.get('model_version') }} "
-        "{{ 'champion' if m.get('promoted') is sameas true else 'not promoted' }}{% else %}no version{% endif %}" + end,
+        "{{ 'champion' if m.get('promoted') is sameas true or m.get('champion_version') == m.get('model_version') else 'not promoted' }}"
+        "{% else %}no version{% endif %}" + end,
     }
 
 

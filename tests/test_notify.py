@@ -349,7 +349,7 @@ def test_a_subject_renders_its_text_with_only_the_placeholders_filled_in(dag, te
         return
     if not text.strip():
         return
-    pulled = metrics(promoted=promoted)
+    pulled = metrics(promoted=promoted, champion_version=7 if promoted else 6)
     task = render_report(dag, pulled, EmailNotification(to=["a@example.com"], subject=text))
     version = "v7 champion" if promoted else "v7 not promoted"
     facts = {"dag.dag_id": "Airflow_Lab2", "run_id": "manual__2024-01-01T08:00:00+00:00", "task.task_id": "send_email"}
@@ -597,3 +597,12 @@ def test_the_e_mails_render_in_chromium(dag, chromium, tmp_path, which):
     data = shot.read_bytes()
     assert len(data) > 10_000  # a drawn page, not an empty image
     assert png_colours(data) >= 20  # text, the header bar, the status colours: many colours, not one
+
+
+def test_an_identical_retrain_of_the_champion_says_that_version_serves(dag):
+    decision = "not promoted: identical: run r2 trained the model of version 7 (run r1) again; it is the champion"
+    task = render_report(dag, metrics(promoted=False, model_version=7, champion_version=7, decision=decision))
+    assert task.subject == "[adclick-ops] Airflow_Lab2 succeeded: accuracy 0.970, v7 champion"
+    assert decision in task.text_content and "v7 champion" in task.html_content
+    lost = render_report(dag, metrics(promoted=False, model_version=8, champion_version=7, decision="not promoted: lost: ..."))
+    assert lost.subject == "[adclick-ops] Airflow_Lab2 succeeded: accuracy 0.970, v8 not promoted"
