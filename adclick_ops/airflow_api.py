@@ -24,11 +24,11 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from adclick_ops import jsonio
-from adclick_ops.config.vocabulary import METRICS_TASK_ID
+from adclick_ops.config.vocabulary import METRICS_TASK_ID, XCOM_FAILURE_KEY, XCOM_RECORD_KEY
 
 MAX_BODY_BYTES = 4 * 1024 * 1024  # the largest answer read from Airflow (100 runs are about 150 KB)
 MAX_TASK_INSTANCES = 100  # task instances read for one run
-FAILURE_XCOM_KEY = "failure"
+FAILURE_XCOM_KEY = XCOM_FAILURE_KEY
 
 
 class AirflowError(Exception):
@@ -377,7 +377,7 @@ class AirflowClient:
 
     def run_metrics(self, dag_id: str, run_id: str) -> dict[str, Any] | None:
         """The XCom return_value of load_model_task in that run, or None when it has none."""
-        return self.xcom(dag_id, run_id, METRICS_TASK_ID, "return_value")
+        return self.xcom(dag_id, run_id, METRICS_TASK_ID, XCOM_RECORD_KEY)
 
 
 MAX_IMPORT_ERRORS = 100

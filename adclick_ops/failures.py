@@ -35,9 +35,11 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from adclick_ops.config.vocabulary import XCOM_FAILURE_KEY
+
 log = logging.getLogger(__name__)
 
-XCOM_KEY = "failure"
+XCOM_KEY = XCOM_FAILURE_KEY
 KINDS = ("data", "gate", "config", "transient", "error")
 NOT_RETRIED = frozenset({"data", "gate", "config"})
 MAX_ERROR = 500

@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from adclick_ops.config.models import EmailNotification
 from adclick_ops.config.templating import PLACEHOLDERS, as_template, literal
-from adclick_ops.config.vocabulary import AIRFLOW_URL, METRIC_LABELS, METRICS_TASK_ID
+from adclick_ops.config.vocabulary import AIRFLOW_URL, METRIC_LABELS, METRICS_TASK_ID, XCOM_FAILURE_KEY
 
 SMTP_NOTIFIER = "adclick_ops.operators.FailureNotifier"  # the provider's SmtpNotifier, rendered afresh each time
 # The template extensions of the operators that send mail (EmailOperator.template_ext): a field
@@ -59,17 +59,23 @@ def _fmt(expr: str, spec: str = "%.4f") -> str:
 
 PULL = f"ti.xcom_pull(task_ids='{METRICS_TASK_ID}')"
 
-# Everything the report shows, worked out once at its top: the metrics `m` (a mapping, maybe empty),
-# the previous champion's metrics `p` (a mapping or none), the status, and the run time so far.
+# Everything the report shows, worked out once at its top: the run's record `m` (a mapping, maybe empty;
+# adclick_ops.record.TrainingRecord), the previous champion's metrics `p` on the held-out rows (a mapping
+# or none), this run's metrics `c` on the same rows, the status, and the run time so far.
 PRELUDE = (
     f"{{% set m = {PULL} %}}"
     "{% set m = m if m is mapping else {} %}"
     "{% set p = m.get('previous_champion_metrics') %}"
     "{% set p = p if p is mapping else none %}"
+    # this run's metrics on the held-out rows the champion was scored on (records before them: the test set's)
+    "{% set c = m.get('holdout_metrics') %}"
+    "{% set c = c if c is mapping else m %}"
     "{% set first = p is none and 'previous_champion_version' in m and m.get('previous_champion_version') is none %}"
     "{% set ok = m | length > 0 %}"
     "{% set version = m.get('model_version') %}"
     "{% set promoted = m.get('promoted') is sameas true %}"
+    # an identical retrain of the champion is recorded against it: that version serves, though nothing was promoted
+    "{% set serving = promoted or (version is not none and m.get('champion_version') == version) %}"
     "{% set colour = ('__OK__' if promoted else '__WAIT__') if ok and version is not none else ('__OK__' if ok else '__BAD__') %}"
     # the run time so far: from the run's start to the start of this task
     "{% set t0 = dag_run.start_date if dag_run is defined else none %}"
@@ -99,12 +105,12 @@ def _prelude(headline: str) -> str:
 
 def _delta(name: str) -> tuple[str, str]:
     """Jinja (condition, expression) of a metric's change against the previous champion."""
-    now, before = f"m.get('{name}')", f"p.get('{name}')"
+    now, before = f"c.get('{name}')", f"p.get('{name}')"
     return f"(p is not none and {_num(now)} and {_num(before)})", f"('%+.4f' % ({now} - {before}))"
 
 
 def _delta_colour(name: str) -> str:
-    now, before = f"m.get('{name}')", f"p.get('{name}')"
+    now, before = f"c.get('{name}')", f"p.get('{name}')"
     return f"('{OK}' if {now} > {before} else ('{BAD}' if {now} < {before} else '{MUTED}'))"
 
 
@@ -128,6 +134,7 @@ def _metric_rows_html() -> str:
             f'<tr><th scope="row" style="{TH}">{label}</th>'
             f'<td style="{NUM}">{{{{ {_fmt(f"m.get({name!r})")} }}}}</td>'
             "{% if p is not none %}"
+            f'<td style="{NUM}">{{{{ {_fmt(f"c.get({name!r})")} }}}}</td>'
             f'<td style="{NUM}color:{MUTED};">{{{{ {_fmt(f"p.get({name!r})")} }}}}</td>'
             f'<td style="{NUM}color:{{{{ {_delta_colour(name)} if {cond} else "{MUTED}" }}}};">'
             f"{{{{ {delta} if {cond} else 'n/a' }}}}</td>"
@@ -169,7 +176,7 @@ REPORT_HTML_BODY = (
     f'{{{{ {_fmt("hv")} }}}}</span>&nbsp; <span style="color:{MUTED};">{{{{ headline }}}}</span>'
     '{% if version is not none %}&nbsp;&nbsp;<span style="display:inline-block;padding:2px 10px;border-radius:12px;'
     'border:1px solid {{ colour }};color:{{ colour }};font-weight:600;">'
-    "v{{ version | e }} {{ 'champion' if promoted else 'not promoted' }}</span>{% endif %}</p>"
+    "v{{ version | e }} {{ 'champion' if serving else 'not promoted' }}</span>{% endif %}</p>"
     "{% else %}"
     f'<p style="margin:0;color:{MUTED};">{METRICS_TASK_ID} returned no metrics to this task; see the run in Airflow.</p>'
     "{% endif %}"
@@ -189,8 +196,8 @@ REPORT_HTML_BODY = (
     f'<tr><td style="{SECTION}"><h2 style="{H2}">Metrics on the test set</h2>'
     '<table id="metrics" role="presentation" cellpadding="0" cellspacing="0" border="0" style="border-collapse:collapse;">'
     "{% if p is not none %}"
-    f'<tr><th style="{TH}"></th><th style="{TH}">this run</th><th style="{TH}">previous champion</th>'
-    f'<th style="{TH}">change</th></tr>'
+    f'<tr><th style="{TH}"></th><th style="{TH}">this run, test set</th><th style="{TH}">this run, held-out rows</th>'
+    f'<th style="{TH}">previous champion, same rows</th><th style="{TH}">change</th></tr>'
     "{% endif %}" + _metric_rows_html() + f'<tr><th scope="row" style="{TH}">Test rows</th>'
     f"<td style=\"{NUM}\">{{{{ m.get('n_test') | e if m.get('n_test') is not none else 'n/a' }}}}</td></tr>"
     "</table>"
@@ -198,7 +205,7 @@ REPORT_HTML_BODY = (
     f'<p style="margin:8px 0 0;color:{MUTED};">First version: no champion before it to compare with.</p>'
     "{% elif p is not none and m.get('previous_champion_version') is not none %}"
     f"<p style=\"margin:8px 0 0;color:{MUTED};\">Change against version {{{{ m.get('previous_champion_version') | e }}}}, "
-    "the champion before this run.</p>"
+    "the champion before this run, both scored on the same {{ m.get('holdout_rows') | e }} held-out rows, which neither trained on.</p>"
     "{% endif %}"
     "</td></tr>"
     "{% endif %}"
@@ -252,7 +259,8 @@ def _metric_rows_text() -> str:
         cond, delta = _delta(name)
         rows.append(
             f"{label:<11}{{{{ '%-10s' % {_fmt(f'm.get({name!r})')} }}}}"
-            f"{{% if p is not none %}}{{{{ '%-20s' % {_fmt(f'p.get({name!r})')} }}}}{{{{ {delta} if {cond} else 'n/a' }}}}{{% endif %}}\n"
+            f"{{% if p is not none %}}{{{{ '%-10s' % {_fmt(f'c.get({name!r})')} }}}}{{{{ '%-20s' % {_fmt(f'p.get({name!r})')} }}}}"
+            f"{{{{ {delta} if {cond} else 'n/a' }}}}{{% endif %}}\n"
         )
     return "".join(rows)
 
@@ -260,7 +268,7 @@ def _metric_rows_text() -> str:
 REPORT_TEXT_BODY = (
     "{% if ok %}{{ dag.dag_id }} succeeded: "
     f"{{{{ headline }}}} {{{{ {_fmt('hv')} }}}}"
-    "{% if version is not none %}, v{{ version }} {{ 'champion' if promoted else 'not promoted' }}{% endif %}\n"
+    "{% if version is not none %}, v{{ version }} {{ 'champion' if serving else 'not promoted' }}{% endif %}\n"
     f"{{% else %}}{{{{ dag.dag_id }}}} incomplete: {METRICS_TASK_ID} returned no metrics to this task\n{{% endif %}}"
     "\n"
     "{% if version is not none %}PROMOTION\n"
@@ -270,13 +278,14 @@ REPORT_TEXT_BODY = (
     "{% if m.get('decision') %}{{ m.get('decision') }}\n{% endif %}\n{% endif %}"
     "{% if ok %}METRICS ON THE TEST SET\n"
     "{% if p is not none %}"
-    + f"{'':<11}{'this run':<10}{'previous champion':<20}change\n"
+    + f"{'':<11}{'test set':<10}{'held-out':<10}{'previous champion':<20}change\n"
     + "{% endif %}"
     + _metric_rows_text()
     + "test rows  {{ m.get('n_test') if m.get('n_test') is not none else 'n/a' }}\n"
     "{% if first %}First version: no champion before it to compare with.\n"
     "{% elif p is not none and m.get('previous_champion_version') is not none %}"
-    "Change against version {{ m.get('previous_champion_version') }}, the champion before this run.\n{% endif %}"
+    "Change against version {{ m.get('previous_champion_version') }}, the champion before this run, both scored on the same "
+    "{{ m.get('holdout_rows') }} held-out rows, which neither trained on.\n{% endif %}"
     "\n{% endif %}"
     "{% if cm_ok %}CONFUSION MATRIX (test set)\n"
     "              predicted 0   predicted 1\n"
@@ -312,7 +321,8 @@ def subject_placeholders(headline: str) -> dict[str, str]:
         "status": pull + "{{ 'succeeded' if m | length > 0 else 'incomplete' }}" + end,
         "metric": pull + f"{{% with v = m.get('{headline}') %}}{headline} {{{{ {_fmt('v', '%.3f')} }}}}{{% endwith %}}" + end,
         "version": pull + "{% if m.get('model_version') is not none %}v{{ m.get('model_version') }} "
-        "{{ 'champion' if m.get('promoted') is sameas true else 'not promoted' }}{% else %}no version{% endif %}" + end,
+        "{{ 'champion' if m.get('promoted') is sameas true or m.get('champion_version') == m.get('model_version') else 'not promoted' }}"
+        "{% else %}no version{% endif %}" + end,
     }
 
 
@@ -397,7 +407,7 @@ def failure_facts(context: Mapping[str, Any], airflow_url: str) -> dict[str, Any
     run_id = str(context.get("run_id") or getattr(ti, "run_id", None) or "?")
     record: dict[str, Any] = {}
     try:
-        pulled = ti.xcom_pull(task_ids=task_id, key="failure") if ti is not None else None
+        pulled = ti.xcom_pull(task_ids=task_id, key=XCOM_FAILURE_KEY) if ti is not None else None
         record = pulled if isinstance(pulled, dict) else {}
     except Exception:  # no XCom backend here (a callback outside a worker), or none pushed
         record = {}

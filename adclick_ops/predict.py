@@ -8,6 +8,7 @@ The champion is its ONNX file, scored by onnxruntime (registry.serialization.Onn
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,19 +123,66 @@ def read_rows_csv(path: str, features: tuple[str, ...], ignore_extra: bool = Fal
     return frame, checked[list(features)].to_numpy(dtype="float64")
 
 
+PREDICTION_COLUMNS = ("click_probability", "clicked")  # what predict adds to the input's columns
+STDOUT = "-"
+
+
+def _write_output(target: str, data: bytes) -> None:
+    """Write the output: `-` is stdout; a link, a pipe or a device (`/dev/stdout`) is written through, never
+    replaced; a regular file (a link's target, too) is replaced atomically, so a reader never sees half of it."""
+    import os
+    import stat
+
+    from adclick_ops.artifacts import _is_local, as_path, write_bytes_atomic
+
+    if target == STDOUT:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    path = as_path(target)
+    if not _is_local(path):
+        write_bytes_atomic(path, data)
+        return
+    try:
+        mode = os.stat(target).st_mode  # through any links
+    except FileNotFoundError:
+        mode = None  # nothing there yet, or a link to a file still to be made
+    if mode is not None and not stat.S_ISREG(mode):  # a pipe, a terminal, /dev/stdout: written through
+        with open(target, "wb") as fh:
+            fh.write(data)
+        return
+    write_bytes_atomic(as_path(os.path.realpath(target)), data)  # a link stays a link; its target gets the new content
+
+
 def predict_file(registry: Any, source: str, target: str, ignore_extra: bool = False) -> tuple[Champion, int]:
-    """Score `source` with the champion of `registry` and write `target`: the input columns plus the predictions."""
-    from adclick_ops.artifacts import as_path, write_bytes_atomic
+    """Score `source` with the champion of `registry` and write `target`: the input columns plus the predictions.
+
+    The input is never changed: an input column named like a prediction column is refused (nothing is
+    written), and so is an output that is the input file itself.
+    """
+    import os
+
+    from adclick_ops.steps.data import DataError
 
     champion = load_champion(registry, threads=0)
     if champion is None:
         from adclick_ops.registry import RegistryError
 
         raise RegistryError(f"{registry.dag_id}: no champion yet in {registry.location}; train a model first")
+    if target != STDOUT and "://" not in source and "://" not in target and os.path.exists(target):
+        if os.path.exists(source) and os.path.samefile(source, target):
+            raise DataError(f"{target}: is the input file; write the predictions to another file, or - for stdout")
     frame, x = read_rows_csv(source, champion.features, ignore_extra)
+    clashes = [c for c in PREDICTION_COLUMNS if c in map(str, frame.columns)]
+    if clashes:
+        raise DataError(
+            f"{source}: column(s) {', '.join(map(repr, clashes))} would be overwritten by the predictions, which are written "
+            f"as {' and '.join(PREDICTION_COLUMNS)}; rename the column(s) in the input; nothing was written"
+        )
     probability, clicked = score(champion.model, x)
     out = frame.copy()
-    out["click_probability"] = probability
-    out["clicked"] = clicked
-    write_bytes_atomic(as_path(target), out.to_csv(index=False).encode())
+    out[PREDICTION_COLUMNS[0]] = probability
+    out[PREDICTION_COLUMNS[1]] = clicked
+    _write_output(target, out.to_csv(index=False).encode())
     return champion, len(out)

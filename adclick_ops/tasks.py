@@ -8,8 +8,8 @@ never loads pandas or scikit-learn.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +23,7 @@ __all__ = ["QualityGateError", "build_save_model", "load_data", "load_model", "p
 
 log = logging.getLogger(__name__)
 SCORES = "scores.json"  # build_save_model_task's scores of the saved model and of the champion, for load_model_task
+HOLDOUT = "holdout.json"  # load_data_task's held-out rows: their share, the dataset's columns, the numeric ones kept
 
 
 def _expose_failure(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -65,19 +66,106 @@ def _run_files(job: TrainingJob, run_id: str) -> RunFiles:
 
 @_expose_failure
 def load_data(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any]:
-    """load_data_task: read and check the dataset, keep the used columns for the next tasks."""
-    from adclick_ops.steps.data import read_dataset
+    """load_data_task: read and check the dataset, set the held-out rows apart, keep the rest for training.
+
+    The held-out rows (steps.holdout) keep every numeric column of the dataset, so that the champion
+    can be scored on them through its own features, whatever this run's features are.
+    """
+    import pandas as pd
+
+    from adclick_ops.artifacts import as_path
+    from adclick_ops.steps.data import check_dataset, read_csv_checked
+    from adclick_ops.steps.holdout import SCHEME, held_out, row_buckets
 
     job = TrainingJob.model_validate(settings)
-    frame = read_dataset(job.dataset, job.features, job.target)
+    raw, line_of = read_csv_checked(job.dataset)
+    frame = check_dataset(raw, job.features, job.target, job.dataset, line_of)
+    with as_path(job.dataset).open("rb") as fh:
+        text = pd.read_csv(fh, dtype=str, keep_default_na=False)
+    buckets = row_buckets(text)
+    share = job.gates().holdout
+    hold = held_out(buckets, share)
     x = frame[job.features].to_numpy(dtype="float64")
     y = frame[job.target].to_numpy(dtype="int64")
     run = _run_files(job, run_id)
-    saved = run.save_arrays("dataset", x=x, y=y)
-    # for the model card: which data trained the version
-    run.save_json("dataset.json", {"path": job.dataset, "sha256": file_sha256(job.dataset), "rows": int(len(y))})
-    log.info("dataset %s: %s rows, %s positives", job.dataset, len(y), int(y.sum()))
-    return {"rows": int(len(y)), "positives": int(y.sum()), "features": job.features, "saved": saved}
+    saved = run.save_arrays("dataset", x=x[~hold], y=y[~hold])
+    numeric = [str(c) for c in raw.columns if pd.api.types.is_numeric_dtype(raw[c]) and not pd.api.types.is_bool_dtype(raw[c])]
+    columns = {f"column{i}": raw[c].to_numpy(dtype="float64")[hold] for i, c in enumerate(numeric)}
+    run.save_arrays("holdout", bucket=buckets[hold], y=y[hold], **columns)
+    holdout = {"share": share, "scheme": SCHEME, "columns": sorted(map(str, raw.columns)), "numeric": numeric, "rows": int(hold.sum())}
+    run.save_json(HOLDOUT, holdout)
+    # for the model card: which data trained the version, and which rows it never saw
+    dataset = {"path": job.dataset, "sha256": file_sha256(job.dataset), "rows": int(len(y)), "trained_on_rows": int((~hold).sum())}
+    run.save_json("dataset.json", dataset | {"holdout": holdout})
+    log.info(
+        "dataset %s: %s rows, %s positives; %s rows held out (share %g, by a hash of each row) for comparing with the champion",
+        job.dataset,
+        len(y),
+        int(y.sum()),
+        int(hold.sum()),
+        share,
+    )
+    return {"rows": int(len(y)), "positives": int(y.sum()), "held_out": int(hold.sum()), "features": job.features, "saved": saved}
+
+
+def compare_with_champion(job: TrainingJob, run: RunFiles, candidate: Any, champion: int) -> Any:
+    """The new version (`candidate`, an OnnxModel) and version `champion` on the same held-out rows, each
+    through its own features: the rows below the smaller of the two holdout shares, which neither trained on.
+    A champion that cannot be scored gives a Comparison with the reason instead of metrics."""
+    import numpy as np
+
+    from adclick_ops.registry import Registry
+    from adclick_ops.steps.holdout import held_out
+    from adclick_ops.steps.model import evaluate
+    from adclick_ops.steps.promotion import Comparison
+
+    registry = Registry.for_job(job)
+    ours = run.load_json(HOLDOUT)
+    arrays = run.load_arrays("holdout")
+    try:
+        card = registry.card(champion)
+    except Exception as exc:  # noqa: BLE001 - a damaged card: the champion cannot be scored
+        return Comparison(champion, problem=f"its card cannot be read: {exc}")
+    model = card.get("model", {})
+    theirs = (card.get("dataset") or {}).get("holdout")
+    note = None
+    if theirs is None:
+        share = ours["share"]
+        note = f"version {champion} was trained before rows were held out; it may have trained on some of these rows"
+    elif theirs.get("columns") != ours["columns"]:
+        gone = sorted(set(theirs.get("columns", [])) - set(ours["columns"]))
+        added = sorted(set(ours["columns"]) - set(theirs.get("columns", [])))
+        what = "; ".join(p for p in (f"gone: {', '.join(gone)}" if gone else "", f"added: {', '.join(added)}" if added else "") if p)
+        return Comparison(
+            champion,
+            problem=f"the dataset's columns changed since it was trained ({what}), so the rows it never trained on are not known",
+        )
+    else:
+        share = min(ours["share"], theirs["share"])
+    if model.get("target", job.target) != job.target:
+        return Comparison(champion, problem=f"it predicts {model.get('target')!r}, this run {job.target!r}")
+    missing = [f for f in model.get("features", []) if f not in ours["numeric"]]
+    if missing:
+        return Comparison(
+            champion, problem=f"its feature column(s) {', '.join(map(repr, missing))} are not numeric columns of {job.dataset}"
+        )
+    rows = held_out(arrays["bucket"], share)
+
+    def inputs(features: list[str]) -> Any:
+        return np.column_stack([arrays[f"column{ours['numeric'].index(f)}"][rows] for f in features]).astype("float64")
+
+    x_theirs = inputs(model["features"])
+    if not np.isfinite(x_theirs).all():
+        return Comparison(champion, problem="its feature columns have missing or infinite values in the held-out rows")
+    if not rows.any():
+        return Comparison(champion, problem=f"no row of {job.dataset} is held out at share {share:g}")
+    try:
+        their_model = registry.load_model(champion)
+        their_metrics = evaluate(their_model, x_theirs, arrays["y"][rows])
+    except Exception as exc:  # noqa: BLE001 - its file fails its checks, or scoring fails: the decision says so
+        return Comparison(champion, problem=f"its file fails its checks: {exc}")
+    our_metrics = evaluate(candidate, inputs(list(job.features)), arrays["y"][rows])
+    return Comparison(champion, int(rows.sum()), our_metrics, their_metrics, note=note)
 
 
 @_expose_failure
@@ -134,19 +222,14 @@ def build_save_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[st
     write_bytes_atomic(run.candidate_model, blob)
     log.info("model of run %s saved to %s (ONNX, probabilities within %.2g of scikit-learn's)", run_id, run.candidate_model, difference)
     metrics = evaluate(model, test["x"], test["y"])
-    registry = Registry.for_job(job)
-    champion, champion_metrics, problem = registry.champion(), None, None
-    if champion is not None:
-        try:
-            champion_metrics = evaluate(registry.load_model(champion), test["x"], test["y"])
-        except Exception as exc:  # noqa: BLE001 - e.g. the features changed since the champion was trained; the gates say so
-            problem = f"{type(exc).__name__}: {exc}"
+    champion = Registry.for_job(job).champion()
+    comparison = compare_with_champion(job, run, model, champion) if champion is not None else None
     scores = {
         "sha256": sha256(blob),
         "onnx": model.info.as_json(),
         "fidelity": difference,
         "metrics": metrics,
-        "champion": {"version": champion, "metrics": champion_metrics, "problem": problem},
+        "comparison": comparison.as_json() if comparison else None,
     }
     run.save_json(SCORES, scores)
     return {"candidate": str(run.candidate_model), "sha256": scores["sha256"], "estimator": job.estimator.name}
@@ -154,19 +237,20 @@ def build_save_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[st
 
 @_expose_failure
 def load_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any]:
-    """load_model_task: load this run's saved model, keep it as a version with its scores, and decide the champion.
+    """load_model_task: keep this run's saved model as a version, decide the champion, return the run's record.
 
     The model file is read back and checked against the sha256 of the file build_save_model_task
-    checked and scored, so this task needs neither scikit-learn nor the ONNX libraries unless another
-    run changed the champion in between (the new one is then scored here, through onnxruntime).
-    The decision is the task's last step and the run's: nothing after it (e-mail, trigger) changes
-    it, and any failure before it leaves the champion as it was.
+    checked and scored. The decision is steps.promotion.decide, on the comparison that task made; only
+    if another run changed the champion in between is the new champion compared here (onnxruntime).
+    The decision is the run's last step: nothing after it (e-mail, trigger) changes it, and any failure
+    before it leaves the champion as it was. The returned XCom is a TrainingRecord (adclick_ops.record).
     """
-    from adclick_ops.artifacts import read_model_file, sha256, write_bytes_atomic
+    from adclick_ops.artifacts import read_model_file, sha256
+    from adclick_ops.record import TrainingRecord
     from adclick_ops.registry import Registry
     from adclick_ops.registry.cards import model_card
-    from adclick_ops.registry.serialization import UnsafeModelError
-    from adclick_ops.steps.promotion import Gates, decide, rejection
+    from adclick_ops.registry.serialization import UnsafeModelError, load_model_bytes
+    from adclick_ops.steps.promotion import Comparison, Gates, decide
 
     job = TrainingJob.model_validate(settings)
     run = _run_files(job, run_id)
@@ -178,41 +262,32 @@ def load_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any
             f"{scores['sha256']}, found {sha256(blob)}"
         )
     metrics = dict(scores["metrics"])
-    metrics.update({"model_path": str(run.promoted_model), "estimator": job.estimator.name, "run_id": run_id})
-    write_bytes_atomic(run.path("metrics.json"), json.dumps(metrics, indent=2).encode())
     log.info("metrics of %s: %s", run_id, {name: metrics[name] for name in METRICS})
-
     registry = Registry.for_job(job)
-    version = registry.add_version(blob, model_card(job, run_id, metrics, run.load_json("dataset.json"), scores.get("onnx")))
     gates = Gates.from_promotion(job.gates(), job.gates_field())
-    recorded = scores["champion"]
-    known = {recorded["version"]: (recorded["metrics"], recorded["problem"])} if recorded["version"] is not None else {}
-    scored: dict[str, Any] = {}
+    identical = registry.identical_version(blob, run_id)
+    if identical is not None and registry.decided(identical):  # the same model again: its run is recorded against that version
+        outcome = registry.record_retrain(identical, run_id, by=f"run {run_id}")
+        floors = decide(metrics, None, gates)  # no comparison: the champion stays; the floors still fail the run if asked
+        if not floors.promote:
+            outcome = dataclasses.replace(
+                outcome, reasons=(*outcome.reasons, *floors.reasons), failed=floors.failed, fails_run=floors.fails_run(gates)
+            )
+    else:  # a new model, or one whose run stopped before deciding: this run decides
+        version = identical or registry.add_version(
+            blob, model_card(job, run_id, metrics, run.load_json("dataset.json"), scores.get("onnx"))
+        )
+        made = scores.get("comparison")
+        known = {made["champion_version"]: Comparison.from_json(made)} if made else {}
 
-    def score(champion: Any) -> dict[str, Any]:
-        # a champion that another run promoted since build_save_model_task scored the one before
-        from adclick_ops.steps.model import evaluate
+        def compare(champion: int) -> Comparison:  # a champion that another run promoted since build_save_model_task
+            candidate = load_model_bytes(blob, f"{run.candidate_model}", n_features=len(job.features))
+            return compare_with_champion(job, run, candidate, champion)
 
-        test = run.load_arrays("test")
-        scored["metrics"] = evaluate(champion, test["x"], test["y"])
-        return scored["metrics"]
-
-    outcome = registry.decide(version, score, gates, by=f"run {run_id}", known=known)
-    if "metrics" not in scored and outcome.previous_champion is not None:
-        if outcome.previous_champion in known:
-            scored["metrics"] = known[outcome.previous_champion][0]
-        else:  # decided by an earlier try of this task
-            try:
-                score(registry.load_model(outcome.previous_champion))
-            except Exception as exc:  # noqa: BLE001 - it could not be scored then either
-                log.warning("the previous champion, version %s, cannot be scored: %s", outcome.previous_champion, exc)
-    champion_metrics = scored.get("metrics") if outcome.previous_champion is not None else None
-    metrics.update(outcome.as_json())
-    metrics.update(
-        scalers=list(job.scalers),
-        previous_champion_metrics={name: champion_metrics.get(name) for name in METRICS} if champion_metrics else None,
-    )
-    write_bytes_atomic(run.path("metrics.json"), json.dumps(metrics, indent=2).encode())
+        outcome = registry.decide(version, compare, gates, by=f"run {run_id}", known=known)
+    version = outcome.version
+    record = TrainingRecord.of(run_id, job, metrics, outcome, str(run.promoted_model))
+    run.save_json("metrics.json", record.as_xcom())
     if outcome.promoted:
         log.info("version %s of %s is the champion now: %s", version, job.dag_id, outcome.summary)
     else:
@@ -223,13 +298,12 @@ def load_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any
         asked = (
             "training.min_accuracy fails the run below it" if job.promotion is None else f"training.promotion.fail_run: {gates.fail_run}"
         )
-        decision = decide(metrics, champion_metrics, gates, champion_version=outcome.previous_champion)
-        headline = rejection(version, decision) if decision.failed else f"model v{version} not promoted: {'; '.join(outcome.reasons)}"
+        headline = f"model v{version} not promoted: " + "; ".join(outcome.failed or outcome.reasons)
         raise QualityGateError(
             f"{headline}\n{'; '.join(outcome.reasons)}; version {version} was kept, not promoted, "
             f"and {run.promoted_model} is unchanged ({asked})"
         )
-    return metrics
+    return record.as_xcom()
 
 
 @_expose_failure

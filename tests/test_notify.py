@@ -68,10 +68,13 @@ def metrics(**change: Any) -> dict[str, Any]:
         "champion_version": 7,
         "previous_champion_version": 6,
         "previous_champion_metrics": {"accuracy": 0.96, "precision": 0.99, "recall": 0.95, "f1": 0.9705, "roc_auc": 0.98},
+        "holdout_rows": 212,
         "decision": "version 7 beats version 6 on roc_auc (0.9863 > 0.9800)",
         "model_path": "/srv/model/model.sav",
         "run_id": "manual__2024-01-01T08:00:00+00:00",
     }
+    # this run on the champion's held-out rows: the test set's values here, so the changes read as before
+    out.setdefault("holdout_metrics", {name: out[name] for name in METRICS if name in out})
     out.update(change)
     return out
 
@@ -192,7 +195,7 @@ def test_a_promoted_version_reports_status_headline_changes_matrix_duration_and_
         assert f"{metrics()[name]:.4f}" in page
         assert f"{metrics()['previous_champion_metrics'][name]:.4f}" in page
     assert "+0.0100" in page and "-0.0099" in page and "+0.0000" in page and "+0.0063" in page
-    assert "Change against version 6, the champion before this run." in page
+    assert "Change against version 6, the champion before this run, both scored on the same 212 held-out rows" in page
     assert all(f">{n} <small" in page for n in (150, 3, 6, 141)) and "TN" in page and "TP" in page
     assert "2 min 13 s" in page
     assert "MinMaxScaler, StandardScaler" in page and "LogisticRegression" in page
@@ -202,8 +205,8 @@ def test_a_promoted_version_reports_status_headline_changes_matrix_duration_and_
     text = task.text_content
     assert text.startswith("Airflow_Lab2 succeeded: Accuracy 0.9700, v7 champion\n")
     assert "Trained version 7: it is the champion now." in text
-    assert "Accuracy   0.9700    0.9600              +0.0100" in text
-    assert "ROC AUC    0.9863    0.9800              +0.0063" in text
+    assert "Accuracy   0.9700    0.9700    0.9600              +0.0100" in text
+    assert "ROC AUC    0.9863    0.9863    0.9800              +0.0063" in text
     assert "actual 0      150 TN        3 FP" in text and "actual 1      6 FN          141 TP" in text
     assert "Run time so far:     2 min 13 s" in text
     assert "This run in Airflow: http://localhost:8080/dags/Airflow_Lab2/runs/manual__2024-01-01T08%3A00%3A00%2B00%3A00" in text
@@ -255,10 +258,11 @@ ODD_VALUES = [None, "0.97", True, float("nan"), float("inf"), 10**400, -(10**400
 def test_odd_metric_values_show_as_n_a(dag, odd):
     pulled = metrics(**dict.fromkeys(METRICS, odd))
     pulled["previous_champion_metrics"] = dict.fromkeys(METRICS, odd)
+    pulled["holdout_metrics"] = dict.fromkeys(METRICS, odd)
     task = render_report(dag, pulled)
     assert task.subject == "[adclick-ops] Airflow_Lab2 succeeded: accuracy n/a, v7 champion"
     for name, label in METRIC_LABELS.items():
-        assert f"{label:<11}n/a       n/a                 n/a\n" in task.text_content, name
+        assert f"{label:<11}n/a       n/a       n/a                 n/a\n" in task.text_content, name
     check_markup(task.html_content)
 
 
@@ -345,7 +349,7 @@ def test_a_subject_renders_its_text_with_only_the_placeholders_filled_in(dag, te
         return
     if not text.strip():
         return
-    pulled = metrics(promoted=promoted)
+    pulled = metrics(promoted=promoted, champion_version=7 if promoted else 6)
     task = render_report(dag, pulled, EmailNotification(to=["a@example.com"], subject=text))
     version = "v7 champion" if promoted else "v7 not promoted"
     facts = {"dag.dag_id": "Airflow_Lab2", "run_id": "manual__2024-01-01T08:00:00+00:00", "task.task_id": "send_email"}
@@ -593,3 +597,12 @@ def test_the_e_mails_render_in_chromium(dag, chromium, tmp_path, which):
     data = shot.read_bytes()
     assert len(data) > 10_000  # a drawn page, not an empty image
     assert png_colours(data) >= 20  # text, the header bar, the status colours: many colours, not one
+
+
+def test_an_identical_retrain_of_the_champion_says_that_version_serves(dag):
+    decision = "not promoted: identical: run r2 trained the model of version 7 (run r1) again; it is the champion"
+    task = render_report(dag, metrics(promoted=False, model_version=7, champion_version=7, decision=decision))
+    assert task.subject == "[adclick-ops] Airflow_Lab2 succeeded: accuracy 0.970, v7 champion"
+    assert decision in task.text_content and "v7 champion" in task.html_content
+    lost = render_report(dag, metrics(promoted=False, model_version=8, champion_version=7, decision="not promoted: lost: ..."))
+    assert lost.subject == "[adclick-ops] Airflow_Lab2 succeeded: accuracy 0.970, v8 not promoted"

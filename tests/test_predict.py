@@ -134,21 +134,21 @@ def test_batch_predict_refuses_a_tampered_champion_with_exit_1(trained, pipeline
     from pathlib import Path
 
     import onnx
-    from registry_support import hostile, plant_version
+    from registry_support import force_champion, hostile, plant_version
 
     if damage == "bytes changed":
         path = Path(trained.location) / trained.card(2)["model"]["file"]
         path.write_bytes(b"\x08" + path.read_bytes()[1:-1])
         reason = "the model file of version 2 does not match its card's sha256"
     elif damage == "hostile graph, card matching":
-        trained.promote(plant_version(trained, hostile(trained.model_bytes(1)), like=1), "from elsewhere")
+        force_champion(trained, plant_version(trained, hostile(trained.model_bytes(1)), like=1), "from elsewhere")
         reason = "refused: node 'TreeEnsembleClassifier' (TreeEnsembleClassifier): a split on feature 1099511627777, outside 0..4"
     else:
         model = onnx.load_from_string(trained.model_bytes(2))
         extra = model.graph.input.add()
         extra.CopyFrom(model.graph.input[0])
         extra.name = "second"
-        trained.promote(plant_version(trained, model.SerializeToString(), like=2), "from elsewhere")
+        force_champion(trained, plant_version(trained, model.SerializeToString(), like=2), "from elsewhere")
         reason = "refused: 2 inputs (features, second); expected one, 'features'"
     source = tmp_path / "in.csv"
     SEED[FEATURES].head(5).to_csv(source, index=False)
@@ -161,3 +161,90 @@ def test_batch_predict_refuses_a_tampered_champion_with_exit_1(trained, pipeline
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.startswith("error: ") and reason in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert not (tmp_path / "out.csv").exists()
+
+
+# --- the input and the output stay whole -------------------------------------------------------------
+
+
+def input_file(tmp_path, extra: dict | None = None):
+    frame = SEED[FEATURES].head(5).copy()
+    for name, value in (extra or {}).items():
+        frame[name] = value
+    path = tmp_path / "in.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("name", ["clicked", "click_probability"])
+@pytest.mark.parametrize("value", [7, "kept", 0.25])
+def test_an_input_column_named_like_a_prediction_is_refused_and_nothing_is_written(trained, pipelines, tmp_path, capsys, name, value):
+    source = input_file(tmp_path, {name: value, "id": range(5)})
+    before = source.read_bytes()
+    out = tmp_path / "out.csv"
+    assert main(["predict", "--pipelines", str(pipelines), "--ignore-extra-columns", str(source), str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"'{name}' would be overwritten by the predictions" in err and "nothing was written" in err
+    assert not out.exists() and source.read_bytes() == before
+
+
+def test_the_output_may_not_be_the_input(trained, pipelines, tmp_path, capsys):
+    source = input_file(tmp_path)
+    before = source.read_bytes()
+    link = tmp_path / "same.csv"
+    link.symlink_to(source)
+    for target in (source, link):
+        assert main(["predict", "--pipelines", str(pipelines), str(source), str(target)]) == 1
+        assert "is the input file" in capsys.readouterr().err
+    assert source.read_bytes() == before
+
+
+@pytest.mark.parametrize("kind", ["link to a file", "link to a missing file", "link to a link", "fifo", "dash", "/dev/stdout"])
+def test_the_output_is_written_through_links_and_pipes_never_replacing_them(trained, pipelines, tmp_path, kind):
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    source = input_file(tmp_path)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    real = shared / "predictions.csv"
+    out = tmp_path / "out.csv"
+    got: dict[str, bytes] = {}
+    reader = None
+    if kind == "link to a file":
+        real.write_text("old\n")
+        out.symlink_to(real)
+    elif kind == "link to a missing file":
+        out.symlink_to(real)
+    elif kind == "link to a link":
+        real.write_text("old\n")
+        (tmp_path / "middle.csv").symlink_to(real)
+        out.symlink_to(tmp_path / "middle.csv")
+    elif kind == "fifo":
+        os.mkfifo(out)
+
+        def read() -> None:
+            with open(out, "rb") as fh:
+                got["fifo"] = fh.read()
+
+        reader = threading.Thread(target=read)
+        reader.start()
+    target = {"dash": "-", "/dev/stdout": "/dev/stdout"}.get(kind, str(out))
+    proc = subprocess.run(
+        [sys.executable, "-m", "adclick_ops.cli", "predict", "--pipelines", str(pipelines), str(source), target],
+        capture_output=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    if reader is not None:
+        reader.join(timeout=60)
+    written = got.get("fifo") or (proc.stdout if kind in ("dash", "/dev/stdout") else real.read_bytes())
+    frame = pd.read_csv(__import__("io").BytesIO(written))
+    assert list(frame.columns) == [*FEATURES, "click_probability", "clicked"] and len(frame) == 5
+    assert b"row(s) scored by version 2" in (proc.stderr if kind in ("dash", "/dev/stdout") else proc.stdout)
+    if kind.startswith("link"):
+        assert out.is_symlink()  # the link stays a link
+    if kind == "fifo":
+        assert out.is_fifo()

@@ -284,8 +284,18 @@ def _trigger_cycles(catalog: Catalog) -> list[tuple[PipelineFile, str, str]]:
     return found
 
 
+def _model_location(model_dir: str, model_file: str, project: str) -> str:
+    """Where a DAG's champion copy lands, spelled one way (the one reading of locations): an absolute real path, or the
+    URI with its scheme in lower case and without a trailing slash."""
+    where = parse_location(model_dir, "model_dir")
+    if not where.local:
+        return f"{where.scheme}://{where.path.rstrip('/')}/{model_file}"
+    return os.path.join(os.path.realpath(os.path.join(project, where.path)), model_file)
+
+
 def _cross_check(catalog: Catalog, root: Path) -> None:
-    """Checks that need every file: unique DAG ids, trigger targets that exist, no trigger cycle, datasets in the project."""
+    """Checks that need every file: unique DAG ids, trigger targets that exist, no trigger cycle, datasets in the
+    project, one champion's copy per DAG."""
     known: dict[str, str] = {}
     # DAG ids of files with errors still count as declared, so one broken file does not cascade.
     for path, error in catalog.errors.items():
@@ -338,6 +348,30 @@ def _cross_check(catalog: Catalog, root: Path) -> None:
             if problem:
                 loc = (dag_id, "training", "dataset")
                 bad.setdefault(f.path, []).append(Issue(f.path, f.document.line_of(loc), field_path(loc), problem))
+    # one champion per DAG: the registry keeps each DAG apart under model_dir, but the champion's copy
+    # <model_dir>/<model_file> is one file, which two DAGs would overwrite with each other's model
+    writers: dict[str, tuple[str, str]] = {}
+    for f in catalog.files:
+        for dag_id, dag in f.dags.items():
+            if not dag.training:
+                continue
+            location = _model_location(dag.training.model_dir, dag.training.model_file, project)
+            if location in writers:
+                other_dag, other_file = writers[location]
+                loc = (dag_id, "training", "model_dir")
+                bad.setdefault(f.path, []).append(
+                    Issue(
+                        f.path,
+                        f.document.line_of(loc),
+                        field_path(loc),
+                        f"DAG {dag_id!r} ({f.path}) and DAG {other_dag!r} ({other_file}) both keep their champion in {location}; "
+                        "each DAG needs its own model_dir or model_file, or the two would overwrite each other's champion",
+                        repr(dag.training.model_dir),
+                        "a model_dir/model_file that no other DAG uses",
+                    )
+                )
+            else:
+                writers[location] = (dag_id, f.path)
     for path, issues in bad.items():
         catalog.errors[path] = ConfigError(issues)
     catalog.files = [f for f in catalog.files if f.path not in bad]

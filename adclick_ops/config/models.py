@@ -51,6 +51,7 @@ from adclick_ops.config.vocabulary import (
     ENV_MONITOR_PORT,
     ESTIMATOR_PARAMS,
     ESTIMATORS,
+    HOLDOUT_SHARE,
     LAST_GOOD_TAG,
     MONITOR_HOST,
     MONITOR_PORT,
@@ -62,6 +63,7 @@ from adclick_ops.config.vocabulary import (
     EstimatorName,
     FailRun,
     MetricName,
+    OnIncomparable,
     OnInvalid,
     ScalerName,
 )
@@ -312,6 +314,22 @@ class Promotion(Model):
         description=(
             "Whether a version that is not promoted fails the run: never (the run succeeds and says why), "
             "below_floor (only when it misses a floor), always."
+        ),
+    )
+    holdout: float = Field(
+        HOLDOUT_SHARE,
+        gt=0,
+        lt=1,
+        description=(
+            "Share of the dataset's rows that no version trains on, chosen by a hash of each row's content; the new version "
+            "and the champion are compared on the held-out rows that neither trained on."
+        ),
+    )
+    on_incomparable: OnIncomparable = Field(
+        "keep",
+        description=(
+            "When the champion cannot be scored on the held-out rows (its columns are gone from the dataset, its file fails "
+            "its checks): keep it and say why, or promote the new version if it meets the floors."
         ),
     )
 

@@ -64,6 +64,8 @@ METRIC_LABELS: dict[MetricName, str] = {
     "roc_auc": "ROC AUC",
 }
 METRICS: tuple[MetricName, ...] = get_args(MetricName)
+# What a run reports of its test set: the metrics, the confusion matrix [[tn, fp], [fn, tp]] and the number of rows.
+METRIC_KEYS: tuple[str, ...] = (*METRICS, "confusion_matrix", "n_test")
 
 # --- promotion: when a newly trained version becomes the champion that serves predictions --------
 
@@ -71,6 +73,10 @@ METRICS: tuple[MetricName, ...] = get_args(MetricName)
 PROMOTION_METRIC: MetricName = "roc_auc"
 # Whether a version that is not promoted fails the run.
 FailRun = Literal["never", "below_floor", "always"]
+# What happens when the champion cannot be scored on the held-out rows (its columns are gone, its file fails its checks).
+OnIncomparable = Literal["keep", "promote"]
+# The share of the dataset's rows held out from training, chosen by a hash of each row's content (docs/models.md).
+HOLDOUT_SHARE = 0.2
 
 # --- what happens to a DAG when a valid pipeline file stops validating ----------------------------
 
@@ -90,8 +96,11 @@ LAST_GOOD_DOCS_OPENING = "**Running the last valid version of "
 
 TRAINING_DAG_ID = "Airflow_Lab2"
 MONITOR_DAG_ID = "Airflow_Lab2_Flask"
-# The task whose XCom holds the metrics (the e-mail report and the monitor read it there).
+# The task whose XCom holds the run's record (adclick_ops.record.TrainingRecord; the e-mail, the monitor and the CLI read it there).
 METRICS_TASK_ID = "load_model_task"
+# The XCom keys, each spelled once: the record is that task's return value; a failed task pushes its failure.
+XCOM_RECORD_KEY = "return_value"
+XCOM_FAILURE_KEY = "failure"
 
 # --- the monitor's and Airflow's addresses, and the variables that override them -----------------
 

@@ -30,6 +30,8 @@ from adclick_ops.embedded.home import forget_running, set_aside_config, write_co
 from adclick_ops.embedded.mailsink import MailSink
 from adclick_ops.embedded.stack import ADMIN_PASSWORD, ADMIN_USER, Stack, airflow, airflow_env, watch_parent
 from adclick_ops.net import port_is_free
+from adclick_ops.record import TrainingRecord
+from adclick_ops.steps.promotion import IDENTICAL
 
 DAG_ID = TRAINING_DAG_ID
 UNANSWERED_FOR = 60  # seconds Airflow may leave a run's follower without an answer before it gives up
@@ -498,19 +500,20 @@ def summarize(api: AirflowClient, dag_id: str, run_id: str, state: str, base: st
         metrics, why = None, f" ({exc.reason})"
     else:
         why = ""
+    record = TrainingRecord.read(metrics)
     if metrics:
         _say(f"metrics: {_metrics_line(metrics)}")
-        version = metrics.get("model_version")
-        if version is not None:
-            if metrics.get("promoted"):
-                was = metrics.get("previous_champion_version")
-                _say(f"version: v{version}, promoted to champion" + (f" (was v{was})" if was is not None else ""))
-            else:
-                _say(f"version: v{version}, kept, not promoted (champion: v{metrics.get('champion_version')})")
-        if metrics.get("decision"):
-            _say(f"decision: {metrics['decision']}")
+    if record is not None and record.model_version is not None:
+        what = "trained" if record.decision_kind != IDENTICAL else "trained again (an identical model: no new version)"
+        _say(f"version: v{record.model_version} {what}")
+        if record.decision:
+            _say(f"decision: {record.decision}")
+        champion = f"v{record.champion_version}" if record.champion_version is not None else "none"
+        moved = f" (was v{record.previous_champion_version})" if record.promoted and record.previous_champion_version is not None else ""
+        _say(f"champion: {champion}{moved}, served from {record.model_path}")
+    elif metrics:
         _say(f"model:   {metrics.get('model_path')}")
-    else:  # the run may have failed before evaluation, or at the promotion gate (said above)
+    if not metrics:  # the run may have failed before evaluation, or at the promotion gate (said above)
         _say(f"no metrics for this run{why}")
     for p in sorted(mail_dir.glob("*.eml")) if mail_dir is not None else ():
         if _mentions(p, run_id):

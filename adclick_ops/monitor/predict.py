@@ -85,9 +85,10 @@ class ChampionSource:
             )
             if champion is not None:
                 log.info("serving version %s of %s", champion.version, self.dag_id)
-        except Exception as exc:  # noqa: BLE001 - keep serving the champion we have; say why a newer one is not served
-            log.error("cannot read the champion of %s: %s", self.dag_id, exc)
-            self._problem = f"cannot read the model registry of {self.dag_id}: {exc}"
+        except Exception as exc:  # noqa: BLE001 - never serve a version that may no longer be champion: 503 with the reason
+            log.error("cannot serve the champion of %s: %s", self.dag_id, exc)
+            self._champion, self._tag = None, None
+            self._problem = f"cannot serve the champion of {self.dag_id}: {exc}"
 
 
 def init_app(app: Flask) -> None:

@@ -166,6 +166,8 @@ def _page(status: Status, nothing: dict[str, str] | None = None) -> str:
     title = CASE_TITLES[status.case]
     if status.run is not None and status.run.gate_rejected:
         title = "Latest run: model not promoted"
+    elif status.case == "success" and status.run is not None and status.run.extra.get("promoted") is False:
+        title = "Latest run succeeded — model not promoted"
     if nothing is not None:
         title = nothing["title"]
     state = source.pipelines()

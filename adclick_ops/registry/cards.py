@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from adclick_ops.config.models import TrainingJob
-from adclick_ops.config.vocabulary import METRICS
+from adclick_ops.config.vocabulary import METRIC_KEYS
 
 PACKAGES = ("adclick-ops", "scikit-learn", "numpy", "pandas", "apache-airflow", "skl2onnx", "onnx", "onnxruntime")
-METRIC_KEYS = (*METRICS, "confusion_matrix", "n_test")
 
 
 def package_versions() -> dict[str, str | None]:

@@ -1,4 +1,4 @@
-"""`adclick-ops models list|show|promote|rollback|migrate` and `adclick-ops predict`: the registry from the command line."""
+"""`adclick-ops models list|show|promote|rollback|check|migrate` and `adclick-ops predict`: the registry from the command line."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from adclick_ops.registry.registry import Registry, RegistryError, run_decisions
+from adclick_ops.registry.registry import RETRAINED, Registry, RegistryError, run_decisions
 
 
 def _registries(dag_id: str | None, pipelines: str | None) -> list[Registry]:
@@ -27,6 +27,7 @@ def version_rows(registry: Registry) -> list[dict[str, Any]]:
         number = card["version"]
         decision = decisions.get(number)
         metrics = card.get("metrics", {})
+        model = card.get("model", {})
         rows.append(
             {
                 "dag_id": registry.dag_id,
@@ -34,7 +35,12 @@ def version_rows(registry: Registry) -> list[dict[str, Any]]:
                 "champion": number == state["champion"],
                 "created_at": card.get("created_at"),
                 "run_id": card.get("run_id"),
-                "estimator": card.get("model", {}).get("estimator"),
+                "estimator": model.get("estimator"),
+                "params": model.get("params"),
+                "features": model.get("features"),
+                "scalers": model.get("scalers"),
+                "split": model.get("split"),
+                "retrained_by": [e["run_id"] for e in state["events"] if e["action"] == RETRAINED and e["version"] == number],
                 "accuracy": metrics.get("accuracy"),
                 "roc_auc": metrics.get("roc_auc"),
                 "f1": metrics.get("f1"),
@@ -108,6 +114,19 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return _report_change(registry.rollback(args.reason), registry)
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Every problem of each registry, one line each; exit 1 when there is one."""
+    problems = 0
+    for registry in _registries(args.dag, args.pipelines):
+        found = registry.problems()
+        problems += len(found)
+        for line in found:
+            print(line)
+        if not found:
+            print(f"{registry.dag_id}: {len(registry.versions())} version(s), champion {registry.champion()}: no problem found")
+    return 1 if problems else 0
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     from adclick_ops.registry.migrate import migrate_registry
 
@@ -129,7 +148,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     registry = registry_for(args.dag, args.pipelines)
     champion, rows = predict_file(registry, args.input, args.output, args.ignore_extra_columns)
-    print(f"{rows:,} row(s) scored by version {champion.version} of {champion.dag_id}; wrote {args.output}")
+    # the predictions may be on stdout: the summary goes to stderr then
+    said = sys.stderr if args.output == "-" or args.output.startswith("/dev/") else sys.stdout
+    print(f"{rows:,} row(s) scored by version {champion.version} of {champion.dag_id}; wrote {args.output}", file=said)
     return 0
 
 
@@ -190,6 +211,10 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--reason", default="rollback", help="why; kept in the history")
     p.set_defaults(func=_guarded(cmd_rollback))
 
+    p = msub.add_parser("check", help="list every problem of the registry: damaged files, models failing their checks, a stale copy")
+    common(p)
+    p.set_defaults(func=_guarded(cmd_check))
+
     p = msub.add_parser("migrate", help="convert versions saved by earlier adclick-ops versions to ONNX, once")
     common(p)
     p.set_defaults(func=_guarded(cmd_migrate))
@@ -205,6 +230,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("input", help="CSV file with a header naming the features")
     p.add_argument(
         "output",
-        help="CSV file to write: the input columns, click_probability, clicked",
+        help="CSV file to write, or - for stdout: the input columns, click_probability, clicked (an input column of either "
+        "name is refused); a link, pipe or device is written through, never replaced",
     )
     p.set_defaults(func=_guarded(cmd_predict))

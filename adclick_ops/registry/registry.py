@@ -29,8 +29,10 @@ from typing import TYPE_CHECKING, Any
 from adclick_ops import jsonio
 from adclick_ops.artifacts import as_path, write_bytes_atomic
 from adclick_ops.config.models import Training, TrainingJob
+from adclick_ops.config.vocabulary import METRICS
 from adclick_ops.registry.serialization import FORMAT, SUFFIX, load_model_bytes
 from adclick_ops.registry.store import LocalStore, ObjectStore, open_store
+from adclick_ops.steps.promotion import Comparison
 
 if TYPE_CHECKING:
     from adclick_ops.registry.serialization import OnnxModel
@@ -45,21 +47,34 @@ POINTER = "champion.json"
 MAX_ATTEMPTS = 100
 # actions in the history; the first two come from runs, the last two from people
 PROMOTED, REJECTED, PROMOTE, ROLLBACK = "promoted", "rejected", "promote", "rollback"
-
-
-def _registry_json(data: bytes, where: str) -> dict[str, Any]:
-    """A registry file (a version's card, the champion pointer), read with the project's bounded JSON reader."""
-    try:
-        value = jsonio.load_bytes(data, where, strict_numbers=False)
-    except ValueError as exc:
-        raise RegistryError(f"cannot read {exc}") from None
-    if not isinstance(value, dict):
-        raise RegistryError(f"cannot read {where}: expected a JSON object, found {type(value).__name__}")
-    return value
+# a run whose model is identical to an existing version's: recorded against that version, no new one
+RETRAINED = "retrained"
 
 
 class RegistryError(RuntimeError):
     """A registry operation that cannot be done as asked; the message says why and what exists."""
+
+
+class DamagedRegistryError(RegistryError):
+    """A registry file that cannot be read as what it should be; the message names the file, what is wrong and the repair."""
+
+
+POINTER_FIELDS = {"dag_id", "champion", "updated_at", "events"}
+CARD_FIELDS = {"version", "dag_id", "created_at", "run_id", "metrics", "dataset", "model", "pipeline", "packages"}
+CARD_MODEL_FIELDS = {"file", "sha256", "features"}
+
+
+def parse_json_object(data: bytes, where: str, repair: str) -> dict[str, Any]:
+    """`data` as a JSON object, or a DamagedRegistryError in one line: the file, what is wrong, how to repair it."""
+    if not data.strip():
+        raise DamagedRegistryError(f"{where}: the file is empty; {repair}")
+    try:  # the project's bounded reader: size, nesting and numbers (NaN is kept: a metric may be undefined)
+        value = jsonio.loads(data, strict_numbers=False)
+    except ValueError as exc:  # JsonLimitError: not UTF-8, not JSON, too deep or too large, said in its message
+        raise DamagedRegistryError(f"{where}: {exc}; {repair}") from None
+    if not isinstance(value, dict):
+        raise DamagedRegistryError(f"{where}: expected a JSON object, found {type(value).__name__}; {repair}")
+    return value
 
 
 def now() -> str:
@@ -110,6 +125,9 @@ class Outcome:
     reasons: tuple[str, ...]
     fails_run: bool = False
     champion_file_error: str | None = None
+    kind: str = "won"  # steps.promotion.KINDS
+    comparison: Comparison | None = None
+    failed: tuple[str, ...] = ()  # the failed gates, short
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -119,6 +137,8 @@ class Outcome:
             "previous_champion_version": self.previous_champion,
             "decision": self.summary,
             "reasons": list(self.reasons),
+            "decision_kind": self.kind,
+            "comparison": self.comparison.as_json() if self.comparison else None,
         } | ({"champion_file_error": self.champion_file_error} if self.champion_file_error else {})
 
 
@@ -146,13 +166,35 @@ class Registry:
     def versions(self) -> list[int]:
         return sorted(int(n[:-5]) for n in self.store.list("versions") if n.endswith(".json") and n[:-5].isdigit())
 
+    def _card_repair(self, number: int) -> str:
+        return (
+            f"restore it from a backup, or move it out of {self.store.path('versions')} to give up version {number}; "
+            f"if it is the champion, first promote another version: adclick-ops models promote VERSION --dag {self.dag_id} --reason repair"
+        )
+
     def card(self, number: int) -> dict[str, Any]:
-        data = self.store.read(_version_name(number))
+        name = _version_name(number)
+        data = self.store.read(name)
         if data is None:
             known = self.versions()
             listing = f"versions: {', '.join(map(str, known))}" if known else "no version yet"
             raise RegistryError(f"{self.dag_id}: no version {number} in {self.location} ({listing})")
-        return _registry_json(data, f"{self.location}/{_version_name(number)}")
+        where, repair = str(self.store.path(name)), self._card_repair(number)
+        card = parse_json_object(data, where, repair)
+        unknown = sorted(set(card) - CARD_FIELDS)
+        missing = sorted({"version", "model"} - set(card))
+        model = card.get("model")
+        if unknown or missing:
+            what = "; ".join(
+                p
+                for p in (f"unknown field(s) {', '.join(unknown)}" if unknown else "", f"missing {', '.join(missing)}" if missing else "")
+                if p
+            )
+            raise DamagedRegistryError(f"{where}: not a model card ({what}); {repair}")
+        if not isinstance(model, dict) or not CARD_MODEL_FIELDS <= set(model) or card["version"] != number:
+            found = "its version field says " + repr(card["version"]) if card["version"] != number else "model needs file, sha256, features"
+            raise DamagedRegistryError(f"{where}: not the model card of version {number} ({found}); {repair}")
+        return card
 
     def cards(self) -> list[dict[str, Any]]:
         return [self.card(n) for n in self.versions()]
@@ -228,6 +270,54 @@ class Registry:
             number += 1  # another run claimed it first
         raise RegistryError(f"{self.location}: could not claim a version number after {MAX_ATTEMPTS} tries")
 
+    def identical_version(self, blob: bytes, run_id: str) -> int | None:
+        """The version, trained by another run, whose model is byte for byte `blob`; None if there is none."""
+        digest = hashlib.sha256(blob).hexdigest()
+        for existing in self.cards():
+            if existing["model"].get("sha256") == digest and existing.get("run_id") != run_id:
+                return int(existing["version"])
+        return None
+
+    def decided(self, number: int) -> bool:
+        """Whether a run decided about version `number`, or a person made it champion."""
+        return any(e["version"] == number and e["action"] in (PROMOTED, REJECTED, PROMOTE) for e in self.history())
+
+    def record_retrain(self, number: int, run_id: str, by: str) -> Outcome:
+        """Record that run `run_id` produced version `number`'s model again; the champion does not move.
+
+        A retried task finds its event and records nothing twice."""
+        card = self.card(number)
+        self.sweep()
+
+        def change(state: dict[str, Any]) -> dict[str, Any] | None:
+            if any(e["action"] == RETRAINED and e.get("run_id") == run_id for e in state["events"]):
+                return None
+            serving = state["champion"]
+            same = "it is the champion" if serving == number else f"the champion stays version {serving}"
+            return {
+                "at": now(),
+                "action": RETRAINED,
+                "version": number,
+                "from": serving,
+                "run_id": run_id,
+                "reason": f"identical: run {run_id} trained the model of version {number} (run {card.get('run_id')}) again; {same}",
+                "by": by,
+            }
+
+        state, event = self._change(change)
+        if event is None:
+            event = next(e for e in state["events"] if e["action"] == RETRAINED and e.get("run_id") == run_id)
+        return Outcome(
+            number,
+            False,
+            state["champion"],
+            event["from"],
+            f"not promoted: {event['reason']}",
+            (event["reason"],),
+            champion_file_error=self.sync_champion_file(),
+            kind="identical",
+        )
+
     def replace_model(self, number: int, blob: bytes, onnx: dict[str, Any], replaced: dict[str, Any]) -> dict[str, Any]:
         """Give version `number` the ONNX model `blob` in place of its file in an earlier format (`adclick-ops models migrate`).
 
@@ -255,13 +345,33 @@ class Registry:
     def state(self) -> tuple[dict[str, Any], str | None]:
         data, tag = self.store.read_tagged(POINTER)
         if data is None:
-            return {
-                "dag_id": self.dag_id,
-                "champion": None,
-                "updated_at": None,
-                "events": [],
-            }, None
-        return _registry_json(data, f"{self.location}/{POINTER}"), tag
+            return self._empty_state(), None
+        return self._parse_state(data), tag
+
+    def _empty_state(self) -> dict[str, Any]:
+        return {"dag_id": self.dag_id, "champion": None, "updated_at": None, "events": []}
+
+    def _parse_state(self, data: bytes) -> dict[str, Any]:
+        where = str(self.store.path(POINTER))
+        repair = (
+            f"repair it with: adclick-ops models promote VERSION --dag {self.dag_id} --reason repair "
+            f"(it keeps the damaged file beside it; adclick-ops models list --dag {self.dag_id} shows the versions)"
+        )
+        state = parse_json_object(data, where, repair)
+        unknown, missing = sorted(set(state) - POINTER_FIELDS), sorted(POINTER_FIELDS - {"updated_at"} - set(state))
+        if unknown or missing:
+            what = "; ".join(
+                p
+                for p in (f"unknown field(s) {', '.join(unknown)}" if unknown else "", f"missing {', '.join(missing)}" if missing else "")
+                if p
+            )
+            raise DamagedRegistryError(f"{where}: not a champion pointer ({what}); {repair}")
+        champion, events = state["champion"], state["events"]
+        if not (champion is None or (isinstance(champion, int) and not isinstance(champion, bool))):
+            raise DamagedRegistryError(f"{where}: champion must be a version number or null, found {champion!r}; {repair}")
+        if not isinstance(events, list) or not all(isinstance(e, dict) and {"action", "version"} <= set(e) for e in events):
+            raise DamagedRegistryError(f"{where}: events must be a list of changes, each with action and version; {repair}")
+        return state
 
     def champion(self) -> int | None:
         return self.state()[0]["champion"]
@@ -282,7 +392,7 @@ class Registry:
                 return state, None
             new = dict(state)
             new["events"] = [*state["events"], event]
-            if event["action"] != REJECTED:
+            if event["action"] not in (REJECTED, RETRAINED):
                 new["champion"] = event["version"]
             new["updated_at"] = event["at"]
             if self.store.replace_if(POINTER, json.dumps(new, indent=2).encode(), tag):
@@ -301,7 +411,12 @@ class Registry:
                 champion = self.champion()
                 if champion is None or champion == written:
                     return None
-                blob = self.model_bytes(champion)
+                try:
+                    blob = self.model_bytes(champion)
+                except RegistryError:
+                    # the copy is the champion or absent, never another version's bytes
+                    self.champion_file.unlink(missing_ok=True)
+                    raise
                 try:
                     current = self.champion_file.read_bytes()
                 except FileNotFoundError:
@@ -317,22 +432,24 @@ class Registry:
     def decide(
         self,
         number: int,
-        score: Callable[[Any], dict[str, Any]],
+        compare: Callable[[int], Comparison],
         gates: Gates,
         by: str,
-        known: dict[int, tuple[dict[str, Any] | None, str | None]] | None = None,
+        known: dict[int, Comparison] | None = None,
     ) -> Outcome:
-        """Run the promotion gates for version `number` against the current champion, and record the decision.
+        """Decide whether version `number` replaces the current champion, and record the decision.
 
-        `score(model)` gives a model's (an OnnxModel's) metrics on the run's test set; `known` holds the scores (or the
-        reason there is none) of versions already scored on it, which are not loaded again. A decision
-        already recorded for this version (a retried task) is returned as it was.
+        `compare(champion)` scores the new version and version `champion` on the same held-out rows
+        (or says why the champion cannot be scored); `known` holds comparisons already made, which are
+        not made again. The decision itself is steps.promotion.decide; it is made again only when
+        another run changed the champion meanwhile. A decision already recorded for this version (a
+        retried task) is returned as it was.
         """
         from adclick_ops.steps.promotion import decide
 
         card = self.card(number)
         self.sweep()
-        scored: dict[int, tuple[dict[str, Any] | None, str | None]] = dict(known or {})
+        compared: dict[int, Comparison] = dict(known or {})
         verdict: dict[str, Any] = {}
 
         def change(state: dict[str, Any]) -> dict[str, Any] | None:
@@ -344,34 +461,31 @@ class Registry:
                 verdict["earlier"] = earlier
                 return None
             champion = state["champion"]
-            if champion is not None and champion not in scored:
-                try:
-                    scored[champion] = (score(self.load_model(champion)), None)
-                except Exception as exc:  # noqa: BLE001 - e.g. the features changed since the champion was trained
-                    scored[champion] = (None, f"{type(exc).__name__}: {exc}")
-            theirs, problem = scored.get(champion, (None, None)) if champion is not None else (None, None)
-            decision = decide(
-                card["metrics"],
-                theirs,
-                gates,
-                champion_version=champion,
-                champion_problem=problem,
-            )
-            verdict["decision"], verdict["previous"] = decision, champion
+            comparison = None
+            if champion is not None:
+                if champion not in compared:
+                    compared[champion] = compare(champion)
+                comparison = compared[champion]
+            decision = decide(card["metrics"], comparison, gates)
+            verdict["decision"], verdict["previous"], verdict["comparison"] = decision, champion, comparison
+            theirs = comparison.champion if comparison else None
             return {
                 "at": now(),
                 "action": PROMOTED if decision.promote else REJECTED,
                 "version": number,
                 "from": champion,
                 "reason": decision.summary,
+                "kind": decision.kind,
                 "by": by,
-                "champion_metrics": {k: theirs.get(k) for k in ("accuracy", "roc_auc", "f1")} if theirs else None,
+                "champion_metrics": {k: theirs.get(k) for k in METRICS} if theirs else None,
+                "comparison": comparison.as_json() if comparison else None,
             }
 
         state, event = self._change(change)
         if event is None:
             earlier = verdict["earlier"]
             promoted = earlier["action"] == PROMOTED
+            comparison = earlier.get("comparison")
             return Outcome(
                 number,
                 promoted,
@@ -379,6 +493,8 @@ class Registry:
                 earlier["from"],
                 earlier["reason"],
                 () if promoted else (earlier["reason"].removeprefix("not promoted: "),),
+                kind=earlier.get("kind", "won" if promoted else "lost"),
+                comparison=Comparison.from_json(comparison) if comparison else None,
             )
         decision = verdict["decision"]
         problem = self.sync_champion_file()
@@ -391,6 +507,9 @@ class Registry:
             decision.reasons,
             decision.fails_run(gates),
             problem,
+            decision.kind,
+            verdict["comparison"],
+            decision.failed,
         )
 
     def _by_hand(self, change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> dict[str, Any]:
@@ -403,9 +522,33 @@ class Registry:
             event["champion_file_error"] = problem
         return event
 
+    def check_version(self, number: int) -> None:
+        """Raise a RegistryError naming the failed check when version `number`'s file cannot serve."""
+        try:
+            self.load_model(number)
+        except RegistryError as exc:
+            raise RegistryError(
+                f"{self.dag_id}: version {number} cannot be the champion: {exc}; nothing changed. "
+                f"Choose a version whose file passes its checks (adclick-ops models check --dag {self.dag_id} lists the problems)"
+            ) from None
+        except Exception as exc:  # noqa: BLE001 - UnsafeModelError and the ONNX checks: the message names the check
+            raise RegistryError(
+                f"{self.dag_id}: version {number} cannot be the champion: its file fails its checks: {exc}; nothing changed. "
+                f"Choose a version whose file passes its checks (adclick-ops models check --dag {self.dag_id} lists the problems)"
+            ) from None
+
     def promote(self, number: int, reason: str, by: str | None = None) -> dict[str, Any]:
-        """Make version `number` the champion by hand (no gates), with the reason in the history."""
+        """Make version `number` the champion by hand (no gates), with the reason in the history.
+
+        The version's file must pass its checks. A damaged champion pointer is repaired: the damaged
+        file is kept beside it (`champion.json.damaged-<time>`) and the new pointer starts its history here.
+        """
         self.card(number)  # exists, or a clear error
+        self.check_version(number)
+        try:
+            self.state()
+        except DamagedRegistryError as damage:
+            return self._repair_pointer(number, reason, by, str(damage))
 
         def change(state: dict[str, Any]) -> dict[str, Any] | None:
             if state["champion"] == number:
@@ -421,8 +564,29 @@ class Registry:
 
         return self._by_hand(change)
 
+    def _repair_pointer(self, number: int, reason: str, by: str | None, damage: str) -> dict[str, Any]:
+        data, tag = self.store.read_tagged(POINTER)
+        kept = f"{POINTER}.damaged-{now().replace(':', '')}"
+        self.store.write(kept, data or b"")
+        event = {
+            "at": now(),
+            "action": PROMOTE,
+            "version": number,
+            "from": None,
+            "reason": f"{reason} (repaired {POINTER}: {damage.split(';')[0]}; the damaged file is kept as {kept})",
+            "by": by or operator_name(),
+        }
+        state = self._empty_state() | {"champion": number, "updated_at": event["at"], "events": [event]}
+        if not self.store.replace_if(POINTER, json.dumps(state, indent=2).encode(), tag):
+            raise RegistryError(f"{self.store.path(POINTER)}: changed while it was being repaired; try again")
+        event = dict(event)
+        problem = self.sync_champion_file()
+        if problem:
+            event["champion_file_error"] = problem
+        return event
+
     def rollback(self, reason: str, by: str | None = None) -> dict[str, Any]:
-        """Give the champion back to the version that held it before the current one."""
+        """Give the champion back to the version that held it before the current one; its file must pass its checks."""
 
         def change(state: dict[str, Any]) -> dict[str, Any] | None:
             stack = champion_stack(state["events"])
@@ -431,6 +595,7 @@ class Registry:
                     f"version {state['champion']} is the only champion there has been" if state["champion"] else "there is no champion yet"
                 )
                 raise RegistryError(f"{self.dag_id}: nothing to roll back to: {current}")
+            self.check_version(stack[-2])
             return {
                 "at": now(),
                 "action": ROLLBACK,
@@ -441,3 +606,51 @@ class Registry:
             }
 
         return self._by_hand(change)
+
+    # --- checks -------------------------------------------------------------------------------------
+
+    def problems(self) -> list[str]:
+        """Every problem of the registry, one line each naming the file, what is wrong and how to repair it."""
+        found: list[str] = []
+        try:
+            state = self.state()[0]
+        except RegistryError as exc:
+            found.append(str(exc))
+            state = None
+        numbers = self.versions()
+        for number in numbers:
+            try:
+                self.card(number)
+            except RegistryError as exc:
+                found.append(str(exc))
+                continue
+            try:
+                self.load_model(number)
+            except Exception as exc:  # noqa: BLE001 - each failed check is a problem to list
+                found.append(
+                    f"{self.store.path(_version_name(number))}: the model file of version {number} fails its checks: {exc}; "
+                    "restore the file from a backup, or never promote this version"
+                )
+        if state is not None and state["champion"] is not None:
+            champion = state["champion"]
+            if champion not in numbers:
+                found.append(
+                    f"{self.store.path(POINTER)}: the champion, version {champion}, has no model card; repair with: "
+                    f"adclick-ops models promote VERSION --dag {self.dag_id} --reason repair"
+                )
+            try:
+                expected = self.model_bytes(champion)
+            except Exception:  # noqa: BLE001 - listed above
+                expected = None
+            try:
+                copy = self.champion_file.read_bytes()
+            except FileNotFoundError:
+                copy = None
+            except OSError as exc:
+                copy, found = None, [*found, f"{self.champion_file}: cannot be read: {exc}"]
+            if copy is not None and copy != expected:
+                found.append(
+                    f"{self.champion_file}: the champion's copy is not version {champion}'s file; "
+                    f"repair with: adclick-ops models promote VERSION --dag {self.dag_id} --reason repair"
+                )
+        return found

@@ -245,3 +245,32 @@ def test_every_text_field_is_checked_for_template_syntax():
                 if (model.__name__, name) not in checked_by_allow_list and bare_str(field.annotation, field.metadata):
                     found.append(f"{model.__name__}.{name}")
     assert not found, found
+
+
+@pytest.mark.parametrize(
+    "model_dir,model_file,refused",
+    [
+        ("model", "model.sav", True),  # a copied file with its DAG renamed
+        ("./model/", "model.sav", True),  # the same folder, spelled otherwise
+        ("{root}/model", "model.sav", True),  # absolute
+        ("model", "other.onnx", False),  # its own champion's copy beside the other
+        ("model_copy", "model.sav", False),
+    ],
+)
+def test_two_dags_keeping_their_champion_in_one_place_are_refused_naming_both(tmp_path, capsys, model_dir, model_file, refused):
+    folder = tmp_path / "pipelines"
+    shutil.copytree(PROJECT / "pipelines", folder)
+    text = (folder / "airflow_lab2.yaml").read_text()
+    assert "Airflow_Lab2:" in text and "    model_dir: model\n    model_file: model.sav\n" in text
+    copy = text.replace("Airflow_Lab2:", "Airflow_Lab2_Copy:", 1).replace(
+        "    model_dir: model\n    model_file: model.sav\n", f"    model_dir: {model_dir}\n    model_file: {model_file}\n", 1
+    )
+    (folder / "zz_copy.yaml").write_text(copy.replace("{root}", str(tmp_path)))
+    code, out = validate(capsys, folder)
+    if refused:
+        assert code == 1, out
+        assert "zz_copy.yaml" in out and "Airflow_Lab2_Copy.training.model_dir" in out
+        assert "DAG 'Airflow_Lab2_Copy'" in out and "DAG 'Airflow_Lab2'" in out and "airflow_lab2.yaml" in out
+        assert "both keep their champion in" in out
+    else:
+        assert code == 0, out

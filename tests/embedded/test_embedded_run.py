@@ -166,7 +166,14 @@ def check_the_terminal_loop(proc: subprocess.Popen, lines: list[str], home, api_
         assert re.search(rf"^  {task} +success$", done.stdout, re.M), done.stdout
     assert f"Airflow_Lab2 run {run_id}: success" in done.stdout
     assert re.search(r"^metrics: accuracy=0\.\d{4} ", done.stdout, re.M), done.stdout
-    assert re.search(r"^version: v2, ", done.stdout, re.M) and re.search(r"^decision: (not )?promoted: ", done.stdout, re.M)
+    # the same pipeline and data give the same model: the run is recorded against version 1, which stays champion
+    assert re.search(r"^version: v1 trained again \(an identical model: no new version\)$", done.stdout, re.M), done.stdout
+    assert re.search(
+        r"^decision: not promoted: identical: run \S+ trained the model of version 1 \(run \S+\) again; it is the champion$",
+        done.stdout,
+        re.M,
+    )
+    assert re.search(r"^champion: v1, served from \S+model\.sav$", done.stdout, re.M), done.stdout
     assert re.search(r"^e-mail:  .*\.eml$", done.stdout, re.M), done.stdout
     client = AirflowClient(f"http://127.0.0.1:{api_port}", "airflow", "airflow", read_timeout=10)
     assert client.call("GET", f"/dags/Airflow_Lab2/dagRuns/{run_id}")["conf"] == {"reason": "new data"}
@@ -175,7 +182,7 @@ def check_the_terminal_loop(proc: subprocess.Popen, lines: list[str], home, api_
     wait_for_line(proc, lines, rf"Airflow_Lab2: the manual run {re.escape(run_id)} \(triggered by adclick-ops trigger\) ended", 120)
     wait_for_line(proc, lines, r"^decision: ", 60)
     said = "".join(lines)
-    assert f"Airflow_Lab2 run {run_id}: success" in said and "version: v2, " in said
+    assert f"Airflow_Lab2 run {run_id}: success" in said and "version: v1 trained again" in said
     assert said.count(f"Airflow_Lab2 run {first_run}: success") == 1  # its own run is not said again
 
     # Airflow's CLI sees both runs in the same database

@@ -188,3 +188,25 @@ def test_what_a_lying_airflow_or_hostile_data_puts_in_a_failure_is_shown_as_text
     if "{{" in text:
         assert "{{ 7*7 }}" in html  # shown, never evaluated
     assert "Set-Cookie" not in response.headers
+
+
+@pytest.mark.parametrize("promoted", [True, False])
+def test_the_success_page_says_whether_the_model_was_promoted_and_why(client, airflow, promoted):
+    reason = (
+        "promoted: roc_auc 0.9901 beats 0.9811 for the champion, version 3, on the same 212 held-out rows"
+        if promoted
+        else "not promoted: lost: roc_auc 0.9810 against 0.9811 for the champion, version 3, on the same 212 held-out rows"
+    )
+    airflow.runs = [dag_run("r", "success")]
+    airflow.xcoms["r"] = {
+        **metrics("r"),
+        "model_version": 4,
+        "promoted": promoted,
+        "champion_version": 4 if promoted else 3,
+        "decision": reason,
+    }
+    html = client.get("/success").get_data(as_text=True)
+    heading = "<h1>Latest run succeeded</h1>" if promoted else "<h1>Latest run succeeded — model not promoted</h1>"
+    assert heading in html
+    assert f'<span id="run-decision">{reason}</span>' in html
+    assert ("promoted to champion" if promoted else "v4 · not promoted · champion v3") in html

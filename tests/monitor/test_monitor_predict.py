@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 from registry_support import (
     SEED,
+    force_champion,
     hostile,
     model_rows,
     plant_version,
     rows_matrix,
     run_chain,
+    set_training,
     train_two_versions,
     training_settings,
     weak_model,
@@ -159,12 +161,20 @@ def test_ten_thousand_rows_are_scored(client):
 
 def test_monitor_shows_versions_with_the_champion_marked(client, trained, pipelines):
     weak_model(pipelines)
+    run_chain(training_settings(pipelines), "r1_again")  # the same stump: recorded against version 1
+    set_training(pipelines, estimator={"name": "random_forest", "params": {"n_estimators": 2, "max_depth": 1, "random_state": 0}})
     run_chain(training_settings(pipelines), "r3")  # rejected
     page = client.get("/models")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert 'id="version-2" class="champion"' in html and "champion</strong>" in html
-    assert 'id="version-3"' in html and "does not beat the champion, version 2" in html
+    assert 'id="version-3"' in html and "lost: roc_auc" in html and "for the champion, version 2, on the same" in html
+    # each version's inputs: features, scalers, split and the estimator's parameters
+    assert "scalers: minmax, standard" in html and "scalers: none" in html
+    assert "features: Daily Time Spent on Site, Age, Area Income, Daily Internet Usage, Male" in html
+    assert "split: test_size 0.3, random_state 42, stratify False" in html
+    assert "params: n_estimators=2, max_depth=1, random_state=0" in html and "params: max_iter=1000" in html
+    assert "trained again by: r1_again" in html
     api = client.get("/api/models").json
     assert api["champion"] == 2 and [v["decision"] for v in api["versions"]] == [
         "promoted",
@@ -176,7 +186,8 @@ def test_monitor_shows_versions_with_the_champion_marked(client, trained, pipeli
 def test_rollback_reaches_a_running_monitor_over_http(trained, pipelines, tmp_path):
     """`adclick-ops monitor` (gunicorn, its own processes) serves the champion; `adclick-ops models rollback`,
     run as a separate command, is served within seconds without a restart. A hostile champion promoted by hand
-    (its card matches the file) is refused by every worker, which keeps serving the one it had and does not die."""
+    (its card matches the file) is refused by promote, and by every worker if the pointer names it anyway: each
+    answers 503 with the reason, never the version that is no longer champion, and does not die."""
     import os
     import subprocess
     import sys
@@ -237,9 +248,15 @@ def test_rollback_reaches_a_running_monitor_over_http(trained, pipelines, tmp_pa
             text=True,
             timeout=120,
         )
-        assert promote.returncode == 0, promote.stderr
+        # promote refuses a version whose file fails its checks: nothing changes, version 1 serves on
+        assert promote.returncode == 1 and f"version {planted} cannot be the champion" in promote.stderr, promote.stderr
+        assert all(served_version() == 1 for _ in range(10))
+        # the pointer moved to it anyway (someone with write access): no worker serves version 1 any longer, each answers 503
+        force_champion(trained, planted, "a file from elsewhere")
         time.sleep(1.5)  # past PREDICT_REFRESH: every worker has tried the new champion
-        assert all(served_version() == 1 for _ in range(20))
+        for _ in range(20):
+            response = requests.post(url, json={"rows": model_rows(1)}, timeout=5)
+            assert response.status_code == 503 and f"version {planted}): refused" in response.json()["error"], response.text
         assert workers and all(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers) and monitor.poll() is None
     finally:
         monitor.terminate()
@@ -255,7 +272,7 @@ def test_a_tampered_champion_is_503_with_the_reason_and_the_worker_serves_on(pip
         reason = r"the model file of version 2 does not match its card's sha256"
     else:
         planted = plant_version(registry, hostile(registry.model_bytes(1), feature=5), like=1)
-        registry.promote(planted, "a file from elsewhere")
+        force_champion(registry, planted, "a file from elsewhere")
         reason = r"version 3\): refused: node .*a split on feature 5, outside 0\.\.4"
     app = create_app({"TESTING": True, "PIPELINES": str(pipelines), "AIRFLOW_URL": "http://127.0.0.1:9", "PREDICT_REFRESH": 0})
     client = app.test_client()

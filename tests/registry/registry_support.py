@@ -65,13 +65,29 @@ def strong_model(pipelines: Path) -> None:
     )
 
 
-def degenerate_dataset(path: Path, positive_row: int) -> Path:
-    """999 rows of class 0 and one of class 1, at `positive_row` (0: lands in training, 2: in the test set)."""
+def degenerate_dataset(path: Path, lands_in: str) -> Path:
+    """999 rows of class 0 and one of class 1, on a row that is not held out and that the default split
+    (test_size 0.3, random_state 42) puts in `lands_in`: "training" or "test"."""
+    import io
+
+    from sklearn.model_selection import train_test_split
+
+    from adclick_ops.config.vocabulary import HOLDOUT_SHARE
+    from adclick_ops.steps.holdout import held_out, row_buckets
+
     frame = SEED.head(1000).copy()
     frame[TARGET] = 0
-    frame.loc[positive_row, TARGET] = 1
-    frame.to_csv(path, index=False)
-    return path
+    for row in range(len(frame)):
+        trial = frame.copy()
+        trial.loc[row, TARGET] = 1
+        hold = held_out(row_buckets(pd.read_csv(io.StringIO(trial.to_csv(index=False)), dtype=str, keep_default_na=False)), HOLDOUT_SHARE)
+        if hold[row]:
+            continue
+        _, test_positions = train_test_split(np.arange(int((~hold).sum())), test_size=0.3, random_state=42)
+        if (int((~hold)[:row].sum()) in set(test_positions.tolist())) == (lands_in == "test"):
+            trial.to_csv(path, index=False)
+            return path
+    raise AssertionError(f"no row lands in {lands_in}")
 
 
 def temporaries(folder: Path) -> list[str]:
@@ -121,3 +137,18 @@ def plant_version(registry: Registry, blob: bytes, like: int) -> int:
     card["model"].update(file=f"models/{digest}.onnx", sha256=digest, bytes=len(blob))
     assert registry.store.create(f"versions/{number:06d}.json", json.dumps(card).encode())
     return number
+
+
+def force_champion(registry: Registry, number: int, reason: str) -> None:
+    """Point champion.json at version `number` without the checks that promote makes, as someone with write
+    access to the registry could leave it."""
+    registry._change(
+        lambda state: {
+            "at": "2026-01-01T00:00:00+00:00",
+            "action": "promote",
+            "version": number,
+            "from": state["champion"],
+            "reason": reason,
+            "by": "someone",
+        }
+    )

@@ -141,8 +141,11 @@ def test_retraining_the_same_run_keeps_one_file_under_its_content_address(pipeli
     run_chain(settings, "r1")
     run_chain(settings, "r2")
     registry = Registry(str(tmp_path / "model"), "Airflow_Lab2")
-    first, second = registry.card(1)["model"], registry.card(2)["model"]
-    assert first["sha256"] == second["sha256"] and first["file"] == second["file"] == f"models/{first['sha256']}.onnx"
+    # the same bytes again: no second version, the run is recorded against the first
+    assert registry.versions() == [1]
+    assert [(e["action"], e["version"], e.get("run_id")) for e in registry.history()][-1] == ("retrained", 1, "r2")
+    first = registry.card(1)["model"]
+    assert first["file"] == f"models/{first['sha256']}.onnx"
     assert [p.name for p in (Path(registry.location) / "models").iterdir()] == [f"{first['sha256']}.onnx"]
 
 

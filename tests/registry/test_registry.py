@@ -38,7 +38,7 @@ from adclick_ops.registry import (
 )
 from adclick_ops.registry.convert import to_onnx
 from adclick_ops.steps.model import build_pipeline, evaluate
-from adclick_ops.steps.promotion import Gates
+from adclick_ops.steps.promotion import Comparison, Gates
 
 from helpers import PROJECT, evil_pickle
 
@@ -62,37 +62,34 @@ def test_a_worse_second_model_leaves_the_first_champion_and_a_better_one_takes_o
     registry = registry_of(tmp_path)
     assert champion_file.read_bytes() == registry.model_bytes(1)
 
-    # worse than the stump? the same stump: a tie keeps the champion
+    # the same stump again: no new version, the run is recorded against version 1
     second = run_chain(training_settings(pipelines), "run_2")
-    assert (
-        second["model_version"],
-        second["promoted"],
-        second["champion_version"],
-    ) == (2, False, 1)
-    assert "does not beat the champion, version 1" in second["decision"]
+    assert (second["model_version"], second["promoted"], second["champion_version"], second["decision_kind"]) == (1, False, 1, "identical")
+    assert "identical: run run_2 trained the model of version 1 (run run_1) again; it is the champion" in second["decision"]
+    assert registry.versions() == [1] and registry.history()[-1]["action"] == "retrained"
     assert champion_file.read_bytes() == registry.model_bytes(1)
 
     strong_model(pipelines)
     third = run_chain(training_settings(pipelines), "run_3")
     assert (third["model_version"], third["promoted"], third["champion_version"]) == (
-        3,
+        2,
         True,
-        3,
+        2,
     )
-    assert champion_file.read_bytes() == registry.model_bytes(3)
+    assert champion_file.read_bytes() == registry.model_bytes(2)
 
     weak_model(pipelines)
     fourth = run_chain(training_settings(pipelines), "run_4")
-    assert (fourth["promoted"], fourth["champion_version"]) == (False, 3)
-    assert registry.versions() == [1, 2, 3, 4]  # rejected versions are kept
+    assert (fourth["model_version"], fourth["promoted"], fourth["champion_version"], fourth["decision_kind"]) == (1, False, 2, "identical")
+    assert "the champion stays version 2" in fourth["decision"]
+    set_training(pipelines, estimator={"name": "random_forest", "params": {"n_estimators": 2, "max_depth": 1, "random_state": 0}})
+    fifth = run_chain(training_settings(pipelines), "run_5")
+    assert (fifth["model_version"], fifth["promoted"], fifth["champion_version"]) == (3, False, 2)
+    assert fifth["decision_kind"] == "lost" and "lost: roc_auc" in fifth["decision"]
+    assert registry.versions() == [1, 2, 3]  # rejected versions are kept
     decisions = registry.decisions()
-    assert {v: e["action"] for v, e in decisions.items()} == {
-        1: "promoted",
-        2: "rejected",
-        3: "promoted",
-        4: "rejected",
-    }
-    assert decisions[4]["reason"] == fourth["decision"]
+    assert {v: e["action"] for v, e in decisions.items()} == {1: "promoted", 2: "promoted", 3: "rejected"}
+    assert decisions[3]["reason"] == fifth["decision"]
 
 
 def test_rollback_restores_the_previous_champion_and_promote_takes_a_reason(pipelines, tmp_path):
@@ -132,7 +129,7 @@ def test_rollback_restores_the_previous_champion_and_promote_takes_a_reason(pipe
 
 @pytest.mark.parametrize(
     "positive_row,failing_task",
-    [(0, None), (2, "preprocess")],
+    [("training", None), ("test", "preprocess")],
     ids=["positive in training", "positive in test"],
 )
 def test_degenerate_data_never_moves_the_champion(pipelines, tmp_path, positive_row, failing_task):
@@ -189,7 +186,7 @@ def test_fail_run_always_fails_after_recording_and_never_moves_the_champion(pipe
     set_training(pipelines, promotion={"fail_run": "always"})
     with pytest.raises(
         tasks.QualityGateError,
-        match=r"does not beat the champion, version 1.*version 2 was kept, not promoted",
+        match=r"lost: roc_auc 0\.\d{4} against 0\.\d{4} for the champion, version 1, on the same \d+ held-out rows; version 2 was kept, not promoted",
     ):
         run_chain(training_settings(pipelines), "weak")
     registry = registry_of(tmp_path)
@@ -202,7 +199,7 @@ def test_legacy_min_accuracy_fails_below_the_floor_only(pipelines, tmp_path):
     set_training(pipelines, min_accuracy=0.5)  # the stump passes the floor, loses to the champion: the run succeeds
     out = run_chain(training_settings(pipelines), "weak")
     assert out["promoted"] is False
-    set_training(pipelines, min_accuracy=0.999)
+    set_training(pipelines, min_accuracy=0.999, scalers=["robust"])  # another model, below the floor
     with pytest.raises(
         tasks.QualityGateError,
         match=r"test accuracy 0\.\d{4} is below training\.min_accuracy 0\.999",
@@ -227,11 +224,15 @@ def test_model_card_holds_what_trained_the_version(pipelines, tmp_path):
     # the `pipelines` fixture's project root is the test's folder, with its own copy of the dataset
     dataset = pipelines.parent / "dags" / "data" / "advertising.csv"
     data = dataset.read_bytes()
+    holdout = card["dataset"].pop("holdout")
     assert card["dataset"] == {
         "path": str(dataset),
         "sha256": hashlib.sha256(data).hexdigest(),
         "rows": 1000,
+        "trained_on_rows": 1000 - holdout["rows"],
     }
+    # the champion's card knows its inputs and the rows it never trained on
+    assert holdout["share"] == 0.2 and holdout["columns"] == sorted(SEED.columns) and 150 < holdout["rows"] < 250
     pipeline_text = (pipelines / "airflow_lab2.yaml").read_text()
     assert card["pipeline"]["text"] == pipeline_text
     assert card["pipeline"]["sha256"] == hashlib.sha256(pipeline_text.encode()).hexdigest()
@@ -256,6 +257,10 @@ def test_concurrent_decisions_claim_distinct_versions_and_each_promotion_beat_it
     x = SEED[FEATURES].to_numpy(float)
     y = SEED[TARGET].to_numpy(int)
     x_train, x_test, y_train, y_test = x[:700], x[700:], y[:700], y[700:]
+
+    def compare(number: int, candidate) -> Comparison:
+        return Comparison(number, len(y_test), evaluate(candidate, x_test, y_test), evaluate(registry.load_model(number), x_test, y_test))
+
     registry = registry_of(tmp_path)
     models = []
     for i in range(8):
@@ -272,7 +277,8 @@ def test_concurrent_decisions_claim_distinct_versions_and_each_promotion_beat_it
             to_onnx(model, FEATURES),
             {"run_id": f"r{i}", "metrics": metrics, "model": {"features": FEATURES}},
         )
-        results[i] = registry.decide(number, lambda m: evaluate(m, x_test, y_test), Gates(), by=f"r{i}")
+        candidate = load_model_bytes(registry.model_bytes(number), f"version {number}", n_features=len(FEATURES))
+        results[i] = registry.decide(number, lambda champion: compare(champion, candidate), Gates(), by=f"r{i}")
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
     for t in threads:

@@ -19,9 +19,9 @@ from registry_support import (
     training_settings,
 )
 
-from adclick_ops.registry import Registry
+from adclick_ops.registry import Registry, load_model_bytes
 from adclick_ops.steps.model import build_pipeline, evaluate
-from adclick_ops.steps.promotion import Gates
+from adclick_ops.steps.promotion import Comparison, Gates
 
 from helpers import PROJECT, free_port, mandatory_in_ci
 
@@ -83,24 +83,24 @@ def test_two_runs_in_parallel_on_s3(s3, pipelines):
     root, env = s3
     set_training(pipelines, model_dir=f"{root}/model", artifacts_root=f"{root}/runs")
     settings = training_settings(pipelines)
-    procs = [_run_in_process(settings, f"run_{i}", env) for i in range(2)]
+    # two different models (the same one twice would be one version, the second run recorded against it)
+    other = {**settings, "estimator": {"name": "logistic_regression", "params": {"C": 0.5}}}
+    procs = [_run_in_process(s, f"run_{i}", env) for i, s in enumerate((settings, other))]
     results = []
     for proc in procs:
         out, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err[-4000:]
         results.append(json.loads(out.strip().splitlines()[-1]))
     assert sorted(r["model_version"] for r in results) == [1, 2]
-    assert sorted(r["promoted"] for r in results) == [
-        False,
-        True,
-    ]  # the same model twice: the tie keeps the first
-
     registry = Registry(f"{root}/model", "Airflow_Lab2")
     assert registry.versions() == [1, 2]
     history = registry.history()
     assert len(history) == 2 and {e["version"] for e in history} == {1, 2}
     champion = registry.champion()
-    assert history[0]["action"] == "promoted" and history[0]["version"] == champion
+    # the first decision promoted its version; the second compared with it and won or not
+    assert history[0]["action"] == "promoted" and history[0]["from"] is None
+    assert history[1]["from"] == history[0]["version"]
+    assert champion == (history[1]["version"] if history[1]["action"] == "promoted" else history[0]["version"])
     import fsspec
 
     fs = fsspec.filesystem("s3")
@@ -149,7 +149,13 @@ def test_concurrent_decisions_on_s3_use_conditional_writes(s3):
             to_onnx(model, FEATURES),
             {"run_id": f"r{i}", "metrics": metrics, "model": {"features": FEATURES}},
         )
-        outcomes.append(registry.decide(number, lambda m: evaluate(m, x[700:], y[700:]), Gates(), by=f"r{i}"))
+        candidate = load_model_bytes(registry.model_bytes(number), f"version {number}", n_features=len(FEATURES))
+
+        def compare(champion: int) -> Comparison:  # both on the same rows, which neither trained on
+            theirs = evaluate(registry.load_model(champion), x[700:], y[700:])
+            return Comparison(champion, 300, evaluate(candidate, x[700:], y[700:]), theirs)
+
+        outcomes.append(registry.decide(number, compare, Gates(), by=f"r{i}"))
 
     threads = [threading.Thread(target=work, args=(m, i)) for i, m in enumerate(models)]
     for t in threads:

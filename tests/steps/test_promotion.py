@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from adclick_ops.config.models import Training
-from adclick_ops.steps.promotion import Gates, decide, undefined_metrics
+from adclick_ops.steps.promotion import Comparison, Gates, decide, undefined_metrics
 
 
 def metrics(accuracy: float = 0.95, roc_auc: float | None = 0.98, **other: float) -> dict:
@@ -20,6 +20,11 @@ def metrics(accuracy: float = 0.95, roc_auc: float | None = 0.98, **other: float
     }
 
 
+def versus(ours: float, theirs: float, version: int = 4, rows: int = 200, **other: float) -> Comparison:
+    """The new version and champion `version` scored on the same held-out rows."""
+    return Comparison(version, rows, metrics(roc_auc=ours, **other), metrics(roc_auc=theirs))
+
+
 def test_the_first_version_is_promoted():
     decision = decide(metrics(), None, Gates())
     assert decision.promote and decision.reasons == ()
@@ -27,14 +32,41 @@ def test_the_first_version_is_promoted():
 
 
 @pytest.mark.parametrize(
-    "ours,theirs,margin,promote",
-    [(0.98, 0.97, 0.0, True), (0.97, 0.97, 0.0, False), (0.96, 0.97, 0.0, False), (0.98, 0.97, 0.02, False), (0.99, 0.97, 0.02, True)],
+    "ours,theirs,margin,promote,kind",
+    [
+        (0.98, 0.97, 0.0, True, "won"),
+        (0.97, 0.97, 0.0, False, "tie"),
+        (0.9810, 0.9811, 0.0, False, "lost"),
+        (0.96, 0.97, 0.0, False, "lost"),
+        (0.98, 0.97, 0.02, False, "lost"),
+        (0.99, 0.97, 0.02, True, "won"),
+    ],
 )
-def test_a_version_must_beat_the_champion_by_the_margin(ours, theirs, margin, promote):
-    decision = decide(metrics(roc_auc=ours), metrics(roc_auc=theirs), Gates(min_improvement=margin), champion_version=4)
-    assert decision.promote is promote
-    if not promote:
-        assert "does not beat the champion, version 4" in decision.summary
+def test_a_version_must_beat_the_champion_by_the_margin_on_the_same_rows(ours, theirs, margin, promote, kind):
+    decision = decide(metrics(), versus(ours, theirs), Gates(min_improvement=margin))
+    assert (decision.promote, decision.kind) == (promote, kind)
+    assert "on the same 200 held-out rows" in decision.summary and "version 4" in decision.summary
+    # the test-set roc_auc (0.98) plays no part: the comparison is on the held-out rows
+    assert f"{ours:.4f}" in decision.summary and f"{theirs:.4f}" in decision.summary
+
+
+def outcome_cases():
+    """Every pair of held-out scores on a grid, with and without a margin: the kind is exactly what holds."""
+    grid = [0.5, 0.9, 0.9001, 0.95, 1.0]
+    for ours in grid:
+        for theirs in grid:
+            for margin in (0.0, 0.0001, 0.05):
+                yield ours, theirs, margin
+
+
+@pytest.mark.parametrize("ours,theirs,margin", list(outcome_cases()))
+def test_decision_texts_say_lost_tie_or_incomparable_exactly_when_each_holds(ours, theirs, margin):
+    decision = decide(metrics(), versus(ours, theirs), Gates(min_improvement=margin))
+    expected = "tie" if ours == theirs else "lost" if ours < theirs or ours - theirs < margin else "won"
+    assert decision.kind == expected
+    assert decision.promote is (expected == "won")
+    for word in ("lost", "tie", "incomparable"):
+        assert (f"{word}:" in decision.summary) is (word == expected), (word, decision.summary)
 
 
 def test_floors_name_the_field_that_set_them_and_decide_whether_the_run_fails():
@@ -43,8 +75,8 @@ def test_floors_name_the_field_that_set_them_and_decide_whether_the_run_fails():
     assert not decision.promote and decision.below_floor
     assert decision.reasons == ("test accuracy 0.9500 is below training.min_accuracy 0.96",)
     assert decision.fails_run(gates)  # the earlier spelling fails the run below its floor
-    lost = decide(metrics(accuracy=0.97, roc_auc=0.9), metrics(roc_auc=0.98), gates, champion_version=1)
-    assert not lost.promote and not lost.fails_run(gates)  # above the floor, losing to the champion does not
+    lost = decide(metrics(accuracy=0.97), versus(0.9, 0.98, version=1), gates)
+    assert not lost.promote and lost.kind == "lost" and not lost.fails_run(gates)  # above the floor, losing to the champion does not
 
 
 def test_the_promotion_section_spells_its_own_field_and_floors():
@@ -68,10 +100,20 @@ def test_a_single_class_test_set_is_never_promoted():
     assert not decision.promote and decision.summary.startswith("not promoted: the test set holds a single class")
 
 
-def test_a_champion_that_cannot_be_scored_is_not_compared():
-    decision = decide(metrics(), None, Gates(), champion_version=2, champion_problem="ValueError: 4 features, expected 5")
-    assert decision.promote
-    assert "the champion, version 2, could not be compared: ValueError: 4 features, expected 5" in decision.summary
+@pytest.mark.parametrize("policy", ["keep", "promote"])
+def test_a_champion_that_cannot_be_scored_is_kept_unless_the_yaml_says_promote(policy):
+    problem = "its feature column(s) 'Age' are not numeric columns of data.csv"
+    decision = decide(metrics(), Comparison(2, problem=problem), Gates(on_incomparable=policy))
+    assert decision.kind == "incomparable" and decision.promote is (policy == "promote")
+    assert f"incomparable: the champion, version 2, cannot be scored on the held-out rows: {problem}" in decision.summary
+    assert ("the champion is kept (training.promotion.on_incomparable: keep)" in decision.summary) is (policy == "keep")
+    assert "lost" not in decision.summary and "tie" not in decision.summary
+
+
+def test_held_out_scores_that_are_undefined_make_the_champion_incomparable():
+    decision = decide(metrics(), Comparison(3, 40, metrics(roc_auc=None), metrics(roc_auc=None)), Gates())
+    assert decision.kind == "incomparable" and not decision.promote
+    assert "roc_auc of the new version is undefined on the 40 held-out rows" in decision.summary
 
 
 REJECTIONS = [
@@ -81,16 +123,16 @@ REJECTIONS = [
     ),
     pytest.param(
         metrics(accuracy=0.88, roc_auc=0.95),
-        metrics(roc_auc=0.96),
+        Comparison(6, 100, metrics(roc_auc=0.95), metrics(roc_auc=0.96)),
         Gates(floors={"accuracy": 0.9, "roc_auc": 0.97}),
-        "model v7 not promoted: accuracy 0.880 < 0.900; roc_auc 0.950 < 0.970; roc_auc 0.950 <= champion v6 0.960",
+        "model v7 not promoted: accuracy 0.880 < 0.900; roc_auc 0.950 < 0.970; roc_auc 0.9500 < champion v6 0.9600",
         id="every failed gate",
     ),
     pytest.param(
-        metrics(roc_auc=0.965),
-        metrics(roc_auc=0.96),
+        metrics(),
+        Comparison(6, 100, metrics(roc_auc=0.965), metrics(roc_auc=0.96)),
         Gates(min_improvement=0.01),
-        "model v7 not promoted: roc_auc 0.965 < champion v6 0.960 + 0.01",
+        "model v7 not promoted: roc_auc 0.9650 < champion v6 0.9600 + 0.01",
         id="margin",
     ),
     pytest.param(
@@ -107,6 +149,6 @@ REJECTIONS = [
 def test_a_rejection_reads_as_one_line_naming_each_failed_gate(candidate, champion, gates, line):
     from adclick_ops.steps.promotion import rejection
 
-    decision = decide(candidate, champion, gates, champion_version=6 if champion else None)
+    decision = decide(candidate, champion, gates)
     assert not decision.promote
     assert rejection(7, decision) == line

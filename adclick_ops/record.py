@@ -1,0 +1,100 @@
+"""What a training run reports, as one typed record: written once by load_model_task, read by everyone.
+
+load_model_task returns a TrainingRecord as its XCom (under config.vocabulary.XCOM_RECORD_KEY) and keeps it in the
+run's `metrics.json`; the e-mail, the monitor, `adclick-ops run` and the registry's history read it
+with `TrainingRecord.read`, so that no reader spells the keys again. The record is flat, so that
+templates read `m.accuracy` or `m.decision` directly.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from adclick_ops.config.vocabulary import METRIC_KEYS, METRICS, XCOM_RECORD_KEY
+
+if TYPE_CHECKING:
+    from adclick_ops.config.models import TrainingJob
+    from adclick_ops.registry.registry import Outcome
+
+
+class TrainingRecord(BaseModel):
+    """One training run's report: the new version's test metrics, the version trained, the decision and its reason,
+    the champion before and after, and the comparison on the held-out rows that the decision rests on."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    run_id: str
+    dag_id: str | None = None
+    accuracy: float | None = None
+    precision: float | None = None
+    recall: float | None = None
+    f1: float | None = None
+    roc_auc: float | None = None
+    confusion_matrix: list[list[int]] | None = None
+    n_test: int | None = None
+    estimator: str | None = None
+    scalers: list[str] = Field(default_factory=list)
+    features: list[str] = Field(default_factory=list)
+    model_path: str | None = None  # the champion's copy
+    model_version: int | None = Field(None, description="The version this run trained (an identical model: the existing version).")
+    promoted: bool = False
+    decision_kind: str | None = Field(
+        None, description="steps.promotion.KINDS: first, won, lost, tie, incomparable, below_floor, undefined."
+    )
+    decision: str | None = Field(None, description="The decision with its reason, one line.")
+    reasons: list[str] = Field(default_factory=list)
+    previous_champion_version: int | None = None
+    champion_version: int | None = Field(None, description="The champion after the decision.")
+    previous_champion_metrics: dict[str, float | None] | None = Field(
+        None, description="The champion's metrics on the held-out rows it was compared on."
+    )
+    holdout_metrics: dict[str, float | None] | None = Field(None, description="The new version's metrics on those same rows.")
+    holdout_rows: int | None = None
+    champion_file_error: str | None = None
+
+    @classmethod
+    def of(cls, run_id: str, job: TrainingJob, metrics: dict[str, Any], outcome: Outcome, model_path: str) -> TrainingRecord:
+        comparison = outcome.comparison
+        return cls(
+            run_id=run_id,
+            dag_id=job.dag_id,
+            **{k: metrics.get(k) for k in METRIC_KEYS},
+            estimator=job.estimator.name,
+            scalers=list(job.scalers),
+            features=list(job.features),
+            model_path=model_path,
+            model_version=outcome.version,
+            promoted=outcome.promoted,
+            decision_kind=outcome.kind,
+            decision=outcome.summary,
+            reasons=list(outcome.reasons),
+            previous_champion_version=outcome.previous_champion,
+            champion_version=outcome.champion,
+            previous_champion_metrics={k: comparison.champion.get(k) for k in METRICS} if comparison and comparison.champion else None,
+            holdout_metrics={k: comparison.candidate.get(k) for k in METRICS} if comparison and comparison.candidate else None,
+            holdout_rows=comparison.rows if comparison and comparison.champion else None,
+            champion_file_error=outcome.champion_file_error,
+        )
+
+    @classmethod
+    def read(cls, value: Any) -> TrainingRecord | None:
+        """The record in an XCom value or a `metrics.json`, or None when `value` is not one (a run of an earlier version)."""
+        if not isinstance(value, dict) or not isinstance(value.get("run_id"), str):
+            return None
+        try:
+            return cls.model_validate(value)
+        except ValueError:
+            return None
+
+    KEY: ClassVar[str] = XCOM_RECORD_KEY  # the XCom key load_model_task returns it under
+
+    def as_xcom(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    @property
+    def headline(self) -> str:
+        """`version 3 trained; not promoted: lost: ...; champion: version 2`, for the console and logs."""
+        champion = f"version {self.champion_version}" if self.champion_version is not None else "none"
+        return f"version {self.model_version} trained; {self.decision}; champion: {champion}"

@@ -1,0 +1,164 @@
+"""A damaged registry: every command answers in one line naming the file, what is wrong and how to repair it, and
+exits 1; `promote VERSION` repairs the champion pointer; `models check` lists every problem; promote and rollback
+move the champion only to a version whose file passes its checks, and the champion's copy is the champion or absent."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from registry_support import model_rows, train_two_versions
+
+from adclick_ops.cli import main
+from adclick_ops.registry import Registry
+
+
+@pytest.fixture
+def trained(pipelines, tmp_path) -> Registry:
+    """Version 1 (a stump) and version 2 (the seed's model, champion), with a pristine copy to restore between cases."""
+    registry = train_two_versions(pipelines, tmp_path / "model")
+    shutil.copytree(tmp_path / "model", tmp_path / "pristine")
+    return registry
+
+
+def restore(tmp_path: Path) -> None:
+    shutil.rmtree(tmp_path / "model")
+    shutil.copytree(tmp_path / "pristine", tmp_path / "model")
+
+
+def pointer(registry: Registry) -> Path:
+    return Path(registry.location) / "champion.json"
+
+
+def card(registry: Registry, number: int) -> Path:
+    return Path(registry.location) / "versions" / f"{number:06d}.json"
+
+
+def model_file(registry: Registry, number: int) -> Path:
+    return Path(registry.location) / json.loads(card(registry, number).read_text())["model"]["file"]
+
+
+def truncations(path_of: Callable[[Registry], Path], label: str):
+    for fraction in (0.0, 0.1, 0.5, 0.9, 0.99):
+        yield f"{label} truncated to {fraction:.0%}", path_of, lambda data, f=fraction: data[: int(len(data) * f)]
+
+
+def damages():
+    """(name, the file it damages, how, the words the answer must hold)."""
+    for name, path_of, how in truncations(pointer, "champion.json"):
+        yield name, path_of, how, ("champion.json",)
+    for name, path_of, how in truncations(lambda r: card(r, 2), "the champion's card"):
+        yield name, path_of, how, ("000002.json",)
+    yield "champion.json: a list", pointer, lambda d: b"[]", ("champion.json", "expected a JSON object")
+    yield (
+        "champion.json: unknown field",
+        pointer,
+        lambda d: json.dumps(json.loads(d) | {"chmpion": 1}).encode(),
+        ("unknown field(s) chmpion",),
+    )
+    yield (
+        "champion.json: champion not a number",
+        pointer,
+        lambda d: json.dumps(json.loads(d) | {"champion": "2"}).encode(),
+        ("champion must be",),
+    )
+    yield "champion.json: not UTF-8", pointer, lambda d: b"\xff\xfe" + d, ("champion.json",)
+    yield (
+        "card: unknown field",
+        lambda r: card(r, 2),
+        lambda d: json.dumps(json.loads(d) | {"metricz": {}}).encode(),
+        ("unknown field(s) metricz",),
+    )
+    yield "card: another version's", lambda r: card(r, 2), lambda d: json.dumps(json.loads(d) | {"version": 1}).encode(), ("version field",)
+
+
+def damage(registry: Registry, path_of, how) -> Path:
+    path = path_of(registry)
+    path.write_bytes(how(path.read_bytes()))
+    return path
+
+
+def one_line_error(capsys, words) -> str:
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_every_command_on_a_damaged_registry_answers_in_one_line_and_promote_repairs(trained, pipelines, tmp_path, capsys):
+    rows = tmp_path / "rows.csv"
+    import pandas as pd
+
+    pd.DataFrame(model_rows(3)).to_csv(rows, index=False)
+    p = ["--pipelines", str(pipelines)]
+    commands = {
+        "list": ["models", "list", *p],
+        "show": ["models", "show", "2", *p],
+        "rollback": ["models", "rollback", *p],
+        "predict": ["predict", *p, str(rows), str(tmp_path / "out.csv")],
+    }
+    cases = list(damages())
+    assert len(cases) >= 15
+    for name, path_of, how, words in cases:
+        restore(tmp_path)
+        path = damage(trained, path_of, how)
+        for command, argv in commands.items():
+            if command == "rollback" and path.name != "champion.json":
+                continue  # rollback to version 1 reads neither the damaged card nor its model: it is a repair too
+            assert main(argv) == 1, (name, command)
+            line = one_line_error(capsys, words)
+            assert str(path) in line and ("repair" in line or "restore" in line), (name, command, line)
+        assert main(["models", "check", *p]) == 1, name
+        listed = capsys.readouterr().out
+        assert str(path) in listed, (name, listed)
+        if path.name == "champion.json":
+            # promote VERSION is the repair: the damaged file is kept beside the new pointer
+            assert main(["models", "promote", "1", "--reason", "repair", *p]) == 0, (name, capsys.readouterr())
+            capsys.readouterr()
+            assert trained.champion() == 1 and list(path.parent.glob("champion.json.damaged-*"))
+            assert (tmp_path / "model" / "model.sav").read_bytes() == trained.model_bytes(1)
+            assert main(["models", "check", *p]) == 0, (name, capsys.readouterr())
+            capsys.readouterr()
+        else:  # the champion's card: promote another version, then the damaged card is the only problem left
+            assert main(["models", "promote", "1", "--reason", "repair", *p]) == 0, (name, capsys.readouterr())
+            capsys.readouterr()
+            assert (tmp_path / "model" / "model.sav").read_bytes() == trained.model_bytes(1)
+            assert main(["models", "check", *p]) == 1
+            assert capsys.readouterr().out.strip().splitlines() == [line for line in listed.strip().splitlines() if "000002.json" in line]
+
+
+@pytest.mark.parametrize("fault", ["missing", "flipped byte", "truncated"])
+def test_promote_and_rollback_only_to_a_version_whose_file_passes_its_checks(trained, pipelines, tmp_path, capsys, fault):
+    p = ["--pipelines", str(pipelines)]
+    target = model_file(trained, 1)
+    data = target.read_bytes()
+    if fault == "missing":
+        target.unlink()
+    elif fault == "flipped byte":
+        target.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    else:
+        target.write_bytes(data[: len(data) // 2])
+    before = pointer(trained).read_bytes()
+    copy = (tmp_path / "model" / "model.sav").read_bytes()
+    for argv in (["models", "promote", "1", "--reason", "back", *p], ["models", "rollback", *p]):
+        assert main(argv) == 1
+        line = one_line_error(capsys, ("version 1 cannot be the champion", "nothing changed", "models check"))
+        assert ("missing" in line) if fault == "missing" else ("sha256" in line)
+        assert pointer(trained).read_bytes() == before and (tmp_path / "model" / "model.sav").read_bytes() == copy
+    assert main(["models", "check", *p]) == 1
+    assert "the model file of version 1" in capsys.readouterr().out
+
+
+def test_the_champions_copy_is_the_champion_or_absent(trained, tmp_path):
+    """When the champion's own file fails its checks, its copy is removed rather than left holding other bytes."""
+    copy = tmp_path / "model" / "model.sav"
+    model_file(trained, 2).write_bytes(b"not a model")
+    copy.write_bytes(trained.model_bytes(1))  # stale bytes of another version
+    assert trained.sync_champion_file() is not None
+    assert not copy.exists()
