@@ -320,7 +320,7 @@ def test_the_onnx_libraries_are_pinned_where_the_image_installs_from():
     from importlib import metadata
 
     project = HERE.parent.parent
-    dockerfile = (project / "Dockerfile").read_text()
+    dockerfile = (project / "Dockerfile").read_text().replace("\\\n", " ")  # continuation lines joined
     assert re.search(r"pip install .*-r /opt/adclick-ops/requirements.txt", dockerfile)
     for name in ("onnx", "onnxruntime", "skl2onnx"):
         version = metadata.version(name)
