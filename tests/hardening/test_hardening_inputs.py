@@ -216,7 +216,9 @@ def dag_text(dag_id: str, target: str) -> str:
     body = LAB2_TEXT.split("\n", 1)[1]  # without the schema comment
     body = body.replace("Airflow_Lab2:\n", f"{dag_id}:\n", 1).replace("dag_id: Airflow_Lab2_Flask", f"dag_id: {target}")
     assert body.count(f"dag_id: {target}") == 1
-    return body
+    # each DAG keeps its own champion (validate refuses two DAGs sharing one)
+    assert body.count("model_dir: model\n") == 1
+    return body.replace("model_dir: model\n", f"model_dir: model/{dag_id}\n")
 
 
 def on_cycles(targets: dict[str, str]) -> set[str]:
