@@ -21,7 +21,6 @@ import json
 import os
 import smtplib
 import ssl
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,20 +77,9 @@ def _recipients(file: Any) -> tuple[tuple[str, ...], str | None]:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from adclick_ops.artifacts import write_bytes_atomic
+
+    write_bytes_atomic(path, json.dumps(data, indent=1).encode())
 
 
 class PipelineWatch:
