@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import pickle
@@ -123,3 +125,16 @@ def parse_dags(env: dict[str, str], dags: Path = PROJECT / "dags", cwd: Path | N
     )
     assert result.returncode == 0, result.stderr[-4000:]
     return json.loads(result.stdout.split("@@", 1)[1])
+
+
+def run_cli(*args: str | Path) -> tuple[int, str, str]:
+    """`adclick-ops ARGS` in this process: (exit status, stdout, stderr); argparse's exits count as statuses."""
+    from adclick_ops.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:  # argparse
+            code = exc.code
+    return code, out.getvalue(), err.getvalue()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import re
@@ -18,10 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adclick_ops import plan as planning
-from adclick_ops.cli import main
 from adclick_ops.config.models import SCALERS, TRIGGER_RULES
 
-from helpers import PROJECT
+from helpers import PROJECT, run_cli
 
 LAB2, FLASK = "airflow_lab2.yaml", "airflow_lab2_flask.yaml"
 EMPTY = "airflow.providers.standard.operators.empty.EmptyOperator"
@@ -42,14 +39,7 @@ def repo(tmp_path, monkeypatch) -> Path:
     return root
 
 
-def cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(list(args))
-        except SystemExit as exc:
-            code = exc.code
-    return code, out.getvalue(), err.getvalue()
+cli = run_cli  # adclick-ops in this process (helpers.run_cli)
 
 
 def plan_json(*args: str) -> tuple[int, dict]:

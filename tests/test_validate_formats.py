@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import shutil
 import subprocess
@@ -16,11 +14,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pipeline_mistakes import LAB2, MISTAKES
 
-from adclick_ops.cli import main
 from adclick_ops.config import Issue
 from adclick_ops.config.report import annotation
 
-from helpers import PROJECT
+from helpers import PROJECT, run_cli
 
 FLASK = "airflow_lab2_flask.yaml"
 GENERATED = settings(
@@ -28,14 +25,7 @@ GENERATED = settings(
 )
 
 
-def cli(*args: str | Path) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as exc:  # argparse
-            code = exc.code
-    return code, out.getvalue(), err.getvalue()
+cli = run_cli  # adclick-ops in this process (helpers.run_cli)
 
 
 def copy_pipelines(root: Path) -> Path:

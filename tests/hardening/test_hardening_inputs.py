@@ -7,8 +7,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import random
@@ -23,26 +21,18 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adclick_ops.cli import main
 from adclick_ops.config import load_catalog
 from adclick_ops.config.locations import parse_location
 from adclick_ops.config.vocabulary import STORAGE_SCHEMES
 from adclick_ops.steps.data import DataError, read_dataset
 
 from hardening_support import PROJECT, count
+from helpers import run_cli
 
 LAB2_TEXT = (PROJECT / "pipelines" / "airflow_lab2.yaml").read_text()
 FEATURES = ["Daily Time Spent on Site", "Age", "Area Income", "Daily Internet Usage", "Male"]
 
-
-def cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(list(args))
-        except SystemExit as exc:
-            code = exc.code
-    return code, out.getvalue(), err.getvalue()
+cli = run_cli  # adclick-ops in this process (helpers.run_cli)
 
 
 # --- file system faults -------------------------------------------------------------------------
