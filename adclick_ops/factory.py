@@ -106,6 +106,9 @@ def _task(task_id: str, dag_id: str, dag: Dag, root: Path, pipeline_file: str | 
     elif spec.operator in (EMAIL_OPERATOR, REPORT_EMAIL_OPERATOR):
         assert dag.notify is not None
         out.update(notify.email_operator_args(dag.notify.email, with_text=spec.operator == REPORT_EMAIL_OPERATOR))
+        # the report's bodies are rendered from its template files by ReportEmailOperator; the provider's
+        # EmailOperator, named as it is, sends them (HTML only) through ReportEmailOperator(text_part=False)
+        out["operator"] = REPORT_EMAIL_OPERATOR
     elif spec.operator == TRIGGER_OPERATOR:
         assert dag.trigger is not None
         out["trigger_dag_id"] = literal(dag.trigger.dag_id)

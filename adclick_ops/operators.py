@@ -22,6 +22,8 @@ from airflow.providers.smtp.hooks.smtp import SmtpHook
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 from airflow.providers.smtp.operators.smtp import EmailOperator
 
+from adclick_ops.config.vocabulary import AIRFLOW_URL, MONITOR_URL
+
 
 class SmtpDeliveryError(RuntimeError):
     """The report could not be handed to the SMTP server; says which server and why."""
@@ -92,14 +94,43 @@ def _uses_oauth2(conn_id: str) -> bool:
 
 
 class ReportEmailOperator(EmailOperator):
-    template_fields = (*EmailOperator.template_fields, "text_content")
+    """The run report: EmailOperator whose bodies are adclick_ops.notify's template files, rendered at run time.
 
-    def __init__(self, *, text_content: str = "", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    Airflow renders the fields it renders for any EmailOperator (recipients, subject, connection); then the
+    facts of the run (adclick_ops.notify.report_facts: the run's TrainingRecord, validated, the run time,
+    the links) fill the HTML and text templates. The subject's report placeholders read the same facts.
+    `text_part=False` sends the HTML alone, through the provider's EmailOperator as it is.
+    """
+
+    def __init__(
+        self,
+        *,
+        headline_metric: str = "accuracy",
+        monitor_url: str = MONITOR_URL,
+        text_part: bool = True,
+        html_content: str = "",
+        text_content: str = "",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(html_content=html_content, **kwargs)
+        self.headline_metric, self.monitor_url, self.text_part = headline_metric, monitor_url, text_part
         self.text_content = text_content
+
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        from adclick_ops import notify
+
+        facts = notify.report_facts(context, self.headline_metric, self.monitor_url, _airflow_url())
+        enriched = dict(context)
+        enriched[notify.REPORT_CONTEXT_KEY] = notify.subject_facts(facts, self.headline_metric)
+        super().render_template_fields(enriched, jinja_env)
+        self.html_content = notify.render("report.html", facts)
+        self.text_content = notify.render("report.txt", facts) if self.text_part else ""
 
     def execute(self, context: Any) -> list[str]:
         recipients = [self.to] if isinstance(self.to, str) else list(self.to)
+        if not self.text_part:
+            super().execute(context)
+            return recipients
         if _uses_oauth2(self.conn_id):
             # The provider alone speaks XOAUTH2: hand it the HTML report, without the text part.
             hook = SmtpHook(smtp_conn_id=self.conn_id)
@@ -108,6 +139,15 @@ class ReportEmailOperator(EmailOperator):
                 hook.send_email_smtp(to=recipients, subject=one_line(self.subject), html_content=self.html_content, from_email=sender)
             return recipients
         return deliver("report", self.conn_id, self.from_email, recipients, self.subject, self.html_content, self.text_content, self.log)
+
+
+def _airflow_url() -> str:
+    from adclick_ops.notify import airflow_ui_url
+
+    try:
+        return airflow_ui_url()
+    except Exception:  # no Airflow configuration to read: the default address
+        return AIRFLOW_URL
 
 
 class FailureNotifier(SmtpNotifier):
@@ -119,31 +159,28 @@ class FailureNotifier(SmtpNotifier):
     whatever text the first failure put there (an exception quoting a data value, say).
 
     The facts of the failure (adclick_ops.notify.failure_facts: task, try, first line of the
-    error, log link) are worked out here, in Python, and handed to the templates as one context
-    entry; the templates only show them, escaped.
+    error, log link) are worked out here, in Python: the subject reads them from one context entry,
+    and they fill the bodies' template files (adclick_ops.notify), which only show them, escaped.
     """
 
     template_fields = (*SmtpNotifier.template_fields, "text_content")
 
-    def __init__(self, *, text_content: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, html_content: str = "", text_content: str = "", **kwargs: Any) -> None:
         self.text_content = text_content
-        super().__init__(**kwargs)
+        super().__init__(html_content=html_content, **kwargs)
         self._sources = {name: copy.deepcopy(getattr(self, name)) for name in self.template_fields}
 
     def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
-        from adclick_ops.notify import FAILURE_CONTEXT_KEY, airflow_ui_url, failure_facts
+        from adclick_ops import notify
 
         for name, source in self._sources.items():
             setattr(self, name, copy.deepcopy(source))
-        try:
-            base = airflow_ui_url()
-        except Exception:  # no Airflow configuration to read: the default address
-            from adclick_ops.config.vocabulary import AIRFLOW_URL
-
-            base = AIRFLOW_URL
+        facts = notify.failure_facts(context, _airflow_url())
         enriched = dict(context)
-        enriched[FAILURE_CONTEXT_KEY] = failure_facts(context, base)
+        enriched[notify.FAILURE_CONTEXT_KEY] = facts
         super().render_template_fields(enriched, jinja_env)
+        self.html_content = notify.render("failure.html", {"f": facts})
+        self.text_content = notify.render("failure.txt", {"f": facts})
 
     def notify(self, context: Any) -> None:
         if self.auth_type == "oauth2" or _uses_oauth2(self.smtp_conn_id):
