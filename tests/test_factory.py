@@ -43,10 +43,26 @@ def test_the_monitor_task_gets_the_monitor_section(shipped):
 def test_operators_get_their_sections_as_arguments(shipped):
     tasks = shipped["Airflow_Lab2"]["tasks"]
     assert tasks["send_email"]["to"] == ["ml-team@example.com"] and tasks["send_email"]["conn_id"] == "smtp_default"
-    assert "text_content" in tasks["send_email"]  # ReportEmailOperator sends a plain-text part
+    assert tasks["send_email"]["operator"] == "adclick_ops.operators.ReportEmailOperator"
+    assert tasks["send_email"]["text_part"] is True  # ReportEmailOperator sends a plain-text part
+    assert tasks["send_email"]["headline_metric"] == "accuracy" and tasks["send_email"]["monitor_url"] == "http://localhost:5555"
     trigger = tasks["my_trigger_task"]
     assert (trigger["trigger_dag_id"], trigger["wait_for_completion"], trigger["trigger_rule"]) == ("Airflow_Lab2_Flask", False, "all_done")
     assert tasks["data_preprocessing_task"]["dependencies"] == ["load_data_task"]
+
+
+def test_the_providers_email_operator_sends_the_report_html_only(tmp_path):
+    """The report's bodies are template files that ReportEmailOperator renders; the provider's operator, named in
+    the YAML, gets the same task with the HTML part alone, sent by the provider's code."""
+    import shutil
+
+    shutil.copytree(PROJECT / "pipelines", tmp_path / "pipelines")
+    edit_yaml(
+        tmp_path / "pipelines" / "airflow_lab2.yaml",
+        lambda d: d["Airflow_Lab2"]["tasks"]["send_email"].update(operator="airflow.providers.smtp.operators.smtp.EmailOperator"),
+    )
+    task = dag_configs(load_catalog(tmp_path / "pipelines"))["Airflow_Lab2"]["tasks"]["send_email"]
+    assert task["operator"] == "adclick_ops.operators.ReportEmailOperator" and task["text_part"] is False
 
 
 def test_default_args_merge_the_shared_file_and_turn_seconds_into_durations(shipped):

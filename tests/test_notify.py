@@ -49,6 +49,8 @@ HOSTILE = [
     "{{ conn.smtp_default.password }}",
 ]
 STARTED = dt.datetime(2024, 1, 1, 8, 0, 0, tzinfo=dt.UTC)
+# the monitor's amber and red (adclick_ops/monitor/static/monitor.css), as the e-mails' styles say them
+WAIT, BAD = "#9a6700", "#cf222e"
 
 
 def metrics(**change: Any) -> dict[str, Any]:
@@ -217,7 +219,7 @@ def test_a_version_not_promoted_says_so_and_names_the_champion(dag):
     task = render_report(dag, metrics(model_version=8, promoted=False, champion_version=7, decision="version 8 does not beat version 7"))
     assert task.subject == "[adclick-ops] Airflow_Lab2 succeeded: accuracy 0.970, v8 not promoted"
     assert "not promoted</b>; the champion stays version 7" in task.html_content
-    assert notify.WAIT in task.html_content  # the amber of the monitor, not its green
+    assert WAIT in task.html_content  # the amber of the monitor, not its green
     assert "kept, NOT promoted; the champion stays version 7." in task.text_content
     assert "version 8 does not beat version 7" in task.text_content
 
@@ -241,17 +243,45 @@ def test_metrics_without_the_comparison_keys_render_without_a_comparison(dag):
         assert "0.9700" in part and "LogisticRegression" in part
 
 
-@pytest.mark.parametrize("pulled", [None, {}, "not a mapping", [1, 2]])
+@pytest.mark.parametrize("pulled", [None, {}])
 def test_no_metrics_is_an_incomplete_report_not_an_error(dag, pulled):
     task = render_report(dag, pulled)
     assert task.subject == "[adclick-ops] Airflow_Lab2 incomplete: accuracy n/a, no version"
     check_markup(task.html_content)
-    assert "incomplete</span>: no metrics" in task.html_content and notify.BAD in task.html_content
+    assert "incomplete</span>: no metrics" in task.html_content and BAD in task.html_content
     assert task.text_content.startswith("Airflow_Lab2 incomplete: load_model_task returned no metrics to this task\n")
     assert "Monitor: http://localhost:5555" in task.text_content
 
 
-ODD_VALUES = [None, "0.97", True, float("nan"), float("inf"), 10**400, -(10**400), [0.9], {"v": 1}, "<b>x</b>"]
+@pytest.mark.parametrize(
+    ("pulled", "problem"),
+    [
+        ("not a mapping", "expected a mapping of the record's fields, found str 'not a mapping'"),
+        ([1, 2], "expected a mapping of the record's fields, found list [1, 2]"),
+        ({"accuracy": 0.9}, "run_id: Field required"),
+        (metrics(accuracy="high"), "accuracy: Input should be a valid number, unable to parse string as a number; found 'high'"),
+        (metrics(model_version=[7]), "model_version: Input should be a valid integer; found [7]"),
+        (metrics(accuracy=10**400), "accuracy: Input should be a valid number; found 1000000"),
+        (metrics(confusion_matrix="[[1,2],[3,4]]"), "confusion_matrix: Input should be a valid list; found '[[1,2],[3,4]]'"),
+        (metrics(accuracy=[0.9], recall={"v": 1}), "accuracy: Input should be a valid number; found [0.9] (and 1 more)"),
+    ],
+    ids=["text", "list", "no run id", "metric", "version", "huge", "matrix", "two fields"],
+)
+def test_a_malformed_record_is_named_in_one_line_not_an_error(dag, pulled, problem):
+    """The report reads the run's TrainingRecord validated: a record that is not one says what is wrong, in one line."""
+    task = render_report(dag, pulled)
+    assert task.subject == "[adclick-ops] Airflow_Lab2 incomplete: accuracy n/a, no version"
+    parsed = check_markup(task.html_content)
+    assert "incomplete</span>: unreadable record" in task.html_content and BAD in task.html_content
+    shown = "".join(parsed.text)
+    assert f"The record load_model_task returned is malformed: {problem}" in shown
+    first, rest = task.text_content.split("\n", 1)
+    assert first.startswith(f"Airflow_Lab2 incomplete: the record load_model_task returned is malformed: {problem}")
+    assert "METRICS" not in rest and "PROMOTION" not in rest and "Monitor: http://localhost:5555" in rest
+
+
+# valid in a TrainingRecord, and not numbers to show
+ODD_VALUES = [None, float("nan"), float("inf"), float("-inf")]
 
 
 @pytest.mark.parametrize("odd", ODD_VALUES, ids=repr)
@@ -266,9 +296,7 @@ def test_odd_metric_values_show_as_n_a(dag, odd):
     check_markup(task.html_content)
 
 
-@pytest.mark.parametrize(
-    "matrix", [None, [], [[1, 2]], [[1, 2, 3], [4, 5, 6]], "[[1,2],[3,4]]", {"0": [1, 2], "1": [3, 4]}, [[1], [2, 3]], [["a", "b"], "cd"]]
-)
+@pytest.mark.parametrize("matrix", [None, [], [[1, 2]], [[1, 2, 3], [4, 5, 6]], [[1], [2, 3]], [[1, 2], [3, 4], [5, 6]]])
 def test_a_confusion_matrix_that_is_not_two_by_two_is_left_out(dag, matrix):
     task = render_report(dag, metrics(confusion_matrix=matrix))
     assert 'id="confusion"' not in task.html_content and "CONFUSION MATRIX" not in task.text_content
@@ -304,31 +332,35 @@ def test_the_headline_metric_comes_from_the_yaml(dag, headline):
 
 
 hostile = st.sampled_from(HOSTILE)
-DATA_KEYS = ("model_version", "champion_version", "previous_champion_version", "decision", "model_path", "estimator", "n_test")
+# the record's text fields that the report shows; a hostile value in a number field makes the record malformed
+TEXT_KEYS = ("decision", "model_path", "estimator")
 
 
 @EXAMPLES
 @given(
-    values=st.fixed_dictionaries({key: hostile for key in DATA_KEYS}),
+    values=st.fixed_dictionaries({key: hostile for key in TEXT_KEYS}),
     scalers=st.lists(hostile, max_size=3),
-    cells=st.lists(hostile, min_size=4, max_size=4),
     run_id=hostile,
     promoted=st.booleans(),
+    number=st.sampled_from(["model_version", "champion_version", "n_test", "accuracy", "holdout_rows"]),
+    bad=hostile,
 )
-def test_hostile_values_are_shown_escaped_and_never_rendered(dag, values, scalers, cells, run_id, promoted):
-    pulled = metrics(**values, scalers=scalers, promoted=promoted, confusion_matrix=[cells[:2], cells[2:]])
+def test_hostile_values_are_shown_escaped_and_never_rendered(dag, values, scalers, run_id, promoted, number, bad):
+    pulled = metrics(**values, scalers=scalers, promoted=promoted)
     task = report_task(dag)
     task.render_template_fields(context(task.dag, TI(pulled), run_id=run_id, task=task))
-    parsed = check_markup(task.html_content)
-    shown = html.unescape(task.html_content)
-    shown_keys = [key for key in DATA_KEYS if not (promoted and key == "champion_version")]  # named when not promoted
-    for value in (*(values[key] for key in shown_keys), *cells, run_id):
-        if "\r" not in value:
-            assert value in shown and value in task.text_content, value
-    assert "loop" not in "".join(parsed.text).replace("{% for x in range(3) %}loop{% endfor %}", "")  # no statement ran
-    assert not re.search(r"(?<![{ ])49", "".join(parsed.text))  # {{ 7*7 }} is shown, never computed
-    # the subject holds the version as text; one_line keeps it one header line
-    assert "\n" not in one_line(task.subject) and "\r" not in one_line(task.subject)
+    malformed = report_task(dag)
+    malformed.render_template_fields(context(malformed.dag, TI(metrics(**{number: bad})), run_id=run_id, task=malformed))
+    for rendered, shown_values in ((task, [*values.values(), *scalers, run_id]), (malformed, [repr(bad), run_id])):
+        parsed = check_markup(rendered.html_content)
+        shown = html.unescape(rendered.html_content)
+        for value in shown_values:
+            if "\r" not in value:
+                assert value in shown and value in rendered.text_content, value
+        assert "loop" not in "".join(parsed.text).replace("{% for x in range(3) %}loop{% endfor %}", "")  # no statement ran
+        assert not re.search(r"(?<![{ ])49", "".join(parsed.text))  # {{ 7*7 }} is shown, never computed
+        assert "\n" not in one_line(rendered.subject) and "\r" not in one_line(rendered.subject)
+    assert f"The record load_model_task returned is malformed: {number}: " in shown
 
 
 SUBJECT_TEXTS = st.lists(
@@ -491,15 +523,33 @@ def parts(message: email.message.Message) -> dict[str, str]:
 
 
 def test_the_report_is_sent_as_text_and_html_alternatives(dag, sink):
-    task = render_report(dag, metrics(model_version="7\r\nBcc: victim@example.com"))
+    subject = EmailNotification(to=["ml-team@example.com"], subject="[adclick-ops] {{ run_id }} {{ version }}")
+    task = render_report(dag, metrics(), subject, run_id="r1\r\nBcc: victim@example.com")
     assert task.execute({}) == ["ml-team@example.com"]
     ((recipients, message),) = sink.messages
     assert recipients == ["ml-team@example.com"]
-    assert message["Subject"] == "[adclick-ops] Airflow_Lab2 succeeded: accuracy 0.970, v7 Bcc: victim@example.com champion"
+    assert message["Subject"] == "[adclick-ops] r1 Bcc: victim@example.com v7 champion"
     assert message["Bcc"] is None
     got = parts(message)
     assert list(got) == ["text/plain", "text/html"]
     assert "Accuracy   0.9700" in got["text/plain"] and 'id="headline"' in got["text/html"]
+
+
+def test_without_a_text_part_the_providers_operator_sends_the_html_report(dag, sink):
+    """`operator: ...smtp.EmailOperator` in the YAML: the same report, HTML only, sent by the provider's own code."""
+    from airflow.sdk import DAG
+
+    own = DAG(dag.dag_id, schedule=None, start_date=dag.start_date)
+    args = notify.email_operator_args(EmailNotification(to=["ml-team@example.com"]), with_text=False)
+    task = ReportEmailOperator(task_id="send_email", dag=own, **args)
+    task.render_template_fields(context(own, TI(metrics()), task=task))
+    assert task.text_content == ""
+    task.execute({})
+    ((recipients, message),) = sink.messages
+    assert recipients == ["ml-team@example.com"]
+    assert message["Subject"] == "[adclick-ops] Airflow_Lab2 succeeded: accuracy 0.970, v7 champion"
+    types = [part.get_content_type() for part in message.walk() if not part.is_multipart()]
+    assert types == ["text/html"] and 'id="headline"' in body_text(message)
 
 
 def test_the_failure_alert_is_sent_as_text_and_html_alternatives(dag, sink):

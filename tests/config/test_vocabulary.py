@@ -59,9 +59,23 @@ def test_evaluation_returns_every_metric_and_labels_cover_them():
 
 
 def test_the_report_shows_every_metric_from_the_metrics_task():
-    for template in (notify.REPORT_HTML, notify.REPORT_TEXT):
-        assert f"task_ids='{METRICS_TASK_ID}'" in template
-        assert all(f"m.get('{name}'" in template for name in METRICS)
+    from types import SimpleNamespace
+
+    asked = []
+
+    class TI:
+        task_id = "send_email"
+
+        def xcom_pull(self, task_ids):
+            asked.append(task_ids)
+            return {"run_id": "r", **{name: 0.25 + i / 10 for i, name in enumerate(METRICS)}}
+
+    facts = notify.report_facts({"ti": TI(), "dag": SimpleNamespace(dag_id="d"), "run_id": "r", "dag_run": None})
+    assert asked == [METRICS_TASK_ID]
+    text, page = notify.render("report.txt", facts), notify.render("report.html", facts)
+    for i, name in enumerate(METRICS):
+        assert f"{METRIC_LABELS[name]:<11}{0.25 + i / 10:.4f}" in text
+        assert f">{METRIC_LABELS[name]}</th>" in page and f">{0.25 + i / 10:.4f}</td>" in page
 
 
 def test_the_shipped_pipeline_evaluates_in_the_task_the_report_reads():
