@@ -167,7 +167,12 @@ def test_degenerate_data_never_moves_the_champion(pipelines, tmp_path, positive_
             def xcom_pull(self, task_ids):
                 return out
 
-        context = {"ti": TI(), "dag": SimpleNamespace(dag_id="Airflow_Lab2"), "run_id": "skewed", "dag_run": SimpleNamespace(logical_date="2024-01-01")}
+        context = {
+            "ti": TI(),
+            "dag": SimpleNamespace(dag_id="Airflow_Lab2"),
+            "run_id": "skewed",
+            "dag_run": SimpleNamespace(logical_date="2024-01-01"),
+        }
         facts = notify.report_facts(context)
         assert facts["problem"] is None
         text, html = notify.render("report.txt", facts), notify.render("report.html", facts)
