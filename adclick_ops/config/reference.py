@@ -74,8 +74,9 @@ when the task runs: `notify.email.subject` and the values of `trigger.conf`. The
 
 Any other template syntax (`{{{{ ... }}}}`, `{{% ... %}}`, `{{# ... #}}`, filters, look-alike braces)
 is an error in every field; in the other fields, `{{{{ ... }}}}` is not allowed at all. Recipient
-addresses are plain addresses. Everything else is handed to Airflow as literal text, and the report
-e-mail escapes every value it shows.
+addresses are plain addresses. Everything else is handed to Airflow as literal text, and the
+e-mails escape every value they show: their bodies are template files of the package, and values
+only fill them ([notifications.md](notifications.md)).
 
 ## Datasets and paths
 
