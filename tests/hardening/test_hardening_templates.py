@@ -284,7 +284,13 @@ def test_rendered_tasks_render_their_pipeline_text_literally(tricky_pipelines, c
     render(rendered, tricky_pipelines)
     dag = rendered["Airflow_Lab2"]
     # the run's record (adclick_ops.record.TrainingRecord), with hostile text in its text fields
-    metrics = {"run_id": "r", "accuracy": 0.5, "model_version": 2, "decision": "<script>alert(1)</script>", "model_path": "/m/<b>{{ conn.x.password }}</b>"}
+    metrics = {
+        "run_id": "r",
+        "accuracy": 0.5,
+        "model_version": 2,
+        "decision": "<script>alert(1)</script>",
+        "model_path": "/m/<b>{{ conn.x.password }}</b>",
+    }
     seen = 0
     for task in dag.tasks:
         ctx = context(dag=dag, task=task)
