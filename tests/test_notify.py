@@ -410,6 +410,35 @@ def test_the_shipped_and_the_old_default_subjects_are_valid():
     assert old.subject.endswith("{{ run_id }}") and set(PLACEHOLDERS) < set(SUBJECT_NAMES)
 
 
+# --- the template files --------------------------------------------------------------------------
+
+
+def test_the_bodies_are_template_files_in_a_sandboxed_autoescaping_environment():
+    from jinja2 import StrictUndefined, UndefinedError
+    from jinja2.sandbox import SandboxedEnvironment
+
+    env = notify.environment()
+    assert isinstance(env, SandboxedEnvironment) and env.undefined is StrictUndefined
+    assert env.autoescape("report.html") and env.autoescape("failure.html") and env.autoescape(None)  # a string template too
+    assert not env.autoescape("report.txt") and not env.autoescape("failure.txt")
+    facts = notify.report_facts(context(type("D", (), {"dag_id": "d"})(), TI(metrics())))
+    for name in ("report.html", "report.txt"):
+        with pytest.raises(UndefinedError, match="monitor_url"):  # a fact left out fails, never renders as empty
+            notify.render(name, {k: v for k, v in facts.items() if k != "monitor_url"})
+    with pytest.raises(Exception, match="unsafe"):  # the sandbox: no way from a value to Python's internals
+        env.from_string("{{ f.__class__.__mro__ }}{{ ''.__class__.__subclasses__() }}").render(f=facts)
+
+
+def test_the_template_files_ship_in_the_package():
+    import fnmatch
+    import tomllib
+
+    patterns = tomllib.loads((PROJECT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["adclick_ops"]
+    files = sorted(p.relative_to(PROJECT / "adclick_ops").as_posix() for p in notify.TEMPLATES.iterdir())
+    assert {"templates/email/report.html", "templates/email/report.txt", "templates/email/failure.html"} < set(files)
+    assert [f for f in files if not any(fnmatch.fnmatch(f, pattern) for pattern in patterns)] == []
+
+
 # --- the failure alert ----------------------------------------------------------------------------
 
 
