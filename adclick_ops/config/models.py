@@ -81,7 +81,7 @@ OPERATORS: dict[str, str] = {
     EMPTY_OPERATOR: "does nothing; a join point or a placeholder",
     TRIGGER_OPERATOR: "triggers the DAG named in `trigger`",
     REPORT_EMAIL_OPERATOR: "the SMTP provider's EmailOperator sending the run report to `notify.email`, HTML with a plain-text part",
-    EMAIL_OPERATOR: "the SMTP provider's EmailOperator as it is: the run report to `notify.email`, HTML only",
+    EMAIL_OPERATOR: "the run report to `notify.email`, HTML only, sent by the SMTP provider's EmailOperator code (the task runs as ReportEmailOperator without a text part, which renders the report's template files; the Airflow UI shows that class)",
 }
 
 # python_callable -> the section of the DAG settings it needs
