@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 _WILDCARDS = {"", "0.0.0.0", "::", "*"}
 GUNICORN_THREADS = 4  # per worker; more threads lengthen the tail under load (docs/performance.md)
 WAITRESS_THREADS = 8
-# Keep-alive saves a TCP connection per request (a third of the CPU of a prediction). A kept-alive
+# Keep-alive saves a TCP connection per request (about a fifth of the server's CPU per prediction). A kept-alive
 # connection stays with the worker that accepted it, so each one is closed (announced with
 # `Connection: close`) after this many requests: the client's next connection goes to whichever
 # worker accepts first, the least busy one, and no worker keeps most clients for long.
