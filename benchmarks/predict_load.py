@@ -189,7 +189,7 @@ def main() -> int:
     if scored is not None:
         verdict["batch_100k_s"] = scored["best_s"] < TARGET["batch_100k_s"]
     print(
-        f"\nPOST /api/predict, one row, {args.connections} connections, {args.duration} s, gunicorn 2 workers of 4 threads, wrk on loopback\n"
+        f"\nPOST /api/predict, one row, {args.connections} connections, {args.duration} s, gunicorn 2 workers of 4 threads, keep-alive, wrk on loopback\n"
     )
     print(
         f"| {'req/s':>9} | {'p50 ms':>8} | {'p99 ms':>8} | {'errors':>6} | {'requests':>9} | {'server CPU/request':>18} | {'load average':>18} |"
