@@ -52,8 +52,16 @@ def _no_constant(name: str) -> Any:
     raise JsonLimitError(f"{name} is not a JSON number")
 
 
-def _depth_problem(value: Any, max_depth: int) -> str | None:
+# One decoder of each kind, made once: json.loads with hooks builds a new decoder at every call.
+# A decoder keeps no state between calls, so threads share them.
+_STRICT = json.JSONDecoder(parse_int=_int, parse_float=_float_checked, parse_constant=_no_constant)
+_LENIENT = json.JSONDecoder(parse_int=_int, parse_float=_float_lenient)
+
+
+def _depth_problem(data: str, value: Any, max_depth: int) -> str | None:
     """Walk without recursion: the value may be nested deeper than Python's stack allows."""
+    if data.count("[") + data.count("{") <= max_depth:  # fewer brackets than levels allowed: no walk needed
+        return None
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
@@ -83,19 +91,16 @@ def loads(data: str | bytes | bytearray, *, max_bytes: int = MAX_BYTES, max_dept
         except UnicodeDecodeError as exc:
             raise JsonLimitError(f"not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
     try:
-        value = json.loads(
-            data,
-            parse_int=_int,
-            parse_float=_float_checked if strict_numbers else _float_lenient,
-            **({"parse_constant": _no_constant} if strict_numbers else {}),
-        )
+        if data.startswith("\ufeff"):  # as json.loads refuses it
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", data, 0)
+        value = (_STRICT if strict_numbers else _LENIENT).decode(data)
     except JsonLimitError:
         raise
     except RecursionError:
         raise JsonLimitError(f"nested more than {max_depth} levels deep") from None
     except ValueError as exc:  # json.JSONDecodeError among them
         raise JsonLimitError(f"not valid JSON: {exc}") from None
-    problem = _depth_problem(value, max_depth)
+    problem = _depth_problem(data, value, max_depth)
     if problem:
         raise JsonLimitError(problem)
     return value

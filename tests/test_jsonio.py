@@ -86,3 +86,29 @@ def test_size_is_checked_before_parsing():
 def test_load_bytes_names_what_it_read():
     with pytest.raises(jsonio.JsonLimitError, match=r"^registry/versions/1.json: nested more than"):
         jsonio.load_bytes(nested(50_000, "list"), "registry/versions/1.json")
+
+
+def test_brackets_inside_strings_do_not_hide_or_fake_depth():
+    # the bracket count is only an upper bound of the depth: strings full of brackets still parse,
+    # and a document with fewer brackets than the bound is never walked, and never too deep
+    shallow = json.dumps({"rows": [{"note": "[[[[{{{{" * 10}]})
+    assert jsonio.loads(shallow, max_depth=3) == json.loads(shallow)
+    with pytest.raises(jsonio.JsonLimitError, match="nested more than 2 levels"):
+        jsonio.loads(json.dumps({"rows": [{"note": "[[[["}]}), max_depth=2)
+    assert jsonio.loads("[[1]]", max_depth=2) == [[1]]
+
+
+def test_a_byte_order_mark_is_refused_as_json_refuses_it():
+    for data in ("\ufeff{}", b"\xef\xbb\xbf{}"):
+        with pytest.raises(jsonio.JsonLimitError, match="not valid JSON: Unexpected UTF-8 BOM"):
+            jsonio.loads(data)
+
+
+def test_threads_parsing_at_once_each_get_their_own_document():
+    # the decoders are shared by all threads (the monitor's workers parse requests in several)
+    from concurrent.futures import ThreadPoolExecutor
+
+    documents = [json.dumps({"rows": [{"n": i, "x": i / 7, "big": 10**20 + i}] * 20}) for i in range(200)]
+    with ThreadPoolExecutor(8) as pool:
+        parsed = list(pool.map(lambda text: jsonio.loads(text, strict_numbers=False), documents))
+    assert parsed == [json.loads(text) for text in documents]

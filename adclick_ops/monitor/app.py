@@ -107,7 +107,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # the champion's predictions and the model versions: /api/predict, /models, /api/models
     from adclick_ops.monitor import predict
 
-    predict.init_app(app)
+    predict.init_app(app, [*SECURITY_HEADERS.items(), _NO_STORE])
     app.after_request(_security_headers)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
@@ -117,7 +117,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 def _security_headers(response: Response) -> Response:
     # No view sets these, so extend (a list append) rather than setdefault (a scan per header).
     response.headers.extend(SECURITY_HEADERS)
-    if "Cache-Control" not in response.headers:  # static files keep their own
+    # static files keep their own; getlist, because `in` and get() pay for a KeyError when it is absent
+    if not response.headers.getlist("Cache-Control"):
         response.headers.add(*_NO_STORE)
     return response
 

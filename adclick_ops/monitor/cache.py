@@ -91,28 +91,35 @@ class TTLCache:
             raise AirflowSlow(
                 f"the monitor is already waiting on {self.max_refreshers} answers from Airflow; it answers slowly or not at all"
             )
-        limit = self.wait if wait is None else wait
-        with self._lock:
-            may_wait = self.max_waiters is None or self._waiting < self.max_waiters
-            self._waiting += may_wait
-        try:
-            done_in_time = refresh.done.wait(limit if may_wait else 0)
-        finally:
-            with self._lock:
-                self._waiting -= may_wait
+        return self._await(key, refresh, entry if stale_value else None, self.wait if wait is None else wait)
+
+    def _await(self, key: Hashable, refresh: _Refresh, stale: tuple[float, bool, Any] | None, limit: float) -> Any:
+        """The value `refresh` brings within `limit` seconds; else the `stale` entry's value; else AirflowSlow."""
+        may_wait, done_in_time = self._wait_on(refresh, limit)
         if done_in_time:
             if refresh.error is not None:
                 raise copy.copy(refresh.error)
             done = self._entries.get(key)
             if done is not None:
                 return self._unpack(done[1], done[2])
-        if stale_value:
-            return entry[2]
+        if stale is not None:
+            return stale[2]
         if not may_wait:
             raise AirflowSlow(
                 f"{self.max_waiters} requests are already waiting on Airflow; the monitor keeps asking, try again in a moment"
             )
         raise AirflowSlow(f"Airflow has not answered within {limit:g} s; the monitor keeps asking, try again in a moment")
+
+    def _wait_on(self, refresh: _Refresh, limit: float) -> tuple[bool, bool]:
+        """(whether this request may wait at all, under max_waiters; whether the refresh ended in time)."""
+        with self._lock:
+            may_wait = self.max_waiters is None or self._waiting < self.max_waiters
+            self._waiting += may_wait
+        try:
+            return may_wait, refresh.done.wait(limit if may_wait else 0)
+        finally:
+            with self._lock:
+                self._waiting -= may_wait
 
     def _refresh(self, key: Hashable, compute: Callable[[], Any], priority: bool) -> _Refresh | None:
         """The refresh of `key` under way, or a new one; None when too many are under way already."""

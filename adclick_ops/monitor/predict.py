@@ -7,12 +7,15 @@ without a restart. Reading the pointer is a stat() on a local folder, one HEAD o
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify, render_template, request
+from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.wsgi import get_content_length, get_input_stream
 
 from adclick_ops import jsonio
 from adclick_ops.predict import (
@@ -30,8 +33,12 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("predict", __name__)
 EXTENSION_KEY = "adclick_models"
+ENDPOINT_KEY = "adclick_predict"
+PREDICT_PATH = "/api/predict"
 REQUEST_MAX_DEPTH = 16  # {"rows": [{feature: value}]} is 3 deep
 MAX_BODY_BYTES = 4 * 1024 * 1024  # 10,000 rows of five features take about 1.3 MB
+# What Flask's jsonify writes in production: compact, ASCII, keys in the order given, a newline at the end.
+_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
 
 
 class ChampionSource:
@@ -91,65 +98,124 @@ class ChampionSource:
             self._problem = f"cannot serve the champion of {self.dag_id}: {exc}"
 
 
-def init_app(app: Flask) -> None:
-    app.extensions[EXTENSION_KEY] = ChampionSource(
+class PredictEndpoint:
+    """POST /api/predict as a plain WSGI application, called before Flask's own request handling.
+
+    One prediction is a small, hot request: Flask's request context, URL matching, response object and
+    after-request hooks cost several times the scoring itself. This answers the route directly, with
+    the same checks, messages and status codes as every other route, and the same security headers
+    (`headers`). Every other request, and every other method on this path, goes to Flask.
+    """
+
+    def __init__(self, source: ChampionSource, headers: list[tuple[str, str]], max_bytes: int, max_rows: int):
+        self.source = source
+        self.headers = headers
+        self.max_bytes = max_bytes
+        self.max_rows = max_rows
+
+    def answer(self, environ: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """The status and the JSON answer to the request in `environ`."""
+        try:
+            rows = self._rows(environ)
+        except _Refused as exc:
+            return exc.status, exc.payload
+        champion, problem = self.source.champion()
+        if champion is None:
+            return _error(problem or "no champion", 503)
+        try:
+            x = rows_to_matrix(rows, champion.features, self.max_rows)
+        except PredictInputError as exc:
+            return _error(str(exc))
+        try:
+            probability, clicked = score(champion.model, x)
+        except UnsafeModelError as exc:  # a graph that loaded but cannot score these rows: the model's fault, not the client's
+            log.error("version %s of %s cannot score: %s", champion.version, champion.dag_id, exc)
+            return _error(f"version {champion.version} of {champion.dag_id} cannot score these rows: {exc}", 503)
+        return 200, {"dag_id": champion.dag_id, "model_version": champion.version, "predictions": predictions_json(probability, clicked)}
+
+    def _rows(self, environ: dict[str, Any]) -> Any:
+        """The request's rows, read within the bounds; _Refused (a 400) otherwise."""
+        limit = self.max_bytes
+        length = get_content_length(environ)  # None when absent or chunked, as for Flask's request.content_length
+        if length is not None and length > limit:
+            raise _Refused(f"request body: {length:,} bytes; at most {limit:,} bytes per request")
+        raw = get_input_stream(environ).read(limit + 1)
+        if len(raw) > limit:
+            raise _Refused(f"request body: more than {limit:,} bytes; at most {limit:,} bytes per request")
+        try:
+            # NaN, Infinity and 1e400 pass here: rows_to_matrix refuses them naming the row and the field
+            body = jsonio.loads(raw, max_bytes=limit, max_depth=REQUEST_MAX_DEPTH, strict_numbers=False)
+        except ValueError as exc:
+            raise _Refused(f"request body: {exc}") from None
+        if not isinstance(body, dict) or "rows" not in body:
+            raise _Refused('request body: expected {"rows": [{feature: value, ...}, ...]}')
+        if len(body) > 1:
+            extra = sorted(k for k in body if k != "rows")
+            raise _Refused(f"request body: unknown field(s) {', '.join(map(repr, extra))}; expected only 'rows'")
+        return body["rows"]
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        try:
+            status, payload = self.answer(environ)
+        except Exception:  # noqa: BLE001 - as the app's handler of unexpected errors: logged in full, one line answered
+            log.exception("monitor error on %s", environ.get("PATH_INFO"))
+            status, payload = 500, {"error": "internal error of the monitor", "status": 500}
+        body = (_ENCODER.encode(payload) + "\n").encode()
+        start_response(
+            f"{status} {HTTP_STATUS_CODES[status].upper()}",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *self.headers],
+        )
+        return [body]
+
+
+class _Refused(Exception):
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status, self.payload = _error(message, status)
+
+
+def _error(message: str, status: int = 400) -> tuple[int, dict[str, Any]]:
+    return status, {"error": message, "status": status}
+
+
+def init_app(app: Flask, headers: list[tuple[str, str]]) -> None:
+    """The champion source, the routes, and POST /api/predict answered ahead of Flask (with `headers`)."""
+    source = ChampionSource(
         app.config["DAG_ID"],
         app.config.get("MODEL_DIR"),
         app.config.get("PIPELINES"),
         float(app.config["PREDICT_REFRESH"]),
     )
+    app.extensions[EXTENSION_KEY] = source
+    endpoint = PredictEndpoint(
+        source,
+        headers,
+        int(app.config.get("PREDICT_MAX_BYTES", MAX_BODY_BYTES)),
+        int(app.config.get("PREDICT_MAX_ROWS", MAX_ROWS)),
+    )
+    app.extensions[ENDPOINT_KEY] = endpoint
     app.register_blueprint(bp)
+    app.wsgi_app = _ahead_of_flask(app.wsgi_app, endpoint)  # type: ignore[method-assign]
+
+
+def _ahead_of_flask(flask_wsgi: Any, endpoint: PredictEndpoint) -> Any:
+    def wsgi_app(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") == PREDICT_PATH and environ.get("REQUEST_METHOD") == "POST":
+            return endpoint(environ, start_response)
+        return flask_wsgi(environ, start_response)
+
+    return wsgi_app
 
 
 def _source() -> ChampionSource:
     return current_app.extensions[EXTENSION_KEY]
 
 
-def _bad(message: str, status: int = 400) -> tuple[Any, int]:
-    return jsonify({"error": message, "status": status}), status
-
-
-@bp.post("/api/predict")
+@bp.post(PREDICT_PATH)
 def predict() -> Any:
-    limit = int(current_app.config.get("PREDICT_MAX_BYTES", MAX_BODY_BYTES))
-    if request.content_length is not None and request.content_length > limit:
-        return _bad(f"request body: {request.content_length:,} bytes; at most {limit:,} bytes per request")
-    raw = request.stream.read(limit + 1)
-    if len(raw) > limit:
-        return _bad(f"request body: more than {limit:,} bytes; at most {limit:,} bytes per request")
-    try:
-        # NaN, Infinity and 1e400 pass here: rows_to_matrix refuses them naming the row and the field
-        body = jsonio.loads(raw, max_bytes=limit, max_depth=REQUEST_MAX_DEPTH, strict_numbers=False)
-    except ValueError as exc:
-        return _bad(f"request body: {exc}")
-    if not isinstance(body, dict) or "rows" not in body:
-        return _bad('request body: expected {"rows": [{feature: value, ...}, ...]}')
-    extra = sorted(k for k in body if k != "rows")
-    if extra:
-        return _bad(f"request body: unknown field(s) {', '.join(map(repr, extra))}; expected only 'rows'")
-    champion, problem = _source().champion()
-    if champion is None:
-        return _bad(problem or "no champion", 503)
-    try:
-        x = rows_to_matrix(
-            body["rows"],
-            champion.features,
-            int(current_app.config.get("PREDICT_MAX_ROWS", MAX_ROWS)),
-        )
-    except PredictInputError as exc:
-        return _bad(str(exc))
-    try:
-        probability, clicked = score(champion.model, x)
-    except UnsafeModelError as exc:  # a graph that loaded but cannot score these rows: the model's fault, not the client's
-        log.error("version %s of %s cannot score: %s", champion.version, champion.dag_id, exc)
-        return _bad(f"version {champion.version} of {champion.dag_id} cannot score these rows: {exc}", 503)
-    return jsonify(
-        {
-            "dag_id": champion.dag_id,
-            "model_version": champion.version,
-            "predictions": predictions_json(probability, clicked),
-        }
-    )
+    """The same answer through Flask, for a caller that reaches the view itself (the WSGI lane answers it first)."""
+    status, payload = current_app.extensions[ENDPOINT_KEY].answer(request.environ)
+    return jsonify(payload), status
 
 
 def _versions() -> tuple[list[dict[str, Any]], str | None]:

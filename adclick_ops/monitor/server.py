@@ -26,6 +26,12 @@ log = logging.getLogger(__name__)
 _WILDCARDS = {"", "0.0.0.0", "::", "*"}
 GUNICORN_THREADS = 4  # per worker; more threads lengthen the tail under load (docs/performance.md)
 WAITRESS_THREADS = 8
+# Keep-alive saves a TCP connection per request (about a fifth of the server's CPU per prediction). A kept-alive
+# connection stays with the worker that accepted it, so each one is closed (announced with
+# `Connection: close`) after this many requests: the client's next connection goes to whichever
+# worker accepts first, the least busy one, and no worker keeps most clients for long.
+KEEPALIVE_SECONDS = 2
+REQUESTS_PER_CONNECTION = 100
 _POLL_SECONDS = 0.25  # how soon a stop request or the end of serve_for is noticed when idle
 
 
@@ -167,12 +173,18 @@ def _port_is_free(host: str, port: int) -> None:
 
 
 def _secure_thread_worker() -> type:
-    """gunicorn's threaded worker, whose own error answers (bad request line, ...) carry the monitor's headers."""
+    """gunicorn's threaded worker, whose own error answers (bad request line, ...) carry the monitor's headers,
+    and which closes a kept-alive connection after REQUESTS_PER_CONNECTION requests."""
     from gunicorn import util
     from gunicorn.http.errors import LimitRequestHeaders
     from gunicorn.workers.gthread import ThreadWorker
 
     class SecureThreadWorker(ThreadWorker):
+        def handle_request(self, req: Any, conn: Any) -> bool:
+            if req.req_number >= REQUESTS_PER_CONNECTION:
+                req.must_close = True  # this answer says `Connection: close`, and the connection ends after it
+            return super().handle_request(req, conn)
+
         def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
             original = util.write_error
             util_write = _error_writer(431 if isinstance(exc, LimitRequestHeaders) else None)
@@ -220,10 +232,7 @@ def _serve_gunicorn(config: dict[str, Any], host: str, port: int, workers: int, 
                 "workers": workers,
                 "worker_class": worker_class,
                 "threads": threads,
-                # One request per connection, as gunicorn's sync workers do: the kernel then spreads the
-                # connections over the workers; kept-alive ones stay with the worker that took them, and
-                # under load one worker may end up with most of them (half the throughput, a long tail).
-                "keepalive": 0,
+                "keepalive": KEEPALIVE_SECONDS,
                 "timeout": 30,  # far above what a request may wait on Airflow (2 s)
                 "graceful_timeout": 5,
                 "proc_name": SERVICE_NAME,

@@ -291,3 +291,60 @@ def test_a_tampered_champion_is_503_with_the_reason_and_the_worker_serves_on(pip
         registry.rollback("back to the last good one")
     response = client.post("/api/predict", json={"rows": model_rows(2)})
     assert response.status_code == 200 and response.json["model_version"] == (1 if damage == "bytes changed" else 2)
+
+
+def _through_flask(app):
+    """A client of Flask's own request handling, without the WSGI lane that answers POST /api/predict first."""
+    from flask import Flask
+    from werkzeug.test import Client
+    from werkzeug.wrappers import Response
+
+    return Client(lambda environ, start_response: Flask.wsgi_app(app, environ, start_response), Response)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        json.dumps({"rows": model_rows(3)}).encode(),
+        json.dumps({"rows": [_row(Age="35")]}).encode(),
+        b"{not json",
+        b'{"rows": [], "x": 1}',
+        b"\xff\xfe{}",
+    ],
+    ids=["200", "400 row", "400 json", "400 field", "400 utf-8"],
+)
+def test_the_lane_answers_as_flask_would_byte_for_byte(pipelines, trained, body):
+    """POST /api/predict is answered ahead of Flask: status, body and every header (security ones included)
+    are those of the Flask view behind it."""
+    app = create_app({"TESTING": True, "PIPELINES": str(pipelines), "AIRFLOW_URL": "http://127.0.0.1:9"})
+    lane = app.test_client().post("/api/predict", data=body, content_type="application/json")
+    flask = _through_flask(app).post("/api/predict", data=body, content_type="application/json")
+    assert (lane.status, lane.get_data()) == (flask.status, flask.get_data())
+    assert sorted(lane.headers.items()) == sorted(flask.headers.items())
+    assert lane.headers["X-Content-Type-Options"] == "nosniff" and lane.headers["Cache-Control"] == "no-store"
+
+
+def test_the_lane_answers_a_missing_champion_and_a_bug_as_flask_would(pipelines, monkeypatch, caplog):
+    app = create_app({"TESTING": True, "PIPELINES": str(pipelines), "AIRFLOW_URL": "http://127.0.0.1:9"})
+    body = json.dumps({"rows": model_rows(1)})
+    lane = app.test_client().post("/api/predict", data=body, content_type="application/json")
+    flask = _through_flask(app).post("/api/predict", data=body, content_type="application/json")
+    assert lane.status_code == 503 and (lane.status, lane.get_data()) == (flask.status, flask.get_data())
+    assert sorted(lane.headers.items()) == sorted(flask.headers.items())
+
+    from adclick_ops.monitor import predict as predict_route
+
+    def broken(*_):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(predict_route.ChampionSource, "champion", broken)
+    lane = app.test_client().post("/api/predict", data=body, content_type="application/json")
+    assert lane.status_code == 500 and lane.json == {"error": "internal error of the monitor", "status": 500}
+    assert lane.headers["Content-Security-Policy"].startswith("default-src 'none'")
+    assert "monitor error on /api/predict" in caplog.text and "RuntimeError: a bug" in caplog.text
+
+
+def test_other_methods_on_the_predict_path_are_flask_s(client):
+    response = client.get("/api/predict")
+    assert response.status_code == 405 and response.json == {"error": "Method Not Allowed", "status": 405}
+    assert response.headers["X-Frame-Options"] == "DENY"

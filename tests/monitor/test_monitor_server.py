@@ -86,3 +86,35 @@ def test_gunicorn_answers_health_while_many_pages_wait_on_a_slow_airflow(airflow
         process.send_signal(signal.SIGTERM)
         output = process.communicate(timeout=30)[0]
     assert process.returncode == 0, output
+
+
+def test_gunicorn_keeps_a_connection_alive_for_a_number_of_requests_then_closes_it(airflow):
+    """Keep-alive spares a TCP connection per request; each connection ends after REQUESTS_PER_CONNECTION
+    requests, said with `Connection: close`, so that clients come back to whichever worker is free."""
+    from http.client import HTTPConnection
+
+    from adclick_ops.monitor.server import REQUESTS_PER_CONNECTION
+
+    port = free_port()
+    code = f"from adclick_ops.monitor.server import serve; serve(host='127.0.0.1', port={port}, airflow_url={airflow.url!r}, dag_id='Airflow_Lab2')"
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_health(port, process)
+        for _ in range(2):  # two connections in a row: the count starts again on each
+            connection = HTTPConnection("127.0.0.1", port, timeout=10)
+            connection.connect()
+            sock = connection.sock
+            said = []
+            for _ in range(REQUESTS_PER_CONNECTION):
+                assert connection.sock is sock  # still the first connection
+                connection.request("GET", "/health")
+                response = connection.getresponse()
+                assert response.status == 200 and response.getheader("X-Content-Type-Options") == "nosniff"
+                response.read()
+                said.append(response.getheader("Connection"))
+            assert said == ["keep-alive"] * (REQUESTS_PER_CONNECTION - 1) + ["close"]
+            assert connection.sock is None  # the client let it go, as told
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=30)[0]
+    assert process.returncode == 0, output
