@@ -8,7 +8,6 @@ never loads pandas or scikit-learn.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 from collections.abc import Callable
@@ -235,74 +234,46 @@ def build_save_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[st
     return {"candidate": str(run.candidate_model), "sha256": scores["sha256"], "estimator": job.estimator.name}
 
 
+def _compare_later(job: TrainingJob, run: RunFiles, blob: bytes) -> Callable[[int], Any]:
+    """compare_with_champion for a champion that another run promoted after build_save_model_task compared."""
+
+    def compare(champion: int) -> Any:
+        from adclick_ops.registry.serialization import load_model_bytes
+
+        candidate = load_model_bytes(blob, f"{run.candidate_model}", n_features=len(job.features))
+        return compare_with_champion(job, run, candidate, champion)
+
+    return compare
+
+
 @_expose_failure
 def load_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any]:
     """load_model_task: keep this run's saved model as a version, decide the champion, return the run's record.
 
-    The model file is read back and checked against the sha256 of the file build_save_model_task
-    checked and scored. The decision is steps.promotion.decide, on the comparison that task made; only
-    if another run changed the champion in between is the new champion compared here (onnxruntime).
-    The decision is the run's last step: nothing after it (e-mail, trigger) changes it, and any failure
-    before it leaves the champion as it was. The returned XCom is a TrainingRecord (adclick_ops.record).
+    registry.keep does the work: it checks the file against the sha256 build_save_model_task scored and
+    decides on the comparison that task made (steps.promotion.decide). The decision is the run's last
+    step: nothing after it (e-mail, trigger) changes it, and any failure before it leaves the champion as
+    it was. The record (adclick_ops.record.TrainingRecord) is the XCom and the run's `metrics.json`.
     """
-    from adclick_ops.artifacts import read_model_file, sha256
     from adclick_ops.record import TrainingRecord
     from adclick_ops.registry import Registry
     from adclick_ops.registry.cards import model_card
-    from adclick_ops.registry.serialization import UnsafeModelError, load_model_bytes
-    from adclick_ops.steps.promotion import Comparison, Gates, decide
+    from adclick_ops.registry.keep import keep_and_decide, known_comparisons, outcome_line, read_scored_model
+    from adclick_ops.steps.promotion import Gates, gate_failure
 
     job = TrainingJob.model_validate(settings)
     run = _run_files(job, run_id)
-    blob = read_model_file(run.candidate_model, [run.folder, run.model_dir])
     scores = run.load_json(SCORES)
-    if sha256(blob) != scores["sha256"]:
-        raise UnsafeModelError(
-            f"{run.candidate_model}: the model file changed after build_save_model_task saved and scored it; expected sha256 "
-            f"{scores['sha256']}, found {sha256(blob)}"
-        )
-    metrics = dict(scores["metrics"])
-    log.info("metrics of %s: %s", run_id, {name: metrics[name] for name in METRICS})
-    registry = Registry.for_job(job)
+    blob = read_scored_model(run, scores)
+    log.info("metrics of %s: %s", run_id, {name: scores["metrics"][name] for name in METRICS})
     gates = Gates.from_promotion(job.gates(), job.gates_field())
-    identical = registry.identical_version(blob, run_id)
-    if identical is not None and registry.decided(identical):  # the same model again: its run is recorded against that version
-        outcome = registry.record_retrain(identical, run_id, by=f"run {run_id}")
-        floors = decide(metrics, None, gates)  # no comparison: the champion stays; the floors still fail the run if asked
-        if not floors.promote:
-            outcome = dataclasses.replace(
-                outcome, reasons=(*outcome.reasons, *floors.reasons), failed=floors.failed, fails_run=floors.fails_run(gates)
-            )
-    else:  # a new model, or one whose run stopped before deciding: this run decides
-        version = identical or registry.add_version(
-            blob, model_card(job, run_id, metrics, run.load_json("dataset.json"), scores.get("onnx"))
-        )
-        made = scores.get("comparison")
-        known = {made["champion_version"]: Comparison.from_json(made)} if made else {}
-
-        def compare(champion: int) -> Comparison:  # a champion that another run promoted since build_save_model_task
-            candidate = load_model_bytes(blob, f"{run.candidate_model}", n_features=len(job.features))
-            return compare_with_champion(job, run, candidate, champion)
-
-        outcome = registry.decide(version, compare, gates, by=f"run {run_id}", known=known)
-    version = outcome.version
-    record = TrainingRecord.of(run_id, job, metrics, outcome, str(run.promoted_model))
+    card = model_card(job, run_id, scores["metrics"], run.load_json("dataset.json"), scores.get("onnx"))
+    outcome = keep_and_decide(Registry.for_job(job), blob, card, gates, run_id, _compare_later(job, run, blob), known_comparisons(scores))
+    record = TrainingRecord.of(run_id, job, scores["metrics"], outcome, str(run.promoted_model))
     run.save_json("metrics.json", record.as_xcom())
-    if outcome.promoted:
-        log.info("version %s of %s is the champion now: %s", version, job.dag_id, outcome.summary)
-    else:
-        log.warning(
-            "version %s of %s was kept but not promoted (champion: version %s): %s", version, job.dag_id, outcome.champion, outcome.summary
-        )
+    log.log(logging.INFO if outcome.promoted else logging.WARNING, "%s", outcome_line(outcome, job.dag_id))
     if outcome.fails_run:
-        asked = (
-            "training.min_accuracy fails the run below it" if job.promotion is None else f"training.promotion.fail_run: {gates.fail_run}"
-        )
-        headline = f"model v{version} not promoted: " + "; ".join(outcome.failed or outcome.reasons)
-        raise QualityGateError(
-            f"{headline}\n{'; '.join(outcome.reasons)}; version {version} was kept, not promoted, "
-            f"and {run.promoted_model} is unchanged ({asked})"
-        )
+        raise QualityGateError(gate_failure(outcome.version, outcome.failed, outcome.reasons, gates, str(run.promoted_model)))
     return record.as_xcom()
 
 
