@@ -170,7 +170,7 @@ def compare_with_champion(job: TrainingJob, run: RunFiles, candidate: Any, champ
 @_expose_failure
 def preprocess(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any]:
     """data_preprocessing_task: split, fit the configured scalers on the training part, hand both on."""
-    from adclick_ops.steps.model import fit_preprocessing, preprocessing_state, split
+    from adclick_ops.steps.model import fit_preprocessing, split
 
     job = TrainingJob.model_validate(settings)
     run = _run_files(job, run_id)
@@ -181,7 +181,7 @@ def preprocess(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any
     )
     preprocessing = fit_preprocessing(x_train, job.scalers)
     run.save_arrays("split", x_train=x_train, x_test=x_test, y_train=y_train, y_test=y_test)
-    run.save_arrays("preprocessing", **preprocessing_state(preprocessing))
+    run.save_preprocessing(preprocessing)
     columns = preprocessing.transform(x_train[:1]).shape[1]
     return {"train_rows": int(len(y_train)), "test_rows": int(len(y_test)), "scaled_columns": int(columns), "scalers": list(job.scalers)}
 
@@ -208,12 +208,12 @@ def build_save_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[st
     from adclick_ops.artifacts import sha256, write_bytes_atomic
     from adclick_ops.registry import Registry
     from adclick_ops.registry.convert import convert_checked
-    from adclick_ops.steps.model import evaluate, fit_model, restore_preprocessing
+    from adclick_ops.steps.model import evaluate, fit_model
 
     job = TrainingJob.model_validate(settings)
     run = _run_files(job, run_id)
     train = run.load_arrays("train")
-    preprocessing = restore_preprocessing(run.load_arrays("preprocessing"), job.scalers)
+    preprocessing = run.load_preprocessing(job.scalers)
     fitted = fit_model(preprocessing, train["x"], train["y"], estimator=job.estimator.name, params=job.estimator.params)
     test = run.load_arrays("test")
     # a model whose ONNX file does not give the fitted pipeline's probabilities stops here, unsaved
