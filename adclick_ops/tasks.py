@@ -108,63 +108,11 @@ def load_data(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any]
 
 
 def compare_with_champion(job: TrainingJob, run: RunFiles, candidate: Any, champion: int) -> Any:
-    """The new version (`candidate`, an OnnxModel) and version `champion` on the same held-out rows, each
-    through its own features: the rows below the smaller of the two holdout shares, which neither trained on.
-    A champion that cannot be scored gives a Comparison with the reason instead of metrics."""
-    import numpy as np
-
+    """The new version (`candidate`, an OnnxModel) and version `champion` on the same held-out rows (registry.keep)."""
     from adclick_ops.registry import Registry
-    from adclick_ops.steps.holdout import held_out
-    from adclick_ops.steps.model import evaluate
-    from adclick_ops.steps.promotion import Comparison
+    from adclick_ops.registry.keep import compare_on_holdout
 
-    registry = Registry.for_job(job)
-    ours = run.load_json(HOLDOUT)
-    arrays = run.load_arrays("holdout")
-    try:
-        card = registry.card(champion)
-    except Exception as exc:  # noqa: BLE001 - a damaged card: the champion cannot be scored
-        return Comparison(champion, problem=f"its card cannot be read: {exc}")
-    model = card.get("model", {})
-    theirs = (card.get("dataset") or {}).get("holdout")
-    note = None
-    if theirs is None:
-        share = ours["share"]
-        note = f"version {champion} was trained before rows were held out; it may have trained on some of these rows"
-    elif theirs.get("columns") != ours["columns"]:
-        gone = sorted(set(theirs.get("columns", [])) - set(ours["columns"]))
-        added = sorted(set(ours["columns"]) - set(theirs.get("columns", [])))
-        what = "; ".join(p for p in (f"gone: {', '.join(gone)}" if gone else "", f"added: {', '.join(added)}" if added else "") if p)
-        return Comparison(
-            champion,
-            problem=f"the dataset's columns changed since it was trained ({what}), so the rows it never trained on are not known",
-        )
-    else:
-        share = min(ours["share"], theirs["share"])
-    if model.get("target", job.target) != job.target:
-        return Comparison(champion, problem=f"it predicts {model.get('target')!r}, this run {job.target!r}")
-    missing = [f for f in model.get("features", []) if f not in ours["numeric"]]
-    if missing:
-        return Comparison(
-            champion, problem=f"its feature column(s) {', '.join(map(repr, missing))} are not numeric columns of {job.dataset}"
-        )
-    rows = held_out(arrays["bucket"], share)
-
-    def inputs(features: list[str]) -> Any:
-        return np.column_stack([arrays[f"column{ours['numeric'].index(f)}"][rows] for f in features]).astype("float64")
-
-    x_theirs = inputs(model["features"])
-    if not np.isfinite(x_theirs).all():
-        return Comparison(champion, problem="its feature columns have missing or infinite values in the held-out rows")
-    if not rows.any():
-        return Comparison(champion, problem=f"no row of {job.dataset} is held out at share {share:g}")
-    try:
-        their_model = registry.load_model(champion)
-        their_metrics = evaluate(their_model, x_theirs, arrays["y"][rows])
-    except Exception as exc:  # noqa: BLE001 - its file fails its checks, or scoring fails: the decision says so
-        return Comparison(champion, problem=f"its file fails its checks: {exc}")
-    our_metrics = evaluate(candidate, inputs(list(job.features)), arrays["y"][rows])
-    return Comparison(champion, int(rows.sum()), our_metrics, their_metrics, note=note)
+    return compare_on_holdout(Registry.for_job(job), champion, candidate, run.load_json(HOLDOUT), run.load_arrays("holdout"), job)
 
 
 @_expose_failure

@@ -1,20 +1,25 @@
-"""What load_model_task does, without Airflow: keep a run's model as a version and decide the champion.
+"""What build_save_model_task and load_model_task do with the registry, without Airflow: compare the new model
+with the champion on the held-out rows, keep it as a version, and decide the champion.
 
-The task reads its inputs and writes the record; here the model file is checked against what was
-scored, an identical retrain is recorded against its existing version, and a new version is kept
-and decided (Registry.decide, which calls steps.promotion.decide).
+The tasks read their inputs and write their outputs; here the champion is scored on the rows neither
+model trained on (steps.holdout.champion_rows), the model file is checked against what was scored,
+an identical retrain is recorded against its existing version, and a new version is kept and
+decided (Registry.decide, which calls steps.promotion.decide).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adclick_ops.artifacts import RunFiles, read_model_file, sha256
 from adclick_ops.registry.registry import Outcome, Registry
 from adclick_ops.registry.serialization import UnsafeModelError
 from adclick_ops.steps.promotion import Comparison, Gates, decide
+
+if TYPE_CHECKING:
+    from adclick_ops.config.models import TrainingJob
 
 
 def read_scored_model(run: RunFiles, scores: dict[str, Any]) -> bytes:
@@ -26,6 +31,42 @@ def read_scored_model(run: RunFiles, scores: dict[str, Any]) -> bytes:
             f"{scores['sha256']}, found {sha256(blob)}"
         )
     return blob
+
+
+def compare_on_holdout(
+    registry: Registry, champion: int, candidate: Any, holdout: dict[str, Any], arrays: dict[str, Any], job: TrainingJob
+) -> Comparison:
+    """The new version (`candidate`, anything with predict_proba) and version `champion` on the same held-out rows,
+    each through its own features (steps.holdout.champion_rows). `holdout` and `arrays` are what load_data_task
+    kept of those rows. A champion that cannot be scored gives a Comparison with the reason instead of metrics."""
+    import numpy as np
+
+    from adclick_ops.steps.holdout import champion_rows, held_out
+    from adclick_ops.steps.model import evaluate
+
+    try:
+        card = registry.card(champion)
+    except Exception as exc:  # noqa: BLE001 - a damaged card: the champion cannot be scored
+        return Comparison(champion, problem=f"its card cannot be read: {exc}")
+    found = champion_rows(champion, card, holdout, job.target, job.dataset)
+    if found.problem is not None:
+        return Comparison(champion, problem=found.problem)
+    rows = held_out(arrays["bucket"], found.share)
+
+    def inputs(features: list[str]) -> Any:
+        return np.column_stack([arrays[f"column{holdout['numeric'].index(f)}"][rows] for f in features]).astype("float64")
+
+    x_theirs = inputs(card["model"]["features"])
+    if not np.isfinite(x_theirs).all():
+        return Comparison(champion, problem="its feature columns have missing or infinite values in the held-out rows")
+    if not rows.any():
+        return Comparison(champion, problem=f"no row of {job.dataset} is held out at share {found.share:g}")
+    try:
+        their_metrics = evaluate(registry.load_model(champion), x_theirs, arrays["y"][rows])
+    except Exception as exc:  # noqa: BLE001 - its file fails its checks, or scoring fails: the decision says so
+        return Comparison(champion, problem=f"its file fails its checks: {exc}")
+    our_metrics = evaluate(candidate, inputs(list(job.features)), arrays["y"][rows])
+    return Comparison(champion, int(rows.sum()), our_metrics, their_metrics, note=found.note)
 
 
 def known_comparisons(scores: dict[str, Any]) -> dict[int, Comparison]:

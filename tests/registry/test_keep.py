@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import functools
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from registry_support import FEATURES, SEED, TARGET
 
 from adclick_ops.artifacts import RunFiles, sha256, write_bytes_atomic
 from adclick_ops.registry import Registry, UnsafeModelError
 from adclick_ops.registry.convert import to_onnx
-from adclick_ops.registry.keep import keep_and_decide, known_comparisons, outcome_line, read_scored_model, with_floors
+from adclick_ops.registry.keep import compare_on_holdout, keep_and_decide, known_comparisons, outcome_line, read_scored_model, with_floors
 from adclick_ops.steps.model import build_pipeline, evaluate
 from adclick_ops.steps.promotion import Comparison, Gates
 
@@ -130,3 +132,36 @@ def test_outcome_line_says_what_serves(registry):
 def model_card(c: float, run_id: str) -> tuple[bytes, dict]:
     blob, metrics = model(c)
     return blob, card(run_id, metrics)
+
+
+def held_out_rows(share: float) -> tuple[dict, dict]:
+    """What load_data_task keeps of the held-out rows of the seed dataset: the last 300 rows, in buckets below `share`."""
+    columns = [*FEATURES, TARGET]
+    holdout = {"share": share, "columns": sorted(columns), "numeric": columns}
+    arrays = {"bucket": np.zeros(300, dtype="int64"), "y": Y[700:]} | {
+        f"column{i}": SEED[c].to_numpy(float)[700:] for i, c in enumerate(columns)
+    }
+    return holdout, arrays
+
+
+def test_the_champion_is_scored_on_the_held_out_rows_through_its_own_features(registry):
+    keep_and_decide(registry, *model_card(1.0, "r1"), Gates(), "r1", Compare(0, 0))
+    holdout, arrays = held_out_rows(0.2)
+    job = SimpleNamespace(target=TARGET, dataset="d.csv", features=FEATURES)
+    candidate = build_pipeline(["minmax"], "logistic_regression", {"C": 0.01}).fit(X[:700], Y[:700])
+    comparison = compare_on_holdout(registry, 1, candidate, holdout, arrays, job)
+    assert comparison.problem is None and comparison.rows == 300
+    # each scored through its own file on rows 700 on: version 1 through onnxruntime, the candidate as given
+    assert comparison.champion["confusion_matrix"] == model(1.0)[1]["confusion_matrix"]
+    assert comparison.champion["roc_auc"] == pytest.approx(model(1.0)[1]["roc_auc"], abs=1e-6)
+    assert comparison.candidate == evaluate(candidate, X[700:], Y[700:])
+    assert comparison.note.startswith("version 1 was trained before rows were held out")
+
+
+def test_a_champion_that_cannot_be_scored_is_a_comparison_with_the_reason(registry):
+    keep_and_decide(registry, *model_card(1.0, "r1"), Gates(), "r1", Compare(0, 0))
+    holdout, arrays = held_out_rows(0.2)
+    job = SimpleNamespace(target=TARGET, dataset="d.csv", features=FEATURES)
+    arrays["bucket"][:] = 9_999  # no row below the share
+    assert compare_on_holdout(registry, 1, None, holdout, arrays, job).problem == "no row of d.csv is held out at share 0.2"
+    assert compare_on_holdout(registry, 7, None, holdout, arrays, job).problem.startswith("its card cannot be read: ")
