@@ -361,8 +361,8 @@ class AirflowClient:
             raise AirflowUnreachable("Airflow's list of task instances has an unexpected shape")
         return [ti for ti in items[:MAX_TASK_INSTANCES] if isinstance(ti, dict) and isinstance(ti.get("task_id"), str)]
 
-    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str) -> dict[str, Any] | None:
-        """The XCom `key` of a task in a run as a dict (JSON strings and serde wrappers undone), or None."""
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str) -> Any:
+        """The XCom `key` of a task in a run (JSON strings and serde wrappers undone), or None when it has none."""
         path = (
             f"/api/v2/dags/{_path_part(dag_id)}/dagRuns/{_path_part(run_id)}"
             f"/taskInstances/{_path_part(task_id)}/xcomEntries/{_path_part(key)}"
@@ -375,8 +375,8 @@ class AirflowClient:
         body = self._json(response, f"the XCom {key}")
         return _xcom_value(body.get("value") if isinstance(body, dict) else None)
 
-    def run_metrics(self, dag_id: str, run_id: str) -> dict[str, Any] | None:
-        """The XCom return_value of load_model_task in that run, or None when it has none."""
+    def run_metrics(self, dag_id: str, run_id: str) -> Any:
+        """The XCom return_value of load_model_task in that run (a TrainingRecord's fields), or None when it has none."""
         return self.xcom(dag_id, run_id, METRICS_TASK_ID, XCOM_RECORD_KEY)
 
 
@@ -403,16 +403,17 @@ def dag_details(client: AirflowClient, dag_id: str) -> dict[str, Any] | None:
     return body
 
 
-def _xcom_value(value: Any) -> dict[str, Any] | None:
+def _xcom_value(value: Any) -> Any:
     # The native answer holds what the task SDK stored: normally the dict itself, but a value pushed
     # through XComModel.serialize_value is a JSON string, and serde may wrap it in __classname__/__data__.
+    # Anything else is handed on as it is: its reader says what it expected (record.TrainingRecord.parse).
     if isinstance(value, str):
         try:
             value = jsonio.loads(value, strict_numbers=False)
         except jsonio.JsonLimitError as exc:
             if "not valid JSON" in str(exc):
-                return None  # a plain string: not a record
+                return value  # a plain string
             raise AirflowUnreachable(f"an XCom value cannot be used: {exc}") from None
     if isinstance(value, dict) and "__data__" in value and "__classname__" in value:
         value = value["__data__"]
-    return value if isinstance(value, dict) else None
+    return value

@@ -2,16 +2,16 @@
 
 Working files of a run live in `<artifacts_root>/<dag_id>/<run_id>/`, so two runs at once never
 share one. The artifacts root is a local path or a URI (s3://, gs://, memory://, ... through
-fsspec), so that workers on several hosts can share it. Arrays are stored as `.npz` read with
-`allow_pickle=False` and models are ONNX files, checked before onnxruntime scores them (registry.serialization):
-reading never runs code. Every write replaces its target whole.
+fsspec), so that workers on several hosts can share it. Arrays and the fitted scalers go through one
+serializer (adclick_ops.workfiles: `.npz` of numbers, read with `allow_pickle=False`) and models are
+ONNX files, checked before onnxruntime scores them (registry.serialization): reading never runs code.
+Every write replaces its target whole.
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
-import io
 import json
 import os
 import re
@@ -114,6 +114,9 @@ def sweep_temporaries(folder: Any, recursive: bool = True) -> list[str]:
     return removed
 
 
+PREPROCESSING = "preprocessing.npz"  # data_preprocessing_task's fitted scalers, for build_save_model_task
+
+
 def safe_run_id(run_id: str) -> str:
     """A run id as a folder name: Airflow's ids carry ':' and '+', which some stores dislike."""
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id).strip("._")
@@ -133,16 +136,11 @@ class RunFiles:
         return self.folder / name
 
     def save_arrays(self, name: str, **arrays: Any) -> str:
-        import numpy as np
+        """Write `<name>.npz` through the one serializer of working files (adclick_ops.workfiles)."""
+        from adclick_ops.workfiles import dump_arrays
 
-        for key, value in arrays.items():
-            if np.asarray(value).dtype.hasobject:
-                # np.savez would pickle it, and load_arrays refuses pickles: fail where the mistake is
-                raise TypeError(f"{name}.npz: array {key!r} holds Python objects; working files hold numbers only")
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
         target = self.path(f"{name}.npz")
-        write_bytes_atomic(target, buffer.getvalue())
+        write_bytes_atomic(target, dump_arrays(f"{name}.npz", arrays))
         return str(target)
 
     def _read(self, name: str) -> bytes:
@@ -153,10 +151,23 @@ class RunFiles:
             raise FileNotFoundError(f"{target}: working file of an earlier task is missing; run the DAG from its first task") from None
 
     def load_arrays(self, name: str) -> dict[str, Any]:
-        import numpy as np
+        from adclick_ops.workfiles import load_arrays
 
-        with np.load(io.BytesIO(self._read(f"{name}.npz")), allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
+        return load_arrays(self._read(f"{name}.npz"), str(self.path(f"{name}.npz")))
+
+    def save_preprocessing(self, preprocessor: Any) -> str:
+        """Write the fitted preprocessing as `preprocessing.npz`, its numbers (adclick_ops.workfiles)."""
+        from adclick_ops.workfiles import dump_preprocessing
+
+        target = self.path(PREPROCESSING)
+        write_bytes_atomic(target, dump_preprocessing(PREPROCESSING, preprocessor))
+        return str(target)
+
+    def load_preprocessing(self, scalers: list[Any]) -> Any:
+        """The fitted preprocessing save_preprocessing wrote, set back on `scalers`."""
+        from adclick_ops.workfiles import load_preprocessing
+
+        return load_preprocessing(self._read(PREPROCESSING), str(self.path(PREPROCESSING)), scalers)
 
     def save_json(self, name: str, value: Any) -> str:
         target = self.path(name)

@@ -2,12 +2,13 @@
 
 load_model_task returns a TrainingRecord as its XCom (under config.vocabulary.XCOM_RECORD_KEY) and keeps it in the
 run's `metrics.json`; the e-mail, the monitor, `adclick-ops run` and the registry's history read it
-with `TrainingRecord.read`, so that no reader spells the keys again. The record is flat, so that
+through `TrainingRecord.parse`, so that no reader spells the keys again. The record is flat, so that
 templates read `m.accuracy` or `m.decision` directly.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -17,6 +18,35 @@ from adclick_ops.config.vocabulary import METRIC_KEYS, METRICS, XCOM_RECORD_KEY
 if TYPE_CHECKING:
     from adclick_ops.config.models import TrainingJob
     from adclick_ops.registry.registry import Outcome
+
+
+MAX_SHOWN_CHARS = 60  # of a value a message quotes
+
+
+class RecordUnreadable(ValueError):
+    """A value in the record's place that is not a TrainingRecord: `record unreadable: <field>: <what>`."""
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN_CHARS else text[: MAX_SHOWN_CHARS - 1] + "…"
+
+
+def _first_problem(exc: ValidationError) -> str:
+    error = exc.errors(include_url=False)[0]
+    field = ".".join(map(str, error["loc"])) or "record"
+    if error["type"] == "missing":
+        return f"record unreadable: {field}: missing"
+    return f"record unreadable: {field}: {error['msg'][0].lower()}{error['msg'][1:]}, found {_shown(error.get('input'))}"
+
+
+def _non_finite(name: str, value: Any) -> str | None:
+    """`<path>: expected a finite number, found nan` for a NaN or infinite number in `value` (a float, or a list
+    or a dict of them), or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{name}: expected a finite number, found {value!r}"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    return next((found for key, item in items if (found := _non_finite(f"{name}.{key}", item))), None)
 
 
 class TrainingRecord(BaseModel):
@@ -79,13 +109,32 @@ class TrainingRecord(BaseModel):
         )
 
     @classmethod
-    def read(cls, value: Any) -> TrainingRecord | None:
-        """The record in an XCom value or a `metrics.json`, or None when `value` is not one (a run of an earlier version)."""
-        if not isinstance(value, dict) or not isinstance(value.get("run_id"), str):
+    def parse(cls, value: Any) -> TrainingRecord | None:
+        """The record in an XCom value or a `metrics.json`; None when there is none (`value` is None).
+
+        Every reader goes through here. The types are checked strictly (a number written as a string,
+        a float where a version number goes, NaN or infinity are refused): anything else raises
+        RecordUnreadable, whose message names the first field that is wrong, what it is and what was found.
+        """
+        if value is None:
             return None
+        if not isinstance(value, dict):
+            raise RecordUnreadable(f"record unreadable: record: expected an object of fields, found {type(value).__name__} {_shown(value)}")
         try:
-            return cls.model_validate(value)
-        except ValueError:
+            record = cls.model_validate(value, strict=True)
+        except ValidationError as exc:
+            raise RecordUnreadable(_first_problem(exc)) from None
+        for name in type(record).model_fields:
+            if (problem := _non_finite(name, getattr(record, name))) is not None:
+                raise RecordUnreadable(f"record unreadable: {problem}")
+        return record
+
+    @classmethod
+    def read(cls, value: Any) -> TrainingRecord | None:
+        """`parse`, with None in place of RecordUnreadable, for readers that show nothing when there is no good record."""
+        try:
+            return cls.parse(value)
+        except RecordUnreadable:
             return None
 
     @classmethod

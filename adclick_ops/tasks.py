@@ -8,7 +8,6 @@ never loads pandas or scikit-learn.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 from collections.abc import Callable
@@ -109,69 +108,17 @@ def load_data(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any]
 
 
 def compare_with_champion(job: TrainingJob, run: RunFiles, candidate: Any, champion: int) -> Any:
-    """The new version (`candidate`, an OnnxModel) and version `champion` on the same held-out rows, each
-    through its own features: the rows below the smaller of the two holdout shares, which neither trained on.
-    A champion that cannot be scored gives a Comparison with the reason instead of metrics."""
-    import numpy as np
-
+    """The new version (`candidate`, an OnnxModel) and version `champion` on the same held-out rows (registry.keep)."""
     from adclick_ops.registry import Registry
-    from adclick_ops.steps.holdout import held_out
-    from adclick_ops.steps.model import evaluate
-    from adclick_ops.steps.promotion import Comparison
+    from adclick_ops.registry.keep import compare_on_holdout
 
-    registry = Registry.for_job(job)
-    ours = run.load_json(HOLDOUT)
-    arrays = run.load_arrays("holdout")
-    try:
-        card = registry.card(champion)
-    except Exception as exc:  # noqa: BLE001 - a damaged card: the champion cannot be scored
-        return Comparison(champion, problem=f"its card cannot be read: {exc}")
-    model = card.get("model", {})
-    theirs = (card.get("dataset") or {}).get("holdout")
-    note = None
-    if theirs is None:
-        share = ours["share"]
-        note = f"version {champion} was trained before rows were held out; it may have trained on some of these rows"
-    elif theirs.get("columns") != ours["columns"]:
-        gone = sorted(set(theirs.get("columns", [])) - set(ours["columns"]))
-        added = sorted(set(ours["columns"]) - set(theirs.get("columns", [])))
-        what = "; ".join(p for p in (f"gone: {', '.join(gone)}" if gone else "", f"added: {', '.join(added)}" if added else "") if p)
-        return Comparison(
-            champion,
-            problem=f"the dataset's columns changed since it was trained ({what}), so the rows it never trained on are not known",
-        )
-    else:
-        share = min(ours["share"], theirs["share"])
-    if model.get("target", job.target) != job.target:
-        return Comparison(champion, problem=f"it predicts {model.get('target')!r}, this run {job.target!r}")
-    missing = [f for f in model.get("features", []) if f not in ours["numeric"]]
-    if missing:
-        return Comparison(
-            champion, problem=f"its feature column(s) {', '.join(map(repr, missing))} are not numeric columns of {job.dataset}"
-        )
-    rows = held_out(arrays["bucket"], share)
-
-    def inputs(features: list[str]) -> Any:
-        return np.column_stack([arrays[f"column{ours['numeric'].index(f)}"][rows] for f in features]).astype("float64")
-
-    x_theirs = inputs(model["features"])
-    if not np.isfinite(x_theirs).all():
-        return Comparison(champion, problem="its feature columns have missing or infinite values in the held-out rows")
-    if not rows.any():
-        return Comparison(champion, problem=f"no row of {job.dataset} is held out at share {share:g}")
-    try:
-        their_model = registry.load_model(champion)
-        their_metrics = evaluate(their_model, x_theirs, arrays["y"][rows])
-    except Exception as exc:  # noqa: BLE001 - its file fails its checks, or scoring fails: the decision says so
-        return Comparison(champion, problem=f"its file fails its checks: {exc}")
-    our_metrics = evaluate(candidate, inputs(list(job.features)), arrays["y"][rows])
-    return Comparison(champion, int(rows.sum()), our_metrics, their_metrics, note=note)
+    return compare_on_holdout(Registry.for_job(job), champion, candidate, run.load_json(HOLDOUT), run.load_arrays("holdout"), job)
 
 
 @_expose_failure
 def preprocess(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any]:
     """data_preprocessing_task: split, fit the configured scalers on the training part, hand both on."""
-    from adclick_ops.steps.model import fit_preprocessing, preprocessing_state, split
+    from adclick_ops.steps.model import fit_preprocessing, split
 
     job = TrainingJob.model_validate(settings)
     run = _run_files(job, run_id)
@@ -182,7 +129,7 @@ def preprocess(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any
     )
     preprocessing = fit_preprocessing(x_train, job.scalers)
     run.save_arrays("split", x_train=x_train, x_test=x_test, y_train=y_train, y_test=y_test)
-    run.save_arrays("preprocessing", **preprocessing_state(preprocessing))
+    run.save_preprocessing(preprocessing)
     columns = preprocessing.transform(x_train[:1]).shape[1]
     return {"train_rows": int(len(y_train)), "test_rows": int(len(y_test)), "scaled_columns": int(columns), "scalers": list(job.scalers)}
 
@@ -209,12 +156,12 @@ def build_save_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[st
     from adclick_ops.artifacts import sha256, write_bytes_atomic
     from adclick_ops.registry import Registry
     from adclick_ops.registry.convert import convert_checked
-    from adclick_ops.steps.model import evaluate, fit_model, restore_preprocessing
+    from adclick_ops.steps.model import evaluate, fit_model
 
     job = TrainingJob.model_validate(settings)
     run = _run_files(job, run_id)
     train = run.load_arrays("train")
-    preprocessing = restore_preprocessing(run.load_arrays("preprocessing"), job.scalers)
+    preprocessing = run.load_preprocessing(job.scalers)
     fitted = fit_model(preprocessing, train["x"], train["y"], estimator=job.estimator.name, params=job.estimator.params)
     test = run.load_arrays("test")
     # a model whose ONNX file does not give the fitted pipeline's probabilities stops here, unsaved
@@ -235,74 +182,46 @@ def build_save_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[st
     return {"candidate": str(run.candidate_model), "sha256": scores["sha256"], "estimator": job.estimator.name}
 
 
+def _compare_later(job: TrainingJob, run: RunFiles, blob: bytes) -> Callable[[int], Any]:
+    """compare_with_champion for a champion that another run promoted after build_save_model_task compared."""
+
+    def compare(champion: int) -> Any:
+        from adclick_ops.registry.serialization import load_model_bytes
+
+        candidate = load_model_bytes(blob, f"{run.candidate_model}", n_features=len(job.features))
+        return compare_with_champion(job, run, candidate, champion)
+
+    return compare
+
+
 @_expose_failure
 def load_model(settings: dict[str, Any], run_id: str, **_: Any) -> dict[str, Any]:
     """load_model_task: keep this run's saved model as a version, decide the champion, return the run's record.
 
-    The model file is read back and checked against the sha256 of the file build_save_model_task
-    checked and scored. The decision is steps.promotion.decide, on the comparison that task made; only
-    if another run changed the champion in between is the new champion compared here (onnxruntime).
-    The decision is the run's last step: nothing after it (e-mail, trigger) changes it, and any failure
-    before it leaves the champion as it was. The returned XCom is a TrainingRecord (adclick_ops.record).
+    registry.keep does the work: it checks the file against the sha256 build_save_model_task scored and
+    decides on the comparison that task made (steps.promotion.decide). The decision is the run's last
+    step: nothing after it (e-mail, trigger) changes it, and any failure before it leaves the champion as
+    it was. The record (adclick_ops.record.TrainingRecord) is the XCom and the run's `metrics.json`.
     """
-    from adclick_ops.artifacts import read_model_file, sha256
     from adclick_ops.record import TrainingRecord
     from adclick_ops.registry import Registry
     from adclick_ops.registry.cards import model_card
-    from adclick_ops.registry.serialization import UnsafeModelError, load_model_bytes
-    from adclick_ops.steps.promotion import Comparison, Gates, decide
+    from adclick_ops.registry.keep import keep_and_decide, known_comparisons, outcome_line, read_scored_model
+    from adclick_ops.steps.promotion import Gates, gate_failure
 
     job = TrainingJob.model_validate(settings)
     run = _run_files(job, run_id)
-    blob = read_model_file(run.candidate_model, [run.folder, run.model_dir])
     scores = run.load_json(SCORES)
-    if sha256(blob) != scores["sha256"]:
-        raise UnsafeModelError(
-            f"{run.candidate_model}: the model file changed after build_save_model_task saved and scored it; expected sha256 "
-            f"{scores['sha256']}, found {sha256(blob)}"
-        )
-    metrics = dict(scores["metrics"])
-    log.info("metrics of %s: %s", run_id, {name: metrics[name] for name in METRICS})
-    registry = Registry.for_job(job)
+    blob = read_scored_model(run, scores)
+    log.info("metrics of %s: %s", run_id, {name: scores["metrics"][name] for name in METRICS})
     gates = Gates.from_promotion(job.gates(), job.gates_field())
-    identical = registry.identical_version(blob, run_id)
-    if identical is not None and registry.decided(identical):  # the same model again: its run is recorded against that version
-        outcome = registry.record_retrain(identical, run_id, by=f"run {run_id}")
-        floors = decide(metrics, None, gates)  # no comparison: the champion stays; the floors still fail the run if asked
-        if not floors.promote:
-            outcome = dataclasses.replace(
-                outcome, reasons=(*outcome.reasons, *floors.reasons), failed=floors.failed, fails_run=floors.fails_run(gates)
-            )
-    else:  # a new model, or one whose run stopped before deciding: this run decides
-        version = identical or registry.add_version(
-            blob, model_card(job, run_id, metrics, run.load_json("dataset.json"), scores.get("onnx"))
-        )
-        made = scores.get("comparison")
-        known = {made["champion_version"]: Comparison.from_json(made)} if made else {}
-
-        def compare(champion: int) -> Comparison:  # a champion that another run promoted since build_save_model_task
-            candidate = load_model_bytes(blob, f"{run.candidate_model}", n_features=len(job.features))
-            return compare_with_champion(job, run, candidate, champion)
-
-        outcome = registry.decide(version, compare, gates, by=f"run {run_id}", known=known)
-    version = outcome.version
-    record = TrainingRecord.of(run_id, job, metrics, outcome, str(run.promoted_model))
+    card = model_card(job, run_id, scores["metrics"], run.load_json("dataset.json"), scores.get("onnx"))
+    outcome = keep_and_decide(Registry.for_job(job), blob, card, gates, run_id, _compare_later(job, run, blob), known_comparisons(scores))
+    record = TrainingRecord.of(run_id, job, scores["metrics"], outcome, str(run.promoted_model))
     run.save_json("metrics.json", record.as_xcom())
-    if outcome.promoted:
-        log.info("version %s of %s is the champion now: %s", version, job.dag_id, outcome.summary)
-    else:
-        log.warning(
-            "version %s of %s was kept but not promoted (champion: version %s): %s", version, job.dag_id, outcome.champion, outcome.summary
-        )
+    log.log(logging.INFO if outcome.promoted else logging.WARNING, "%s", outcome_line(outcome, job.dag_id))
     if outcome.fails_run:
-        asked = (
-            "training.min_accuracy fails the run below it" if job.promotion is None else f"training.promotion.fail_run: {gates.fail_run}"
-        )
-        headline = f"model v{version} not promoted: " + "; ".join(outcome.failed or outcome.reasons)
-        raise QualityGateError(
-            f"{headline}\n{'; '.join(outcome.reasons)}; version {version} was kept, not promoted, "
-            f"and {run.promoted_model} is unchanged ({asked})"
-        )
+        raise QualityGateError(gate_failure(outcome.version, outcome.failed, outcome.reasons, gates, str(run.promoted_model)))
     return record.as_xcom()
 
 

@@ -17,7 +17,7 @@ from adclick_ops.config.models import CALLABLES, TrainingJob
 from adclick_ops.registry import Registry
 from adclick_ops.registry.serialization import ops_of
 from adclick_ops.steps.errors import DataError
-from adclick_ops.steps.model import fit_preprocessing, restore_preprocessing, split
+from adclick_ops.steps.model import fit_preprocessing, split
 
 from helpers import PROJECT, edit_yaml, training_settings
 
@@ -67,10 +67,10 @@ def test_preprocessing_task_hands_on_the_scalers_fitted_on_the_training_rows(pip
     tasks.load_data(settings=settings, run_id="r")
     tasks.preprocess(settings=settings, run_id="r")
     run = run_files(settings, "r")
-    data, handed_on = run.load_arrays("dataset"), run.load_arrays("preprocessing")
+    data = run.load_arrays("dataset")
     x_train = split(data["x"], data["y"], test_size=0.3, random_state=42, stratify=False)[0]
     expected = fit_preprocessing(x_train, ["minmax", "standard"])
-    restored = restore_preprocessing(handed_on, ["minmax", "standard"])
+    restored = run.load_preprocessing(["minmax", "standard"])
     np.testing.assert_array_equal(restored.transform(data["x"]), expected.transform(data["x"]))
 
 

@@ -30,7 +30,7 @@ from adclick_ops.embedded.home import forget_running, set_aside_config, write_co
 from adclick_ops.embedded.mailsink import MailSink
 from adclick_ops.embedded.stack import ADMIN_PASSWORD, ADMIN_USER, Stack, airflow, airflow_env, watch_parent
 from adclick_ops.net import port_is_free
-from adclick_ops.record import TrainingRecord
+from adclick_ops.record import RecordUnreadable, TrainingRecord
 from adclick_ops.steps.promotion import IDENTICAL
 
 DAG_ID = TRAINING_DAG_ID
@@ -84,8 +84,32 @@ def _migrate(env: dict[str, str], home: Path) -> None:
     (home / ".airflow-version").write_text(version + "\n")
 
 
-def _metrics_line(m: dict[str, Any]) -> str:
-    return "  ".join(f"{k}={m[k]:.4f}" for k in METRICS if isinstance(m.get(k), (int, float)))
+def _metrics_line(record: TrainingRecord) -> str:
+    return "  ".join(f"{k}={value:.4f}" for k in METRICS if (value := getattr(record, k)) is not None)
+
+
+def _say_record(value: Any, missing: str = "") -> None:
+    """What a run's record says, read by TrainingRecord.parse: the metrics, the version trained, the decision with
+    its reason, and the champion; "no metrics for this run" when there is none, and why a record cannot be read."""
+    try:
+        record = TrainingRecord.parse(value)
+    except RecordUnreadable as exc:
+        _say(f"no metrics for this run: {exc}")
+        return
+    if record is None:  # the run may have failed before evaluation, or at the promotion gate (said above)
+        _say(f"no metrics for this run{missing}")
+        return
+    _say(f"metrics: {_metrics_line(record)}")
+    if record.model_version is None:
+        _say(f"model:   {record.model_path}")
+        return
+    what = "trained" if record.decision_kind != IDENTICAL else "trained again (an identical model: no new version)"
+    _say(f"version: v{record.model_version} {what}")
+    if record.decision:
+        _say(f"decision: {record.decision}")
+    champion = f"v{record.champion_version}" if record.champion_version is not None else "none"
+    moved = f" (was v{record.previous_champion_version})" if record.promoted and record.previous_champion_version is not None else ""
+    _say(f"champion: {champion}{moved}, served from {record.model_path}")
 
 
 def _latest_metrics(since: float) -> dict[str, Any] | None:
@@ -147,9 +171,8 @@ def run_once(home: Path) -> int:
         run_state = states.get("__run__", "unknown")
         _say(f"{DAG_ID}: run {run_state} in {time.time() - started:.0f} s")
         metrics = _latest_metrics(started)
-        if metrics:
-            _say(f"metrics: {_metrics_line(metrics)}")
-            _say(f"model:   {metrics.get('model_path')}")
+        if metrics is not None:
+            _say_record(metrics)
         emails = sorted(p for p in mail_dir.glob("*.eml") if p.stat().st_mtime >= started)
         for p in emails:
             _say(f"e-mail:  {p}")
@@ -495,26 +518,10 @@ def summarize(api: AirflowClient, dag_id: str, run_id: str, state: str, base: st
     if dag_id != DAG_ID:
         return
     try:
-        metrics = api.run_metrics(dag_id, run_id)
+        value, missing = api.run_metrics(dag_id, run_id), ""
     except AirflowError as exc:
-        metrics, why = None, f" ({exc.reason})"
-    else:
-        why = ""
-    record = TrainingRecord.read(metrics)
-    if metrics:
-        _say(f"metrics: {_metrics_line(metrics)}")
-    if record is not None and record.model_version is not None:
-        what = "trained" if record.decision_kind != IDENTICAL else "trained again (an identical model: no new version)"
-        _say(f"version: v{record.model_version} {what}")
-        if record.decision:
-            _say(f"decision: {record.decision}")
-        champion = f"v{record.champion_version}" if record.champion_version is not None else "none"
-        moved = f" (was v{record.previous_champion_version})" if record.promoted and record.previous_champion_version is not None else ""
-        _say(f"champion: {champion}{moved}, served from {record.model_path}")
-    elif metrics:
-        _say(f"model:   {metrics.get('model_path')}")
-    if not metrics:  # the run may have failed before evaluation, or at the promotion gate (said above)
-        _say(f"no metrics for this run{why}")
+        value, missing = None, f" ({exc.reason})"
+    _say_record(value, missing)
     for p in sorted(mail_dir.glob("*.eml")) if mail_dir is not None else ():
         if _mentions(p, run_id):
             _say(f"e-mail:  {p}")

@@ -45,14 +45,13 @@ MAX_TIME_TICKS = 7
 
 def describe(run: Run) -> str:
     """What the run used and made, in one line: estimator, scalers, model version."""
-    parts = []
-    if run.extra.get("estimator"):
-        parts.append(str(run.extra["estimator"]))
-    scalers = run.extra.get("scalers")
-    if scalers is not None:
-        parts.append("scalers: " + (", ".join(scalers) if scalers else "none"))
-    if run.extra.get("model_version") is not None:
-        parts.append(f"model v{run.extra['model_version']}")
+    record = run.record
+    if record is None:
+        return ""
+    parts = [record.estimator] if record.estimator else []
+    parts.append("scalers: " + (", ".join(record.scalers) if record.scalers else "none"))
+    if record.model_version is not None:
+        parts.append(f"model v{record.model_version}")
     return " · ".join(parts)
 
 
@@ -80,6 +79,21 @@ def _time_ticks(start: datetime, end: datetime) -> list[tuple[datetime, str]]:
         ticks.append((when, when.strftime(fmt)))
         t += step
     return ticks
+
+
+def _champion_changes(shown: list[Run], xs: list[float]) -> list[dict[str, Any]]:
+    """A mark at each run whose record names another champion than the run before it that named one."""
+    champions, previous = [], None
+    for x, r in zip(xs, shown, strict=True):
+        champion = r.record.champion_version if r.record else None
+        if champion is None:
+            continue
+        if previous is not None and champion != previous:
+            champions.append(
+                {"x": x, "label": f"v{champion}", "tooltip": f"champion v{previous} → v{champion} · {r.run_id} · {_stamp(r.when)}"}
+            )
+        previous = champion
+    return champions
 
 
 def metrics_chart(runs: list[Run]) -> dict[str, Any] | None:
@@ -144,16 +158,7 @@ def metrics_chart(runs: list[Run]) -> dict[str, Any] | None:
         if r.state in FAILED_STATES
     ]
 
-    champions, previous = [], None
-    for i, r in enumerate(shown):
-        champion = r.extra.get("champion_version")
-        if champion is None:
-            continue
-        if previous is not None and champion != previous:
-            champions.append(
-                {"x": xs[i], "label": f"v{champion}", "tooltip": f"champion v{previous} → v{champion} · {r.run_id} · {_stamp(r.when)}"}
-            )
-        previous = champion
+    champions = _champion_changes(shown, xs)
 
     if timed and span > 0:
         x_ticks = [

@@ -6,7 +6,8 @@ latest run it also reads the task instances: which task failed, on which try and
 `failure` XCom that a failing task pushes), or which tasks are running.
 
 Whatever Airflow answers is checked here: values of the wrong type become None, dates are read
-leniently (naive ones as UTC), lists are cut to what was asked for.
+leniently (naive ones as UTC), lists are cut to what was asked for. The training record is parsed
+whole (record.TrainingRecord.parse), or said to be unreadable, and why.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 import math
 import re
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -24,6 +25,7 @@ from adclick_ops.airflow_api import FAILURE_XCOM_KEY, AirflowClient, AirflowErro
 from adclick_ops.config.vocabulary import METRICS
 from adclick_ops.monitor.cache import AirflowSlow, TTLCache
 from adclick_ops.monitor.pipelines import PipelineState, read_state
+from adclick_ops.record import RecordUnreadable, TrainingRecord
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +34,7 @@ RUNNING_STATES = frozenset({"queued", "running"})
 ACTIVE_TASK_STATES = ("running", "queued", "scheduled", "up_for_retry", "up_for_reschedule", "deferred", "restarting")
 FAILURE_KINDS = frozenset({"data", "gate", "config", "transient", "error"})
 MAX_ERROR_CHARS = 500
-MAX_TEXT_CHARS = 200  # estimator and scaler names, task ids shown
-MAX_SCALERS = 20
+MAX_TEXT_CHARS = 200  # task ids shown
 _EXCEPTION_PREFIX = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Failure): ")
 FETCH_BUDGET = 10.0  # seconds one refresh may spend reading metrics XComs before it stops asking
 
@@ -75,9 +76,8 @@ class Run:
     duration: float | None
     note: str | None
     airflow_link: str
-    metrics: dict[str, float] = field(default_factory=dict)
-    confusion_matrix: list[list[int]] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)  # n_test, estimator, scalers, model_version, ...
+    record: TrainingRecord | None = None  # what load_model_task returned, parsed (record.TrainingRecord.parse)
+    record_error: str | None = None  # "record unreadable: <field>: <what>" when its value is not a TrainingRecord
     failure: TaskTry | None = None  # the failed task of a failed run (the latest run only)
     running_tasks: tuple[TaskTry, ...] = ()  # the unfinished tasks of a running run (the latest run only)
     details_note: str | None = None  # why the task details are missing, when Airflow did not give them
@@ -90,6 +90,32 @@ class Run:
     @property
     def gate_rejected(self) -> bool:
         return self.failure is not None and self.failure.kind == "gate"
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """The record's test metrics that are defined, by name (METRICS)."""
+        if self.record is None:
+            return {}
+        return {name: value for name in METRICS if (value := getattr(self.record, name)) is not None}
+
+    def _record_json(self) -> dict[str, Any]:
+        r = self.record
+        if r is None:
+            return {}
+        fields = {
+            "n_test": r.n_test,
+            "estimator": r.estimator,
+            "scalers": list(r.scalers),
+            "model_version": r.model_version,
+            "promoted": r.promoted,
+            "decision_kind": r.decision_kind,
+            "decision": r.decision,
+            "previous_champion_version": r.previous_champion_version,
+            "champion_version": r.champion_version,
+            "previous_champion_metrics": r.previous_champion_metrics,
+            "model_path": r.model_path,
+        }
+        return {key: value for key, value in fields.items() if value is not None}
 
     def as_json(self) -> dict[str, Any]:
         def iso(value: datetime | None) -> str | None:
@@ -105,9 +131,10 @@ class Run:
             "duration_seconds": self.duration,
             "note": self.note,
             "airflow_link": self.airflow_link,
-            "metrics": dict(self.metrics) or None,
-            "confusion_matrix": self.confusion_matrix,
-            **self.extra,
+            "metrics": self.metrics or None,
+            "confusion_matrix": self.record.confusion_matrix if self.record else None,
+            **self._record_json(),
+            "record_error": self.record_error,
             "failure": self.failure.as_json() if self.failure else None,
             "running_tasks": [t.as_json() for t in self.running_tasks],
             "details_note": self.details_note,
@@ -125,6 +152,11 @@ class Status:
     @property
     def succeeded(self) -> bool:
         return self.case == "success"
+
+    @property
+    def record_error(self) -> str | None:
+        """Why the latest run's record cannot be read; the routes that show it answer 503 with this."""
+        return self.run.record_error if self.run is not None else None
 
 
 def _date(value: Any) -> datetime | None:
@@ -166,26 +198,20 @@ def _number(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _confusion(value: Any) -> list[list[int]] | None:
-    ok = (
-        isinstance(value, list)
-        and len(value) == 2
-        and all(
-            isinstance(row, list) and len(row) == 2 and all(isinstance(c, int) and not isinstance(c, bool) for c in row) for row in value
-        )
-    )
-    return [list(row) for row in value] if ok else None
+def parse_run(raw: dict[str, Any], value: Any, ui_url: str, dag_id: str) -> Run:
+    """One DAGRunResponse (+ load_model_task's XCom, `value`) as a `Run`; fields of the wrong type become None.
 
-
-def parse_run(raw: dict[str, Any], metrics: dict[str, Any] | None, ui_url: str, dag_id: str) -> Run:
-    """One DAGRunResponse (+ the metrics XCom) as a `Run`; fields of the wrong type become None."""
+    The XCom is read by TrainingRecord.parse, the one reader of the record: a value that is not a record
+    leaves `record` None and says why in `record_error`.
+    """
     start, end = _date(raw.get("start_date")), _date(raw.get("end_date"))
     duration = _number(raw.get("duration"))
     if duration is None and start and end:
         duration = (end - start).total_seconds()
-    metrics = metrics if isinstance(metrics, dict) else {}
-    values = {name: v for name in METRICS if (v := _number(metrics.get(name))) is not None}
-    extra = _extra(metrics)
+    try:
+        record, record_error = TrainingRecord.parse(value), None
+    except RecordUnreadable as exc:
+        record, record_error = None, str(exc)
     note = raw.get("note")
     if duration is not None and duration < 0:
         duration = None
@@ -199,34 +225,9 @@ def parse_run(raw: dict[str, Any], metrics: dict[str, Any] | None, ui_url: str, 
         duration=duration,
         note=note if isinstance(note, str) else None,
         airflow_link=f"{ui_url.rstrip('/')}/dags/{quote(dag_id, safe='')}/runs/{quote(raw['dag_run_id'], safe='')}",
-        metrics=values,
-        confusion_matrix=_confusion(metrics.get("confusion_matrix")),
-        extra=extra,
+        record=record,
+        record_error=record_error,
     )
-
-
-def _extra(metrics: dict[str, Any]) -> dict[str, Any]:
-    """What the metrics XCom says about the model: each key only when it has the right type."""
-    extra: dict[str, Any] = {}
-    for key in ("n_test", "model_version", "champion_version"):
-        if (number := _int(metrics.get(key))) is not None:
-            extra[key] = number
-    for key in ("estimator", "decision"):
-        if (text := _text(metrics.get(key))) is not None:
-            extra[key] = text
-    if (path := _text(metrics.get("model_path"), 1000)) is not None:
-        extra["model_path"] = path
-    if isinstance(metrics.get("promoted"), bool):
-        extra["promoted"] = metrics["promoted"]
-    scalers = metrics.get("scalers")
-    if isinstance(scalers, list):
-        names = [t for s in scalers[:MAX_SCALERS] if (t := _text(s)) is not None]
-        if len(names) == len(scalers):
-            extra["scalers"] = names
-    previous = metrics.get("previous_champion_metrics")
-    if isinstance(previous, dict):
-        extra["previous_champion_metrics"] = {name: v for name in METRICS if (v := _number(previous.get(name))) is not None}
-    return extra
 
 
 def log_link(ui_url: str, dag_id: str, run_id: str, task_id: str, try_number: int | None) -> str:

@@ -131,9 +131,9 @@ def _banner(status: Status, dag_id: str) -> str | Markup | None:
     """The banner's sentence under its title: what the title does not say already."""
     run = status.run
     if status.case == "failed" and run is not None and run.gate_rejected:
-        version = run.extra.get("model_version")
+        version = run.record.model_version if run.record else None
         kept = f"version {version} was kept" if version is not None else "the new version was kept"
-        champion = run.extra.get("champion_version")
+        champion = run.record.champion_version if run.record else None
         unchanged = f"the champion, version {champion}, is unchanged" if champion is not None else "the champion is unchanged"
         return f"{_GATE_HEADLINE.sub('', status.reason or '', count=1)}: {kept}; {unchanged}."
     if status.case == "failed":
@@ -166,7 +166,7 @@ def _page(status: Status, nothing: dict[str, str] | None = None) -> str:
     title = CASE_TITLES[status.case]
     if status.run is not None and status.run.gate_rejected:
         title = "Latest run: model not promoted"
-    elif status.case == "success" and status.run is not None and status.run.extra.get("promoted") is False:
+    elif status.case == "success" and status.run is not None and status.run.record is not None and not status.run.record.promoted:
         title = "Latest run succeeded — model not promoted"
     if nothing is not None:
         title = nothing["title"]
@@ -192,12 +192,18 @@ def _page(status: Status, nothing: dict[str, str] | None = None) -> str:
     )
 
 
+def _code(status: Status) -> int:
+    """The HTTP status of a page or document that shows the latest run: 503 when Airflow is unreachable or
+    the run's record cannot be read (the page says which field and why)."""
+    return 503 if status.case == "unreachable" or status.record_error else 200
+
+
 @bp.get("/success")
 def success() -> Any:
     status = _source().status()
     if not status.succeeded:
         return _to_page(status)
-    return _page(status)
+    return _page(status), _code(status)
 
 
 # What the latest run did, as the pages with nothing to show say it.
@@ -207,10 +213,8 @@ _LATEST_DID = {"success": "succeeded", "failed": "failed", "running": "is still 
 @bp.get("/running")
 def running() -> Any:
     status = _source().status()
-    if status.case == "running":
-        return _page(status)
-    if status.case == "unreachable":
-        return _page(status), 503
+    if status.case in ("running", "unreachable"):
+        return _page(status), _code(status)
     # nothing runs: said here, with a link to the latest run's page, rather than a silent redirect
     return _page(
         status, {"page": "running", "title": "No run is running", "did": _LATEST_DID[status.case], "link": CASE_PAGES[status.case]}
@@ -225,7 +229,7 @@ def failure() -> Any:
             status,
             {"page": "failure", "title": "The latest run has not failed", "did": _LATEST_DID[status.case], "link": CASE_PAGES[status.case]},
         )
-    return _page(status), 503 if status.case == "unreachable" else 200
+    return _page(status), _code(status)
 
 
 @bp.get("/health")
@@ -254,9 +258,11 @@ def api_status() -> Any:
         "reason": status.reason,
         "run": status.run.as_json() if status.run else None,
     }
+    if status.record_error:
+        body["error"] = status.record_error
     state = source.pipelines() if status.case != "unreachable" else None
     body["pipelines"] = state.as_json() if state is not None else None
-    return jsonify(body), 503 if status.case == "unreachable" else 200
+    return jsonify(body), _code(status)
 
 
 @bp.get("/api/runs")

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -49,3 +51,43 @@ def limit(share: float) -> int:
 def held_out(buckets: np.ndarray, share: float) -> np.ndarray:
     """Which rows are held out at `share`."""
     return np.asarray(buckets) < limit(share)
+
+
+@dataclass(frozen=True)
+class ChampionRows:
+    """The held-out rows a champion can be scored on: those below `share`, with a `note` for the reader;
+    or why there are none (`problem`)."""
+
+    share: float | None = None
+    note: str | None = None
+    problem: str | None = None
+
+
+def _column_change(theirs: list[str], ours: list[str]) -> str:
+    gone, added = sorted(set(theirs) - set(ours)), sorted(set(ours) - set(theirs))
+    return "; ".join(p for p in (f"gone: {', '.join(gone)}" if gone else "", f"added: {', '.join(added)}" if added else "") if p)
+
+
+def champion_rows(version: int, card: dict[str, Any], ours: dict[str, Any], target: str, dataset: str) -> ChampionRows:
+    """Which of this run's held-out rows (`ours`: share, columns, numeric) the champion, version `version` described
+    by its model `card`, can be scored on through its own features: the rows below the smaller of the two shares, which
+    neither trained on."""
+    model = card.get("model", {})
+    theirs = (card.get("dataset") or {}).get("holdout")
+    if theirs is None:
+        rows = ChampionRows(
+            ours["share"], note=f"version {version} was trained before rows were held out; it may have trained on some of these rows"
+        )
+    elif theirs.get("columns") != ours["columns"]:
+        what = _column_change(theirs.get("columns", []), ours["columns"])
+        return ChampionRows(
+            problem=f"the dataset's columns changed since it was trained ({what}), so the rows it never trained on are not known"
+        )
+    else:
+        rows = ChampionRows(min(ours["share"], theirs["share"]))
+    if model.get("target", target) != target:
+        return ChampionRows(problem=f"it predicts {model.get('target')!r}, this run {target!r}")
+    missing = [f for f in model.get("features", []) if f not in ours["numeric"]]
+    if missing:
+        return ChampionRows(problem=f"its feature column(s) {', '.join(map(repr, missing))} are not numeric columns of {dataset}")
+    return rows

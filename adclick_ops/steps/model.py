@@ -62,7 +62,8 @@ def make_preprocessor(scalers: list[ScalerName]) -> TransformerMixin:
     return FeatureUnion([(name, SCALER_CLASSES[name]()) for name in scalers])
 
 
-def _parts(preprocessor: TransformerMixin) -> list[tuple[str, Any]]:
+def preprocessing_parts(preprocessor: TransformerMixin) -> list[tuple[str, Any]]:
+    """The named parts of a preprocessing that make_preprocessor built: each scaler, or the one that does not scale."""
     if isinstance(preprocessor, FeatureUnion):
         return list(preprocessor.transformer_list)
     return [(NO_SCALING, preprocessor)]
@@ -71,35 +72,6 @@ def _parts(preprocessor: TransformerMixin) -> list[tuple[str, Any]]:
 def fit_preprocessing(x_train: np.ndarray, scalers: list[ScalerName]) -> TransformerMixin:
     """The configured scalers, fitted on the training rows only."""
     return make_preprocessor(scalers).fit(x_train)
-
-
-def preprocessing_state(preprocessor: TransformerMixin) -> dict[str, np.ndarray]:
-    """The fitted parameters of the preprocessing as plain numeric arrays, `<scaler>.<attribute>`.
-
-    Working files are read without unpickling, so the fitted scalers travel as their numbers.
-    """
-    state: dict[str, np.ndarray] = {}
-    for name, part in _parts(preprocessor):
-        for attribute, value in vars(part).items():
-            if attribute.endswith("_") and not attribute.startswith("_"):
-                array = np.asarray(value)
-                if array.dtype.kind not in "biuf":
-                    raise TypeError(f"{name}.{attribute} is not numeric ({array.dtype}); it cannot travel as a working file")
-                state[f"{name}.{attribute}"] = array
-    return state
-
-
-def restore_preprocessing(state: dict[str, np.ndarray], scalers: list[ScalerName]) -> TransformerMixin:
-    """The fitted preprocessing that `preprocessing_state` described, for the same `scalers`."""
-    preprocessor = make_preprocessor(scalers)
-    for name, part in _parts(preprocessor):
-        prefix = f"{name}."
-        found = {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
-        if not found:
-            raise ValueError(f"the fitted preprocessing has no {name!r} part; was it fitted for scalers {scalers}?")
-        for attribute, value in found.items():
-            setattr(part, attribute, value.item() if value.ndim == 0 else value)
-    return preprocessor
 
 
 def make_estimator(name: EstimatorName, params: dict[str, Any]) -> ClassifierMixin:

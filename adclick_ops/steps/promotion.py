@@ -114,6 +114,14 @@ def rejection(version: int, decision: Decision) -> str:
     return f"model v{version} not promoted: " + "; ".join(failed)
 
 
+def gate_failure(version: int, failed: tuple[str, ...], reasons: tuple[str, ...], gates: Gates, champion_file: str) -> str:
+    """The message that fails a run whose version was kept but not promoted, when the gates ask for it
+    (`Decision.fails_run`): the one-line headline, then the reasons and which setting failed the run."""
+    asked = "training.min_accuracy fails the run below it" if gates.where == "training" else f"{gates.where}.fail_run: {gates.fail_run}"
+    headline = f"model v{version} not promoted: " + "; ".join(failed or reasons)
+    return f"{headline}\n{'; '.join(reasons)}; version {version} was kept, not promoted, and {champion_file} is unchanged ({asked})"
+
+
 KINDS = ("first", "won", "lost", "tie", "incomparable", "below_floor", "undefined")
 # recorded by the registry, not decided: a retrain that gave an existing version's model byte for byte
 IDENTICAL = "identical"
@@ -121,6 +129,85 @@ IDENTICAL = "identical"
 
 def _versus(comparison: Comparison) -> str:
     return f"the champion, version {comparison.champion_version}, on the same {comparison.rows} held-out rows"
+
+
+@dataclass(frozen=True)
+class Against:
+    """What the comparison with the champion found: `reason` and `failed` when it keeps the champion (`kind`:
+    lost, tie or incomparable), and `incomparable` whenever the champion could not be scored."""
+
+    kind: str | None = None
+    reason: str | None = None
+    failed: str | None = None
+    incomparable: str | None = None
+
+
+def _defined(value: Any) -> bool:
+    return value is not None and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def floor_failures(candidate: dict[str, Any], gates: Gates) -> tuple[list[str], list[str]]:
+    """The floors that the new version's test metrics fall below: the reasons, and the same short."""
+    reasons, failed = [], []
+    for name, floor in gates.floors.items():
+        if candidate[name] < floor:
+            label = "test accuracy" if name == "accuracy" else f"test {name}"
+            reasons.append(f"{label} {_fmt(candidate[name])} is below {gates.where}.min_{name} {floor:g}")
+            failed.append(f"{name} {_short(candidate[name])} < {_short(floor)}")
+    return reasons, failed
+
+
+def comparison_problem(comparison: Comparison, metric: MetricName) -> str | None:
+    """Why `comparison` cannot tell which model is better on `metric`, or None."""
+    if comparison.problem is not None:
+        return comparison.problem
+    ours, theirs = (comparison.candidate or {}).get(metric), (comparison.champion or {}).get(metric)
+    for who, value in (("the new version", ours), ("the champion", theirs)):
+        if not _defined(value):
+            return f"{metric} of {who} is undefined on the {comparison.rows} held-out rows (found {value!r})"
+    return None
+
+
+def against_champion(comparison: Comparison, gates: Gates) -> Against:
+    """The new version against the champion on the same held-out rows: lost, a tie, incomparable, or won (no reason)."""
+    metric, version = gates.metric, comparison.champion_version
+    problem = comparison_problem(comparison, metric)
+    if problem is not None:
+        incomparable = f"incomparable: the champion, version {version}, cannot be scored on the held-out rows: {problem}"
+        if gates.on_incomparable != "keep":
+            return Against(incomparable=incomparable)
+        reason = f"{incomparable}; the champion is kept ({gates.where}.on_incomparable: keep)"
+        return Against("incomparable", reason, f"champion v{version} incomparable", incomparable)
+    ours, theirs = comparison.candidate[metric], comparison.champion[metric]  # type: ignore[index]
+    gain = ours - theirs
+    if gain == 0:
+        reason = f"tie: {metric} {_fmt(ours)} equals that of {_versus(comparison)}; a tie keeps the champion"
+        return Against("tie", reason, f"{metric} {_fmt(ours)} = champion v{version} {_fmt(theirs)} (tie)")
+    if gain < 0:
+        reason = f"lost: {metric} {_fmt(ours)} against {_fmt(theirs)} for {_versus(comparison)}"
+        return Against("lost", reason, f"{metric} {_fmt(ours)} < champion v{version} {_fmt(theirs)}")
+    if gain < gates.min_improvement:
+        reason = (
+            f"lost: {metric} {_fmt(ours)} beats {_fmt(theirs)} for {_versus(comparison)} by {_fmt(gain)}, "
+            f"less than {gates.where}.min_improvement {gates.min_improvement:g}"
+        )
+        return Against("lost", reason, f"{metric} {_fmt(ours)} < champion v{version} {_fmt(theirs)} + {gates.min_improvement:g}")
+    return Against()
+
+
+def _promoted(candidate: dict[str, Any], comparison: Comparison | None, gates: Gates, incomparable: str | None) -> Decision:
+    metric = gates.metric
+    if comparison is None:
+        return Decision(True, (), f"promoted: first version ({metric} {_fmt(candidate[metric])})", kind="first")
+    if incomparable is not None:
+        summary = f"promoted: {incomparable}; the new version meets the floors and {gates.where}.on_incomparable is promote"
+        return Decision(True, (), summary, False, None, (), "incomparable", comparison.champion_version)
+    note = f" ({comparison.note})" if comparison.note else ""
+    summary = (
+        f"promoted: {metric} {_fmt(comparison.candidate[metric])} beats {_fmt(comparison.champion[metric])} "  # type: ignore[index]
+        f"for {_versus(comparison)}{note}"
+    )
+    return Decision(True, (), summary, False, comparison.champion, (), "won", comparison.champion_version)
 
 
 def decide(candidate: dict[str, Any], comparison: Comparison | None, gates: Gates) -> Decision:
@@ -131,68 +218,16 @@ def decide(candidate: dict[str, Any], comparison: Comparison | None, gates: Gate
     undefined = undefined_metrics(candidate)
     if undefined:
         return Decision(False, (undefined,), f"not promoted: {undefined}", False, theirs_all, (undefined,), "undefined", champion_version)
-    reasons, failed = [], []
-    for name, floor in gates.floors.items():
-        if candidate[name] < floor:
-            label = "test accuracy" if name == "accuracy" else f"test {name}"
-            reasons.append(f"{label} {_fmt(candidate[name])} is below {gates.where}.min_{name} {floor:g}")
-            failed.append(f"{name} {_short(candidate[name])} < {_short(floor)}")
+    reasons, failed = floor_failures(candidate, gates)
     below_floor = bool(reasons)
     kind = "below_floor" if below_floor else "won"
-    metric = gates.metric
-    incomparable = None
-    if comparison is not None:
-        problem = comparison.problem
-        if problem is None:
-            ours, theirs = (comparison.candidate or {}).get(metric), (comparison.champion or {}).get(metric)
-            for who, value in (("the new version", ours), ("the champion", theirs)):
-                if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
-                    problem = f"{metric} of {who} is undefined on the {comparison.rows} held-out rows (found {value!r})"
-                    break
-        if problem is not None:
-            incomparable = (
-                f"incomparable: the champion, version {comparison.champion_version}, cannot be scored on the held-out rows: {problem}"
-            )
-            if gates.on_incomparable == "keep":
-                reasons.append(f"{incomparable}; the champion is kept ({gates.where}.on_incomparable: keep)")
-                failed.append(f"champion v{comparison.champion_version} incomparable")
-                kind = "below_floor" if below_floor else "incomparable"
-        else:
-            gain = ours - theirs
-            if gain == 0:
-                reasons.append(f"tie: {metric} {_fmt(ours)} equals that of {_versus(comparison)}; a tie keeps the champion")
-                failed.append(f"{metric} {_fmt(ours)} = champion v{comparison.champion_version} {_fmt(theirs)} (tie)")
-                kind = "below_floor" if below_floor else "tie"
-            elif gain < 0:
-                reasons.append(f"lost: {metric} {_fmt(ours)} against {_fmt(theirs)} for {_versus(comparison)}")
-                failed.append(f"{metric} {_fmt(ours)} < champion v{comparison.champion_version} {_fmt(theirs)}")
-                kind = "below_floor" if below_floor else "lost"
-            elif gain < gates.min_improvement:
-                reasons.append(
-                    f"lost: {metric} {_fmt(ours)} beats {_fmt(theirs)} for {_versus(comparison)} by {_fmt(gain)}, "
-                    f"less than {gates.where}.min_improvement {gates.min_improvement:g}"
-                )
-                failed.append(f"{metric} {_fmt(ours)} < champion v{comparison.champion_version} {_fmt(theirs)} + {gates.min_improvement:g}")
-                kind = "below_floor" if below_floor else "lost"
-    if reasons:
-        note = f" ({comparison.note})" if comparison is not None and comparison.note and incomparable is None else ""
-        return Decision(
-            False,
-            tuple(reasons),
-            "not promoted: " + "; ".join(reasons) + note,
-            below_floor,
-            theirs_all,
-            tuple(failed),
-            kind,
-            champion_version,
-        )
-    if comparison is None:
-        return Decision(True, (), f"promoted: first version ({metric} {_fmt(candidate[metric])})", kind="first")
-    if incomparable is not None:
-        summary = f"promoted: {incomparable}; the new version meets the floors and {gates.where}.on_incomparable is promote"
-        return Decision(True, (), summary, False, None, (), "incomparable", champion_version)
-    note = f" ({comparison.note})" if comparison.note else ""
-    summary = (
-        f"promoted: {metric} {_fmt(comparison.candidate[metric])} beats {_fmt(comparison.champion[metric])} for {_versus(comparison)}{note}"
-    )
-    return Decision(True, (), summary, False, theirs_all, (), "won", champion_version)
+    against = against_champion(comparison, gates) if comparison is not None else Against()
+    if against.reason is not None:
+        reasons.append(against.reason)
+        failed.append(against.failed or against.reason)
+        kind = kind if below_floor else against.kind or kind
+    if not reasons:
+        return _promoted(candidate, comparison, gates, against.incomparable)
+    note = f" ({comparison.note})" if comparison is not None and comparison.note and against.incomparable is None else ""
+    summary = "not promoted: " + "; ".join(reasons) + note
+    return Decision(False, tuple(reasons), summary, below_floor, theirs_all, tuple(failed), kind, champion_version)

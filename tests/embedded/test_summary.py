@@ -72,3 +72,24 @@ def test_the_summary_says_the_version_trained_the_decision_and_the_champion(caps
 def test_a_run_without_a_record_says_so(capsys):
     summarize(Api(None), "Airflow_Lab2", "manual__1", "failed", "http://x", None)
     assert capsys.readouterr().out.splitlines()[-1] == "no metrics for this run"
+
+
+@pytest.mark.parametrize(
+    "value,line",
+    [
+        (
+            {"run_id": "manual__1", "model_version": "4"},
+            "no metrics for this run: record unreadable: model_version: input should be a valid integer, found '4'",
+        ),
+        ({"accuracy": 0.9}, "no metrics for this run: record unreadable: run_id: missing"),
+        (["garbage"], "no metrics for this run: record unreadable: record: expected an object of fields, found list ['garbage']"),
+    ],
+)
+def test_a_record_that_cannot_be_read_is_named_not_a_traceback(capsys, value, line):
+    summarize(Api(value), "Airflow_Lab2", "manual__1", "success", "http://x", None)
+    assert capsys.readouterr().out.splitlines()[-1] == line
+
+
+def test_the_metrics_line_reads_the_record(capsys):
+    summarize(Api(record()), "Airflow_Lab2", "manual__1", "success", "http://x", None)
+    assert "metrics: accuracy=0.9500  precision=0.9000  recall=0.9000  f1=0.9000  roc_auc=0.9800" in capsys.readouterr().out.splitlines()

@@ -62,9 +62,13 @@ def dag_run(
     }
 
 
-def metrics(run_id: str, accuracy: float = 0.9612, roc_auc: float = 0.9874) -> dict[str, Any]:
-    """What load_model_task returns (adclick_ops.tasks.load_model)."""
-    return {
+def metrics(run_id: str, accuracy: float = 0.9612, roc_auc: float = 0.9874, **fields: Any) -> dict[str, Any]:
+    """What load_model_task returns (adclick_ops.tasks.load_model): a TrainingRecord's fields, `fields` changed."""
+    from adclick_ops.record import TrainingRecord
+
+    record = {
+        "run_id": run_id,
+        "dag_id": "Airflow_Lab2",
         "accuracy": accuracy,
         "precision": 0.9701,
         "recall": 0.9503,
@@ -74,8 +78,14 @@ def metrics(run_id: str, accuracy: float = 0.9612, roc_auc: float = 0.9874) -> d
         "n_test": 200,
         "model_path": "/opt/airflow/model/model.sav",
         "estimator": "logistic_regression",
-        "run_id": run_id,
+        "scalers": ["minmax", "standard"],
+        "model_version": 1,
+        "promoted": True,
+        "decision_kind": "first",
+        "decision": f"promoted: first version (roc_auc {roc_auc:.4f})",
+        "champion_version": 1,
     }
+    return TrainingRecord.model_validate(record | fields).as_xcom()
 
 
 def task_instance(

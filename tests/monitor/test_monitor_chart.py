@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from adclick_ops.monitor.chart import metrics_chart
 from adclick_ops.monitor.runs import Run
+from adclick_ops.record import TrainingRecord
 
 
 def run(run_id: str, **metrics: float) -> Run:
-    return Run(run_id, "success", None, None, None, None, None, None, "http://airflow/x", metrics)
+    return Run(run_id, "success", None, None, None, None, None, None, "http://airflow/x", TrainingRecord(run_id=run_id, **metrics))
 
 
 def test_no_chart_without_metrics():
@@ -33,12 +34,13 @@ def test_a_run_without_one_metric_is_left_out_of_that_series_only():
     assert counts == {"accuracy": 2, "roc_auc": 1}
 
 
-def timed(run_id: str, hour: int, state: str = "success", day: int = 20, **extra) -> Run:
+def timed(run_id: str, hour: int, state: str = "success", day: int = 20, **fields) -> Run:
     from datetime import UTC, datetime
 
     metrics = {"accuracy": 0.9, "roc_auc": 0.95} if state == "success" else {}
     when = datetime(2025, 11, day, hour, 0, tzinfo=UTC)
-    return Run(run_id, state, None, when, when, None, None, None, "http://airflow/x", metrics, extra=extra)
+    record = TrainingRecord(run_id=run_id, **metrics, **fields) if metrics or fields else None
+    return Run(run_id, state, None, when, when, None, None, None, "http://airflow/x", record)
 
 
 def test_runs_are_placed_on_a_time_axis_with_readable_labels():

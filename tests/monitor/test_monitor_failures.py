@@ -122,11 +122,11 @@ def test_estimator_scalers_and_model_version_are_shown(client, airflow):
         "model_version": 4,
         "promoted": True,
         "champion_version": 4,
-        "previous_champion_metrics": {"accuracy": 0.95, "roc_auc": "bad"},
+        "previous_champion_metrics": {"accuracy": 0.95, "roc_auc": None},
     }
     run = client.get("/api/status").get_json()["run"]
     assert (run["estimator"], run["scalers"], run["model_version"]) == ("RandomForestClassifier", ["StandardScaler", "MinMaxScaler"], 4)
-    assert run["previous_champion_metrics"] == {"accuracy": 0.95}
+    assert run["previous_champion_metrics"] == {"accuracy": 0.95, "roc_auc": None} and run["record_error"] is None
     html = client.get("/success").get_data(as_text=True)
     assert 'id="run-estimator">RandomForestClassifier<' in html
     assert 'id="run-scalers">StandardScaler, MinMaxScaler<' in html
@@ -135,12 +135,20 @@ def test_estimator_scalers_and_model_version_are_shown(client, airflow):
     assert "RandomForestClassifier · scalers: StandardScaler, MinMaxScaler · model v4</title>" in html  # chart tooltip
 
 
-@pytest.mark.parametrize("scalers", ["StandardScaler", [1, 2], [None], {"a": 1}])
-def test_scalers_of_the_wrong_type_are_left_out(client, airflow, scalers):
+@pytest.mark.parametrize(
+    "scalers,found",
+    [("StandardScaler", "'StandardScaler'"), ([1, 2], "1"), ([None], "None"), ({"a": 1}, "{'a': 1}")],
+)
+def test_scalers_of_the_wrong_type_make_the_record_unreadable_and_say_so(client, airflow, scalers, found):
     airflow.runs = [dag_run("r", "success")]
     airflow.xcoms["r"] = {**metrics("r"), "scalers": scalers}
-    assert "scalers" not in client.get("/api/status").get_json()["run"]
-    assert client.get("/success").status_code == 200
+    status = client.get("/api/status")
+    assert status.status_code == 503
+    error = status.get_json()["run"]["record_error"]
+    assert error.startswith("record unreadable: scalers") and error.endswith(f"found {found}"), error
+    assert "scalers" not in status.get_json()["run"]
+    page = client.get("/success")
+    assert page.status_code == 503 and f"No metrics for this run: {error}".replace("'", "&#39;") in page.get_data(as_text=True)
 
 
 def test_no_scalers_reads_none(client, airflow):

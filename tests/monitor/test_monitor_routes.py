@@ -238,12 +238,14 @@ def test_metrics_stored_as_a_json_string_are_read(client, airflow):
     assert client.get("/api/status").get_json()["run"]["metrics"]["accuracy"] == 0.88
 
 
-def test_malformed_metrics_do_not_break_the_page(client, airflow):
+def test_malformed_metrics_are_a_503_that_names_the_field(client, airflow):
     airflow.runs = [dag_run("manual__x", "success")]
-    airflow.xcoms = {"manual__x": {"accuracy": "high", "roc_auc": None, "confusion_matrix": [[1, 2]]}}
+    airflow.xcoms = {"manual__x": {**metrics("manual__x"), "accuracy": "high", "roc_auc": None, "confusion_matrix": [[1, 2]]}}
     response = client.get("/success")
-    assert response.status_code == 200
-    assert "No metrics for this run" in response.get_data(as_text=True)
+    assert response.status_code == 503
+    expected = "record unreadable: accuracy: input should be a valid number, found 'high'"
+    assert f"No metrics for this run: {expected}".replace("'", "&#39;") in response.get_data(as_text=True)
+    assert client.get("/api/status").get_json()["error"] == expected
 
 
 def test_cache_lets_page_loads_share_one_airflow_call(airflow):

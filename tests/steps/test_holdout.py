@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adclick_ops.steps.holdout import BUCKETS, held_out, row_buckets
+from adclick_ops.steps.holdout import BUCKETS, ChampionRows, champion_rows, held_out, row_buckets
 
 from helpers import PROJECT
 
@@ -51,3 +51,38 @@ def test_a_smaller_share_holds_out_a_subset_of_a_larger_one(dataset, small, larg
     assert buckets.min() >= 0 and buckets.max() < BUCKETS
     # the share is close to what was asked for, on 1,000 rows
     assert abs(held_out(buckets, large).mean() - large) < 0.05
+
+
+# --- which held-out rows a champion can be scored on -----------------------------------------------------
+
+OURS = {"share": 0.2, "columns": ["Age", "Clicked", "Income"], "numeric": ["Age", "Clicked", "Income"]}
+
+
+def card(holdout: dict | None, features=("Age",), target="Clicked") -> dict:
+    return {"model": {"features": list(features), "target": target}, "dataset": {"holdout": holdout} if holdout is not None else {}}
+
+
+def test_the_rows_below_the_smaller_share_are_those_neither_trained_on():
+    assert champion_rows(3, card({"share": 0.1, "columns": OURS["columns"]}), OURS, "Clicked", "d.csv") == ChampionRows(0.1)
+    assert champion_rows(3, card({"share": 0.5, "columns": OURS["columns"]}), OURS, "Clicked", "d.csv") == ChampionRows(0.2)
+
+
+def test_a_champion_older_than_the_holdout_is_scored_with_a_note():
+    found = champion_rows(3, card(None), OURS, "Clicked", "d.csv")
+    assert found.share == 0.2 and found.problem is None
+    assert found.note == "version 3 was trained before rows were held out; it may have trained on some of these rows"
+
+
+@pytest.mark.parametrize(
+    "champion,problem",
+    [
+        (
+            card({"share": 0.2, "columns": ["Age", "Clicked", "Male"]}),
+            "the dataset's columns changed since it was trained (gone: Male; added: Income), so the rows it never trained on are not known",
+        ),
+        (card({"share": 0.2, "columns": OURS["columns"]}, target="Sale"), "it predicts 'Sale', this run 'Clicked'"),
+        (card(None, features=("Age", "City", "Sex")), "its feature column(s) 'City', 'Sex' are not numeric columns of d.csv"),
+    ],
+)
+def test_a_champion_that_cannot_be_scored_on_these_rows_says_why(champion, problem):
+    assert champion_rows(3, champion, OURS, "Clicked", "d.csv") == ChampionRows(problem=problem)

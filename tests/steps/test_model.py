@@ -1,14 +1,10 @@
-"""adclick_ops.steps.model: split, preprocessing handed on as numbers, estimator and scores."""
+"""adclick_ops.steps.model: split, preprocessing, estimator and scores (handing the preprocessing on: test_workfiles.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
 
-from adclick_ops.config.vocabulary import SCALERS
 from adclick_ops.steps.data import DataError, read_dataset
 from adclick_ops.steps.model import (
     build_pipeline,
@@ -16,8 +12,7 @@ from adclick_ops.steps.model import (
     fit_model,
     fit_preprocessing,
     make_preprocessor,
-    preprocessing_state,
-    restore_preprocessing,
+    preprocessing_parts,
     split,
 )
 
@@ -41,32 +36,15 @@ def test_scalers_side_by_side(scalers, columns):
     assert make_preprocessor(scalers).fit(x).transform(x).shape == (20, columns)
 
 
+@pytest.mark.parametrize("scalers,names", [([], ["identity"]), (["robust"], ["robust"]), (["maxabs", "minmax"], ["maxabs", "minmax"])])
+def test_the_parts_of_the_preprocessing_are_named_after_its_scalers(scalers, names):
+    assert [name for name, _ in preprocessing_parts(make_preprocessor(scalers))] == names
+
+
 def test_scalers_are_fitted_on_the_training_rows_only():
     x = np.arange(10, dtype=float).reshape(-1, 1)
     scaled = fit_preprocessing(x[:5], ["minmax"]).transform(x[5:])
     assert scaled.min() > 1  # test rows lie beyond the training range
-
-
-finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    x=st.integers(2, 30).flatmap(lambda n: st.integers(1, 6).flatmap(lambda f: arrays(np.float64, (n, f), elements=finite))),
-    scalers=st.lists(st.sampled_from(SCALERS), unique=True, max_size=len(SCALERS)),
-)
-def test_fitted_preprocessing_travels_as_numbers_and_transforms_the_same(x, scalers):
-    fitted = fit_preprocessing(x, scalers)
-    state = preprocessing_state(fitted)
-    assert all(isinstance(v, np.ndarray) and v.dtype.kind in "biuf" for v in state.values())
-    restored = restore_preprocessing(state, scalers)
-    np.testing.assert_array_equal(restored.transform(x), fitted.transform(x))
-
-
-def test_restoring_for_other_scalers_is_refused():
-    state = preprocessing_state(fit_preprocessing(np.eye(3), ["minmax"]))
-    with pytest.raises(ValueError, match="no 'standard' part"):
-        restore_preprocessing(state, ["minmax", "standard"])
 
 
 @pytest.mark.parametrize(
@@ -99,8 +77,7 @@ def test_fitting_in_two_steps_is_fitting_the_whole_pipeline(seed_data, scalers):
     x, y = seed_data
     x_train, x_test, y_train, _ = split(x, y, test_size=0.3, random_state=42, stratify=False)
     params = {"max_iter": 1000}
-    restored = restore_preprocessing(preprocessing_state(fit_preprocessing(x_train, scalers)), scalers)
-    two_steps = fit_model(restored, x_train, y_train, estimator="logistic_regression", params=params)
+    two_steps = fit_model(fit_preprocessing(x_train, scalers), x_train, y_train, estimator="logistic_regression", params=params)
     whole = build_pipeline(scalers, "logistic_regression", params).fit(x_train, y_train)
     np.testing.assert_allclose(two_steps.predict_proba(x_test), whole.predict_proba(x_test))
 

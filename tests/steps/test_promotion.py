@@ -5,7 +5,17 @@ from __future__ import annotations
 import pytest
 
 from adclick_ops.config.models import Training
-from adclick_ops.steps.promotion import Comparison, Gates, decide, undefined_metrics
+from adclick_ops.steps.promotion import (
+    Against,
+    Comparison,
+    Gates,
+    against_champion,
+    comparison_problem,
+    decide,
+    floor_failures,
+    gate_failure,
+    undefined_metrics,
+)
 
 
 def metrics(accuracy: float = 0.95, roc_auc: float | None = 0.98, **other: float) -> dict:
@@ -152,3 +162,83 @@ def test_a_rejection_reads_as_one_line_naming_each_failed_gate(candidate, champi
     decision = decide(candidate, champion, gates)
     assert not decision.promote
     assert rejection(7, decision) == line
+
+
+# --- the parts of the decision, each on its own ------------------------------------------------------------
+
+
+def test_floor_failures_name_each_floor_missed_and_only_those():
+    gates = Gates(floors={"accuracy": 0.9, "roc_auc": 0.95}, where="training.promotion")
+    assert floor_failures(metrics(accuracy=0.95, roc_auc=0.98), gates) == ([], [])
+    reasons, failed = floor_failures(metrics(accuracy=0.88, roc_auc=0.98), gates)
+    assert reasons == ["test accuracy 0.8800 is below training.promotion.min_accuracy 0.9"]
+    assert failed == ["accuracy 0.880 < 0.900"]
+    reasons, failed = floor_failures(metrics(accuracy=0.88, roc_auc=0.9), gates)
+    assert failed == ["accuracy 0.880 < 0.900", "roc_auc 0.900 < 0.950"]
+    assert reasons[1] == "test roc_auc 0.9000 is below training.promotion.min_roc_auc 0.95"
+
+
+@pytest.mark.parametrize(
+    "comparison,problem",
+    [
+        (Comparison(2, problem="its file fails its checks: x"), "its file fails its checks: x"),
+        (
+            Comparison(2, 10, metrics(roc_auc=None), metrics()),
+            "roc_auc of the new version is undefined on the 10 held-out rows (found None)",
+        ),
+        (
+            Comparison(2, 10, metrics(), metrics(roc_auc=float("nan"))),
+            "roc_auc of the champion is undefined on the 10 held-out rows (found nan)",
+        ),
+        (Comparison(2, 10, None, metrics()), "roc_auc of the new version is undefined on the 10 held-out rows (found None)"),
+        (Comparison(2, 10, metrics(), metrics()), None),
+    ],
+)
+def test_comparison_problem_says_why_the_two_cannot_be_compared(comparison, problem):
+    assert comparison_problem(comparison, "roc_auc") == problem
+
+
+@pytest.mark.parametrize(
+    "ours,theirs,margin,kind",
+    [(0.98, 0.97, 0.0, None), (0.97, 0.97, 0.0, "tie"), (0.96, 0.97, 0.0, "lost"), (0.98, 0.97, 0.02, "lost"), (0.99, 0.97, 0.02, None)],
+)
+def test_against_champion_is_won_lost_or_a_tie(ours, theirs, margin, kind):
+    against = against_champion(versus(ours, theirs), Gates(min_improvement=margin))
+    assert against.kind == kind and against.incomparable is None
+    assert (against.reason is None) == (kind is None) and (against.failed is None) == (kind is None)
+    if kind is not None:
+        assert against.reason.startswith(f"{kind}: roc_auc {ours:.4f}")
+
+
+@pytest.mark.parametrize("on_incomparable", ["keep", "promote"])
+def test_against_an_incomparable_champion_keeps_it_unless_asked(on_incomparable):
+    against = against_champion(Comparison(3, problem="its card cannot be read"), Gates(on_incomparable=on_incomparable))
+    incomparable = "incomparable: the champion, version 3, cannot be scored on the held-out rows: its card cannot be read"
+    assert against.incomparable == incomparable
+    if on_incomparable == "keep":
+        assert against == Against(
+            "incomparable",
+            f"{incomparable}; the champion is kept (training.promotion.on_incomparable: keep)",
+            "champion v3 incomparable",
+            incomparable,
+        )
+    else:
+        assert against.kind is None and against.reason is None
+
+
+@pytest.mark.parametrize(
+    "where,fail_run,asked",
+    [
+        ("training", "below_floor", "training.min_accuracy fails the run below it"),
+        ("training.promotion", "always", "training.promotion.fail_run: always"),
+    ],
+)
+def test_gate_failure_heads_with_the_failed_gates_and_says_which_setting_failed_the_run(where, fail_run, asked):
+    message = gate_failure(
+        7, ("accuracy 0.880 < 0.900",), ("test accuracy 0.8800 is below x",), Gates(where=where, fail_run=fail_run), "/m/model.sav"
+    )
+    headline, detail = message.split("\n")
+    assert headline == "model v7 not promoted: accuracy 0.880 < 0.900"
+    assert detail == f"test accuracy 0.8800 is below x; version 7 was kept, not promoted, and /m/model.sav is unchanged ({asked})"
+    # without short failures (an identical retrain), the reasons head it
+    assert gate_failure(7, (), ("identical: ...",), Gates(), "/m").startswith("model v7 not promoted: identical: ...\n")
