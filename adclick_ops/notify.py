@@ -25,7 +25,7 @@ from urllib.parse import quote
 from adclick_ops.config.models import EmailNotification
 from adclick_ops.config.templating import PLACEHOLDERS, as_template, literal
 from adclick_ops.config.vocabulary import AIRFLOW_URL, METRIC_LABELS, METRICS_TASK_ID, MONITOR_URL, XCOM_FAILURE_KEY
-from adclick_ops.record import TrainingRecord
+from adclick_ops.record import RecordUnreadable, TrainingRecord
 
 SMTP_NOTIFIER = "adclick_ops.operators.FailureNotifier"  # the provider's SmtpNotifier, rendered afresh each time
 # The template extensions of the operators that send mail (EmailOperator.template_ext): a field
@@ -102,9 +102,9 @@ def read_record(value: Any) -> tuple[TrainingRecord | None, str | None]:
     if value is None or value == {}:
         return None, None
     try:
-        return TrainingRecord.validated(value), None
-    except ValueError as exc:
-        return None, str(exc)
+        return TrainingRecord.parse(value), None
+    except RecordUnreadable as exc:  # the monitor and the console read it the same way, and say the same
+        return None, str(exc).removeprefix("record unreadable: ")
 
 
 def took(context: Mapping[str, Any]) -> str:

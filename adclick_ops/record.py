@@ -137,22 +137,6 @@ class TrainingRecord(BaseModel):
         except RecordUnreadable:
             return None
 
-    @classmethod
-    def validated(cls, value: Any) -> TrainingRecord:
-        """The record in `value`; a ValueError of one line when it is none: the first field that is wrong, what
-        was found and what was expected (for readers that say so, such as the e-mail)."""
-        if not isinstance(value, dict):
-            raise ValueError(f"expected a mapping of the record's fields, found {type(value).__name__} {_short(value)}")
-        try:
-            return cls.model_validate(value)
-        except ValidationError as exc:
-            errors = exc.errors()
-            first = errors[0]
-            field = ".".join(str(part) for part in first["loc"]) or "the record"
-            found = "" if first["type"] == "missing" else f"; found {_short(first.get('input'))}"
-            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-            raise ValueError(" ".join(f"{field}: {first['msg']}{found}{more}".split())) from None
-
     KEY: ClassVar[str] = XCOM_RECORD_KEY  # the XCom key load_model_task returns it under
 
     def as_xcom(self) -> dict[str, Any]:
@@ -164,7 +148,3 @@ class TrainingRecord(BaseModel):
         champion = f"version {self.champion_version}" if self.champion_version is not None else "none"
         return f"version {self.model_version} trained; {self.decision}; champion: {champion}"
 
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
