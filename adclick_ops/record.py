@@ -147,4 +147,3 @@ class TrainingRecord(BaseModel):
         """`version 3 trained; not promoted: lost: ...; champion: version 2`, for the console and logs."""
         champion = f"version {self.champion_version}" if self.champion_version is not None else "none"
         return f"version {self.model_version} trained; {self.decision}; champion: {champion}"
-
