@@ -13,12 +13,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from pipeline_mistakes import LAB2, MISTAKES
 
 from adclick_ops import lastgood
 from adclick_ops.render import render
 
-from helpers import PROJECT, body_text, edit_yaml, parse_dags, run_airflow
+from tests.support import PROJECT, body_text, edit_yaml, parse_dags, run_airflow
+from tests.support.pipeline_mistakes import LAB2, MISTAKES
 
 # Mistakes beyond validate's message tests: how the file is written, templates, schedules, references.
 MORE = [

@@ -7,13 +7,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from pipeline_mistakes import LAB2, MISTAKES
 
 from adclick_ops.cli import main
 from adclick_ops.config import ConfigError, load_catalog, load_pipeline_file
 from adclick_ops.config.schema import pipeline_schema
 
-from helpers import PROJECT
+from tests.support import PROJECT
+from tests.support.pipeline_mistakes import LAB2, MISTAKES
 
 
 def validate(capsys, *paths: Path | str) -> tuple[int, str]:

@@ -1,5 +1,5 @@
 """`adclick-ops trigger` and `adclick-ops airflow` without a running Airflow: finding the embedded one, refusing
-what cannot be triggered (exit 2), and the home's airflow.cfg. The runs themselves are in test_embedded_run.py."""
+what cannot be triggered (exit 2), and the home's airflow.cfg. The runs themselves are in test_run.py."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from adclick_ops.cli import build_parser, main
 from adclick_ops.embedded.home import read_running, write_running
 from adclick_ops.embedded.stack import airflow_env
 
-from helpers import free_port
+from tests.support import free_port
 
 
 def test_trigger_and_airflow_find_the_home_that_run_uses_by_default():

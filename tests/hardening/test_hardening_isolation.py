@@ -28,7 +28,7 @@ from adclick_ops import render as render_module
 from adclick_ops.config import load_catalog
 from adclick_ops.config.schedules import cron_problem
 
-from hardening_support import PROJECT, count, dump
+from tests.support.hardening import PROJECT, count, dump
 
 LAB2, FLASK = "airflow_lab2.yaml", "airflow_lab2_flask.yaml"
 FILES = {"Airflow_Lab2": LAB2, "Airflow_Lab2_Flask": FLASK}

@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from registry_support import FEATURES, SEED, TARGET
 
 from adclick_ops.config.vocabulary import ESTIMATORS, SCALERS
 from adclick_ops.registry import UnsafeModelError, load_model_bytes
 from adclick_ops.registry.convert import TOLERANCE, FidelityError, check_fidelity, convert_checked, to_onnx
 from adclick_ops.registry.serialization import ALLOWED_OPS, MAX_ELEMENTS, ops_of
 from adclick_ops.steps.model import build_pipeline, split
+
+from tests.support.registry import FEATURES, SEED, TARGET
 
 HERE = Path(__file__).parent
 X = SEED[FEATURES].to_numpy(float)
@@ -92,10 +93,10 @@ def test_feeding_the_trees_float64_is_what_the_cast_avoids():
 
 def test_a_model_whose_onnx_file_differs_is_not_registered_with_a_clear_error(pipelines, tmp_path, monkeypatch):
     """The check runs at training: if the file does not give the fitted pipeline's probabilities, no file, no version."""
-    from registry_support import run_chain, training_settings
-
     from adclick_ops import tasks
     from adclick_ops.registry import Registry, convert
+
+    from tests.support.registry import run_chain, training_settings
 
     settings = training_settings(pipelines)
     for name in ("load_data", "preprocess", "separate_data_outputs"):
@@ -119,23 +120,24 @@ def test_the_same_fitted_pipeline_gives_the_same_bytes_in_other_processes_and_af
 
     blob = to_onnx(fitted("random_forest", ["minmax", "standard"]), FEATURES)
     assert to_onnx(fitted("random_forest", ["minmax", "standard"]), FEATURES) == blob
-    script = f"""
+    script = """
 import sys, hashlib
-sys.path[:0] = {[str(HERE), str(HERE.parent)]!r}
-from test_onnx_format import fitted, FEATURES
+from tests.registry.test_serialization import fitted, FEATURES
 from adclick_ops.registry.convert import to_onnx
 print(hashlib.sha256(to_onnx(fitted("random_forest", ["minmax", "standard"]), FEATURES)).hexdigest())
 """
     for seed in ("0", "1", "3"):  # each order of the two opsets is among them
         env = {**os.environ, "PYTHONHASHSEED": seed}
-        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True, env=env)
+        out = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True, env=env, cwd=HERE.parents[1]
+        )
         assert out.stdout.strip().splitlines()[-1] == hashlib.sha256(blob).hexdigest(), seed
 
 
 def test_retraining_the_same_run_keeps_one_file_under_its_content_address(pipelines, tmp_path):
-    from registry_support import run_chain, training_settings
-
     from adclick_ops.registry import Registry
+
+    from tests.support.registry import run_chain, training_settings
 
     settings = training_settings(pipelines)
     run_chain(settings, "r1")
@@ -276,7 +278,7 @@ def test_generated_mutations_of_real_files_are_refused_or_score_without_harm(fil
     UnsafeModelError naming the file, every graph that loads scoring rows into one finite pair each, or refusing
     them with UnsafeModelError (what /api/predict answers with a 503)."""
     proc = subprocess.run(
-        [sys.executable, str(HERE / "onnx_mutations.py"), str(files[estimator]), str(len(FEATURES)), "0", "200"],
+        [sys.executable, str(HERE.parent / "support" / "onnx_mutations.py"), str(files[estimator]), str(len(FEATURES)), "0", "200"],
         capture_output=True,
         text=True,
         timeout=600,
@@ -298,9 +300,9 @@ def test_the_docs_score_the_champion_with_onnxruntime_alone(pipelines, tmp_path)
     no adclick-ops and no scikit-learn, gives the probability adclick-ops serves."""
     import re
 
-    from registry_support import run_chain, training_settings
-
     from adclick_ops.registry import Registry
+
+    from tests.support.registry import run_chain, training_settings
 
     run_chain(training_settings(pipelines), "r1")
     text = (HERE.parent.parent / "docs" / "models.md").read_text()

@@ -10,7 +10,7 @@ import pandas as pd
 from adclick_ops import tasks
 from adclick_ops.registry import Registry
 
-from helpers import PROJECT, edit_yaml, training_settings
+from tests.support import PROJECT, edit_yaml, training_settings
 
 FEATURES = [
     "Daily Time Spent on Site",
