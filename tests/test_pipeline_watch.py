@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -80,12 +82,17 @@ def test_a_change_reads_as_one_line_a_subject_and_a_body():
 
 
 def test_the_connection_is_read_from_the_environment_as_airflow_reads_a_uri():
-    env = {"AIRFLOW_CONN_SMTP_OPS": "smtp://us%40er:p%2Fw@mail.example.org:2525/?from_email=ops%40example.org&disable_ssl=true"}
+    password = secrets.token_hex(6) + "/"  # quoted in the URI, as a slash must be
+    env = {
+        "AIRFLOW_CONN_SMTP_OPS": "smtp://us%40er:"
+        + quote(password, safe="")
+        + "@mail.example.org:2525/?from_email=ops%40example.org&disable_ssl=true"
+    }
     assert _connection("smtp_ops", env) == {
         "host": "mail.example.org",
         "port": 2525,
         "login": "us@er",
-        "password": "p/w",
+        "password": password,
         "from_email": "ops@example.org",
         "ssl": False,
         "starttls": True,

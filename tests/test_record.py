@@ -11,7 +11,16 @@ from adclick_ops.steps.promotion import Comparison
 
 from tests.support import PROJECT, training_settings
 
-METRICS = {"accuracy": 0.9, "precision": 0.8, "recall": 0.7, "f1": 0.75, "roc_auc": 0.95, "confusion_matrix": [[5, 1], [2, 6]], "n_test": 14, "extra": 1}
+METRICS = {
+    "accuracy": 0.9,
+    "precision": 0.8,
+    "recall": 0.7,
+    "f1": 0.75,
+    "roc_auc": 0.95,
+    "confusion_matrix": [[5, 1], [2, 6]],
+    "n_test": 14,
+    "extra": 1,
+}
 
 
 def job() -> TrainingJob:

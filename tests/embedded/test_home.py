@@ -5,6 +5,7 @@ from __future__ import annotations
 import configparser
 import json
 import os
+import secrets
 import subprocess
 import sys
 
@@ -75,19 +76,20 @@ def test_running_json_that_is_damaged_or_of_another_process_is_no_running_airflo
 
 
 def test_the_note_keeps_no_secret_and_reads_back_with_percent_signs(tmp_path):
+    fernet, password = secrets.token_urlsafe(16), secrets.token_urlsafe(12)  # values that cannot appear by chance
     env = {
         "AIRFLOW__CORE__DAGS_FOLDER": "/p/dags",
         "AIRFLOW__LOGGING__LOG_FORMAT": "%(asctime)s",
-        "AIRFLOW__CORE__FERNET_KEY": "fernet-value",
+        "AIRFLOW__CORE__FERNET_KEY": fernet,
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD": "x",
-        "AIRFLOW_CONN_SMTP_DEFAULT": "smtp://u:password@h",
+        "AIRFLOW_CONN_SMTP_DEFAULT": "smtp://mailer:" + password + "@h",
         "PATH": "/bin",
     }
     write_config_note(tmp_path, env)
     path = tmp_path / "airflow.cfg"
     assert is_config_note(path)
     text = path.read_text()
-    assert "fernet-value" not in text and "password" not in text and "PATH" not in text and "sql_alchemy_conn_cmd" not in text
+    assert fernet not in text and password not in text and "PATH" not in text and "sql_alchemy_conn_cmd" not in text
     parser = configparser.ConfigParser()
     parser.read_string(text)
     assert parser.get("logging", "log_format") == "%(asctime)s"
