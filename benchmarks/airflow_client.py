@@ -53,10 +53,10 @@ print(json.dumps({{"import_s": imported, "call_s": (time.perf_counter() - t) / {
 
 
 def _run_stub(ready: Any) -> None:
-    sys.path.insert(0, str(ROOT / "tests" / "monitor"))
+    sys.path.insert(0, str(ROOT))  # the tests package, for its Airflow API stub
     from datetime import timedelta
 
-    from airflow_stub import T0, AirflowStub, dag_run
+    from tests.support.airflow_stub import T0, AirflowStub, dag_run
 
     stub = AirflowStub().start()
     stub.runs = [dag_run(f"manual__{i}", "success", started=T0 + timedelta(hours=i)) for i in range(20)]

@@ -1,6 +1,6 @@
 """Load on the monitor's /api/status with and without its cache, measured in the same run.
 
-The stub Airflow API (tests/monitor/airflow_stub.py, a real HTTP server) and the monitor, served by
+The stub Airflow API (tests/support/airflow_stub.py, a real HTTP server) and the monitor, served by
 `adclick_ops.monitor.server.serve` as `adclick-ops monitor` serves it (gunicorn, 2 workers; or
 `--server waitress`), each run in their own process on loopback; wrk (Debian: `wrk`) makes the load.
 Prints a table and writes benchmarks/results/monitor_load.json.
@@ -30,14 +30,14 @@ from adclick_ops.net import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "monitor_load.json"
-sys.path.insert(0, str(ROOT / "tests" / "monitor"))
+sys.path.insert(0, str(ROOT))  # the tests package, for its Airflow API stub
 
 SERVERS = {"gunicorn": "gunicorn, 2 workers of 4 threads", "waitress": "waitress, 8 threads"}
 TARGET = {"requests_per_s": 2000, "p99_ms": 50, "errors": 0, "speedup_vs_no_cache": 10}
 
 
 def _run_stub(ready: Any) -> None:
-    from airflow_stub import AirflowStub, dag_run, metrics
+    from tests.support.airflow_stub import AirflowStub, dag_run, metrics
 
     stub = AirflowStub().start()
     stub.runs = [dag_run("manual__bench", "success")]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import PROJECT, MailSink, edit_yaml
+from tests.support import PROJECT, MailSink, edit_yaml
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import pytest
 
 from adclick_ops.airflow_api import AirflowClient, AirflowNotFound, AirflowServerError, AirflowUnreachable, DagNotFound
 
-from airflow_stub import AirflowStub, dag_run, metrics
-from helpers import free_port
+from tests.support import free_port
+from tests.support.airflow_stub import AirflowStub, dag_run, metrics
 
 
 @pytest.fixture
@@ -141,7 +141,7 @@ def test_runs_beyond_the_limit_are_dropped(stub):
 
 
 def test_task_instances_and_any_xcom_are_read(stub):
-    from airflow_stub import failure_record, task_instance
+    from tests.support.airflow_stub import failure_record, task_instance
 
     stub.runs = [dag_run("manual__1", "failed")]
     stub.task_instances["manual__1"] = [task_instance("manual__1", "load_data_task", "failed", try_number=2)]

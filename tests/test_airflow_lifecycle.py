@@ -16,7 +16,7 @@ import pytest
 
 from adclick_ops.registry import Registry
 
-from helpers import body_text, edit_yaml, run_airflow
+from tests.support import body_text, edit_yaml, run_airflow
 
 pytestmark = pytest.mark.airflow
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import SEED_TASKS, body_text, edit_yaml, free_port, run_airflow, smtp_connection_uri
+from tests.support import SEED_TASKS, body_text, edit_yaml, free_port, run_airflow, smtp_connection_uri
 
 pytestmark = pytest.mark.airflow
 

@@ -14,7 +14,7 @@ import yaml
 
 from adclick_ops.cli import build_parser, main
 
-from helpers import PROJECT
+from tests.support import PROJECT
 
 DOC = (PROJECT / "docs" / "ci.md").read_text()
 BLOCKS = re.findall(r"```(\w*)\n(.*?)```", DOC, flags=re.DOTALL)

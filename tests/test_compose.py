@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 
-from helpers import PROJECT, mandatory_in_ci
+from tests.support import PROJECT, mandatory_in_ci
 
 COMPOSE_FILE = PROJECT / "docker-compose.yaml"
 AIRFLOW_SERVICES = {

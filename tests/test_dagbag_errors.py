@@ -28,8 +28,20 @@ def test_the_version_airflow_is_pinned_to_is_tested():
     assert dagbag_errors.is_tested(airflow.__version__)
 
 
-def test_nothing_to_file_is_a_no_op():
-    dagbag_errors.file_import_errors({})
+def test_nothing_to_file_is_a_no_op(tmp_path, monkeypatch):
+    """No errors: nothing raised, even where errors would be (no DagBag, an untested Airflow), and nothing filed."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    assert dagbag_errors.file_import_errors({}) is None  # no DagBag on the stack, where any error is raised
+    bag = DagBag(str(tmp_path), collect_dags=False)
+
+    def parse(self) -> None:
+        dagbag_errors.file_import_errors({}, notes={"pipelines/a.yaml": "runs the last good version"})
+
+    parse(bag)
+    assert bag.import_errors == {}
+    monkeypatch.setattr(dagbag_errors, "airflow_version", lambda: "9.0.0")
+    assert dagbag_errors.file_import_errors({}) is None  # where errors would be UnfiledPipelineErrors
 
 
 def test_without_a_parsing_dagbag_every_issue_is_raised():

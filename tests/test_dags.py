@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import edit_yaml, parse_dags
+from tests.support import edit_yaml, parse_dags
 
 EDGES = {
     "load_data_task": ["data_preprocessing_task"],

@@ -14,7 +14,7 @@ from adclick_ops.config.models import Dag, DefaultArgs, Monitor, Training, Train
 from adclick_ops.config.vocabulary import ESTIMATORS, SCALERS
 from adclick_ops.factory import dag_config, dag_configs, training_job
 
-from helpers import PROJECT, edit_yaml
+from tests.support import PROJECT, edit_yaml
 
 TRAINING_TASKS = ("load_data_task", "data_preprocessing_task", "separate_data_outputs_task", "build_save_model_task", "load_model_task")
 

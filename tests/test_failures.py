@@ -14,7 +14,7 @@ from adclick_ops.config.errors import ConfigError, Issue
 from adclick_ops.registry.serialization import UnsafeModelError
 from adclick_ops.steps.errors import DataError, QualityGateError
 
-from helpers import edit_yaml, training_settings
+from tests.support import edit_yaml, training_settings
 
 
 class FakeTI:

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
-from pipeline_mistakes import LAB2, MISTAKES
 
 from adclick_ops import lastgood
-from adclick_ops.render import render
 
-from helpers import PROJECT, body_text, edit_yaml, parse_dags, run_airflow
+from tests.support import edit_yaml, parse_dags, run_airflow
+from tests.support.last_good import break_file, copy_pipelines, parse
+from tests.support.pipeline_mistakes import LAB2, MISTAKES
 
 # Mistakes beyond validate's message tests: how the file is written, templates, schedules, references.
 MORE = [
@@ -46,34 +45,7 @@ CASES = MISTAKES + MORE
 
 @pytest.fixture
 def pipelines(tmp_path: Path) -> Path:
-    """A copy of pipelines/ as written (the mistakes edit its text), outputs in the test's folders."""
-    dest = tmp_path / "pipelines"
-    shutil.copytree(PROJECT / "pipelines", dest)
-    (tmp_path / "dags" / "data").mkdir(parents=True)
-    shutil.copy(PROJECT / "dags" / "data" / "advertising.csv", tmp_path / "dags" / "data" / "advertising.csv")
-    text = (dest / LAB2).read_text()
-    for old, new in (
-        ("model_dir: model\n", f"model_dir: {tmp_path / 'model'}\n"),
-        ("artifacts_root: runs\n", f"artifacts_root: {tmp_path / 'runs'}\n"),
-    ):
-        assert old in text
-        text = text.replace(old, new)
-    (dest / LAB2).write_text(text)
-    return dest
-
-
-def parse(pipelines: Path) -> tuple[dict, dict[str, str]]:
-    """Render `pipelines` as the DAG processor does: inside a DagBag's file import. (DAGs, import errors by file name.)"""
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(str(pipelines), collect_dags=False)
-    rendered: dict = {}
-
-    def process_file(self) -> None:  # the DagBag's frame on the stack, as in DagBag.process_file
-        render(rendered, pipelines)
-
-    process_file(bag)
-    return rendered, {os.path.basename(k): v for k, v in bag.import_errors.items()}
+    return copy_pipelines(tmp_path)
 
 
 def snapshot_of(pipelines: Path, name: str = LAB2) -> dict:
@@ -82,17 +54,6 @@ def snapshot_of(pipelines: Path, name: str = LAB2) -> dict:
 
 def settings(dag) -> dict:
     return dag.get_task("load_data_task").op_kwargs["settings"]
-
-
-def break_file(path: Path, old: str | None, new: str | bytes) -> None:
-    if isinstance(new, bytes):
-        path.write_bytes(new)
-    elif old is None:
-        path.write_text(new)
-    else:
-        text = path.read_text()
-        assert old in text
-        path.write_text(text.replace(old, new, 1))
 
 
 def test_a_valid_parse_records_each_file_whole(pipelines):
@@ -373,35 +334,6 @@ def test_parsing_while_files_are_edited_never_renders_a_torn_snapshot(pipelines,
     assert [p.name for p in (pipelines.parent / "last-good").iterdir() if p.name.startswith(".")] == []  # no temporary file left
 
 
-def test_the_watch_says_and_mails_each_break_once_and_each_heal(pipelines, smtp_server):
-    """What `adclick-ops run` prints and sends: once per distinct broken content, once when it heals, not once per look."""
-    from adclick_ops.pipeline_watch import PipelineWatch, send
-
-    env = smtp_server.connection_env()
-    parse(pipelines)
-    watch = PipelineWatch(pipelines)
-    assert watch.check() == []
-    text = (pipelines / LAB2).read_text()
-    break_file(pipelines / LAB2, "scalers: [minmax, standard]", "scalers: [robsut]")
-    (change,) = watch.check()
-    assert change.kind == "broken" and change.recipients == ("ml-team@example.com",)
-    assert "does not validate; " in change.line() and "'robsut'" in change.line() and lastgood.RUNS_MARKER in change.line()
-    assert send(change, env)
-    assert watch.check() == [] and PipelineWatch(pipelines).check() == []  # the same content, even after a restart
-    break_file(pipelines / LAB2, "scalers: [robsut]", "scalers: [robsutt]")  # broken differently: once more
-    (again,) = watch.check()
-    assert again.kind == "broken" and again.sha256 != change.sha256
-    (pipelines / LAB2).write_text(text)
-    (healed,) = watch.check()
-    assert healed.kind == "healed" and "validates again" in healed.line()
-    assert send(healed, env)
-    assert watch.check() == []
-    subjects = [m["Subject"] for _, m in smtp_server.messages]
-    assert subjects == ["[adclick-ops] airflow_lab2.yaml does not validate", "[adclick-ops] airflow_lab2.yaml validates again"]
-    assert [r for r, _ in smtp_server.messages] == [["ml-team@example.com"]] * 2
-    assert "'robsut'" in body_text(smtp_server.messages[0][1])
-
-
 def test_validate_and_plan_say_when_a_file_differs_from_the_version_that_runs(pipelines, capsys):
     import subprocess
 
@@ -423,24 +355,6 @@ def test_validate_and_plan_say_when_a_file_differs_from_the_version_that_runs(pi
     (note,) = report.check([str(pipelines / LAB2)]).notes
     assert note.endswith("Airflow renders this version at its next parse")
     assert plan.render(plan.plan(pipelines), "text").count("differs from the last valid version") == 1
-
-
-def test_the_watch_pipelines_command_mails_through_the_connection_of_the_environment(pipelines, smtp_server):
-    """`adclick-ops watch-pipelines`, as the Compose stack's pipeline-watch service runs it."""
-    import subprocess
-    import sys
-
-    parse(pipelines)
-    break_file(pipelines / LAB2, "scalers: [minmax, standard]", "scalers: [robsut]")
-    env = {**os.environ, **smtp_server.connection_env(), "ADCLICK_OPS_PIPELINES": str(pipelines)}
-    command = [sys.executable, "-m", "adclick_ops.cli", "watch-pipelines", "--once"]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert f"pipelines: {pipelines / LAB2} does not validate; " in result.stdout
-    assert "pipelines: e-mail to ml-team@example.com: [adclick-ops] airflow_lab2.yaml does not validate" in result.stdout
-    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-    assert "does not validate" not in again.stdout  # told once, across restarts
-    assert len(smtp_server.messages) == 1
 
 
 @pytest.mark.timeout(120)

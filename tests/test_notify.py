@@ -31,7 +31,7 @@ from adclick_ops.config.templating import PLACEHOLDERS, SUBJECT_NAMES, as_templa
 from adclick_ops.config.vocabulary import METRIC_LABELS, METRICS
 from adclick_ops.operators import FailureNotifier, ReportEmailOperator, one_line
 
-from helpers import PROJECT, MailSink, body_text, mandatory_in_ci
+from tests.support import PROJECT, MailSink, body_text, mandatory_in_ci
 
 ARTIFACTS = PROJECT / "test-artifacts"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]

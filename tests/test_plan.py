@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from git_support import commit_all, git, init, require_git
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adclick_ops import plan as planning
 from adclick_ops.config.models import SCALERS, TRIGGER_RULES
 
-from helpers import PROJECT, run_cli
+from tests.support import PROJECT, run_cli
+from tests.support.git_repos import commit_all, git, init, require_git
 
 LAB2, FLASK = "airflow_lab2.yaml", "airflow_lab2_flask.yaml"
 EMPTY = "airflow.providers.standard.operators.empty.EmptyOperator"
@@ -39,7 +39,7 @@ def repo(tmp_path, monkeypatch) -> Path:
     return root
 
 
-cli = run_cli  # adclick-ops in this process (helpers.run_cli)
+cli = run_cli  # adclick-ops in this process (tests.support.run_cli)
 
 
 def plan_json(*args: str) -> tuple[int, dict]:

@@ -12,9 +12,9 @@ import zlib
 from pathlib import Path
 
 import pytest
-from git_support import commit_all, env, git, init, require_git
 
-from helpers import PROJECT
+from tests.support import PROJECT
+from tests.support.git_repos import commit_all, env, git, init, require_git
 
 LAB2 = "airflow_lab2.yaml"
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from git_support import commit_all, env, git, init, require_git
 
-from helpers import PROJECT, mandatory_in_ci
+from tests.support import PROJECT, mandatory_in_ci
+from tests.support.git_repos import commit_all, env, git, init, require_git
 
 PRE_COMMIT = Path(sys.executable).parent / "pre-commit"
 HOOK_ID = "adclick-ops-validate"

@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from registry_support import FEATURES, SEED, train_two_versions
 
 from adclick_ops.cli import main
 from adclick_ops.predict import PredictInputError, rows_to_matrix
+
+from tests.support.registry import FEATURES, SEED, train_two_versions
 
 
 @pytest.fixture
@@ -62,7 +63,7 @@ def test_any_broken_row_is_refused_naming_its_index_and_field(data):
 
 
 def test_batch_predict_scores_a_file_with_the_champion(trained, pipelines, tmp_path, capsys):
-    """The same numbers as the champion's own predict_proba, and so as POST /api/predict (tests/monitor/test_monitor_predict.py)."""
+    """The same numbers as the champion's own predict_proba, and so as POST /api/predict (tests/monitor/test_predict.py)."""
     source = tmp_path / "in.csv"
     SEED[FEATURES].head(50).to_csv(source, index=False)
     target = tmp_path / "out.csv"
@@ -134,7 +135,8 @@ def test_batch_predict_refuses_a_tampered_champion_with_exit_1(trained, pipeline
     from pathlib import Path
 
     import onnx
-    from registry_support import force_champion, hostile, plant_version
+
+    from tests.support.registry import force_champion, hostile, plant_version
 
     if damage == "bytes changed":
         path = Path(trained.location) / trained.card(2)["model"]["file"]

@@ -10,7 +10,7 @@ import pytest
 from adclick_ops.config import ConfigError
 from adclick_ops.render import render
 
-from helpers import PROJECT, edit_yaml, parse_dags
+from tests.support import PROJECT, edit_yaml, parse_dags
 
 
 def test_render_builds_every_dag_of_the_folder(pipelines):

@@ -19,7 +19,7 @@ from adclick_ops.registry.serialization import ops_of
 from adclick_ops.steps.errors import DataError
 from adclick_ops.steps.model import fit_preprocessing, split
 
-from helpers import PROJECT, edit_yaml, training_settings
+from tests.support import PROJECT, edit_yaml, training_settings
 
 FEATURES = ["Daily Time Spent on Site", "Age", "Area Income", "Daily Internet Usage", "Male"]
 CHAIN = ("load_data", "preprocess", "separate_data_outputs", "build_save_model", "load_model")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import PROJECT
+from tests.support import PROJECT
 
 pytestmark = pytest.mark.airflow
 

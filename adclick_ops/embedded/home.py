@@ -61,6 +61,8 @@ def read_running(home: Path, check_alive: bool = True) -> Running | None:
     """The running embedded Airflow of `home`, or None: no run command wrote one, or it is gone (killed)."""
     try:
         data = jsonio.loads((home / STATE_FILE).read_bytes(), max_bytes=1 << 20)
+        if not isinstance(data, dict):
+            return None
         env = {str(k): str(v) for k, v in (data.get("env") or {}).items()}
         found = Running(int(data["pid"]), str(data["api_url"]), int(data["api_port"]), data.get("monitor_url"), env)
     except (OSError, ValueError, KeyError, TypeError):

@@ -28,7 +28,7 @@ SUFFIX = ".onnx"
 INPUT = "features"
 OUTPUTS = ("label", "probabilities")
 # What skl2onnx emits for the pipelines adclick-ops trains (each scaler, none, several side by side;
-# the three estimators). tests/registry/test_onnx_format.py converts every combination and checks
+# the three estimators). tests/registry/test_serialization.py converts every combination and checks
 # that this list is exactly what they need.
 ALLOWED_OPS: frozenset[tuple[str, str]] = frozenset(
     {

@@ -20,7 +20,7 @@ from adclick_ops.config.vocabulary import (
 )
 from adclick_ops.steps.model import ESTIMATOR_CLASSES, SCALER_CLASSES, build_pipeline, evaluate, make_estimator
 
-from helpers import PROJECT
+from tests.support import PROJECT
 
 
 def test_every_scaler_name_has_an_implementation_and_every_implementation_a_name():

@@ -16,8 +16,8 @@ import pytest
 
 from adclick_ops.artifacts import load_model_file, safe_run_id
 
-from hardening_support import PROJECT, count
-from helpers import SEED_TASKS
+from tests.support import SEED_TASKS
+from tests.support.hardening import PROJECT, count
 
 pytestmark = pytest.mark.airflow
 

@@ -17,8 +17,8 @@ import pytest
 from adclick_ops import tasks
 from adclick_ops.artifacts import load_model_file
 
-from hardening_support import PROJECT, count, edit_yaml
-from helpers import training_settings
+from tests.support import training_settings
+from tests.support.hardening import PROJECT, count, edit_yaml
 
 FEATURES = ["Daily Time Spent on Site", "Age", "Area Income", "Daily Internet Usage", "Male"]
 TARGET = "Clicked on Ad"

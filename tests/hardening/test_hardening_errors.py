@@ -28,7 +28,7 @@ from adclick_ops.cli import main
 from adclick_ops.steps.data import read_dataset
 from adclick_ops.steps.errors import DataError
 
-from hardening_support import PROJECT, count, dump
+from tests.support.hardening import PROJECT, count, dump
 
 LAB2 = "airflow_lab2.yaml"
 SHIPPED = yaml.safe_load((PROJECT / "pipelines" / LAB2).read_text())

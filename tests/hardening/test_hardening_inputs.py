@@ -26,13 +26,13 @@ from adclick_ops.config.locations import parse_location
 from adclick_ops.config.vocabulary import STORAGE_SCHEMES
 from adclick_ops.steps.data import DataError, read_dataset
 
-from hardening_support import PROJECT, count
-from helpers import run_cli
+from tests.support import run_cli
+from tests.support.hardening import PROJECT, count
 
 LAB2_TEXT = (PROJECT / "pipelines" / "airflow_lab2.yaml").read_text()
 FEATURES = ["Daily Time Spent on Site", "Age", "Area Income", "Daily Internet Usage", "Male"]
 
-cli = run_cli  # adclick-ops in this process (helpers.run_cli)
+cli = run_cli  # adclick-ops in this process (tests.support.run_cli)
 
 
 # --- file system faults -------------------------------------------------------------------------

@@ -26,9 +26,9 @@ from hypothesis import strategies as st
 
 from adclick_ops import render as render_module
 from adclick_ops.config import load_catalog
-from adclick_ops.config.schedules import cron_problem
+from adclick_ops.config.schedules import cron_problem, schedule_problem
 
-from hardening_support import PROJECT, count, dump
+from tests.support.hardening import PROJECT, count, dump
 
 LAB2, FLASK = "airflow_lab2.yaml", "airflow_lab2_flask.yaml"
 FILES = {"Airflow_Lab2": LAB2, "Airflow_Lab2_Flask": FLASK}
@@ -217,14 +217,25 @@ def test_what_validate_accepts_airflow_builds(tmp_path_factory, monkeypatch, sch
 @settings(max_examples=600, deadline=None, database=None)
 @given(expression=cron)
 def test_every_cron_expression_validate_accepts_croniter_and_airflow_accept(expression):
+    import pendulum
     from airflow.sdk.definitions.timetables.trigger import CronTriggerTimetable
+    from airflow.timetables.trigger import CronTriggerTimetable as CoreCronTriggerTimetable
     from croniter import croniter
 
     count("airflow agreement: cron expressions")
-    if cron_problem(expression) is None:
-        count("airflow agreement: cron accepted")
-        croniter(expression).get_next(dt.datetime)
-        CronTriggerTimetable(expression, timezone="UTC").validate()
+    problem = cron_problem(expression)
+    if problem is not None:  # refused: validate says so, in one line
+        assert schedule_problem(expression) == f"schedule {expression!r} is not a valid cron expression: {problem}"
+        assert "\n" not in problem
+        return
+    count("airflow agreement: cron accepted")
+    assert schedule_problem(expression) is None
+    base = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    fires = croniter(expression, base).get_next(dt.datetime)
+    assert base < fires <= base + dt.timedelta(days=8 * 366)  # it runs: even a 29 February comes within 8 years
+    CronTriggerTimetable(expression, timezone="UTC").validate()
+    # the scheduler's timetable fires when croniter says
+    assert CoreCronTriggerTimetable(expression, timezone="UTC")._get_next(pendulum.instance(base)) == fires
 
 
 def test_the_shipped_files_still_load_under_a_dagbag_with_one_dag_refused(dagbag_of):

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from adclick_ops.config import ConfigError, load_pipeline_file
 from adclick_ops.config.models import EMAIL_SCHEMA, _email
 
-from hardening_support import PROJECT, count, dump
-from helpers import mandatory_in_ci
+from tests.support import mandatory_in_ci
+from tests.support.hardening import PROJECT, count, dump
 
 SCHEMA = PROJECT / "schema" / "pipeline.schema.json"
 LAB2 = yaml.safe_load((PROJECT / "pipelines" / "airflow_lab2.yaml").read_text())

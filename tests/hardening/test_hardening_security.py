@@ -13,8 +13,8 @@ import pytest
 from adclick_ops.artifacts import load_model_file
 from adclick_ops.config.yamlio import YamlReadError, read_yaml
 
-from hardening_support import PROJECT, count, edit_yaml
-from helpers import evil_pickle
+from tests.support import evil_pickle
+from tests.support.hardening import PROJECT, count, edit_yaml
 
 
 def marker_payloads(marker: Path) -> list[str]:
@@ -151,7 +151,7 @@ SETTINGS_FILE = re.compile(r"(^|/)(\.env[^/]*|[^/]*\.env|[^/]*\.ya?ml|Dockerfile
 # The documented development defaults and placeholders (README, docs/deployment.md, .env.example).
 ALLOWED_VALUES = {"", "airflow", "{generated}"}
 # Fake credentials that tests hand to the stub Airflow API, and the placeholder login of docs/notifications.md.
-ALLOWED_IN = {("tests/monitor/test_monitor_routes.py", "wrong"), ("tests/monitor/test_monitor_routes.py", "s3cret")}
+ALLOWED_IN = {("tests/monitor/test_views.py", "wrong"), ("tests/monitor/test_views.py", "s3cret")}
 ALLOWED_ADDRESS = re.compile(r"@(example\.(com|org|net)|sub\.example\.net|localhost|domain\.tld)$|^you@gmail\.com$")
 
 

@@ -32,7 +32,7 @@ from adclick_ops.cli import main
 from adclick_ops.config import ConfigError, load_pipeline_file
 from adclick_ops.config.yamlio import read_12
 
-from hardening_support import PROJECT, count, dump
+from tests.support.hardening import PROJECT, count, dump
 
 LAB2, FLASK = "airflow_lab2.yaml", "airflow_lab2_flask.yaml"
 SHIPPED = {name: yaml.safe_load((PROJECT / "pipelines" / name).read_text()) for name in (LAB2, FLASK)}

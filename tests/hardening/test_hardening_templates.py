@@ -30,7 +30,7 @@ from adclick_ops.cli import main
 from adclick_ops.config import templating
 from adclick_ops.config.templating import PLACEHOLDERS, as_template, first_delimiter, literal, template_problem
 
-from hardening_support import PROJECT, count, dump
+from tests.support.hardening import PROJECT, count, dump
 
 EXAMPLES = settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 LAB2 = "airflow_lab2.yaml"

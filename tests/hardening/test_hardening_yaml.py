@@ -2,7 +2,7 @@
 that name the file (and the field, when one is involved), never with a traceback, within a second.
 
 Each kind of mistake is a hypothesis strategy that mutates the shipped pipelines/ files. The cases
-tried are tallied (see hardening_support) for docs/reliability.md.
+tried are tallied (see tests.support.hardening) for docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from adclick_ops.cli import main
 from adclick_ops.config import models
 from adclick_ops.config.yamlio import MAX_FILE_BYTES
 
-from hardening_support import PROJECT, count, dump
+from tests.support.hardening import PROJECT, count, dump
 
 LAB2, FLASK = "airflow_lab2.yaml", "airflow_lab2_flask.yaml"
 SHIPPED_TEXT = {name: (PROJECT / "pipelines" / name).read_text() for name in (LAB2, FLASK)}

@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import test_hardening_yaml as gen
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hardening_support import count
-from helpers import parse_dags
+from tests.hardening import test_hardening_yaml as gen
+from tests.support import parse_dags
+from tests.support.hardening import count
 
 PROCESS = settings(
     max_examples=8,

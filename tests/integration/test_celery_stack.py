@@ -28,7 +28,7 @@ import requests
 
 from adclick_ops.embedded.mailsink import smtp_connection_uri
 
-from helpers import PROJECT, MailSink, edit_yaml, free_port, mandatory_in_ci
+from tests.support import PROJECT, MailSink, edit_yaml, free_port, mandatory_in_ci
 
 pytestmark = pytest.mark.integration
 

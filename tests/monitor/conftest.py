@@ -13,8 +13,8 @@ from flask.testing import FlaskClient
 from adclick_ops.monitor import create_app
 from adclick_ops.monitor.server import MonitorServer
 
-from airflow_stub import UI_URL, AirflowStub, set_state
-from helpers import free_port
+from tests.support import free_port
+from tests.support.airflow_stub import UI_URL, AirflowStub, set_state
 
 MONITOR_ENV = (
     "ADCLICK_AIRFLOW_URL",

@@ -12,7 +12,7 @@ import pytest
 from adclick_ops.monitor import create_app
 from adclick_ops.monitor.server import MonitorServer
 
-from airflow_stub import set_state
+from tests.support.airflow_stub import set_state
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -100,7 +100,7 @@ def _history(airflow) -> None:
     """Earlier runs with the ids, dates and model facts Airflow and load_model_task really give."""
     from datetime import timedelta
 
-    from airflow_stub import T0, dag_run, metrics
+    from tests.support.airflow_stub import T0, dag_run, metrics
 
     for n in range(1, 7):
         run_id = f"manual__2025-11-1{n}T0{n}:00:00.123456+00:00__{n}f3a9c2e" if n % 2 else f"scheduled__2025-11-1{n}T00:00:00+00:00"
@@ -119,7 +119,7 @@ def _history(airflow) -> None:
 def test_every_page_in_every_state_is_laid_out_at_1400_and_800_px(chromium, airflow, tmp_path):
     """Screenshots of each page in each state at both widths go to test-artifacts/; on each, measured in Chromium:
     dates and ids on one line, no page wider than the window, captions aligned with their tables."""
-    from devtools import Browser
+    from tests.support.devtools import Browser
 
     ARTIFACTS.mkdir(exist_ok=True)
     browser = Browser(chromium, tmp_path / "profile")

@@ -6,7 +6,7 @@ import re
 
 from adclick_ops.monitor import create_app
 
-from helpers import PROJECT
+from tests.support import PROJECT
 
 ROW = re.compile(r"^\| `(?P<route>[^`]+)` \| (?P<methods>[A-Z, ]+) \| .+ \|$")
 

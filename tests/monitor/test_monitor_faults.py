@@ -14,7 +14,7 @@ import requests
 from adclick_ops.monitor import create_app
 from adclick_ops.monitor.server import MonitorServer
 
-from airflow_stub import UI_URL, dag_run, metrics, set_state
+from tests.support.airflow_stub import T0, UI_URL, dag_run, metrics, set_state
 
 
 def _app(airflow, **config):
@@ -51,10 +51,7 @@ def test_health_answers_while_every_page_thread_waits_on_a_slow_airflow(airflow)
 
 # -- answers larger than asked -----------------------------------------------------------------
 def test_more_runs_than_asked_are_cut_to_the_limit(airflow):
-    airflow.runs = [
-        dag_run(f"manual__{i:03d}", "success", started=__import__("airflow_stub").T0.replace(minute=i % 60, hour=i // 60))
-        for i in range(500)
-    ]
+    airflow.runs = [dag_run(f"manual__{i:03d}", "success", started=T0.replace(minute=i % 60, hour=i // 60)) for i in range(500)]
     airflow.xcoms = {r["dag_run_id"]: metrics(r["dag_run_id"]) for r in airflow.runs}
     airflow.ignore_limit = True
     client = _app(airflow).test_client()

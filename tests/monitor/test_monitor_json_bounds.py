@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from adclick_ops import jsonio
 from adclick_ops.monitor import create_app
 
-from airflow_stub import UI_URL, set_state
+from tests.support.airflow_stub import UI_URL, set_state
 
 
 def deep(depth: int, inner: str = "1") -> str:
@@ -23,7 +23,7 @@ def hostile_documents(non_finite: bool = True) -> st.SearchStrategy[bytes]:
     """Documents outside the bounds, each in a form a client or an upstream could send.
 
     non_finite: also NaN, Infinity and 1e309; a request holding them is refused by the champion's
-    row check (naming the row and field, tests/monitor/test_monitor_predict.py), so only with a champion.
+    row check (naming the row and field, tests/monitor/test_predict.py), so only with a champion.
     """
     depth = st.integers(jsonio.MAX_DEPTH + 1, 50_000)
     digits = st.integers(jsonio.MAX_NUMBER_CHARS + 1, 5000)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from adclick_ops.monitor import create_app
 from adclick_ops.record import RecordUnreadable, TrainingRecord
 
-from airflow_stub import UI_URL, metrics, set_state
+from tests.support.airflow_stub import UI_URL, metrics, set_state
 
 FIELDS = sorted(TrainingRecord.model_fields)
 json_values = st.recursive(

@@ -8,7 +8,7 @@ import pytest
 
 from adclick_ops.monitor import create_app
 
-from airflow_stub import STATES, dag_run, metrics
+from tests.support.airflow_stub import STATES, dag_run, metrics
 
 EVIL = '<script>alert("x")</script>'
 PAGES = ("/success", "/failure", "/no-such-page")

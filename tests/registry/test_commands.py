@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from registry_support import train_two_versions
 
 from adclick_ops.cli import main
+
+from tests.support.registry import train_two_versions
 
 
 @pytest.fixture

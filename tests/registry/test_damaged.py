@@ -10,10 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from registry_support import model_rows, train_two_versions
 
 from adclick_ops.cli import main
 from adclick_ops.registry import Registry
+
+from tests.support.registry import model_rows, train_two_versions
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from registry_support import FEATURES, SEED, TARGET
 
 from adclick_ops.artifacts import RunFiles, sha256, write_bytes_atomic
 from adclick_ops.registry import Registry, UnsafeModelError
@@ -15,6 +14,8 @@ from adclick_ops.registry.convert import to_onnx
 from adclick_ops.registry.keep import compare_on_holdout, keep_and_decide, known_comparisons, outcome_line, read_scored_model, with_floors
 from adclick_ops.steps.model import build_pipeline, evaluate
 from adclick_ops.steps.promotion import Comparison, Gates
+
+from tests.support.registry import FEATURES, SEED, TARGET
 
 X, Y = SEED[FEATURES].to_numpy(float), SEED[TARGET].to_numpy(int)
 

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from legacy_writer import dump_model
-from registry_support import FEATURES, SEED, TARGET
 
 from adclick_ops.cli import main
 from adclick_ops.registry import Registry, RegistryError
 from adclick_ops.registry.legacy import _skops_io
 from adclick_ops.steps.model import build_pipeline, evaluate
+
+from tests.support.legacy_writer import dump_model
+from tests.support.registry import FEATURES, SEED, TARGET
 
 X, Y = SEED[FEATURES].to_numpy(float), SEED[TARGET].to_numpy(int)
 

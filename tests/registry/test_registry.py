@@ -14,18 +14,6 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from registry_support import (
-    FEATURES,
-    SEED,
-    TARGET,
-    degenerate_dataset,
-    run_chain,
-    set_training,
-    strong_model,
-    temporaries,
-    training_settings,
-    weak_model,
-)
 
 from adclick_ops import tasks
 from adclick_ops.artifacts import StorageFullError, write_bytes_atomic
@@ -40,7 +28,19 @@ from adclick_ops.registry.convert import to_onnx
 from adclick_ops.steps.model import build_pipeline, evaluate
 from adclick_ops.steps.promotion import Comparison, Gates
 
-from helpers import PROJECT, evil_pickle
+from tests.support import PROJECT, evil_pickle
+from tests.support.registry import (
+    FEATURES,
+    SEED,
+    TARGET,
+    degenerate_dataset,
+    run_chain,
+    set_training,
+    strong_model,
+    temporaries,
+    training_settings,
+    weak_model,
+)
 
 
 def registry_of(tmp_path: Path) -> Registry:
@@ -359,7 +359,6 @@ def test_a_promotion_killed_half_way_leaves_no_temporary_file_after_the_next_run
     # a second process trains, and is killed while it replaces the champion pointer (to record its decision)
     script = f"""
 import os, sys, json
-sys.path[:0] = {[str(PROJECT / "tests"), str(PROJECT / "tests" / "registry")]!r}
 from adclick_ops import tasks
 settings = json.loads({json.dumps(json.dumps(settings))})
 for name in ("load_data", "preprocess", "separate_data_outputs", "build_save_model"):

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from adclick_ops.steps.data import DataError, check_dataset, read_dataset
 
-from helpers import PROJECT
+from tests.support import PROJECT
 
 FEATURES = ["Daily Time Spent on Site", "Age", "Area Income", "Daily Internet Usage", "Male"]
 TARGET = "Clicked on Ad"

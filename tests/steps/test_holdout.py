@@ -10,7 +10,7 @@ import pytest
 
 from adclick_ops.steps.holdout import BUCKETS, ChampionRows, champion_rows, held_out, row_buckets
 
-from helpers import PROJECT
+from tests.support import PROJECT
 
 
 def as_text(frame: pd.DataFrame) -> pd.DataFrame:

@@ -16,7 +16,7 @@ from adclick_ops.steps.model import (
     split,
 )
 
-from helpers import PROJECT
+from tests.support import PROJECT
 
 FEATURES = ["Daily Time Spent on Site", "Age", "Area Income", "Daily Internet Usage", "Male"]
 TARGET = "Clicked on Ad"

@@ -1,4 +1,9 @@
-"""Test helpers that are not fixtures (import them from here, never from a conftest.py)."""
+"""The tests' shared helpers that are not fixtures (import them from here, never from a conftest.py).
+
+This package is the one place for them: `tests.support` itself for the general ones, and a module each
+for the Airflow API stub, throw-away git repositories, the registry's training chain, the hardening tally,
+the browser driver, and the scripts that tests run in a subprocess (`dagbag_probe.py`, `onnx_mutations.py`).
+"""
 
 from __future__ import annotations
 
@@ -36,7 +41,7 @@ __all__ = [
     "wait_for_health",
 ]
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 # The task ids of the shipped Airflow_Lab2, in the seed's order.
 SEED_TASKS = (
     "load_data_task",
@@ -114,9 +119,9 @@ def wait_for_health(port: int, process: subprocess.Popen | None = None) -> dict:
 
 
 def parse_dags(env: dict[str, str], dags: Path = PROJECT / "dags", cwd: Path | None = None) -> dict:
-    """Parse `dags` in a subprocess as Airflow's DAG processor does (tests/dagbag_probe.py); its JSON report."""
+    """Parse `dags` in a subprocess as Airflow's DAG processor does (tests/support/dagbag_probe.py); its JSON report."""
     result = subprocess.run(
-        [sys.executable, str(PROJECT / "tests" / "dagbag_probe.py"), str(dags)],
+        [sys.executable, str(Path(__file__).with_name("dagbag_probe.py")), str(dags)],
         env=env,
         capture_output=True,
         text=True,

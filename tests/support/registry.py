@@ -8,9 +8,11 @@ import numpy as np
 import pandas as pd
 
 from adclick_ops import tasks
+from adclick_ops.config.vocabulary import SCALERS
 from adclick_ops.registry import Registry
+from adclick_ops.steps.model import build_pipeline, split
 
-from helpers import PROJECT, edit_yaml, training_settings
+from tests.support import PROJECT, edit_yaml, training_settings
 
 FEATURES = [
     "Daily Time Spent on Site",
@@ -21,6 +23,23 @@ FEATURES = [
 ]
 TARGET = "Clicked on Ad"
 SEED = pd.read_csv(PROJECT / "dags" / "data" / "advertising.csv")
+# Small fitted pipelines on the seed rows, for the tests of the model files.
+X = SEED[FEATURES].to_numpy(float)
+Y = SEED[TARGET].to_numpy(int)
+X_TRAIN, X_TEST, Y_TRAIN, Y_TEST = split(X, Y, test_size=0.3, random_state=42, stratify=True)
+PARAMS = {
+    "logistic_regression": {"max_iter": 1000},
+    "random_forest": {"n_estimators": 20, "random_state": 0},
+    "gradient_boosting": {"n_estimators": 30, "random_state": 0},
+}
+SCALINGS = [[], *([s] for s in SCALERS), list(SCALERS)]
+
+
+def fitted(estimator: str, scalers: list[str], **params) -> object:
+    """`estimator` with `scalers`, fitted on the seed's training rows."""
+    return build_pipeline(scalers, estimator, {**PARAMS[estimator], **params}).fit(X_TRAIN, Y_TRAIN)
+
+
 CHAIN = (
     "load_data",
     "preprocess",

@@ -14,8 +14,8 @@ import pytest
 from adclick_ops.monitor import create_app
 from adclick_ops.monitor.pipelines import parse_import_error
 
-from airflow_stub import UI_URL, set_state
-from helpers import PROJECT
+from tests.support import PROJECT
+from tests.support.airflow_stub import UI_URL, set_state
 
 LAB2 = "airflow_lab2.yaml"
 

@@ -11,12 +11,13 @@ import zipfile
 
 import numpy as np
 import pytest
-from legacy_writer import dump_model
-from registry_support import FEATURES, SEED, TARGET
 
 from adclick_ops.registry import UnsafeModelError
 from adclick_ops.registry.legacy import DESCRIPTION, FORMAT, MAX_DEPTH, TRUSTED_TYPES, load_model_bytes, types_in
 from adclick_ops.steps.model import build_pipeline
+
+from tests.support.legacy_writer import dump_model
+from tests.support.registry import FEATURES, SEED, TARGET
 
 X = SEED[FEATURES].to_numpy(float)[:200]
 Y = SEED[TARGET].to_numpy(int)[:200]

@@ -13,8 +13,8 @@ import requests
 from adclick_ops.monitor.ensure import probe
 from adclick_ops.monitor.server import MonitorPortError, serve
 
-from airflow_stub import set_state
-from helpers import free_port, wait_for_health
+from tests.support import free_port, wait_for_health
+from tests.support.airflow_stub import set_state
 
 
 @pytest.mark.parametrize("server", ["gunicorn", "waitress"])

@@ -12,7 +12,7 @@ from adclick_ops.config.models import Monitor
 from adclick_ops.monitor.ensure import ensure_monitor, probe
 from adclick_ops.monitor.server import MonitorPortError
 
-from helpers import free_port, wait_for_health
+from tests.support import free_port, wait_for_health
 
 
 def settings(port, airflow_url="http://127.0.0.1:9", serve_for=None) -> Monitor:

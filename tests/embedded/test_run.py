@@ -19,7 +19,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from helpers import PROJECT, edit_yaml, free_port, smtp_connection_uri
+from tests.support import PROJECT, edit_yaml, free_port, smtp_connection_uri
 
 pytestmark = pytest.mark.airflow
 

@@ -10,7 +10,13 @@ import threading
 
 import numpy as np
 import pytest
-from registry_support import (
+
+from adclick_ops.registry import Registry, load_model_bytes
+from adclick_ops.steps.model import build_pipeline, evaluate
+from adclick_ops.steps.promotion import Comparison, Gates
+
+from tests.support import PROJECT, free_port, mandatory_in_ci
+from tests.support.registry import (
     FEATURES,
     SEED,
     TARGET,
@@ -18,12 +24,6 @@ from registry_support import (
     set_training,
     training_settings,
 )
-
-from adclick_ops.registry import Registry, load_model_bytes
-from adclick_ops.steps.model import build_pipeline, evaluate
-from adclick_ops.steps.promotion import Comparison, Gates
-
-from helpers import PROJECT, free_port, mandatory_in_ci
 
 BUCKET = "adclick-test"
 MOTO_CREDENTIAL = "moto"  # moto accepts any credentials; s3fs only needs some
@@ -65,13 +65,13 @@ def s3(s3_server, monkeypatch, request):
 def _run_in_process(settings: dict, run_id: str, env: dict) -> subprocess.Popen:
     script = (
         "import json, sys\n"
-        f"sys.path[:0] = {[str(PROJECT / 'tests'), str(PROJECT / 'tests' / 'registry')]!r}\n"
-        "from registry_support import run_chain\n"
+        "from tests.support.registry import run_chain\n"
         f"out = run_chain(json.loads(sys.argv[1]), {run_id!r})\n"
         "print(json.dumps({k: out[k] for k in ('model_version', 'promoted', 'champion_version')}))\n"
     )
     return subprocess.Popen(
         [sys.executable, "-c", script, json.dumps(settings)],
+        cwd=PROJECT,  # `python -c` imports from its working directory: the project, with the tests package
         env={**os.environ, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

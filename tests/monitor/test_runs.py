@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_stub import DATA_ERROR, UI_URL, dag_run, failure_record, metrics, set_state, task_instance
+from tests.support.airflow_stub import DATA_ERROR, UI_URL, dag_run, failure_record, metrics, set_state, task_instance
 
 LOG = f"{UI_URL}/dags/Airflow_Lab2/runs/manual__failed_run/tasks"
 
@@ -64,7 +64,7 @@ def test_running_run_lists_its_running_tasks(client_in):
 def test_the_first_failed_task_is_named_when_several_failed(client, airflow):
     from datetime import timedelta
 
-    from airflow_stub import T0
+    from tests.support.airflow_stub import T0
 
     airflow.runs = [dag_run("r", "failed")]
     airflow.task_instances["r"] = [

@@ -1,6 +1,6 @@
 """Every route of the monitor in each case of the latest run, through Flask's test client.
 
-Airflow is the stub API server of airflow_stub.py on a loopback port (or a port nothing listens on).
+Airflow is the stub API server of tests/support/airflow_stub.py on a loopback port (or a port nothing listens on).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from markupsafe import escape as html_escape
 
 from adclick_ops.monitor import create_app
 
-from airflow_stub import STATES, UI_URL, dag_run, metrics
+from tests.support.airflow_stub import STATES, UI_URL, dag_run, metrics
 
 ROUTES = ("/", "/success", "/running", "/failure", "/health", "/api/status", "/api/runs?limit=5")
 PAGE_OF = {"success": "/success", "running": "/running", "failed": "/failure", "no_run": "/failure", "unreachable": "/failure"}
@@ -64,7 +64,7 @@ def test_each_page_serves_its_case_or_says_it_has_nothing_to_show(client_in, sta
 
 @pytest.mark.parametrize("state", ["success", "failed", "gate", "running", "no_run", "unreachable"])
 def test_the_banner_says_each_thing_once(client_in, state):
-    from airflow_stub import DATA_ERROR, GATE_ERROR
+    from tests.support.airflow_stub import DATA_ERROR, GATE_ERROR
 
     html = client_in(state).get(PAGE_OF.get(state, "/failure")).get_data(as_text=True)
     start = html.index(">", html.index('id="case"')) + 1

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from pipeline_mistakes import LAB2, MISTAKES
 
 from adclick_ops.config import Issue
 from adclick_ops.config.report import annotation
 
-from helpers import PROJECT, run_cli
+from tests.support import PROJECT, run_cli
+from tests.support.pipeline_mistakes import LAB2, MISTAKES
 
 FLASK = "airflow_lab2_flask.yaml"
 GENERATED = settings(
@@ -25,7 +25,7 @@ GENERATED = settings(
 )
 
 
-cli = run_cli  # adclick-ops in this process (helpers.run_cli)
+cli = run_cli  # adclick-ops in this process (tests.support.run_cli)
 
 
 def copy_pipelines(root: Path) -> Path:
@@ -300,7 +300,7 @@ RUNTIME = ("airflow", "dagfactory", "flask", "waitress", "gunicorn", "requests")
 )
 def test_the_ci_commands_import_nothing_of_the_runtime(args, tmp_path):
     if args[0] == "plan":
-        from git_support import commit_all, init, require_git
+        from tests.support.git_repos import commit_all, init, require_git
 
         require_git()
         repo = init(tmp_path / "repo")

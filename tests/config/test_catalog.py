@@ -7,13 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from pipeline_mistakes import LAB2, MISTAKES
 
 from adclick_ops.cli import main
 from adclick_ops.config import ConfigError, load_catalog, load_pipeline_file
-from adclick_ops.config.schema import pipeline_schema
 
-from helpers import PROJECT
+from tests.support import PROJECT
+from tests.support.pipeline_mistakes import LAB2, MISTAKES
 
 
 def validate(capsys, *paths: Path | str) -> tuple[int, str]:
@@ -26,27 +25,6 @@ def test_shipped_pipelines_validate(capsys):
     code, out = validate(capsys, PROJECT / "pipelines")
     assert code == 0, out
     assert "Airflow_Lab2, Airflow_Lab2_Flask" in out
-
-
-def test_shipped_files_point_editors_at_the_schema():
-    for path in (PROJECT / "pipelines").glob("*.yaml"):
-        first = path.read_text().splitlines()[0]
-        assert first.startswith("# yaml-language-server: $schema=../schema/"), path
-        assert (path.parent / first.split("=", 1)[1]).resolve().exists()
-
-
-def test_committed_schema_and_reference_are_up_to_date(capsys):
-    assert main(["schema", "--check"]) == 0, capsys.readouterr().err
-    assert main(["reference", "--check"]) == 0, capsys.readouterr().err
-
-
-def test_schema_describes_the_format():
-    schema = pipeline_schema()
-    dag = schema["$defs"]["Dag"]
-    assert dag["additionalProperties"] is False
-    assert "tasks" in dag["required"]
-    split = schema["$defs"]["Split"]["properties"]["test_size"]
-    assert split["exclusiveMinimum"] == 0 and split["exclusiveMaximum"] == 1
 
 
 @pytest.fixture
@@ -184,67 +162,6 @@ def test_validate_imports_no_airflow():
 
 def test_reading_the_pipelines_at_parse_time_imports_nothing_heavy():
     assert imported_after("from adclick_ops.config import load_catalog; load_catalog('pipelines')") == []
-
-
-def test_schema_command_writes_json(tmp_path, capsys):
-    assert main(["schema", "--output", str(tmp_path)]) == 0
-    schema = json.loads((tmp_path / "pipeline.schema.json").read_text())
-    assert schema["additionalProperties"] == {"$ref": "#/$defs/Dag"}
-
-
-def test_the_schema_states_the_rules_editors_can_check():
-    from adclick_ops.config import models
-
-    schema = pipeline_schema()
-    defs = schema["$defs"]
-    task = defs["Task"]["properties"]
-    assert task["operator"]["enum"] == list(models.OPERATORS)
-    assert set(models.CALLABLES) <= set(task["python_callable"]["enum"])
-    assert set(models.TRIGGER_RULES) <= set(task["trigger_rule"]["enum"])
-    assert task["dependencies"]["uniqueItems"] is True
-    tasks = defs["Dag"]["properties"]["tasks"]
-    assert list(tasks["patternProperties"]) == [models.TASK_ID_PATTERN] and tasks["additionalProperties"] is False
-    email = defs["EmailNotification"]["properties"]
-    assert {k: email["to"]["items"][k] for k in models.EMAIL_SCHEMA} == models.EMAIL_SCHEMA and email["to"]["uniqueItems"] is True
-    assert schema["propertyNames"]["not"]["enum"] == list(models.RESERVED_DAG_IDS)
-    assert defs["Training"]["properties"]["features"]["uniqueItems"] is True
-    assert defs["Dag"]["properties"]["tags"]["items"]["maxLength"] == models.TAG_MAX_LEN
-    assert any("then" in rule and rule["then"].get("required") == ["trigger"] for rule in defs["Dag"]["allOf"])
-
-
-def test_every_text_field_is_checked_for_template_syntax():
-    """No field takes a bare str: each is Text (or a template/address/URL type), or has a pattern or an allow-list."""
-    import typing
-
-    from pydantic import BaseModel
-
-    from adclick_ops.config import models
-
-    checked_by_allow_list = {("Task", "operator"), ("Task", "python_callable"), ("Task", "trigger_rule"), ("Estimator", "params")}
-
-    # validators whose accepted text holds no template syntax
-    safe = ("_plain_text", "_template_text", "_subject_text", "_email", "_schedule")
-
-    def checks(m: object) -> bool:
-        if any(checks(inner) for inner in getattr(m, "metadata", []) or []):
-            return True
-        return bool(getattr(m, "pattern", None)) or getattr(getattr(m, "func", None), "__name__", "") in safe
-
-    def bare_str(annotation: object, metadata: list) -> bool:
-        if annotation is str:
-            return not any(checks(m) for m in metadata)
-        if typing.get_origin(annotation) is typing.Annotated:
-            inner, *extra = typing.get_args(annotation)
-            return bare_str(inner, [*extra, *(metadata if inner is str else [])])
-        return any(bare_str(a, []) for a in typing.get_args(annotation))
-
-    found = []
-    for model in vars(models).values():
-        if isinstance(model, type) and issubclass(model, BaseModel) and model.__module__ == models.__name__:
-            for name, field in model.model_fields.items():
-                if (model.__name__, name) not in checked_by_allow_list and bare_str(field.annotation, field.metadata):
-                    found.append(f"{model.__name__}.{name}")
-    assert not found, found
 
 
 @pytest.mark.parametrize(

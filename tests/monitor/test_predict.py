@@ -8,7 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
-from registry_support import (
+
+from adclick_ops.cli import main
+from adclick_ops.monitor import create_app
+
+from tests.support.registry import (
     SEED,
     force_champion,
     hostile,
@@ -21,9 +25,6 @@ from registry_support import (
     training_settings,
     weak_model,
 )
-
-from adclick_ops.cli import main
-from adclick_ops.monitor import create_app
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from helpers import mandatory_in_ci
+from tests.support import mandatory_in_ci
 
 # No user or system configuration (hooks paths, signing, templates) leaks into the test's repositories;
 # fixed dates make the same tree give the same commit.
