@@ -14,6 +14,7 @@ from adclick_ops.monitor import create_app
 from adclick_ops.monitor.server import MonitorServer
 
 from airflow_stub import UI_URL, AirflowStub, set_state
+from broken_pipeline import render_broken
 from helpers import free_port
 
 MONITOR_ENV = (
@@ -100,3 +101,9 @@ def other_program():
     yield server.server_address[1]
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(scope="session")
+def broken_render(tmp_path_factory) -> dict:
+    """A pipeline file that no longer validates while its last valid version runs (broken_pipeline.py), rendered once."""
+    return render_broken(tmp_path_factory.mktemp("project"))
