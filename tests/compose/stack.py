@@ -81,6 +81,8 @@ UP_TIMEOUT = 12 * 60  # `docker-compose up` until every service is healthy
 RUNS_TIMEOUT = 12 * 60  # both training runs and the monitor DAG's runs
 SCHEDULED_RUN_WAIT = 30  # seconds for the scheduler to start the run of the latest interval once the DAG is unpaused
 LOG_LINES = 40
+# seconds a container has to stop on SIGTERM at the end before it is killed; the stack is thrown away
+STOP_TIMEOUT = 10
 
 
 class Failure(Exception):
@@ -267,6 +269,13 @@ class HealthChecks(threading.Thread):
         started = time.monotonic()
         result = run(["podman", "healthcheck", "run", container], env=engine_env(), timeout=180, check=False, quiet=True)
         return (result.returncode == 0, result.returncode), time.monotonic() - started
+
+
+def stop_container(container: str) -> float:
+    """`podman stop`: SIGTERM, then SIGKILL after STOP_TIMEOUT s; how long it took."""
+    started = time.monotonic()
+    run(["podman", "stop", "--time", str(STOP_TIMEOUT), container], env=engine_env(), timeout=120, check=False, quiet=True)
+    return time.monotonic() - started
 
 
 def awaited_services() -> set[str]:
@@ -487,13 +496,16 @@ class Stack:
         # All at once first: compose stops the containers in the reverse order of depends_on, one
         # stage after the other, each waiting for its slowest container (40 s here for three stages).
         started = time.monotonic()
-        running = [c["id"] for c in project_containers(running=True)]
-        if running:
-            run(["podman", "stop", "--time", "20", *running], env=engine_env(), timeout=120, check=False, quiet=True)
+        running = project_containers(running=True)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(running))) as pool:
+            took = dict(zip([c["service"] for c in running], pool.map(stop_container, [c["id"] for c in running]), strict=True))
         stopped = time.monotonic()
-        self.compose("down", "--volumes", "--remove-orphans", "--timeout", "20", timeout=300, check=False)
+        self.compose("down", "--volumes", "--remove-orphans", "--timeout", str(STOP_TIMEOUT), timeout=300, check=False)
         if running:
-            say(f"{len(running)} containers stopped in {stopped - started:.0f} s; `down -v` took {time.monotonic() - stopped:.0f} s")
+            slowest = ", ".join(f"{name} {secs:.0f} s" for name, secs in sorted(took.items(), key=lambda t: -t[1])[:3])
+            say(
+                f"{len(running)} containers stopped in {stopped - started:.0f} s (slowest: {slowest}); `down -v` took {time.monotonic() - stopped:.0f} s"
+            )
 
     def wait_healthy(self, deadline: float) -> None:
         expected = {
