@@ -911,7 +911,8 @@ def build_and_prove(work: Path, phases: Phases) -> BaseException | None:
     with PodmanService(work) as service:
         stack = Stack(work, service)
         stack.prepare_project()
-        stack.down()  # what a killed earlier run may have left
+        if any(not item.startswith("socket ") for item in leftovers(service.socket)):
+            stack.down()  # what a killed earlier run left
         failed = up_and_prove(stack, airflow, phases)
         phases.mark("docker-compose down -v")
     left = leftovers(service.socket)
