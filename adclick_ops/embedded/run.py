@@ -282,9 +282,30 @@ def start_run(api: AirflowClient, dag_id: str, note: str) -> str:
     return run_id
 
 
+DEAD_LOG_LINES = 20  # lines of a stopped component's log shown on the console
+
+
+class ComponentStopped(SystemExit):
+    """A component of the stack stopped by itself: the command stops the rest and exits 1 with one line on stderr."""
+
+
 def _stop_if_dead(stack: Stack | None) -> None:
     if stack is not None and stack.dead():
-        raise SystemExit(f"{', '.join(stack.dead())} stopped:\n" + "\n".join(stack.log_tail(n) for n in stack.dead()))
+        raise _component_stopped(stack)
+
+
+def _component_stopped(stack: Stack) -> ComponentStopped:
+    """Show the last lines of each stopped component's log (on stdout, as the rest of the console), and
+    return the failure whose message is the one line that ends the command's stderr."""
+    dead = stack.dead()
+    for name in dead:
+        tail = stack.log_tail(name, DEAD_LOG_LINES)
+        if tail:
+            _say(f"The last lines of {stack.log_path(name)}:")
+            for line in tail.splitlines():
+                _say(f"  {line}")
+    what = "; ".join(f"{name} {stack.how_ended(name)} (its log: {stack.log_path(name)})" for name in dead)
+    return ComponentStopped(f"adclick-ops run: {what}; the rest of the stack was stopped")
 
 
 def failure_record(api: AirflowClient, dag_id: str, run_id: str, task_id: str) -> dict[str, Any] | None:
@@ -461,6 +482,7 @@ def run_forever(home: Path, port: int = AIRFLOW_PORT) -> int:
                     api.call("GET", f"/dags/{DAG_ID}")
                     break
                 except AirflowError:
+                    _stop_if_dead(stack)
                     if time.monotonic() > deadline:
                         raise SystemExit(
                             f"{DAG_ID} was not parsed; run `adclick-ops validate` and see {home / 'dag-processor.log'}"
@@ -482,8 +504,7 @@ def run_forever(home: Path, port: int = AIRFLOW_PORT) -> int:
             _say("Everything keeps running; press Ctrl-C to stop.")
             _say(f"Run {DAG_ID} again: adclick-ops trigger --wait (or the Airflow UI); every run of it is reported here when it ends.")
             watch_runs(api, DAG_ID, stack, base, mail_dir, reported={run_id}, since=began, on_tick=lambda: _watch(watch, env))
-            _say(f"{', '.join(stack.dead())} stopped; shutting down.")
-            return 1
+            raise _component_stopped(stack)  # watch_runs returns only when a component stopped
     except KeyboardInterrupt:
         _say("Stopping ...")
         return 0

@@ -154,9 +154,24 @@ class Stack:
     def dead(self) -> list[str]:
         return [name for name, p in self.processes.items() if p.poll() is not None]
 
+    def log_path(self, name: str) -> Path:
+        return self.home / f"{name}.log"
+
     def log_tail(self, name: str, lines: int = 40) -> str:
-        path = self.home / f"{name}.log"
+        path = self.log_path(name)
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    def how_ended(self, name: str) -> str:
+        """How a stopped process ended, in words: "exited with code 1", "was killed by SIGKILL"."""
+        code = self.processes[name].poll()
+        if code is None:
+            return "is running"
+        if code < 0:
+            try:
+                return f"was killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"was killed by signal {-code}"
+        return f"exited with code {code}"
 
     def stop(self, timeout: float = 20) -> None:
         """Stop every process started here, with all of its own children (each leads a process group).

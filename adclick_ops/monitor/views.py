@@ -170,9 +170,13 @@ def _page(status: Status, nothing: dict[str, str] | None = None) -> str:
         title = "Latest run succeeded — model not promoted"
     if nothing is not None:
         title = nothing["title"]
+    # Never "succeeded" alone while the DAG is broken, stale or gone: the tab's title names the problem, and the
+    # page's heading points at the banner above it, which says it in full (said once on the page).
+    heading = title
     state = source.pipelines()
     if state is not None and state.degraded:
-        title += f", but {state.problems[0]}"  # never "succeeded" alone while the DAG is broken, stale or gone
+        title += f", but {state.problems[0]}"
+        heading += ", but see the pipeline problem above"
     return render_template(
         "run.html",
         status=status,
@@ -181,6 +185,7 @@ def _page(status: Status, nothing: dict[str, str] | None = None) -> str:
         nothing=nothing,
         banner=_banner(status, source.dag_id),
         title=title,
+        heading=heading,
         recent=recent,
         chart=metrics_chart(recent),
         chart_note=chart_note,

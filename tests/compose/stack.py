@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,14 +68,22 @@ DEBIAN_PACKAGES = [
 ]
 # docker-compose.yaml's default name of the project's image
 PROJECT_IMAGE = "adclick-ops-airflow:{airflow}"
+# the services of docker-compose.yaml that do not run the project's image
+BASE_SERVICES = ("postgres", "redis", "mailpit")
 WORKERS = 2
 TRAINING_DAG = "Airflow_Lab2"
 MONITOR_DAG = "Airflow_Lab2_Flask"
-HEALTH_POLL = 5.0  # seconds between two checks of a starting container (each check a new process)
+HEALTH_POLL = 5.0  # seconds between two quick checks of a starting container (each check a new process)
+SLOW_CHECK = 15.0  # seconds: a check that took longer keeps the engine's pace even while starting
+HEALTH_TICK = 2.0  # seconds between two looks at the running containers (each a `podman ps`)
 DEADLINE = 45 * 60  # the whole test, cold (image builds included)
 UP_TIMEOUT = 12 * 60  # `docker-compose up` until every service is healthy
 RUNS_TIMEOUT = 12 * 60  # both training runs and the monitor DAG's runs
+SCHEDULED_RUN_WAIT = 30  # seconds for the scheduler to start the run of the latest interval once the DAG is unpaused
 LOG_LINES = 40
+# Seconds a container has to stop on SIGTERM at the end before it is killed: the stack is thrown away, and the
+# api-server, the scheduler and the triggerer were still running after 10 s (measured), to be killed anyway.
+STOP_TIMEOUT = 5
 
 
 class Failure(Exception):
@@ -168,66 +177,120 @@ class PodmanService:
                 self.process.wait()
 
 
+@dataclass
+class CheckTimer:
+    """When a container's health check runs next, as an engine with timers would run it."""
+
+    first_seen: float
+    start_period: float
+    interval: float
+    slow: bool  # the check starts a Python process that imports Airflow (or Celery): seconds of CPU each time
+    passed: bool = False
+
+    awaited: bool = True  # another service waits for it to be healthy (depends_on: service_healthy)
+
+    def first(self) -> float:
+        # an engine runs the first check one interval after the start; one that others wait for goes at once
+        return 0.0 if self.polled else self.interval
+
+    def after(self, healthy: bool, took: float, now: float) -> float:
+        self.passed |= healthy
+        self.slow |= took > SLOW_CHECK
+        starting = not self.passed and now - self.first_seen < self.start_period
+        return HEALTH_POLL if starting and self.polled else self.interval
+
+    @property
+    def polled(self) -> bool:
+        return self.awaited and not self.slow
+
+
 class HealthChecks(threading.Thread):
     """Runs the health checks of the stack's running containers, as an engine with timers would.
 
     podman schedules health checks with systemd timers; without systemd they never run by
-    themselves, so `depends_on: condition: service_healthy` would wait forever. Like Docker with a
-    `start_interval`, a container in its start period that has not passed yet is checked every
-    HEALTH_POLL seconds (failures there do not count, a success makes it healthy at once); after
-    that, every `interval` of its health check, so `retries` keeps the meaning it has in production.
-    Each container on its own: an Airflow CLI check takes 10 to 70 s here, a curl a fraction of
-    one. A starting container whose check took longer than HEALTH_POLL waits as long as it took
-    before the next: back-to-back Airflow imports would take the CPU from the components starting.
+    themselves, so `depends_on: condition: service_healthy` would wait forever. Each container is
+    checked on its own, every `interval` of its health check (the first one interval after its
+    start), so that `retries` keeps the meaning it has in production. The quick checks (curl,
+    pg_isready: a fraction of a second) of the services that another one waits for run every
+    HEALTH_POLL seconds instead while the container is in its start period and has not passed yet,
+    like Docker's `start_interval`: they become healthy within seconds, and the services waiting for
+    them start. Slow checks (an Airflow or Celery CLI process: 10 to 70 s of a busy two-core machine)
+    always keep the engine's pace: run back to back, they took half of the CPU from the components
+    starting.
     """
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
         self.stop = threading.Event()
+        self.awaited = awaited_services()
 
     def run(self) -> None:
         pending: dict[str, concurrent.futures.Future] = {}
         due: dict[str, float] = {}
-        seen: dict[str, tuple[float, float, float]] = {}  # id -> (first seen, start period, interval)
-        passed: set[str] = set()
-        with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
-            while not self.stop.wait(1.0):
+        timers: dict[str, CheckTimer] = {}
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=16)
+        try:
+            while not self.stop.wait(HEALTH_TICK):
                 now = time.monotonic()
                 for container in project_containers(running=True):
                     cid = container["id"]
                     if container["service"] == "airflow-init":
                         continue
-                    if cid not in seen:
-                        seen[cid] = (now, *self.timing(cid))
+                    if cid not in timers:
+                        timers[cid] = self.timer(cid, now, container["service"] in self.awaited)
+                        due[cid] = now + timers[cid].first()
                     if cid in pending:
                         if not pending[cid].done():
                             continue
-                        healthy, took = pending.pop(cid).result()
-                        if healthy:
-                            passed.add(cid)
-                        first, start_period, interval = seen[cid]
-                        starting = cid not in passed and now - first < start_period
-                        due[cid] = now + (max(HEALTH_POLL, took) if starting else interval)
-                    if now >= due.get(cid, now):
+                        (healthy, _), took = pending.pop(cid).result()
+                        due[cid] = now + timers[cid].after(healthy, took, now)
+                    if now >= due[cid]:
                         pending[cid] = pool.submit(self.check, cid)
+        finally:
+            # a check in flight ends by itself (or with its container): the stack's teardown does not wait for it
+            pool.shutdown(wait=False, cancel_futures=True)
 
     @staticmethod
-    def timing(container: str) -> tuple[float, float]:
-        """(start period, interval) of the container's health check, in seconds."""
+    def timer(container: str, now: float, awaited: bool) -> CheckTimer:
+        """The timer of the container's health check: its start period, interval and whether it is slow."""
         result = run(
             ["podman", "inspect", "--format", "{{json .Config.Healthcheck}}", container], env=engine_env(), check=False, quiet=True
         )
         try:
             config = json.loads(result.stdout)
-            return config.get("StartPeriod", 0) / 1e9, config.get("Interval", 0) / 1e9 or 30.0
+            test = " ".join(config.get("Test") or [])
+            slow = re.search(r"\b(airflow|celery) ", test) is not None
+            return CheckTimer(now, config.get("StartPeriod", 0) / 1e9, config.get("Interval", 0) / 1e9 or 30.0, slow, awaited=awaited)
         except (ValueError, AttributeError):
-            return 0.0, 30.0
+            return CheckTimer(now, 0.0, 30.0, False, awaited=awaited)
 
     @staticmethod
-    def check(container: str) -> tuple[bool, float]:
+    def check(container: str) -> tuple[tuple[bool, int], float]:
+        """((passed, exit status of `podman healthcheck run`), seconds it took)."""
         started = time.monotonic()
         result = run(["podman", "healthcheck", "run", container], env=engine_env(), timeout=180, check=False, quiet=True)
-        return result.returncode == 0, time.monotonic() - started
+        return (result.returncode == 0, result.returncode), time.monotonic() - started
+
+
+def stop_container(container: str) -> float:
+    """`podman stop`: SIGTERM, then SIGKILL after STOP_TIMEOUT s; how long it took."""
+    started = time.monotonic()
+    run(["podman", "stop", "--time", str(STOP_TIMEOUT), container], env=engine_env(), timeout=120, check=False, quiet=True)
+    return time.monotonic() - started
+
+
+def awaited_services() -> set[str]:
+    """The services of docker-compose.yaml that another one waits for (`depends_on: condition: service_healthy`)."""
+    import yaml
+
+    services = yaml.safe_load((PROJECT / "docker-compose.yaml").read_text())["services"]
+    return {
+        name
+        for service in services.values()
+        if isinstance(service.get("depends_on"), dict)
+        for name, wait in service["depends_on"].items()
+        if (wait or {}).get("condition") == "service_healthy"
+    }
 
 
 def project_containers(running: bool = False) -> list[dict[str, Any]]:
@@ -431,7 +494,19 @@ class Stack:
             (self.home / folder).mkdir()
 
     def down(self) -> None:
-        self.compose("down", "--volumes", "--remove-orphans", "--timeout", "20", timeout=300, check=False)
+        # All at once first: compose stops the containers in the reverse order of depends_on, one
+        # stage after the other, each waiting for its slowest container (40 s here for three stages).
+        started = time.monotonic()
+        running = project_containers(running=True)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(running))) as pool:
+            took = dict(zip([c["service"] for c in running], pool.map(stop_container, [c["id"] for c in running]), strict=True))
+        stopped = time.monotonic()
+        self.compose("down", "--volumes", "--remove-orphans", "--timeout", str(STOP_TIMEOUT), timeout=300, check=False)
+        if running:
+            slowest = ", ".join(f"{name} {secs:.0f} s" for name, secs in sorted(took.items(), key=lambda t: -t[1])[:3])
+            say(
+                f"{len(running)} containers stopped in {stopped - started:.0f} s (slowest: {slowest}); `down -v` took {time.monotonic() - stopped:.0f} s"
+            )
 
     def wait_healthy(self, deadline: float) -> None:
         expected = {
@@ -518,69 +593,115 @@ def container_hostnames(service: str) -> dict[str, str]:
     return names
 
 
-def prove(stack: Stack, deadline: float) -> None:
+def prove(stack: Stack, deadline: float, phases: Phases) -> None:
     stack.login()
     workers = container_hostnames("airflow-worker")
     say(f"Celery workers: {workers}")
     if len(workers) != WORKERS:
         raise Failure(f"expected {WORKERS} worker containers, found {workers}")
-
-    stack.wait_for(f"{TRAINING_DAG} parsed", lambda: stack.call("GET", f"/dags/{TRAINING_DAG}"), deadline)
-    stack.call("PATCH", f"/dags/{TRAINING_DAG}", json={"is_paused": False})
-    run_ids = [f"compose_test_{i}_{secrets.token_hex(3)}" for i in (1, 2)]
-    for run_id in run_ids:
-        stack.call("POST", f"/dags/{TRAINING_DAG}/dagRuns", json={"dag_run_id": run_id, "logical_date": None})
-    say(f"triggered {TRAINING_DAG}: {', '.join(run_ids)} (max_active_runs 1: one after the other)")
-
+    run_ids = trigger_training_runs(stack, deadline)
+    phases.mark("DAG parsed, runs triggered")
     runs_deadline = min(deadline, time.monotonic() + RUNS_TIMEOUT)
+    run_ids = wait_for_training_runs(stack, run_ids, runs_deadline)
+    phases.mark("training runs")
+    check_training_runs(stack, run_ids, workers)
+    mails = check_reports(stack, run_ids, runs_deadline)
+    check_monitor_dag(stack, run_ids, workers, runs_deadline)
+    phases.mark("mail and monitor DAG")
+    check_predictions(stack, run_ids, mails)
+    phases.mark("monitor /api/predict")
 
-    def finished(dag_id: str, run_id: str) -> str | None:
-        state = stack.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
-        return state if state in ("success", "failed") else None
 
+def trigger_training_runs(stack: Stack, deadline: float) -> list[str]:
+    """Unpause the training DAG and trigger it: with the scheduler's run, two runs (one after the other, max_active_runs 1)."""
+    stack.wait_for(f"{TRAINING_DAG} parsed", lambda: stack.call("GET", f"/dags/{TRAINING_DAG}"), deadline, pause=1.0)
+    stack.call("PATCH", f"/dags/{TRAINING_DAG}", json={"is_paused": False})
+    run_ids = [trigger(stack, 1)]
+    # Unpausing a @daily DAG (catchup false) has the scheduler start the latest interval's run at
+    # once: the second run. A DAG without a due interval gets a second triggered run instead.
+    waited = time.monotonic() + SCHEDULED_RUN_WAIT
+    while time.monotonic() < waited:
+        listed = [r["dag_run_id"] for r in stack.call("GET", f"/dags/{TRAINING_DAG}/dagRuns")["dag_runs"]]
+        if set(listed) - set(run_ids):
+            say(f"triggered {TRAINING_DAG}: {run_ids[0]}; the scheduler started {sorted(set(listed) - set(run_ids))}")
+            return run_ids
+        time.sleep(1)
+    run_ids.append(trigger(stack, 2))
+    say(f"triggered {TRAINING_DAG}: {', '.join(run_ids)} (the scheduler started no run of its own)")
+    return run_ids
+
+
+def trigger(stack: Stack, number: int) -> str:
+    run_id = f"compose_test_{number}_{secrets.token_hex(3)}"
+    stack.call("POST", f"/dags/{TRAINING_DAG}/dagRuns", json={"dag_run_id": run_id, "logical_date": None})
+    return run_id
+
+
+def run_finished(stack: Stack, dag_id: str, run_id: str) -> str | None:
+    state = stack.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
+    return state if state in ("success", "failed") else None
+
+
+def wait_for_training_runs(stack: Stack, run_ids: list[str], runs_deadline: float) -> list[str]:
+    """Wait for the triggered runs and for any other run of the DAG; returns every run id, the triggered first."""
     for run_id in run_ids:
-        stack.wait_for(f"{TRAINING_DAG} {run_id} finished", lambda run_id=run_id: finished(TRAINING_DAG, run_id), runs_deadline)
-    # Unpausing a @daily DAG (catchup false) also has the scheduler start the latest interval's
-    # run: every run of the DAG in this stack is checked alike.
+        stack.wait_for(f"{TRAINING_DAG} {run_id} finished", lambda run_id=run_id: run_finished(stack, TRAINING_DAG, run_id), runs_deadline)
+    # every run of the DAG in this stack is checked alike, the scheduler's too
     listed = [r["dag_run_id"] for r in stack.call("GET", f"/dags/{TRAINING_DAG}/dagRuns")["dag_runs"]]
-    run_ids += sorted(set(listed) - set(run_ids))
+    every = run_ids + sorted(set(listed) - set(run_ids))
+    for run_id in every:
+        stack.wait_for(f"{TRAINING_DAG} {run_id} finished", lambda run_id=run_id: run_finished(stack, TRAINING_DAG, run_id), runs_deadline)
+    return every
 
+
+def check_training_runs(stack: Stack, run_ids: list[str], workers: dict[str, str]) -> None:
+    """Every task succeeded on a worker container, both workers ran tasks, and tasks on one worker found the files of the other."""
     tasks = {t["task_id"]: t for t in stack.call("GET", f"/dags/{TRAINING_DAG}/tasks")["tasks"]}
     ran_on: dict[str, set[str]] = {host: set() for host in workers}
     handoffs = 0
     for run_id in run_ids:
-        state = stack.wait_for(f"{TRAINING_DAG} {run_id} finished", lambda run_id=run_id: finished(TRAINING_DAG, run_id), runs_deadline)
-        instances = stack.call("GET", f"/dags/{TRAINING_DAG}/dagRuns/{run_id}/taskInstances")["task_instances"]
-        table = {ti["task_id"]: (ti["state"], ti.get("hostname")) for ti in instances}
-        say(f"{run_id}: {state}; task -> (state, host): {table}")
-        if state != "success" or any(s != "success" for s, _ in table.values()):
-            raise Failure(f"{TRAINING_DAG} {run_id} did not succeed: {table}")
-        # Every task ran on a Celery worker container, by the host name Airflow recorded.
-        elsewhere = {task: host for task, (_, host) in table.items() if host not in workers}
-        if elsewhere:
-            raise Failure(f"{run_id}: tasks ran outside the worker containers {sorted(workers)}: {elsewhere}")
+        table = check_training_run(stack, run_id, workers)
         for task, (_, host) in table.items():
             ran_on[host].add(f"{run_id}:{task}")
         # Each task found what its upstream tasks left in the run folder, also from the other worker.
-        for task_id, task in tasks.items():
-            for downstream in task.get("downstream_task_ids", []):
-                if downstream in table and task_id in table and table[task_id][1] != table[downstream][1]:
-                    handoffs += 1
-        folder = stack.home / "runs" / TRAINING_DAG / safe_run_id(run_id)
-        files = sorted(p.name for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
-        if not files:
-            raise Failure(f"{run_id}: no working files in {folder.relative_to(stack.home)} of the shared run folder")
-        say(f"{run_id}: working files {files}")
+        handoffs += sum(
+            1
+            for task_id, task in tasks.items()
+            for downstream in task.get("downstream_task_ids", [])
+            if downstream in table and task_id in table and table[task_id][1] != table[downstream][1]
+        )
     idle = [workers[host] for host, done in ran_on.items() if not done]
     if idle:
-        raise Failure(f"with {WORKERS} workers, {idle} ran no task of the two runs: {ran_on}")
+        raise Failure(f"with {WORKERS} workers, {idle} ran no task of the {len(run_ids)} runs: {ran_on}")
     if handoffs == 0:
         raise Failure("no task read files that a task on the other worker wrote: the shared run folder was not exercised")
     say(
         f"both workers ran tasks ({ {workers[h]: len(d) for h, d in ran_on.items()} }); {handoffs} hand-offs between workers, every one found its files"
     )
 
-    # The report of each run reached mailpit.
+
+def check_training_run(stack: Stack, run_id: str, workers: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """One run: succeeded, every task on a worker, its working files in the shared run folder; task -> (state, host)."""
+    state = stack.call("GET", f"/dags/{TRAINING_DAG}/dagRuns/{run_id}")["state"]
+    instances = stack.call("GET", f"/dags/{TRAINING_DAG}/dagRuns/{run_id}/taskInstances")["task_instances"]
+    table = {ti["task_id"]: (ti["state"], ti.get("hostname")) for ti in instances}
+    say(f"{run_id}: {state}; task -> (state, host): {table}")
+    if state != "success" or any(s != "success" for s, _ in table.values()):
+        raise Failure(f"{TRAINING_DAG} {run_id} did not succeed: {table}")
+    # Every task ran on a Celery worker container, by the host name Airflow recorded.
+    elsewhere = {task: host for task, (_, host) in table.items() if host not in workers}
+    if elsewhere:
+        raise Failure(f"{run_id}: tasks ran outside the worker containers {sorted(workers)}: {elsewhere}")
+    folder = stack.home / "runs" / TRAINING_DAG / safe_run_id(run_id)
+    files = sorted(p.name for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+    if not files:
+        raise Failure(f"{run_id}: no working files in {folder.relative_to(stack.home)} of the shared run folder")
+    say(f"{run_id}: working files {files}")
+    return table
+
+
+def check_reports(stack: Stack, run_ids: list[str], runs_deadline: float) -> list[dict]:
+    """The report of each run reached mailpit, addressed to the pipeline's recipients."""
     mail_api = f"http://127.0.0.1:{stack.ports['MAILPIT_UI_HOST_PORT']}/api/v1/messages"
 
     def reports() -> list[dict]:
@@ -588,19 +709,23 @@ def prove(stack: Stack, deadline: float) -> None:
         found = [m for m in messages if f"{TRAINING_DAG} succeeded" in m["Subject"]]
         return found if len(found) >= len(run_ids) else []
 
-    mails = stack.wait_for("the reports in mailpit", reports, runs_deadline)
+    mails = stack.wait_for("the reports in mailpit", reports, runs_deadline, pause=1.0)
     for mail in mails:
         if [to["Address"] for to in mail["To"]] != ["ml-team@example.com"]:
             raise Failure(f"report sent to {mail['To']}, expected ml-team@example.com")
     say(f"mailpit received: {[m['Subject'] for m in mails]}")
+    return mails
 
-    # Airflow_Lab2_Flask, triggered by each training run, ran on a worker and succeeded.
+
+def check_monitor_dag(stack: Stack, run_ids: list[str], workers: dict[str, str], runs_deadline: float) -> None:
+    """Airflow_Lab2_Flask, triggered by each training run, ran on a worker and succeeded."""
+
     def monitor_runs() -> list[dict]:
         found = stack.call("GET", f"/dags/{MONITOR_DAG}/dagRuns")["dag_runs"]
         done = [r for r in found if r["state"] in ("success", "failed")]
         return done if len(done) >= len(run_ids) and len(done) == len(found) else []
 
-    flask_runs = stack.wait_for(f"{MONITOR_DAG} runs", monitor_runs, runs_deadline)
+    flask_runs = stack.wait_for(f"{MONITOR_DAG} runs", monitor_runs, runs_deadline, pause=1.0)
     for flask_run in flask_runs:
         instances = stack.call("GET", f"/dags/{MONITOR_DAG}/dagRuns/{flask_run['dag_run_id']}/taskInstances")["task_instances"]
         table = {ti["task_id"]: (ti["state"], ti.get("hostname")) for ti in instances}
@@ -608,7 +733,9 @@ def prove(stack: Stack, deadline: float) -> None:
             raise Failure(f"{MONITOR_DAG} {flask_run['dag_run_id']}: {flask_run['state']}, {table}")
     say(f"{MONITOR_DAG}: {len(flask_runs)} runs succeeded on the workers")
 
-    # The monitor container serves the champion that these runs trained.
+
+def check_predictions(stack: Stack, run_ids: list[str], mails: list[dict]) -> None:
+    """The monitor container records every run in its registry and serves the champion that these runs trained."""
     monitor = f"http://127.0.0.1:{stack.ports['MONITOR_HOST_PORT']}"
     models = requests.get(f"{monitor}/api/models", timeout=30)
     if not models.ok:
@@ -668,71 +795,171 @@ def leftovers(service_socket: Path) -> list[str]:
     return found
 
 
+class Phases:
+    """How long each step took, and the machine's load meanwhile: printed at the end, passed or failed."""
+
+    def __init__(self) -> None:
+        self.started = self.last = time.monotonic()
+        self.times: list[tuple[str, float]] = []
+        self.loads = [os.getloadavg()[0]]
+
+    def mark(self, name: str) -> None:
+        now = time.monotonic()
+        self.times.append((name, now - self.last))
+        self.last = now
+        self.loads.append(os.getloadavg()[0])
+        say(f"{name}: {self.times[-1][1]:.0f} s (after {now - self.started:.0f} s)")
+
+    def report(self) -> None:
+        steps = "; ".join(f"{name} {took:.0f} s" for name, took in self.times)
+        say(f"phases: {steps}; total {time.monotonic() - self.started:.0f} s")
+        one, five, fifteen = os.getloadavg()
+        say(
+            f"load average (1 min) sampled at each phase: {min(self.loads):.1f} to {max(self.loads):.1f}; now {one:.2f}, {five:.2f}, {fifteen:.2f}"
+        )
+
+
+def prove_health_checks_fail(stack: Stack) -> None:
+    """A health check fails when its own component fails, while another of the same kind still works.
+
+    The Celery process of one worker is stopped (SIGSTOP: hung, as a deadlocked worker would be). Its
+    container's check, `celery inspect ping -d celery@$(hostname)`, must fail, although the other worker still
+    answers pings (it stays healthy). It passed before: the worker was healthy.
+    """
+    workers = sorted((c for c in project_containers(running=True) if c["service"] == "airflow-worker"), key=lambda c: c["name"])
+    if len(workers) != WORKERS:
+        raise Failure(f"expected {WORKERS} running workers, found {[c['name'] for c in workers]}")
+    hung, other = workers
+    passed_before = last_health_check(hung["id"])
+    if passed_before is not True:
+        raise Failure(f"{hung['name']}: not healthy before its process was stopped ({passed_before})")
+    pid = celery_process(hung["id"])
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        (passed, status), took = HealthChecks.check(hung["id"])
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    # the other worker answered pings meanwhile: it is still healthy, by the checks run as usual
+    still = last_health_check(other["id"])
+    if passed:
+        raise Failure(f"{hung['name']}: `podman healthcheck run` passed while its Celery process was stopped")
+    if still is not True:
+        raise Failure(f"{other['name']}: not healthy while only {hung['name']} was stopped ({still})")
+    say(
+        f"health checks: {hung['name']} was healthy; with its Celery process (pid {pid}) stopped, `podman healthcheck run` "
+        f"on it failed (exit {status}, {took:.0f} s), while {other['name']} stayed healthy"
+    )
+
+
+def last_health_check(container: str) -> bool | str:
+    """Whether the container is healthy (its checks passed, none failed since as many times as `retries` says), else what podman recorded."""
+    result = run(["podman", "inspect", "--format", "{{json .State.Health}}", container], env=engine_env(), check=False, quiet=True)
+    try:
+        health = json.loads(result.stdout)
+        return health["Status"] == "healthy" or f"{health['Status']}, last check {(health.get('Log') or [None])[-1]}"
+    except (ValueError, KeyError, TypeError):
+        return f"no health record: {result.stdout.strip()[:200]} {result.stderr.strip()[:200]}"
+
+
+def celery_process(container: str) -> int:
+    """The host pid of the Celery worker's main process: the child of the container's dumb-init."""
+    import psutil
+
+    init = int(run(["podman", "inspect", "--format", "{{.State.Pid}}", container], env=engine_env()).stdout.strip())
+    found = [p.pid for p in psutil.Process(init).children() if "celery" in " ".join(p.cmdline())]
+    if len(found) != 1:
+        raise Failure(f"{container}: expected one Celery process under dumb-init (pid {init}), found {found}")
+    return found[0]
+
+
 def main() -> int:
     argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
-    started = time.monotonic()
-    deadline = started + DEADLINE
+    phases = Phases()
     ensure_tools()
     if os.geteuid() != 0:
         print("compose-test runs podman as root (the stand-in images and the stack are root's); run it as root.", file=sys.stderr)
         return 2
-    airflow = pinned_airflow()
     work = Path(tempfile.mkdtemp(prefix="adclick-compose-"))
     # A SIGTERM (CI's timeout) ends in the same clean-up as a failure.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     failed: BaseException | None = None
-    health = HealthChecks()
     try:
-        ensure_base_image(work)
-        for name, tag in STANDINS.items():
-            ensure_standin(name, tag.format(airflow=airflow), airflow, work)
-        say(f"images ready after {time.monotonic() - started:.0f} s (stand-ins: redis:7.2-bookworm is Debian's Redis 7.0 here)")
-        with PodmanService(work) as service:
-            stack = Stack(work, service)
-            stack.prepare_project()
-            stack.down()  # what a killed earlier run may have left
-            say("building the project's image (Dockerfile, unchanged)")
-            old = image_id(PROJECT_IMAGE.format(airflow=airflow))
-            stack.compose("build", "airflow-init", timeout=1800)
-            drop_replaced(old, PROJECT_IMAGE.format(airflow=airflow))
-            say(f"project image ready after {time.monotonic() - started:.0f} s; starting the stack with {WORKERS} workers")
-            health.start()
-            try:
-                up_started = time.monotonic()
-                # `up` returns once every container has started, the workers and the monitor after
-                # the api-server became healthy; the runs go while the last checks pass, and every
-                # service must be healthy at the end.
-                stack.compose("up", "--detach", "--scale", f"airflow-worker={WORKERS}", timeout=UP_TIMEOUT)
-                say(f"every container started {time.monotonic() - up_started:.0f} s after `up`")
-                prove(stack, deadline)
-                stack.wait_healthy(min(deadline, time.monotonic() + UP_TIMEOUT))
-                say(f"every service healthy {time.monotonic() - up_started:.0f} s after `up`")
-            except BaseException as exc:
-                failed = exc
-                say(f"FAILED: {exc}")
-                stack.print_logs()
-            finally:
-                health.stop.set()
-                health.join(timeout=60)
-                say("docker-compose down -v")
-                stack.down()
-        left = leftovers(service.socket)
-        if left:
-            raise Failure(f"left behind after down -v: {left}")
+        failed = build_and_prove(work, phases)
     except Failure as exc:
         failed = failed or exc
-        if failed is exc:
-            say(f"FAILED: {exc}")
+        say(f"FAILED: {exc}")
     except KeyboardInterrupt as exc:
         failed = failed or exc
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    took = time.monotonic() - started
+    phases.report()
+    took = time.monotonic() - phases.started
     if failed is not None:
         say(f"compose-test failed after {took:.0f} s")
         return 1
     say(f"compose-test passed in {took:.0f} s")
     return 0
+
+
+def build_and_prove(work: Path, phases: Phases) -> BaseException | None:
+    """The images, then the stack started, proven and taken down; what failed in the stack (None: nothing)."""
+    airflow = pinned_airflow()
+    ensure_base_image(work)
+    for name, tag in STANDINS.items():
+        ensure_standin(name, tag.format(airflow=airflow), airflow, work)
+    phases.mark("stand-in images ready (redis:7.2-bookworm is Debian's Redis 7.0 here)")
+    with PodmanService(work) as service:
+        stack = Stack(work, service)
+        stack.prepare_project()
+        if any(not item.startswith("socket ") for item in leftovers(service.socket)):
+            stack.down()  # what a killed earlier run left
+        failed = up_and_prove(stack, airflow, phases)
+        phases.mark("docker-compose down -v")
+    left = leftovers(service.socket)
+    if left:
+        raise Failure(f"left behind after down -v: {left}")
+    return failed
+
+
+def build_project_image(stack: Stack, airflow: str) -> None:
+    """The project's image with the Dockerfile, unchanged (cached layers: seconds when nothing changed), while
+    the services that need no project image (PostgreSQL, Redis, mailpit) start and pass their checks."""
+    say("building the project's image (Dockerfile, unchanged); starting postgres, redis and mailpit meanwhile")
+    old = image_id(PROJECT_IMAGE.format(airflow=airflow))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        services = pool.submit(stack.compose, "up", "--detach", *BASE_SERVICES, timeout=UP_TIMEOUT)
+        stack.compose("build", "airflow-init", timeout=1800)
+        services.result()
+    drop_replaced(old, PROJECT_IMAGE.format(airflow=airflow))
+
+
+def up_and_prove(stack: Stack, airflow: str, phases: Phases) -> BaseException | None:
+    deadline = phases.started + DEADLINE
+    health = HealthChecks()
+    health.start()
+    try:
+        build_project_image(stack, airflow)
+        phases.mark(f"project image ready; starting the stack with {WORKERS} workers")
+        # `up` returns once every container has started, the workers and the monitor after the
+        # api-server became healthy; the runs go while the last checks pass, and every service
+        # must be healthy at the end.
+        stack.compose("up", "--detach", "--scale", f"airflow-worker={WORKERS}", timeout=UP_TIMEOUT)
+        phases.mark("every container started (`up`)")
+        prove(stack, deadline, phases)
+        stack.wait_healthy(min(deadline, time.monotonic() + UP_TIMEOUT))
+        phases.mark("every service healthy")
+        prove_health_checks_fail(stack)
+        phases.mark("a stopped worker fails its health check")
+        return None
+    except BaseException as exc:
+        say(f"FAILED: {exc}")
+        stack.print_logs()
+        return exc
+    finally:
+        health.stop.set()
+        health.join(timeout=60)
+        say("docker-compose down -v")
+        stack.down()
 
 
 if __name__ == "__main__":

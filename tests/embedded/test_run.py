@@ -337,7 +337,7 @@ def stop_and_check(proc: subprocess.Popen, sig: int, lines: list[str], home, sta
     assert processes_of(home) == []
 
 
-def start_run_command(argv: list[str], tmp_path, pipelines, **extra: str) -> subprocess.Popen:
+def start_run_command(argv: list[str], tmp_path, pipelines, stderr=subprocess.STDOUT, **extra: str) -> subprocess.Popen:
     env = {
         **os.environ,
         "ADCLICK_OPS_PIPELINES": str(pipelines),
@@ -348,14 +348,16 @@ def start_run_command(argv: list[str], tmp_path, pipelines, **extra: str) -> sub
         "PYTHONUNBUFFERED": "1",
         **extra,
     }
-    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
 
 
 @contextlib.contextmanager
-def running(argv: list[str], tmp_path, pipelines, **extra: str) -> Iterator[tuple[subprocess.Popen, list[str], list]]:
+def running(
+    argv: list[str], tmp_path, pipelines, stderr=subprocess.STDOUT, **extra: str
+) -> Iterator[tuple[subprocess.Popen, list[str], list]]:
     """The command started as `start_run_command` starts it, with the lines read from it and the processes it
     started (the test fills both); whatever the test asserts, nothing it started is left running after it."""
-    proc = start_run_command(argv, tmp_path, pipelines, **extra)
+    proc = start_run_command(argv, tmp_path, pipelines, stderr, **extra)
     started: list = []
     try:
         yield proc, [], started
@@ -379,6 +381,43 @@ def test_sigterm_to_the_run_command_alone_stops_everything_it_started(tmp_path, 
             assert component in names, names
         stop_and_check(proc, signal.SIGTERM, lines, home, started)
         assert proc.returncode == 0
+
+
+def test_a_component_that_dies_ends_the_run_command_with_one_line_on_stderr(tmp_path, pipelines):
+    """The scheduler killed while a run is followed: the command stops the rest of the stack, shows the end of
+    the scheduler's log on stdout, and ends with one line on stderr naming it, how it ended and its log."""
+    import psutil
+
+    home = tmp_path / "airflow"
+    argv = [sys.executable, "-m", "adclick_ops.cli", "run", "--airflow-home", str(home), "--port", str(free_port())]
+    with open(tmp_path / "stderr.txt", "w+") as stderr, running(argv, tmp_path, pipelines, stderr=stderr) as (proc, lines, started):
+        wait_for_line(proc, lines, r"Triggered Airflow_Lab2|already has|meanwhile", timeout=300)
+        started[:] = descendants(proc.pid)
+        # the command's own child (its task processes are the scheduler's children)
+        (scheduler,) = [p for p in psutil.Process(proc.pid).children() if "scheduler" in " ".join(p.cmdline())]
+        scheduler.kill()
+        try:
+            proc.wait(120)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the run command did not stop after its scheduler was killed:\n{''.join(lines)[-3000:]}")
+        lines += proc.stdout.readlines()
+        _, alive = psutil.wait_procs(started, timeout=10)
+        assert alive == [], f"left running: {alive}"
+        assert processes_of(home) == []
+        stderr.seek(0)
+        err = stderr.read()
+    out = "".join(lines)
+    assert proc.returncode == 1, out[-3000:] + err
+    log = home / "scheduler.log"
+    # the last line of stderr says it all; no traceback, and nothing of the log tail on stderr
+    assert err.endswith("\n") and err.splitlines()[-1] == (
+        f"adclick-ops run: scheduler was killed by SIGKILL (its log: {log}); the rest of the stack was stopped"
+    ), err[-3000:]
+    assert "Traceback" not in err and "Traceback" not in out
+    # the console shows the end of the scheduler's log, and what it stopped
+    assert f"The last lines of {log}:\n" in out, out[-3000:]
+    assert re.search(r"Stopped .*\bapi-server \(pid \d+\)", out) and "scheduler (pid" not in out.split("Stopped ", 1)[1], out[-2000:]
+    assert out.endswith("stopped\n")
 
 
 def test_sigint_to_make_alone_stops_everything_make_run_started(tmp_path, pipelines):

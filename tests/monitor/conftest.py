@@ -15,6 +15,7 @@ from adclick_ops.monitor.server import MonitorServer
 
 from tests.support import free_port
 from tests.support.airflow_stub import UI_URL, AirflowStub, set_state
+from tests.support.broken_pipeline import render_broken
 
 MONITOR_ENV = (
     "ADCLICK_AIRFLOW_URL",
@@ -100,3 +101,9 @@ def other_program():
     yield server.server_address[1]
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(scope="session")
+def broken_render(tmp_path_factory) -> dict:
+    """A pipeline file that no longer validates while its last valid version runs (tests/support/broken_pipeline.py), rendered once."""
+    return render_broken(tmp_path_factory.mktemp("project"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ from adclick_ops.monitor import create_app
 from adclick_ops.monitor.server import MonitorServer
 
 from tests.support.airflow_stub import set_state
+from tests.support.broken_pipeline import LAB2, broken
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -81,8 +83,11 @@ LAYOUT = """(() => {
     return Math.abs(range.getBoundingClientRect().left - c.closest('table').getBoundingClientRect().left) > 2;
   }).map(c => c.textContent.trim());
   const root = document.documentElement;
+  const attention = document.querySelector('.pipelines-banner');
   return {broken, captions, page: root.scrollWidth, window: root.clientWidth,
-          banner: document.querySelector('#case')?.innerText, nothing: document.querySelector('#case')?.dataset.nothing || null};
+          banner: document.querySelector('#case')?.innerText, nothing: document.querySelector('#case')?.dataset.nothing || null,
+          attention: document.querySelectorAll('.pipelines-banner').length, attentionText: attention ? attention.innerText : null,
+          attentionFits: attention ? attention.scrollWidth <= attention.clientWidth + 1 : null, text: document.body.innerText};
 })()"""
 
 # Each state of the latest run, and the pages that show it or say they have nothing to show for it.
@@ -92,6 +97,8 @@ PAGES_OF = {
     "failed": ("/failure", "/running"),
     "running": ("/running", "/failure"),
     "no_run": ("/failure", "/running"),
+    # the latest run succeeded, then a pipeline file stopped validating: its last valid version runs instead
+    "broken_file": ("/success", "/failure", "/running", "/models"),
 }
 WIDTHS = (1400, 800)
 
@@ -116,9 +123,40 @@ def _history(airflow) -> None:
             }
 
 
-def test_every_page_in_every_state_is_laid_out_at_1400_and_800_px(chromium, airflow, tmp_path):
+def _stage(airflow, state: str, broken_render: dict) -> None:
+    """Put the stub Airflow in `state`, with earlier runs behind the latest."""
+    if state == "broken_file":  # as the DAG file files it, from a copy of pipelines/ (tests/support/broken_pipeline.py)
+        broken(airflow, broken_render)
+    else:
+        airflow.import_errors, airflow.dag_details = [], {}
+        set_state(airflow, state)
+    if state != "no_run":
+        _history(airflow)
+    if state in ("success", "broken_file"):  # the model facts a real run has, with a champion before it
+        airflow.xcoms["manual__success_run"].update(
+            scalers=["standard"],
+            model_version=7,
+            promoted=True,
+            champion_version=7,
+            previous_champion_metrics={"accuracy": 0.95, "roc_auc": 0.97},
+        )
+
+
+def _layout_problems(where: str, layout: dict, broken_file: bool) -> list[str]:
+    checks = [
+        (layout["broken"], f"broken over lines: {layout['broken']}"),
+        (layout["captions"], f"captions off their table: {layout['captions']}"),
+        (layout["attention"] != broken_file, f"{layout['attention']} banners of broken pipeline files"),
+        (layout["attentionFits"] is False, "the banner of broken pipeline files is wider than its box"),
+        (layout["page"] > layout["window"], f"the page is {layout['page']} px wide in a {layout['window']} px window"),
+    ]
+    return [f"{where}: {problem}" for failed, problem in checks if failed]
+
+
+def test_every_page_in_every_state_is_laid_out_at_1400_and_800_px(chromium, airflow, broken_render, tmp_path):
     """Screenshots of each page in each state at both widths go to test-artifacts/; on each, measured in Chromium:
-    dates and ids on one line, no page wider than the window, captions aligned with their tables."""
+    dates and ids on one line, no page wider than the window, captions aligned with their tables, and the
+    banner of a broken pipeline file on every page while one is broken, once."""
     from tests.support.devtools import Browser
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -126,33 +164,16 @@ def test_every_page_in_every_state_is_laid_out_at_1400_and_800_px(chromium, airf
     problems, seen = [], {}
     try:
         for state, pages in PAGES_OF.items():
-            set_state(airflow, state)
-            if state != "no_run":
-                _history(airflow)
-            if state == "success":  # the model facts a real run has, with a champion before it
-                airflow.xcoms["manual__success_run"].update(
-                    scalers=["standard"],
-                    model_version=7,
-                    promoted=True,
-                    champion_version=7,
-                    previous_champion_metrics={"accuracy": 0.95, "roc_auc": 0.97},
-                )
+            _stage(airflow, state, broken_render)
             with MonitorServer(create_app({"AIRFLOW_URL": airflow.url, "CACHE_TTL": 0}), "127.0.0.1", 0) as server:
-                for page in pages:
-                    for width in WIDTHS:
-                        browser.open(f"{server.url}{page}", width)
-                        shot = ARTIFACTS / f"monitor_{state}_{page.strip('/')}_{width}.png"
-                        layout = browser.evaluate(LAYOUT)
-                        browser.screenshot(shot)
-                        seen[(state, page, width)] = layout
-                        where = f"{state} {page} at {width} px"
-                        if layout["broken"]:
-                            problems.append(f"{where}: broken over lines: {layout['broken']}")
-                        if layout["captions"]:
-                            problems.append(f"{where}: captions off their table: {layout['captions']}")
-                        if layout["page"] > layout["window"]:
-                            problems.append(f"{where}: the page is {layout['page']} px wide in a {layout['window']} px window")
-                        assert shot.stat().st_size > 10_000
+                for page, width in itertools.product(pages, WIDTHS):
+                    browser.open(f"{server.url}{page}", width)
+                    shot = ARTIFACTS / f"monitor_{state}_{page.strip('/')}_{width}.png"
+                    layout = browser.evaluate(LAYOUT)
+                    browser.screenshot(shot)
+                    seen[(state, page, width)] = layout
+                    problems += _layout_problems(f"{state} {page} at {width} px", layout, state == "broken_file")
+                    assert shot.stat().st_size > 10_000
     finally:
         browser.close()
     assert problems == []
@@ -162,3 +183,14 @@ def test_every_page_in_every_state_is_laid_out_at_1400_and_800_px(chromium, airf
     assert "No run is running" in seen[("failed", "/running", 1400)]["banner"]
     assert "manual__failed_run, failed" in seen[("failed", "/running", 1400)]["banner"]
     assert seen[("failed", "/failure", 1400)]["nothing"] is None
+    # a broken pipeline file: on every page the banner names the file, its error and what runs instead, once
+    for page, width in itertools.product(PAGES_OF["broken_file"], WIDTHS):
+        layout = seen[("broken_file", page, width)]
+        banner, text = layout["attentionText"], layout["text"]
+        assert banner.startswith("The pipeline needs attention\n"), (page, width, banner)
+        assert f"{LAB2} does not validate." in banner and "'robsut'" in banner, (page, width, banner)
+        assert "The last valid version runs instead: " in banner and "sha256 " in banner, (page, width, banner)
+        for said in ("The pipeline needs attention", "does not validate", "The last valid version runs instead", "'robsut'"):
+            assert text.count(said) == 1, (page, width, said, text)
+    # the page's heading points at the banner, and does not say it again
+    assert seen[("broken_file", "/success", 800)]["banner"].startswith("Latest run succeeded, but see the pipeline problem above\n")

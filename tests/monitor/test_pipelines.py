@@ -1,67 +1,18 @@
 """The monitor shows broken pipeline files on every page, in /api/status and as a degraded /health.
 
 The import error and the DAG docs the stub Airflow answers with are the ones the DAG file really
-files and renders (adclick_ops.render inside a DagBag), so that the monitor reads what Airflow stores.
+files and renders (tests/support/broken_pipeline.py), so that the monitor reads what Airflow stores.
 """
 
 from __future__ import annotations
-
-import os
-import shutil
 
 import pytest
 
 from adclick_ops.monitor import create_app
 from adclick_ops.monitor.pipelines import parse_import_error
 
-from tests.support import PROJECT
-from tests.support.airflow_stub import UI_URL, set_state
-
-LAB2 = "airflow_lab2.yaml"
-
-
-@pytest.fixture(scope="module")
-def broken_render(tmp_path_factory) -> dict:
-    """Render a copy of pipelines/ once valid, then with a misspelled scaler and an HTML-looking typo."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    from adclick_ops.render import render
-
-    root = tmp_path_factory.mktemp("project")
-    pipelines = root / "pipelines"
-    shutil.copytree(PROJECT / "pipelines", pipelines)
-    (root / "dags" / "data").mkdir(parents=True)
-    shutil.copy(PROJECT / "dags" / "data" / "advertising.csv", root / "dags" / "data" / "advertising.csv")
-
-    def parse() -> tuple[dict, dict]:
-        bag = DagBag(str(pipelines), collect_dags=False)
-        dags: dict = {}
-
-        def process_file(self) -> None:
-            render(dags, pipelines)
-
-        process_file(bag)
-        return dags, bag.import_errors
-
-    parse()
-    text = (pipelines / LAB2).read_text()
-    (pipelines / LAB2).write_text(
-        text.replace("scalers: [minmax, standard]", "scalers: [robsut]").replace("catchup: false", "catchup: '<b>x</b>'")
-    )
-    dags, errors = parse()
-    ((path, trace),) = errors.items()
-    dag = dags["Airflow_Lab2"]
-    return {
-        "filename": os.path.relpath(path, root / "dags"),  # as Airflow names it: relative to the DAG bundle
-        "stack_trace": trace,
-        "details": {"tags": [{"name": t, "dag_id": "Airflow_Lab2"} for t in sorted(dag.tags)], "doc_md": dag.doc_md},
-    }
-
-
-def broken(airflow, render: dict, *, import_error: bool = True) -> None:
-    set_state(airflow, "success")
-    airflow.import_errors = [{"filename": render["filename"], "stack_trace": render["stack_trace"]}] if import_error else []
-    airflow.dag_details = render["details"]
+from tests.support.airflow_stub import UI_URL
+from tests.support.broken_pipeline import LAB2, broken
 
 
 @pytest.mark.parametrize("import_error", [True, False], ids=["import error filed", "between a bundle refresh and the next parse"])
@@ -74,6 +25,10 @@ def test_a_broken_file_shows_on_every_page_in_status_and_health(airflow, client,
     assert "The last valid version runs instead" in page and "sha256 " in page
     title = page.split("<title>", 1)[1].split("</title>", 1)[0]
     assert title.startswith("Latest run succeeded, but ") and "does not validate" in title  # never "succeeded" alone
+    # the page's heading points at the banner instead of saying it again
+    assert (
+        "<h1>Latest run succeeded, but see the pipeline problem above</h1>" in page and page.count("does not validate") == 2
+    )  # title, banner
     for other in ("/models", "/no-such-page"):
         assert "The pipeline needs attention" in client.get(other).get_data(as_text=True), other
 
