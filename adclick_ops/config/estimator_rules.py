@@ -12,10 +12,11 @@ Where a constraint cannot be checked from the file alone, validate does this ins
   scikit-learn accepts it, but not offered in messages; a parameter without validation accepts anything;
 - true and false are refused where scikit-learn wants a number (it would take them as 1 and 0): stricter
   than scikit-learn, never looser;
-- combinations (LogisticRegression's solver with penalty and l1_ratio; max_features with the number of
-  features) are checked from the small table COMBINATIONS, kept in step with scikit-learn by a test that
-  fits every combination of a grid (tests/config/test_estimator_rules.py); what depends on the data
-  itself (more features than rows, one class only) is found by the training task.
+- combinations (LogisticRegression's solver with penalty, l1_ratio and C) are checked from the small
+  table COMBINATIONS, kept in step with scikit-learn by a test that fits every combination of a grid
+  (tests/config/test_estimator_rules.py); what depends on the data itself (one class only) is found
+  by the training task. A max_features above the number of features is not refused: scikit-learn
+  1.8 uses every feature then (the same test checks it).
 """
 
 from __future__ import annotations
@@ -53,10 +54,13 @@ def _is_number(value: Any, kind: str) -> bool:
 
 
 def _in_interval(value: float, row: dict[str, Any]) -> bool:
-    left, right, closed = row["left"], row["right"], row["closed"]
-    if left is not None and (value < left or (value == left and closed not in ("left", "both"))):
+    # An absent bound is infinity, itself inside only on a closed side (as scikit-learn's Interval reads it).
+    left = -math.inf if row["left"] is None else row["left"]
+    right = math.inf if row["right"] is None else row["right"]
+    closed = row["closed"]
+    if value < left or (value == left and closed not in ("left", "both")):
         return False
-    return right is None or not (value > right or (value == right and closed not in ("right", "both")))
+    return not (value > right or (value == right and closed not in ("right", "both")))
 
 
 def accepts(row: dict[str, Any], value: Any) -> bool:
@@ -118,7 +122,9 @@ class Combination:
     """A combination scikit-learn refuses when it fits: every condition holds (a parameter left out has its default)."""
 
     estimator: str
-    when: dict[str, tuple[Any, ...] | tuple[str, float, float]]  # param: values, or ("range", low, high) exclusive of low, inclusive of high
+    when: dict[
+        str, tuple[Any, ...] | tuple[str, float, float]
+    ]  # param: values, or ("range", low, high) exclusive of low, inclusive of high
     problem: str  # formatted with the values in effect
     expected: str
 
@@ -170,8 +176,6 @@ COMBINATIONS: tuple[Combination, ...] = (
         "l1_ratio from 0 to 1",
     ),
 )
-# Parameters whose integer value counts features: at most the number of features of the training section.
-COUNTS_FEATURES = {"random_forest": ("max_features",), "gradient_boosting": ("max_features",)}
 
 
 def _holds(condition: tuple[Any, ...], value: Any) -> bool:
@@ -194,14 +198,6 @@ def _combination_problems(estimator: str, params: dict[str, Any]) -> list[tuple[
     return problems
 
 
-def _feature_count_problems(estimator: str, params: dict[str, Any], n_features: int) -> list[tuple[str | None, str, str, str]]:
-    return [
-        (p, f"{p} {params[p]} is more than the {n_features} feature(s)", f"at most {n_features}, the number of training.features", str(params[p]))
-        for p in COUNTS_FEATURES.get(estimator, ())
-        if _is_number(params.get(p), "int") and params[p] > n_features
-    ]
-
-
 def _shown(value: Any) -> str:
     """A value as a pipeline file writes it: strings quoted, true/false/null."""
     return json.dumps(value) if isinstance(value, str | bool) or value is None else repr(value)
@@ -215,8 +211,8 @@ class ParamProblem:
     expected: str
 
 
-def param_problems(estimator: str, params: dict[str, Any], n_features: int) -> list[ParamProblem]:
-    """Every value the estimator's class would refuse, alone or together; combinations only once each value is right."""
+def value_problems(estimator: str, params: dict[str, Any]) -> list[ParamProblem]:
+    """Every value the estimator's class refuses on its own (scikit-learn's _validate_params)."""
     table = param_rules(estimator)
     cls = rules()["estimators"][estimator]["class"].rsplit(".", 1)[-1]
     problems = []
@@ -226,10 +222,16 @@ def param_problems(estimator: str, params: dict[str, Any], n_features: int) -> l
             expected = expected_of(rule)
             found = _shown(value)
             problems.append(ParamProblem(param, f"{found} is not accepted by {cls}; expected {expected}", found, expected))
+    return problems
+
+
+def param_problems(estimator: str, params: dict[str, Any]) -> list[ParamProblem]:
+    """Every value the estimator's class would refuse, alone or together; combinations only once each value is right."""
+    problems = value_problems(estimator, params)
     if problems:
         return problems
-    together = _combination_problems(estimator, params) + _feature_count_problems(estimator, params, n_features)
+    cls = rules()["estimators"][estimator]["class"].rsplit(".", 1)[-1]
     return [
         ParamProblem(param, f"{cls} refuses this combination: {problem}; expected {expected}", found, expected)
-        for param, problem, expected, found in together
+        for param, problem, expected, found in _combination_problems(estimator, params)
     ]

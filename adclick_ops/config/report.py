@@ -89,7 +89,7 @@ def _check_estimators(files: list, report: Report) -> None:
             if not (dag.training and dag.training.estimator.params):
                 continue
             estimator = dag.training.estimator
-            for problem in param_problems(estimator.name, dict(estimator.params), len(dag.training.features)):
+            for problem in param_problems(estimator.name, dict(estimator.params)):
                 loc = (dag_id, "training", "estimator", "params", *((problem.param,) if problem.param else ()))
                 issue = Issue(f.path, f.document.line_of(loc), field_path(loc), problem.message, problem.found, problem.expected)
                 report.errors.append(issue)

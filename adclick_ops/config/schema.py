@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from adclick_ops.config.estimator_rules import COMBINATIONS, Combination, param_rules
 from adclick_ops.config.models import (
     DAG_ID_PATTERN,
     EMAIL_OPERATOR,
@@ -24,7 +25,6 @@ from adclick_ops.config.models import (
     Dag,
     Defaults,
 )
-from adclick_ops.config.estimator_rules import COMBINATIONS, Combination, param_rules
 from adclick_ops.config.schedules import ONE_RUN_AT_A_TIME
 from adclick_ops.config.vocabulary import ESTIMATOR_PARAMS
 

@@ -483,15 +483,7 @@ def summarize(api: AirflowClient, dag_id: str, run_id: str, state: str, base: st
     version, the decision and its reason, and the e-mails that name the run."""
     _say(f"{dag_id} run {run_id}: {state}")
     if failures and state == "failed":
-        try:
-            tis = api.task_instances(dag_id, run_id)
-        except AirflowError as exc:
-            _say(f"  the failed tasks could not be read: {exc.reason}")
-            tis = []
-        for ti in tis:
-            if ti.get("state") == "failed":
-                _say(f"  {ti['task_id']:<28} failed")
-                _say_failure(api, base, dag_id, run_id, ti, wait=False)
+        _say_failed_tasks(api, base, dag_id, run_id)
     if dag_id != DAG_ID:
         return
     try:
@@ -500,6 +492,28 @@ def summarize(api: AirflowClient, dag_id: str, run_id: str, state: str, base: st
         metrics, why = None, f" ({exc.reason})"
     else:
         why = ""
+    _say_model(metrics)
+    if not metrics:  # the run may have failed before evaluation, or at the promotion gate (said above)
+        _say(f"no metrics for this run{why}")
+    for p in sorted(mail_dir.glob("*.eml")) if mail_dir is not None else ():
+        if _mentions(p, run_id):
+            _say(f"e-mail:  {p}")
+
+
+def _say_failed_tasks(api: AirflowClient, base: str, dag_id: str, run_id: str) -> None:
+    try:
+        tis = api.task_instances(dag_id, run_id)
+    except AirflowError as exc:
+        _say(f"  the failed tasks could not be read: {exc.reason}")
+        tis = []
+    for ti in tis:
+        if ti.get("state") == "failed":
+            _say(f"  {ti['task_id']:<28} failed")
+            _say_failure(api, base, dag_id, run_id, ti, wait=False)
+
+
+def _say_model(metrics: dict[str, Any] | None) -> None:
+    """The run's metrics, and its model version, decision and champion as its record says."""
     record = TrainingRecord.read(metrics)
     if metrics:
         _say(f"metrics: {_metrics_line(metrics)}")
@@ -513,11 +527,6 @@ def summarize(api: AirflowClient, dag_id: str, run_id: str, state: str, base: st
         _say(f"champion: {champion}{moved}, served from {record.model_path}")
     elif metrics:
         _say(f"model:   {metrics.get('model_path')}")
-    if not metrics:  # the run may have failed before evaluation, or at the promotion gate (said above)
-        _say(f"no metrics for this run{why}")
-    for p in sorted(mail_dir.glob("*.eml")) if mail_dir is not None else ():
-        if _mentions(p, run_id):
-            _say(f"e-mail:  {p}")
 
 
 def _ended_before(run: dict[str, Any], moment: float) -> bool:
