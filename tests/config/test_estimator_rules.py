@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import yaml
 from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
 
 from adclick_ops.cli import main
 from adclick_ops.config import estimator_rules
@@ -150,13 +151,19 @@ def _fits(name: str, params: dict) -> bool:
     return True
 
 
+def _never_returns(params: dict) -> bool:
+    """liblinear with C .inf and a penalty: scikit-learn accepts it, and its fit loops for ever."""
+    return params.get("solver") == "liblinear" and params.get("C") == math.inf
+
+
 def test_logistic_regression_combinations_validate_accepts_are_those_scikit_learn_fits():
     disagree = [
         (p, ours, theirs)
         for p in LR_GRID
-        if (ours := not param_problems("logistic_regression", p)) != (theirs := _fits("logistic_regression", p))
+        if not _never_returns(p) and (ours := not param_problems("logistic_regression", p)) != (theirs := _fits("logistic_regression", p))
     ]
     assert disagree == []
+    assert all(param_problems("logistic_regression", p) for p in LR_GRID if _never_returns(p))
 
 
 @pytest.mark.parametrize("name", ["random_forest", "gradient_boosting"])
@@ -185,7 +192,9 @@ def test_the_estimator_section_is_checked_by_the_schema_file_editors_use():
     doc = json.loads(json.dumps(SHIPPED, default=str))
     assert shipped.is_valid(doc)
     doc["Airflow_Lab2"]["training"]["estimator"]["params"] = {"C": 0}
-    assert [list(e.absolute_path) for e in shipped.iter_errors(doc)][0][:4] == ["Airflow_Lab2", "training", "estimator", "params"]
+    error = best_match(shipped.iter_errors(doc))  # what an editor shows
+    assert list(error.absolute_path) == ["Airflow_Lab2", "training", "estimator", "params", "C"]
+    assert error.message == "0 is less than or equal to the minimum of 0"
 
 
 def _json_can_tell(value) -> bool:
