@@ -175,6 +175,12 @@ COMBINATIONS: tuple[Combination, ...] = (
     ),
     Combination(
         "logistic_regression",
+        {"solver": ("liblinear",), "tol": (0, 0.0)},
+        "the liblinear solver needs a tolerance above 0",
+        "tol above 0, or another solver",
+    ),
+    Combination(
+        "logistic_regression",
         {"penalty": ("elasticnet",), "l1_ratio": (None,)},
         "the elasticnet penalty needs l1_ratio",
         "l1_ratio from 0 to 1",

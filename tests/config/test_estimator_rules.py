@@ -133,11 +133,12 @@ X = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 1.0], [2.0, 1.0, 0.0], [3.0, 3.0, 1.0]
 Y = np.array([0, 1, 0, 1, 0, 1])
 UNSET = object()
 LR_GRID = [
-    {k: v for k, v in (("solver", solver), ("penalty", penalty), ("l1_ratio", l1_ratio), ("C", c)) if v is not UNSET}
+    {k: v for k, v in (("solver", solver), ("penalty", penalty), ("l1_ratio", l1_ratio), ("C", c), ("tol", tol)) if v is not UNSET}
     for solver in (UNSET, "lbfgs", "liblinear", "newton-cg", "newton-cholesky", "sag", "saga")
     for penalty in (UNSET, "l1", "l2", "elasticnet", None)
     for l1_ratio in (UNSET, 0.0, 0.5, 1.0, None)
     for c in (UNSET, math.inf)
+    for tol in (UNSET, 0)
 ]
 
 
