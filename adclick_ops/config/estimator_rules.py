@@ -85,15 +85,19 @@ def accepts(row: dict[str, Any], value: Any) -> bool:
     return kind == "any"  # "unwritable": nothing a pipeline file can hold
 
 
+def _bound_text(bound: float | None) -> str | None:
+    return None if bound is None else (str(bound) if isinstance(bound, int) else f"{bound:g}")
+
+
 def _interval_words(row: dict[str, Any]) -> str:
-    left, right, closed = row["left"], row["right"], row["closed"]
+    left, right, closed = _bound_text(row["left"]), _bound_text(row["right"]), row["closed"]
     words = _TYPE_WORDS[row["type"]]
     if left is not None and right is not None:
-        return f"{words} in {'[' if closed in ('left', 'both') else '('}{left:g}, {right:g}{']' if closed in ('right', 'both') else ')'}"
+        return f"{words} in {'[' if closed in ('left', 'both') else '('}{left}, {right}{']' if closed in ('right', 'both') else ')'}"
     if left is not None:
-        return f"{words} {'>=' if closed in ('left', 'both') else '>'} {left:g}"
+        return f"{words} {'>=' if closed in ('left', 'both') else '>'} {left}"
     if right is not None:
-        return f"{words} {'<=' if closed in ('right', 'both') else '<'} {right:g}"
+        return f"{words} {'<=' if closed in ('right', 'both') else '<'} {right}"
     return words
 
 
@@ -186,6 +190,21 @@ COMBINATIONS: tuple[Combination, ...] = (
         "l1_ratio from 0 to 1",
     ),
 )
+
+
+def describe_combination(combo: Combination) -> str:
+    """The combination in words: `solver liblinear with tol 0`, a parameter left out standing for its default."""
+
+    defaults = {p: rule["default"] for p, rule in param_rules(combo.estimator).items()}
+
+    def one(param: str, condition: tuple[Any, ...]) -> str:
+        if condition[:1] == ("range",):
+            return f"{param} in (0, 1]" if condition[2] == 1.0 else (f"{param} in (0, 1)" if condition[2] < 1 else f"a finite {param}")
+        if condition == (defaults[param],) and isinstance(defaults[param], str):
+            return f"{param} left out"  # a hidden default: scikit-learn's sign that the parameter was not set
+        return f"{param} " + " or ".join(dict.fromkeys(".inf" if v == math.inf else _shown(v) for v in condition))
+
+    return " with ".join(one(p, c) for p, c in combo.when.items())
 
 
 def _holds(condition: tuple[Any, ...], value: Any) -> bool:

@@ -279,7 +279,7 @@ class Estimator(Model):
         default_factory=dict,
         description=(
             "Parameters passed to the classifier, by their scikit-learn names; `adclick-ops validate` checks the values "
-            "with scikit-learn's own rules when scikit-learn is installed."
+            "with scikit-learn's own rules, from the table generated from scikit-learn (adclick_ops/config/estimator_rules.json)."
         ),
     )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adclick_ops.config.estimator_rules import COMBINATIONS, Combination, param_rules
+from adclick_ops.config.estimator_rules import COMBINATIONS, Combination, describe_combination, param_rules
 from adclick_ops.config.models import (
     DAG_ID_PATTERN,
     EMAIL_OPERATOR,
@@ -113,7 +113,7 @@ def _combination_schema(combo: Combination, rules: dict[str, Any]) -> dict[str, 
     conditions = [_condition(p, cond, rules[p]["default"]) for p, cond in combo.when.items()]
     if any(c is None for c in conditions):
         return None
-    return {"not": {"allOf": conditions}, "description": f"{combo.problem.split('{')[0].strip()}...: expected {combo.expected}"}
+    return {"not": {"allOf": conditions}, "description": f"refused together: {describe_combination(combo)}; expected {combo.expected}"}
 
 
 def _params_schema(name: str) -> dict[str, Any]:
