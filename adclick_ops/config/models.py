@@ -183,7 +183,7 @@ def _web_url(value: str) -> str:
     return value
 
 
-# Every string of a pipeline file is one of these (tests/config/test_models.py checks that no bare
+# Every string of a pipeline file is one of these (tests/config/test_validation.py checks that no bare
 # str is left): Text is never a template, TemplateText may hold the placeholders only.
 NO_TEMPLATE: dict[str, Any] = {"not": {"pattern": NO_TEMPLATE_PATTERN}}
 Text = Annotated[str, AfterValidator(_plain_text), Field(json_schema_extra=NO_TEMPLATE)]

@@ -3,7 +3,7 @@
 A schedule is null, a preset, or a standard five-field cron expression (numbers, `*`, ranges,
 steps, lists, month and weekday names). Airflow (through croniter) accepts more spellings; the
 ones accepted here are a subset that croniter and Airflow's DAG constructor accept too
-(tests/config/test_schedules.py checks this on generated expressions). When croniter is
+(tests/hardening/test_hardening_isolation.py checks this on generated expressions). When croniter is
 installed, it is asked as well. This module imports nothing but the standard library.
 """
 
