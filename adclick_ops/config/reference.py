@@ -149,6 +149,11 @@ def render_reference() -> str:
     for name in ESTIMATOR_PARAMS:
         for param, rule in param_rules(name).items():
             out.append(f"| `{name}` | `{param}` | `{json.dumps(rule['default'])}` | {expected_of(rule)} |")
+    out.append(
+        "\nValues that only Python can make (a dict of class weights, a callable, a NumPy RandomState) cannot be written "
+        "in a pipeline file and are not listed; true and false are refused where a number is expected (scikit-learn "
+        "would read them as 1 and 0). The table is generated from the installed scikit-learn by `adclick-ops estimator-rules`."
+    )
     out.append("\nRefused together (a parameter left out has its default):\n")
     out.extend(f"- `{c.estimator}`: {describe_combination(c)}; expected {c.expected}" for c in COMBINATIONS)
     out.append("")
