@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 UV     := $(VENV)/bin/uv
 STAMP  := $(VENV)/.installed
 
-.PHONY: run run-once test lint format bench validate schema reference lock clean compose-test
+.PHONY: run run-once test lint format bench validate estimator-rules schema reference lock clean compose-test
 
 # The packages are compiled to bytecode once, here: every Airflow command and every task process
 # then imports from .pyc files, even where PYTHONDONTWRITEBYTECODE is set (2.5 times faster to
@@ -55,7 +55,12 @@ compose-test: $(STAMP)
 validate: $(STAMP)
 	$(VENV)/bin/adclick-ops validate
 
-schema: $(STAMP)
+# The estimators' parameter rules, read from the installed scikit-learn (after upgrading it), then the
+# JSON Schemas, which carry them.
+estimator-rules: $(STAMP)
+	$(VENV)/bin/adclick-ops estimator-rules
+
+schema: estimator-rules
 	$(VENV)/bin/adclick-ops schema
 
 reference: $(STAMP)

@@ -273,6 +273,22 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_estimator_rules(args: argparse.Namespace) -> int:
+    from adclick_ops.config.estimator_rules import RULES_FILE
+    from adclick_ops.steps.params import constraint_table
+
+    text = json.dumps(constraint_table(), indent=2, sort_keys=True) + "\n"
+    path = Path(args.output) if args.output else RULES_FILE
+    if args.check:
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            print(f"{path} is out of date for the installed scikit-learn; run `adclick-ops estimator-rules`", file=sys.stderr)
+            return 1
+        return 0
+    path.write_text(text, encoding="utf-8")
+    print(f"wrote {path}")
+    return 0
+
+
 def cmd_reference(args: argparse.Namespace) -> int:
     from adclick_ops.config.reference import render_reference
 
@@ -295,7 +311,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; given the arguments, only of what they can name.
+
+    The commands of the registry and of the pipeline watcher are defined in their modules, which
+    import the registry and smtplib/ssl: they are added unless the first argument names one of the
+    commands defined here, so that `validate` or `plan` imports neither.
+    """
     from adclick_ops.config.report import FORMATS as VALIDATE_FORMATS
     from adclick_ops.plan import FORMATS as PLAN_FORMATS
 
@@ -346,6 +368,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default=str(SCHEMA_DIR), help="folder to write to (default: schema/)")
     p.add_argument("--check", action="store_true", help="exit 1 if the files there are out of date")
     p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser(
+        "estimator-rules",
+        help="write the table of the estimators' parameter constraints from the installed scikit-learn",
+        description="Read each allowed estimator's parameter constraints and defaults from scikit-learn and write "
+        "adclick_ops/config/estimator_rules.json, which `validate` and the JSON Schema use (validate never imports scikit-learn).",
+    )
+    p.add_argument("--output", default=None, help="file to write (default: adclick_ops/config/estimator_rules.json)")
+    p.add_argument("--check", action="store_true", help="exit 1 if the file is out of date")
+    p.set_defaults(func=cmd_estimator_rules)
 
     p = sub.add_parser("graph", help="print the task graph of a DAG, as dag-factory renders it from the pipeline files")
     p.add_argument("dag_id")
@@ -403,6 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true")
     p.set_defaults(func=cmd_reference)
 
+    if argv and argv[0] in sub.choices:
+        return parser
     # model lifecycle: models list|show|promote|rollback, predict
     from adclick_ops.registry.commands import add_commands
 
@@ -425,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     A script (a CI step) can trust the status: 2 means that the command could not do its job, never
     "changes" or "invalid". ADCLICK_OPS_DEBUG=1 lets an unexpected error through with its traceback.
     """
-    args = build_parser().parse_args(argv)
+    args = build_parser(sys.argv[1:] if argv is None else argv).parse_args(argv)
     try:
         return args.func(args)
     except KeyboardInterrupt:

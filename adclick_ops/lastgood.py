@@ -233,15 +233,9 @@ def _first(error: ConfigError, n: int = 3) -> str:
     return "\n".join(lines[:n]) + more
 
 
-def keep_last_good(catalog: Catalog, snapshots: Path) -> Decision:
-    """Which broken files of `catalog` go on from their last valid version, and the notes their import errors carry.
-
-    A snapshot is used when it is whole, validates with today's code in the folder as it is now (the
-    other files as they are, with this file's snapshot in its place), declares no DAG id that a valid
-    file now declares, and says `on_invalid: keep_last_good` for the DAGs it keeps.
-    """
+def _snapshots_of_broken(catalog: Catalog, snapshots: Path, decision: Decision) -> tuple[dict[Path, str], dict[str, Snapshot]]:
+    """The last valid version of each broken file that has one: (texts by path, snapshots by shown name); notes for unreadable ones."""
     present = {shown_path(p): p for p in pipeline_paths(catalog.root)} if catalog.root.is_dir() else {}
-    decision = Decision([], {})
     texts: dict[Path, str] = {}
     found: dict[str, Snapshot] = {}
     for shown in catalog.errors:
@@ -257,6 +251,18 @@ def keep_last_good(catalog: Catalog, snapshots: Path) -> Decision:
             continue
         texts[path] = snap.text
         found[shown] = snap
+    return texts, found
+
+
+def keep_last_good(catalog: Catalog, snapshots: Path) -> Decision:
+    """Which broken files of `catalog` go on from their last valid version, and the notes their import errors carry.
+
+    A snapshot is used when it is whole, validates with today's code in the folder as it is now (the
+    other files as they are, with this file's snapshot in its place), declares no DAG id that a valid
+    file now declares, and says `on_invalid: keep_last_good` for the DAGs it keeps.
+    """
+    decision = Decision([], {})
+    texts, found = _snapshots_of_broken(catalog, snapshots, decision)
     if not texts:
         return decision
     then = load_catalog(catalog.root, texts=texts)

@@ -598,8 +598,8 @@ def test_the_failure_alert_is_sent_as_text_and_html_alternatives(dag, sink):
 # --- drawn by a browser ---------------------------------------------------------------------------
 
 
-def png_colours(data: bytes, limit: int = 50) -> int:
-    """How many distinct pixel values a PNG (8-bit RGB or RGBA, as Chromium writes) has, up to `limit`."""
+def _png_image(data: bytes) -> tuple[tuple[int, ...], bytes]:
+    """The IHDR fields and the decompressed image data of a PNG."""
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     at, idat, header = 8, b"", None
     while at < len(data):
@@ -611,26 +611,35 @@ def png_colours(data: bytes, limit: int = 50) -> int:
             idat += body
         at += 12 + length
     assert header is not None
+    return header, zlib.decompress(idat)
+
+
+def _unfilter(kind: int, row: bytearray, previous: bytearray, bpp: int) -> bytearray:
+    """A scanline with its PNG filter (1 sub, 2 up, 3 average, 4 Paeth) undone, in place."""
+    for x in range(len(row)):
+        a = row[x - bpp] if x >= bpp else 0
+        b, c = previous[x], previous[x - bpp] if x >= bpp else 0
+        if kind == 4:
+            p = a + b - c
+            pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+            predicted = a if pa <= pb and pa <= pc else b if pb <= pc else c
+        else:
+            predicted = {1: a, 2: b, 3: (a + b) // 2}.get(kind, 0)
+        row[x] = (row[x] + predicted) & 0xFF
+    return row
+
+
+def png_colours(data: bytes, limit: int = 50) -> int:
+    """How many distinct pixel values a PNG (8-bit RGB or RGBA, as Chromium writes) has, up to `limit`."""
+    header, raw = _png_image(data)
     width, height, depth, colour_type = header[:4]
     assert depth == 8 and colour_type in (2, 6), header
     bpp = 3 if colour_type == 2 else 4
-    raw, stride = zlib.decompress(idat), width * bpp
+    stride = width * bpp
     previous, seen = bytearray(stride), set()
     for y in range(height):
-        kind, row = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
-        for x in range(stride):
-            a = row[x - bpp] if x >= bpp else 0
-            b, c = previous[x], previous[x - bpp] if x >= bpp else 0
-            if kind == 1:
-                row[x] = (row[x] + a) & 0xFF
-            elif kind == 2:
-                row[x] = (row[x] + b) & 0xFF
-            elif kind == 3:
-                row[x] = (row[x] + (a + b) // 2) & 0xFF
-            elif kind == 4:
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                row[x] = (row[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xFF
+        start = y * (stride + 1)
+        row = _unfilter(raw[start], bytearray(raw[start + 1 : start + 1 + stride]), previous, bpp)
         seen.update(bytes(row[i : i + bpp]) for i in range(0, stride, bpp * 7))
         if len(seen) >= limit:
             return len(seen)

@@ -163,10 +163,10 @@ def test_the_hook_environment_holds_no_airflow(user_repo, hook):
     run([str(PRE_COMMIT), "install-hooks"], user_repo, home)
     pythons = sorted(home.glob("repo*/py_env-*/bin/python"))
     assert pythons, f"no hook environment under {home}"
-    # the core install: pydantic, PyYAML and scikit-learn (for the estimator parameters), no runtime stack
+    # the core install: pydantic and PyYAML, no runtime stack and no scikit-learn (validate reads the generated table)
     probe = (
-        "import importlib.util, json, pydantic, yaml, sklearn, adclick_ops.config; "
-        "print(json.dumps([m for m in ('airflow', 'dagfactory', 'flask', 'pandas', 'gunicorn', 'requests') "
+        "import importlib.util, json, pydantic, yaml, adclick_ops.config; "
+        "print(json.dumps([m for m in ('airflow', 'dagfactory', 'flask', 'pandas', 'gunicorn', 'requests', 'sklearn', 'scipy') "
         "if importlib.util.find_spec(m)]))"
     )
     result = subprocess.run([str(pythons[0]), "-c", probe], capture_output=True, text=True, timeout=60)

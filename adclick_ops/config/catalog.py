@@ -301,6 +301,29 @@ def _cross_check(catalog: Catalog, root: Path) -> None:
     for path, error in catalog.errors.items():
         known.update(dict.fromkeys(error.declared, path))
     bad: dict[str, list[Issue]] = {}
+    _check_unique_ids(catalog, known, bad)
+    _check_trigger_targets(catalog, root, known, bad)
+    for f, dag_id, message in _trigger_cycles(catalog):
+        loc = (dag_id, "trigger", "dag_id")
+        bad.setdefault(f.path, []).append(
+            Issue(
+                f.path,
+                f.document.line_of(loc),
+                field_path(loc),
+                message,
+                repr(f.dags[dag_id].trigger.dag_id),
+                "a trigger graph without cycles: no DAG triggers itself, directly or through other DAGs",
+            )
+        )
+    project = os.path.realpath(project_root(catalog))
+    _check_datasets(catalog, project, bad)
+    _check_one_champion_each(catalog, project, bad)
+    for path, issues in bad.items():
+        catalog.errors[path] = ConfigError(issues)
+    catalog.files = [f for f in catalog.files if f.path not in bad]
+
+
+def _check_unique_ids(catalog: Catalog, known: dict[str, str], bad: dict[str, list[Issue]]) -> None:
     for f in catalog.files:
         for dag_id in f.dags:
             if dag_id in known and known[dag_id] != f.path:
@@ -315,6 +338,9 @@ def _cross_check(catalog: Catalog, root: Path) -> None:
                     )
                 )
             known.setdefault(dag_id, f.path)
+
+
+def _check_trigger_targets(catalog: Catalog, root: Path, known: dict[str, str], bad: dict[str, list[Issue]]) -> None:
     for f in catalog.files:
         for dag_id, dag in f.dags.items():
             if dag.trigger and not dag.trigger.external and dag.trigger.dag_id not in known:
@@ -329,25 +355,18 @@ def _cross_check(catalog: Catalog, root: Path) -> None:
                         f"a DAG declared in {_shown(root)}/, or trigger.external: true",
                     )
                 )
-    for f, dag_id, message in _trigger_cycles(catalog):
-        loc = (dag_id, "trigger", "dag_id")
-        bad.setdefault(f.path, []).append(
-            Issue(
-                f.path,
-                f.document.line_of(loc),
-                field_path(loc),
-                message,
-                repr(f.dags[dag_id].trigger.dag_id),
-                "a trigger graph without cycles: no DAG triggers itself, directly or through other DAGs",
-            )
-        )
-    project = os.path.realpath(project_root(catalog))
+
+
+def _check_datasets(catalog: Catalog, project: str, bad: dict[str, list[Issue]]) -> None:
     for f in catalog.files:
         for dag_id, dag in f.dags.items():
             problem = dataset_problem(dag.training.dataset, project) if dag.training else None
             if problem:
                 loc = (dag_id, "training", "dataset")
                 bad.setdefault(f.path, []).append(Issue(f.path, f.document.line_of(loc), field_path(loc), problem))
+
+
+def _check_one_champion_each(catalog: Catalog, project: str, bad: dict[str, list[Issue]]) -> None:
     # one champion per DAG: the registry keeps each DAG apart under model_dir, but the champion's copy
     # <model_dir>/<model_file> is one file, which two DAGs would overwrite with each other's model
     writers: dict[str, tuple[str, str]] = {}
@@ -372,6 +391,3 @@ def _cross_check(catalog: Catalog, root: Path) -> None:
                 )
             else:
                 writers[location] = (dag_id, f.path)
-    for path, issues in bad.items():
-        catalog.errors[path] = ConfigError(issues)
-    catalog.files = [f for f in catalog.files if f.path not in bad]

@@ -279,7 +279,7 @@ class Estimator(Model):
         default_factory=dict,
         description=(
             "Parameters passed to the classifier, by their scikit-learn names; `adclick-ops validate` checks the values "
-            "with scikit-learn's own rules when scikit-learn is installed."
+            "with scikit-learn's own rules, from the table generated from scikit-learn (adclick_ops/config/estimator_rules.json)."
         ),
     )
 
@@ -669,22 +669,14 @@ _SECTION_USERS: dict[str, Any] = {
 }
 
 
-def dag_problems(body: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
-    """Checks across the fields and tasks of one DAG, on its raw settings, each with the location it is about.
-
-    They read only what they need and skip what has the wrong shape (the field checks report that),
-    so that a file's graph errors are reported together with its field errors.
-    """
+def _dependency_problems(tasks: dict[str, dict], raw_tasks: Any) -> tuple[list[tuple[tuple[str | int, ...], str]], dict[str, list[str]]]:
+    """(problems, the graph of task -> upstream tasks that exist): a task that depends on itself or on no task."""
     problems: list[tuple[tuple[str | int, ...], str]] = []
-    raw_tasks = body.get("tasks")
-    tasks = {t: s for t, s in raw_tasks.items() if isinstance(s, dict)} if isinstance(raw_tasks, dict) else {}
     deps: dict[str, list[str]] = {}
     for task_id, spec in tasks.items():
         listed = spec.get("dependencies")
         deps[task_id] = []
-        if not isinstance(listed, list):
-            continue
-        for i, dep in enumerate(listed):
+        for i, dep in enumerate(listed if isinstance(listed, list) else []):
             if not isinstance(dep, str):
                 continue
             loc = ("tasks", task_id, "dependencies", i)
@@ -694,6 +686,18 @@ def dag_problems(body: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str]
                 problems.append((loc, f"{dep!r} is not a task of this DAG; expected one of: {one_of(list(raw_tasks))}"))
             else:
                 deps[task_id].append(dep)
+    return problems, deps
+
+
+def dag_problems(body: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
+    """Checks across the fields and tasks of one DAG, on its raw settings, each with the location it is about.
+
+    They read only what they need and skip what has the wrong shape (the field checks report that),
+    so that a file's graph errors are reported together with its field errors.
+    """
+    raw_tasks = body.get("tasks")
+    tasks = {t: s for t, s in raw_tasks.items() if isinstance(s, dict)} if isinstance(raw_tasks, dict) else {}
+    problems, deps = _dependency_problems(tasks, raw_tasks)
     cycle = _find_cycle(deps)
     if cycle:
         problems.append((("tasks", cycle[0], "dependencies"), f"the tasks form a cycle: {' -> '.join(cycle)}"))

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from adclick_ops.config import models as m
+from adclick_ops.config.estimator_rules import COMBINATIONS, describe_combination, expected_of, param_rules
 from adclick_ops.config.templating import PLACEHOLDER_DOCS, SUBJECT_PLACEHOLDER_DOCS
 from adclick_ops.config.vocabulary import ESTIMATOR_PARAMS, SCALERS, STORAGE_SCHEMES
 
@@ -86,8 +87,9 @@ refused. Schemes are read in any case (`FILE://`, `S3://`) and `file://x` is the
 inside another (`file://s3://...`, `simplecache::s3://...`) is refused. The tasks read a location
 exactly as `validate` does (one reading, `adclick_ops/config/locations.py`), so what `validate`
 accepts is what `load_data_task` reads.
-`adclick-ops validate` also checks `training.estimator.params` with scikit-learn's own rules
-when scikit-learn is installed (and says so when it is not).
+`adclick-ops validate` also checks the values of `training.estimator.params` with scikit-learn's own
+rules, read from `adclick_ops/config/estimator_rules.json` (generated from scikit-learn by
+`adclick-ops estimator-rules`), so it needs no scikit-learn; the JSON Schema carries the same rules.
 """
 
 
@@ -144,8 +146,18 @@ def render_reference() -> str:
     out.extend(f"- `{c}`" for c in m.CALLABLES)
     out.append("\nA training step needs the DAG's `training` section; `start_flask_api` needs `monitor`.\n")
     out.append("## Estimator parameters\n\nThe scikit-learn parameters that `training.estimator.params` may set:\n")
-    out.append("| estimator | parameters |\n|---|---|")
-    out.extend(f"| `{name}` | {', '.join(f'`{p}`' for p in params)} |" for name, params in ESTIMATOR_PARAMS.items())
+    out.append("| estimator | parameter | default | accepted values |\n|---|---|---|---|")
+    for name in ESTIMATOR_PARAMS:
+        for param, rule in param_rules(name).items():
+            out.append(f"| `{name}` | `{param}` | `{json.dumps(rule['default'])}` | {expected_of(rule)} |")
+    out.append(
+        "\nValues that only Python can make (a dict of class weights, a callable, a NumPy RandomState) cannot be written "
+        "in a pipeline file and are not listed; true and false are refused where a number is expected (scikit-learn "
+        "would read them as 1 and 0). The table is generated from the installed scikit-learn by `adclick-ops estimator-rules`."
+    )
+    out.append("\nRefused together (a parameter left out has its default):\n")
+    out.extend(f"- `{c.estimator}`: {describe_combination(c)}; expected {c.expected}" for c in COMBINATIONS)
+    out.append("")
     out.append(
         f"\n## Scalers\n\n{', '.join(f'`{s}`' for s in SCALERS)}: each is fitted on the training rows only; "
         "with several, their outputs are placed side by side (two scalers on five features give ten columns).\n"

@@ -17,7 +17,6 @@ from adclick_ops.config.errors import field_path
 from adclick_ops.config.paths import PathFault, kind, stat_of
 
 FORMATS = ("text", "json", "github")
-SKLEARN_MISSING = "estimator parameters were not checked: scikit-learn is not installed"
 
 
 class UsageError(Exception):
@@ -82,23 +81,18 @@ def _check_folder(root: Path, named: list[Path] | None, report: Report) -> None:
 
 
 def _check_estimators(files: list, report: Report) -> None:
-    """Estimator parameters checked with scikit-learn's own rules (never at parse time: it is heavy).
+    """Estimator parameters checked against the table generated from scikit-learn (config/estimator_rules.py), without importing it."""
+    from adclick_ops.config.estimator_rules import param_problems
 
-    Without scikit-learn (a pre-commit hook's light install), a note says the check was skipped.
-    """
-    checks = [(f, dag_id, dag.training) for f in files for dag_id, dag in f.dags.items() if dag.training and dag.training.estimator.params]
-    if not checks:
-        return
-    try:
-        from adclick_ops.steps.params import param_problems
-
-        for f, dag_id, training in checks:
-            for key, message in param_problems(training.estimator.name, dict(training.estimator.params), len(training.features)):
-                loc = (dag_id, "training", "estimator", "params", *((key,) if key else ()))
-                report.errors.append(Issue(f.path, f.document.line_of(loc), field_path(loc), message))
-    except ImportError:
-        if SKLEARN_MISSING not in report.notes:
-            report.notes.append(SKLEARN_MISSING)
+    for f in files:
+        for dag_id, dag in f.dags.items():
+            if not (dag.training and dag.training.estimator.params):
+                continue
+            estimator = dag.training.estimator
+            for problem in param_problems(estimator.name, dict(estimator.params)):
+                loc = (dag_id, "training", "estimator", "params", *((problem.param,) if problem.param else ()))
+                issue = Issue(f.path, f.document.line_of(loc), field_path(loc), problem.message, problem.found, problem.expected)
+                report.errors.append(issue)
 
 
 def _defaults_only(root: Path) -> str:

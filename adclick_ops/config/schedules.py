@@ -3,7 +3,7 @@
 A schedule is null, a preset, or a standard five-field cron expression (numbers, `*`, ranges,
 steps, lists, month and weekday names). Airflow (through croniter) accepts more spellings; the
 ones accepted here are a subset that croniter and Airflow's DAG constructor accept too
-(tests/config/test_schedules.py checks this on generated expressions). When croniter is
+(tests/hardening/test_hardening_isolation.py checks this on generated expressions). When croniter is
 installed, it is asked as well. This module imports nothing but the standard library.
 """
 
@@ -121,21 +121,23 @@ DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 DATETIME_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})$"
 
 
+def _date_of_text(text: str) -> dt.date | dt.datetime:
+    try:
+        if re.fullmatch(DATE_PATTERN, text):
+            return dt.date.fromisoformat(text)
+        if re.fullmatch(DATETIME_PATTERN, text):
+            return dt.datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"found {text!r}, which is not a real date ({exc})") from None
+    raise ValueError(f"found {text!r}; expected a date (2024-01-01) or a date and time with its time zone (2024-01-01T06:00:00Z)")
+
+
 def parse_start_date(value: object) -> dt.date | dt.datetime:
     """A start date: a date, or a date and time with its time zone (RFC 3339), as a value or ISO text."""
     if isinstance(value, bool) or isinstance(value, (int, float)):
         raise ValueError(f"found the number {value!r}; write a date as 2024-01-01 (numbers are not read as dates)")
     if isinstance(value, str):
-        text = value
-        try:
-            if re.fullmatch(DATE_PATTERN, text):
-                value = dt.date.fromisoformat(text)
-            elif re.fullmatch(DATETIME_PATTERN, text):
-                value = dt.datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise ValueError(f"found {text!r}, which is not a real date ({exc})") from None
-        if isinstance(value, str):
-            raise ValueError(f"found {text!r}; expected a date (2024-01-01) or a date and time with its time zone (2024-01-01T06:00:00Z)")
+        value = _date_of_text(value)
     if isinstance(value, dt.datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError(f"the date and time {value.isoformat()} has no time zone; add one (2024-01-01T06:00:00Z) or give a date alone")

@@ -2,14 +2,17 @@
 
 Field rules come from the models themselves; the rules across fields that JSON Schema can state
 (a PythonOperator task names its callable, a task that needs a section finds it in its DAG, the
-parameters each estimator takes, @continuous runs one at a time) are added here, from the same
-constants, so that editors flag what `adclick-ops validate` refuses.
+parameters each estimator takes and their values, @continuous runs one at a time) are added here,
+from the same constants and tables, so that editors flag what `adclick-ops validate` refuses.
+Estimator parameter values follow the table generated from scikit-learn (config/estimator_rules.py);
+where JSON cannot tell 1 from 1.0, the schema accepts both and validate decides.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from adclick_ops.config.estimator_rules import COMBINATIONS, Combination, describe_combination, param_rules
 from adclick_ops.config.models import (
     DAG_ID_PATTERN,
     EMAIL_OPERATOR,
@@ -63,18 +66,75 @@ def _task_rules() -> list[dict[str, Any]]:
     ]
 
 
+_JSON_TYPES = {"int": "integer", "real": "number", "real_not_int": "number", "str": "string", "bool": "boolean"}
+_BOUNDS = {"left": ("minimum", "exclusiveMinimum"), "right": ("maximum", "exclusiveMaximum")}
+
+
+def _interval_schema(row: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": _JSON_TYPES[row["type"]]}
+    for side, (inclusive, exclusive) in _BOUNDS.items():
+        if row[side] is not None:
+            out[inclusive if row["closed"] in (side, "both") else exclusive] = row[side]
+    return out
+
+
+def _value_schema(row: dict[str, Any]) -> dict[str, Any] | None:
+    """One constraint of the generated table as JSON Schema; None for what a file cannot write."""
+    kind = row["kind"]
+    if kind == "interval":
+        return _interval_schema(row)
+    if kind == "options":
+        return {"enum": row["values"]}
+    if kind == "instance" and row["type"] in _JSON_TYPES:
+        return {"type": _JSON_TYPES[row["type"]]}
+    return {"none": {"type": "null"}, "boolean": {"type": "boolean"}, "any": {}}.get(kind)
+
+
+def _param_schema(rule: dict[str, Any]) -> dict[str, Any]:
+    accepted = [s for s in map(_value_schema, rule["accepts"]) if s is not None]
+    return {"anyOf": accepted} if accepted else {"not": {}}
+
+
+def _condition(param: str, condition: tuple[Any, ...], default: Any) -> dict[str, Any] | None:
+    """`param` meets `condition` (set so, or left out with a default that does); None when JSON cannot state it."""
+    if condition[:1] == ("range",):
+        when = {"type": "number", "exclusiveMinimum": condition[1], "maximum": condition[2]}
+        meets_default = isinstance(default, int | float) and condition[1] < default <= condition[2]
+    elif any(isinstance(v, float) and v in (float("inf"), float("-inf")) for v in condition):
+        return None
+    else:
+        when = {"enum": list(condition)}
+        meets_default = default in condition
+    present = {"properties": {param: when}, "required": [param]}
+    return {"anyOf": [{"not": {"required": [param]}}, present]} if meets_default else present
+
+
+def _combination_schema(combo: Combination, rules: dict[str, Any]) -> dict[str, Any] | None:
+    conditions = [_condition(p, cond, rules[p]["default"]) for p, cond in combo.when.items()]
+    if any(c is None for c in conditions):
+        return None
+    return {"not": {"allOf": conditions}, "description": f"refused together: {describe_combination(combo)}; expected {combo.expected}"}
+
+
+def _params_schema(name: str) -> dict[str, Any]:
+    rules = param_rules(name)
+    combos = [_combination_schema(c, rules) for c in COMBINATIONS if c.estimator == name]
+    out: dict[str, Any] = {
+        "propertyNames": {"enum": list(ESTIMATOR_PARAMS[name])},
+        "properties": {p: _param_schema(rules[p]) for p in ESTIMATOR_PARAMS[name]},
+    }
+    if any(combos):
+        out["allOf"] = [c for c in combos if c]
+    return out
+
+
 def _estimator_rules() -> list[dict[str, Any]]:
-    rules = []
-    for name, params in ESTIMATOR_PARAMS.items():
-        allowed = {"properties": {"params": {"propertyNames": {"enum": list(params)}}}}
-        rules.append({"if": {"properties": {"name": {"const": name}}, "required": ["name"]}, "then": allowed})
+    rules = [
+        {"if": {"properties": {"name": {"const": name}}, "required": ["name"]}, "then": {"properties": {"params": _params_schema(name)}}}
+        for name in ESTIMATOR_PARAMS
+    ]
     default = next(iter(ESTIMATOR_PARAMS))
-    rules.append(
-        {
-            "if": {"not": {"required": ["name"]}},
-            "then": {"properties": {"params": {"propertyNames": {"enum": list(ESTIMATOR_PARAMS[default])}}}},
-        }
-    )
+    rules.append({"if": {"not": {"required": ["name"]}}, "then": {"properties": {"params": _params_schema(default)}}})
     return rules
 
 

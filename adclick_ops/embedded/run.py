@@ -527,15 +527,7 @@ def summarize(api: AirflowClient, dag_id: str, run_id: str, state: str, base: st
     version, the decision and its reason, and the e-mails that name the run."""
     _say(f"{dag_id} run {run_id}: {state}")
     if failures and state == "failed":
-        try:
-            tis = api.task_instances(dag_id, run_id)
-        except AirflowError as exc:
-            _say(f"  the failed tasks could not be read: {exc.reason}")
-            tis = []
-        for ti in tis:
-            if ti.get("state") == "failed":
-                _say(f"  {ti['task_id']:<28} failed")
-                _say_failure(api, base, dag_id, run_id, ti, wait=False)
+        _say_failed_tasks(api, base, dag_id, run_id)
     if dag_id != DAG_ID:
         return
     try:
@@ -546,6 +538,18 @@ def summarize(api: AirflowClient, dag_id: str, run_id: str, state: str, base: st
     for p in sorted(mail_dir.glob("*.eml")) if mail_dir is not None else ():
         if _mentions(p, run_id):
             _say(f"e-mail:  {p}")
+
+
+def _say_failed_tasks(api: AirflowClient, base: str, dag_id: str, run_id: str) -> None:
+    try:
+        tis = api.task_instances(dag_id, run_id)
+    except AirflowError as exc:
+        _say(f"  the failed tasks could not be read: {exc.reason}")
+        tis = []
+    for ti in tis:
+        if ti.get("state") == "failed":
+            _say(f"  {ti['task_id']:<28} failed")
+            _say_failure(api, base, dag_id, run_id, ti, wait=False)
 
 
 def _ended_before(run: dict[str, Any], moment: float) -> bool:

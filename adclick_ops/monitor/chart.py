@@ -96,6 +96,43 @@ def _champion_changes(shown: list[Run], xs: list[float]) -> list[dict[str, Any]]
     return champions
 
 
+def _x_positions(times: list[datetime | None], plot_left: float, plot_w: float) -> list[float]:
+    """Where each run sits across the plot: by its time when every run has one, else evenly in order."""
+    timed = all(t is not None for t in times)
+    start = min(times) if timed else None  # type: ignore[type-var]
+    span = (max(times) - start).total_seconds() if timed else 0.0  # type: ignore[type-var, operator]
+
+    def x_at(i: int, when: datetime | None) -> float:
+        if timed and span > 0:
+            return plot_left + plot_w * (when - start).total_seconds() / span  # type: ignore[operator]
+        if len(times) == 1 or (timed and span == 0):
+            return plot_left + plot_w / 2
+        return plot_left + plot_w * i / (len(times) - 1)
+
+    return [round(x_at(i, when), 1) for i, when in enumerate(times)]
+
+
+def _x_axis(times: list[datetime | None], xs: list[float], plot_left: float, plot_w: float) -> tuple[list[dict[str, Any]], str]:
+    """The time axis's ticks and label; runs in order when one has no time."""
+    timed = all(t is not None for t in times)
+    start = min(times) if timed else None  # type: ignore[type-var]
+    end = max(times) if timed else None  # type: ignore[type-var]
+    span = (end - start).total_seconds() if timed else 0.0  # type: ignore[operator]
+    if timed and span > 0:
+        x_ticks = [
+            {"x": round(plot_left + plot_w * (when - start).total_seconds() / span, 1), "label": label}
+            for when, label in _time_ticks(start, end)  # type: ignore[arg-type]
+        ]
+        axis_label = "run start (UTC)"
+    elif timed:
+        x_ticks = [{"x": round(plot_left + plot_w / 2, 1), "label": start.strftime("%Y-%m-%d %H:%M")}]  # type: ignore[union-attr]
+        axis_label = "run start (UTC)"
+    else:
+        x_ticks = [{"x": xs[i], "label": f"#{i + 1}"} for i in range(len(times))] if len(times) <= 12 else []
+        axis_label = "runs in order (some have no date)"
+    return x_ticks, axis_label
+
+
 def metrics_chart(runs: list[Run]) -> dict[str, Any] | None:
     """Points, ticks, marks and polylines for the recent runs, oldest on the left; None if no run has metrics."""
     chronological = list(reversed(runs))  # the API lists newest first
@@ -112,26 +149,10 @@ def metrics_chart(runs: list[Run]) -> dict[str, Any] | None:
     plot_top, plot_bottom = TOP, HEIGHT - BOTTOM
     plot_w, plot_h = plot_right - plot_left, plot_bottom - plot_top
 
-    times = [r.when for r in shown]
-    timed = all(t is not None for t in times)
-    if timed:
-        start, end = min(times), max(times)  # type: ignore[type-var]
-        span = (end - start).total_seconds()
-    else:
-        start = end = None
-        span = 0.0
-
-    def x_at(i: int, when: datetime | None) -> float:
-        if timed and span > 0:
-            return plot_left + plot_w * (when - start).total_seconds() / span  # type: ignore[operator]
-        if len(shown) == 1 or (timed and span == 0):
-            return plot_left + plot_w / 2
-        return plot_left + plot_w * i / (len(shown) - 1)
-
     def y(v: float) -> float:
         return plot_top + plot_h * (high - min(max(v, low), high)) / (high - low)
 
-    xs = [round(x_at(i, r.when), 1) for i, r in enumerate(shown)]
+    xs = _x_positions([r.when for r in shown], plot_left, plot_w)
     series = []
     for name, label in SERIES:
         points = [
@@ -160,18 +181,7 @@ def metrics_chart(runs: list[Run]) -> dict[str, Any] | None:
 
     champions = _champion_changes(shown, xs)
 
-    if timed and span > 0:
-        x_ticks = [
-            {"x": round(plot_left + plot_w * (when - start).total_seconds() / span, 1), "label": label}
-            for when, label in _time_ticks(start, end)  # type: ignore[arg-type]
-        ]
-        axis_label = "run start (UTC)"
-    elif timed:
-        x_ticks = [{"x": round(plot_left + plot_w / 2, 1), "label": start.strftime("%Y-%m-%d %H:%M")}]  # type: ignore[union-attr]
-        axis_label = "run start (UTC)"
-    else:
-        x_ticks = [{"x": xs[i], "label": f"#{i + 1}"} for i in range(len(shown))] if len(shown) <= 12 else []
-        axis_label = "runs in order (some have no date)"
+    x_ticks, axis_label = _x_axis([r.when for r in shown], xs, plot_left, plot_w)
 
     step = 0.02 if high - low <= 0.2 + 1e-9 else 0.1
     ticks = [{"label": f"{low + k * step:.2f}", "y": round(y(low + k * step), 1)} for k in range(round((high - low) / step) + 1)]

@@ -127,7 +127,8 @@ def _kind(node: dict[str, Any]) -> str:
     return kind
 
 
-def _walk_types(node: Any, found: set[str], depth: int = 0) -> None:
+# one branch per node kind of the legacy format, a closed list read side by side with Reader.node
+def _walk_types(node: Any, found: set[str], depth: int = 0) -> None:  # noqa: C901
     """Every type the description names (and the containers it uses), without building anything."""
     if depth > MAX_DEPTH:
         raise UnsafeModelError(f"nested deeper than {MAX_DEPTH} levels")
@@ -226,7 +227,8 @@ class _Reader:
         except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
             raise self.fail(f"array {name}: {exc}") from None
 
-    def node(self, node: Any) -> Any:
+    # one branch per node kind of the legacy format, each refusing what is malformed: the whole grammar in one place
+    def node(self, node: Any) -> Any:  # noqa: C901
         if node is None or isinstance(node, bool | int | float | str):
             return node
         if isinstance(node, list):

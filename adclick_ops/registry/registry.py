@@ -632,25 +632,30 @@ class Registry:
                     "restore the file from a backup, or never promote this version"
                 )
         if state is not None and state["champion"] is not None:
-            champion = state["champion"]
-            if champion not in numbers:
-                found.append(
-                    f"{self.store.path(POINTER)}: the champion, version {champion}, has no model card; repair with: "
-                    f"adclick-ops models promote VERSION --dag {self.dag_id} --reason repair"
-                )
-            try:
-                expected = self.model_bytes(champion)
-            except Exception:  # noqa: BLE001 - listed above
-                expected = None
-            try:
-                copy = self.champion_file.read_bytes()
-            except FileNotFoundError:
-                copy = None
-            except OSError as exc:
-                copy, found = None, [*found, f"{self.champion_file}: cannot be read: {exc}"]
-            if copy is not None and copy != expected:
-                found.append(
-                    f"{self.champion_file}: the champion's copy is not version {champion}'s file; "
-                    f"repair with: adclick-ops models promote VERSION --dag {self.dag_id} --reason repair"
-                )
+            found += self._champion_problems(state["champion"], numbers)
+        return found
+
+    def _champion_problems(self, champion: int, numbers: list[int]) -> list[str]:
+        """The champion has a card, and its copy beside the registry is its file."""
+        found: list[str] = []
+        if champion not in numbers:
+            found.append(
+                f"{self.store.path(POINTER)}: the champion, version {champion}, has no model card; repair with: "
+                f"adclick-ops models promote VERSION --dag {self.dag_id} --reason repair"
+            )
+        try:
+            expected = self.model_bytes(champion)
+        except Exception:  # noqa: BLE001 - listed above
+            expected = None
+        try:
+            copy = self.champion_file.read_bytes()
+        except FileNotFoundError:
+            copy = None
+        except OSError as exc:
+            copy, found = None, [*found, f"{self.champion_file}: cannot be read: {exc}"]
+        if copy is not None and copy != expected:
+            found.append(
+                f"{self.champion_file}: the champion's copy is not version {champion}'s file; "
+                f"repair with: adclick-ops models promote VERSION --dag {self.dag_id} --reason repair"
+            )
         return found

@@ -144,7 +144,8 @@ def _check_tensor(tensor: Any, where: str, source: str) -> None:
         raise _fail(source, f"{where}: shape {dims} needs {count:,} elements; the file holds {held:,}")
 
 
-def _check_structure(model: Any, source: str) -> None:
+# a checklist of what an untrusted model file may hold, read top to bottom; each check is one raise
+def _check_structure(model: Any, source: str) -> None:  # noqa: C901
     from onnx import AttributeProto
 
     if model.functions or model.training_info:
@@ -219,7 +220,8 @@ def _per_node(node: Any) -> dict[str, int]:
     return lengths
 
 
-def _check_trees(model: Any, source: str) -> None:
+# a checklist of what an untrusted tree ensemble may hold, read top to bottom; each check is one raise
+def _check_trees(model: Any, source: str) -> None:  # noqa: C901
     """Each tree's nodes consistent and inside the tree, each split on a feature its input has."""
     import onnx
 

@@ -41,27 +41,30 @@ def data_line_numbers(text: str) -> list[int]:
     return lines
 
 
-def read_csv_checked(path: str | Path) -> tuple[pd.DataFrame, LineOf]:
-    """Read a CSV file with clear errors; returns the frame and `line_of(row position) -> file line`."""
-    source = str(path)
+def _readable_path(source: str) -> str:
+    """The path pandas reads: a local file checked first (one line naming the path), or the storage URI."""
     try:
         where = parse_location(source, "dataset")
     except LocationError as exc:
         raise DataError(f"{source}: {exc}") from None
-    path = where.path if where.local else str(where)
-    if where.local:
-        # a folder, a FIFO, a device, a link loop, a name too long...: one line naming the path, before any read
-        try:
-            regular_file(path, "dataset")
-        except PathFault as exc:
-            said = {
-                "missing": "dataset file not found",
-                "folder": "is a folder, not a CSV file; name the file itself",
-                "denied": "permission denied; the file must be readable by the user running the task",
-            }
-            raise DataError(f"{source}: {said.get(exc.cause, exc.problem)}") from None
+    if not where.local:
+        return str(where)
+    # a folder, a FIFO, a device, a link loop, a name too long...: one line naming the path, before any read
     try:
-        frame = pd.read_csv(path)
+        regular_file(where.path, "dataset")
+    except PathFault as exc:
+        said = {
+            "missing": "dataset file not found",
+            "folder": "is a folder, not a CSV file; name the file itself",
+            "denied": "permission denied; the file must be readable by the user running the task",
+        }
+        raise DataError(f"{source}: {said.get(exc.cause, exc.problem)}") from None
+    return where.path
+
+
+def _read_frame(path: str, source: str) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
     except FileNotFoundError:
         raise DataError(f"{source}: dataset file not found") from None
     except IsADirectoryError:
@@ -72,6 +75,12 @@ def read_csv_checked(path: str | Path) -> tuple[pd.DataFrame, LineOf]:
         raise DataError(f"{source}: the file is empty; expected a CSV header and rows") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataError(f"{source}: not a readable CSV file: {exc}") from None
+
+
+def read_csv_checked(path: str | Path) -> tuple[pd.DataFrame, LineOf]:
+    """Read a CSV file with clear errors; returns the frame and `line_of(row position) -> file line`."""
+    source = str(path)
+    frame = _read_frame(_readable_path(source), source)
 
     text_cache: list[str] = []
 

@@ -1,8 +1,8 @@
 """The model: split, preprocessing, estimator and evaluation, as plain scikit-learn functions (the gates are in promotion.py).
 
 Every scaler and estimator that a pipeline file may name (adclick_ops.config.vocabulary) is
-implemented here, once, in SCALER_CLASSES and (in steps.params, which validation also reads)
-ESTIMATOR_CLASSES.
+implemented here, once, in SCALER_CLASSES and (in steps.params, which also generates the parameter
+rules that validation reads) ESTIMATOR_CLASSES.
 """
 
 from __future__ import annotations

@@ -1,16 +1,20 @@
-"""Estimator parameters checked with scikit-learn's own rules, before any run: what `adclick-ops validate` asks.
+"""The estimators' classes, and their parameter constraints read from scikit-learn into the table that `validate` uses.
 
-Only the estimator's own module is imported (not the rest of the steps), so the check costs the
-import of one scikit-learn estimator.
+`adclick-ops estimator-rules` writes that table (adclick_ops/config/estimator_rules.json) from
+each class's `_parameter_constraints` and signature; `adclick-ops validate` reads it and never
+imports scikit-learn. tests/config/test_estimator_rules.py regenerates it with the installed
+scikit-learn and fails when the committed file differs (an upgrade changed a rule).
 """
 
 from __future__ import annotations
 
 import importlib
-import warnings
+import inspect
+import math
+import numbers
 from typing import Any
 
-from adclick_ops.config.vocabulary import EstimatorName
+from adclick_ops.config.vocabulary import ESTIMATOR_PARAMS, EstimatorName
 
 # Import paths, so that a task pays only for the estimator it trains.
 ESTIMATOR_CLASSES: dict[EstimatorName, str] = {
@@ -18,8 +22,6 @@ ESTIMATOR_CLASSES: dict[EstimatorName, str] = {
     "random_forest": "sklearn.ensemble.RandomForestClassifier",
     "gradient_boosting": "sklearn.ensemble.GradientBoostingClassifier",
 }
-# Parameters that only make the trial fit slower; capped there (their ranges are checked first).
-_TRIAL_CAPS = {"n_estimators": 2, "max_iter": 20}
 
 
 def estimator_class(name: EstimatorName) -> type:
@@ -27,33 +29,75 @@ def estimator_class(name: EstimatorName) -> type:
     return getattr(importlib.import_module(module), cls)
 
 
-def param_problems(name: EstimatorName, params: dict[str, Any], n_features: int) -> list[tuple[str | None, str]]:
-    """(parameter or None for the whole set, message) for each value scikit-learn would refuse at fit time.
+def _bound(value: Any) -> int | float | None:
+    if value is None or (isinstance(value, float) and math.isinf(value)):
+        return None
+    return value if isinstance(value, int) else float(value)
 
-    Each value is checked on its own against the estimator's declared constraints, so that every
-    bad value is reported; values that pass are then tried together in a fit on a few rows, which
-    is where scikit-learn checks combinations (penalty with solver, max_features with the columns).
-    """
-    cls = estimator_class(name)
-    problems: list[tuple[str | None, str]] = []
-    for key, value in params.items():
-        try:
-            cls(**{key: value})._validate_params()
-        except (ValueError, TypeError) as exc:
-            problems.append((key, " ".join(str(exc).split())))
-    if problems:
-        return problems
-    import numpy as np
 
-    trial = {k: (min(v, _TRIAL_CAPS[k]) if k in _TRIAL_CAPS and isinstance(v, int) else v) for k, v in params.items()}
-    trial.pop("n_jobs", None)
-    rows = 8
-    x = np.arange(rows * max(n_features, 1), dtype="float64").reshape(rows, -1) % 7
-    y = np.array([0, 1] * (rows // 2))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            cls(**trial).fit(x, y)
-        except (ValueError, TypeError) as exc:
-            problems.append((None, f"scikit-learn refuses these parameters together: {' '.join(str(exc).split())}"))
-    return problems
+def _type_name(kind: type) -> str:
+    """A type as the table names it: int, real, real_not_int, str, bool, or its qualified name."""
+    from sklearn.utils._param_validation import RealNotInt
+
+    known = {numbers.Integral: "int", int: "int", numbers.Real: "real", float: "real", RealNotInt: "real_not_int", str: "str", bool: "bool"}
+    return known.get(kind, f"{kind.__module__}.{kind.__qualname__}".removeprefix("builtins."))
+
+
+def _options(c: Any) -> dict[str, Any]:
+    values = sorted(c.options, key=repr)
+    out: dict[str, Any] = {"kind": "options", "type": _type_name(c.type), "values": values}
+    if c.deprecated:
+        out["deprecated"] = sorted(c.deprecated, key=repr)
+    return out
+
+
+def _constraint(raw: Any) -> list[dict[str, Any]]:
+    """One scikit-learn constraint as rows of the table (a convenience constraint gives several)."""
+    from sklearn.utils import _param_validation as pv
+
+    c = raw if isinstance(raw, pv._Constraint) else pv.make_constraint(raw)
+    if isinstance(c, pv.Interval):
+        rows = [{"kind": "interval", "type": _type_name(c.type), "left": _bound(c.left), "right": _bound(c.right), "closed": c.closed}]
+    elif isinstance(c, pv.Options):
+        rows = [_options(c)]
+    elif isinstance(c, pv._NoneConstraint):
+        rows = [{"kind": "none"}]
+    elif isinstance(c, pv._Booleans):
+        rows = [{"kind": "boolean"}]
+    elif isinstance(c, pv._RandomStates):
+        rows = [row for inner in c._constraints for row in _constraint(inner)]
+    elif isinstance(c, pv._InstancesOf):
+        rows = [{"kind": "instance", "type": _type_name(c.type)}]
+    elif isinstance(c, pv._NanConstraint):
+        rows = [{"kind": "nan"}]
+    else:  # callables, objects with given methods, arrays: nothing a pipeline file can write
+        rows = [{"kind": "unwritable", "what": str(c)}]
+    if c.hidden:
+        for row in rows:
+            row["hidden"] = True
+    return rows
+
+
+def _default(value: Any) -> Any:
+    return value if value is None or isinstance(value, str | int | float | bool) else repr(value)
+
+
+def constraint_table() -> dict[str, Any]:
+    """The table of adclick_ops/config/estimator_rules.json, from the installed scikit-learn."""
+    import sklearn
+
+    estimators: dict[str, Any] = {}
+    for name, allowed in ESTIMATOR_PARAMS.items():
+        cls = estimator_class(name)
+        signature = inspect.signature(cls)
+        params = {}
+        for param in allowed:
+            raw = cls._parameter_constraints[param]
+            accepts = [{"kind": "any"}] if raw == "no_validation" else [row for c in raw for row in _constraint(c)]
+            params[param] = {"default": _default(signature.parameters[param].default), "accepts": accepts}
+        estimators[name] = {"class": ESTIMATOR_CLASSES[name], "params": params}
+    return {
+        "about": "Generated by `adclick-ops estimator-rules` from scikit-learn's parameter constraints; do not edit.",
+        "scikit-learn": sklearn.__version__,
+        "estimators": estimators,
+    }

@@ -38,7 +38,8 @@ class _Writer:
         self.arrays[name] = value
         return {"array": name}
 
-    def node(self, value: Any) -> Any:
+    # one branch per node kind of the legacy format, the writer side of adclick_ops.registry.legacy.Reader.node
+    def node(self, value: Any) -> Any:  # noqa: C901
         if isinstance(value, float) and type(value) is float:
             return value if math.isfinite(value) else {"float": repr(value)}
         if isinstance(value, _PLAIN) and type(value) in _PLAIN:

@@ -18,7 +18,8 @@ def _pick_int(rng: random.Random) -> int:
     return rng.choice(INTERESTING) if rng.random() < 0.8 else rng.randint(-1000, 1000)
 
 
-def mutate_model(model, rng: random.Random) -> str:
+# one branch per kind of mutation, chosen at random: the list of what a damaged file may hold
+def mutate_model(model, rng: random.Random) -> str:  # noqa: C901
     """Change one thing in `model` (an onnx.ModelProto, in place), chosen by `rng`; returns what was changed."""
     from onnx import AttributeProto
 
