@@ -121,10 +121,27 @@ def _validate_dags(doc: YamlDocument) -> tuple[dict[str, Dag], list[Issue]]:
         for loc, message in dag_problems(body):
             full = (dag_id, *loc)
             found.append(Issue(doc.path, doc.line_of(full), field_path(full), message, value_at(body, loc)))
+        if dag is not None:
+            found.extend(_estimator_issues(doc, dag_id, dag))
         issues.extend(found)
         if dag is not None and not found:
             dags[dag_id] = dag
     return dags, issues
+
+
+def _estimator_issues(doc: YamlDocument, dag_id: str, dag: Dag) -> list[Issue]:
+    """The estimator's parameters against the table generated from scikit-learn (config/estimator_rules.py),
+    without importing it: checked wherever a file is read, so what validate refuses no DAG file renders."""
+    if not (dag.training and dag.training.estimator.params):
+        return []
+    from adclick_ops.config.estimator_rules import param_problems
+
+    estimator = dag.training.estimator
+    issues = []
+    for problem in param_problems(estimator.name, dict(estimator.params)):
+        loc = (dag_id, "training", "estimator", "params", *((problem.param,) if problem.param else ()))
+        issues.append(Issue(doc.path, doc.line_of(loc), field_path(loc), problem.message, problem.found, problem.expected))
+    return issues
 
 
 def _within(issue: Issue, loc: tuple[Any, ...]) -> bool:

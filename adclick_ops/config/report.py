@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from adclick_ops.config import DEFAULTS_NAMES, ConfigError, Issue, load_catalog, load_pipeline_file, pipeline_paths, pipelines_dir
-from adclick_ops.config.errors import field_path
 from adclick_ops.config.paths import PathFault, kind, stat_of
 
 FORMATS = ("text", "json", "github")
@@ -73,26 +72,10 @@ def _check_folder(root: Path, named: list[Path] | None, report: Report) -> None:
     for f in catalog.files:
         if _key(f.path) in wanted:
             report.dags.extend(f.dags)
-    _check_estimators([f for f in catalog.files if _key(f.path) in wanted], report)
     from adclick_ops.lastgood import differences
 
     valid = {Path(f.path).name for f in catalog.files if _key(f.path) in wanted}
     report.notes.extend(differences(root, [p for p in checked if p.name not in DEFAULTS_NAMES], valid))
-
-
-def _check_estimators(files: list, report: Report) -> None:
-    """Estimator parameters checked against the table generated from scikit-learn (config/estimator_rules.py), without importing it."""
-    from adclick_ops.config.estimator_rules import param_problems
-
-    for f in files:
-        for dag_id, dag in f.dags.items():
-            if not (dag.training and dag.training.estimator.params):
-                continue
-            estimator = dag.training.estimator
-            for problem in param_problems(estimator.name, dict(estimator.params)):
-                loc = (dag_id, "training", "estimator", "params", *((problem.param,) if problem.param else ()))
-                issue = Issue(f.path, f.document.line_of(loc), field_path(loc), problem.message, problem.found, problem.expected)
-                report.errors.append(issue)
 
 
 def _defaults_only(root: Path) -> str:

@@ -256,6 +256,19 @@ def test_a_bad_value_is_named_with_file_line_field_found_and_expected(tmp_path, 
     assert len(errors) == 2
 
 
+def test_a_bad_value_is_refused_wherever_the_file_is_read_so_no_dag_file_renders_it(tmp_path):
+    """The DAG file reads pipeline files through load_pipeline_file, as validate does: the same refusal there."""
+    from adclick_ops.config import ConfigError, load_pipeline_file
+
+    folder = _project(tmp_path, {"max_iter": "*/5 * * * *"})
+    with pytest.raises(ConfigError) as caught:
+        load_pipeline_file(folder / "airflow_lab2.yaml")
+    (issue,) = caught.value.issues
+    assert issue.field == "Airflow_Lab2.training.estimator.params.max_iter"
+    assert (folder / "airflow_lab2.yaml").read_text().splitlines()[issue.line - 1].strip().startswith("max_iter:")
+    assert issue.message == '"*/5 * * * *" is not accepted by LogisticRegression; expected an integer >= 0'
+
+
 def test_a_refused_combination_is_named_at_the_parameter_that_was_set(tmp_path, capsys):
     folder = _project(tmp_path, {"penalty": "l1"})
     assert main(["validate", str(folder)]) == 1
