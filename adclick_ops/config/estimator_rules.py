@@ -247,11 +247,26 @@ def value_problems(estimator: str, params: dict[str, Any]) -> list[ParamProblem]
     problems = []
     for param, value in params.items():
         rule = table[param]
-        if not any(accepts(row, value) for row in rule["accepts"]):
+        if (problem := _out_of_machine_range(param, value, cls)) is not None:
+            problems.append(problem)
+        elif not any(accepts(row, value) for row in rule["accepts"]):
             expected = expected_of(rule)
             found = _shown(value)
             problems.append(ParamProblem(param, f"{found} is not accepted by {cls}; expected {expected}", found, expected))
     return problems
+
+
+# scikit-learn's compiled code takes integers as C longs and numbers as doubles: a larger integer passes
+# its checks and fails the fit with an OverflowError, so it is refused here, whatever the parameter.
+INT_RANGE = (-(2**63), 2**63 - 1)
+
+
+def _out_of_machine_range(param: str, value: Any, cls: str) -> ParamProblem | None:
+    if isinstance(value, bool) or not isinstance(value, int) or INT_RANGE[0] <= value <= INT_RANGE[1]:
+        return None
+    found = _shown(value) if len(str(value)) <= 40 else f"an integer of {len(str(abs(value)))} digits"
+    expected = f"an integer between {INT_RANGE[0]} and {INT_RANGE[1]}"
+    return ParamProblem(param, f"{found} is too large for {cls}'s compiled code; expected {expected}", found, expected)
 
 
 def param_problems(estimator: str, params: dict[str, Any]) -> list[ParamProblem]:

@@ -153,7 +153,8 @@ def render_reference() -> str:
     out.append(
         "\nValues that only Python can make (a dict of class weights, a callable, a NumPy RandomState) cannot be written "
         "in a pipeline file and are not listed; true and false are refused where a number is expected (scikit-learn "
-        "would read them as 1 and 0). The table is generated from the installed scikit-learn by `adclick-ops estimator-rules`."
+        "would read them as 1 and 0), and so is an integer beyond the signed 64-bit range, whatever the parameter "
+        "(scikit-learn's compiled code cannot take it). The table is generated from the installed scikit-learn by `adclick-ops estimator-rules`."
     )
     out.append("\nRefused together (a parameter left out has its default):\n")
     out.extend(f"- `{c.estimator}`: {describe_combination(c)}; expected {c.expected}" for c in COMBINATIONS)

@@ -269,6 +269,19 @@ def test_a_bad_value_is_refused_wherever_the_file_is_read_so_no_dag_file_renders
     assert issue.message == '"*/5 * * * *" is not accepted by LogisticRegression; expected an integer >= 0'
 
 
+@pytest.mark.parametrize(
+    ("name", "param"), [("random_forest", "max_depth"), ("gradient_boosting", "max_depth"), ("logistic_regression", "max_iter")]
+)
+@pytest.mark.parametrize("value", [2**63, 10**30, -(2**63) - 1, 10**400])
+def test_an_integer_beyond_what_compiled_code_takes_is_refused_before_the_fit_fails(name, param, value):
+    """scikit-learn's own checks let these through, and its compiled code then fails (OverflowError) or runs forever."""
+    (problem,) = value_problems(name, {param: value})
+    assert problem.param == param and "too large" in problem.message
+    assert problem.expected == "an integer between -9223372036854775808 and 9223372036854775807"
+    assert len(problem.found) <= 40
+    assert value_problems(name, {param: 2**62}) == []  # within range, only the table decides
+
+
 def test_a_refused_combination_is_named_at_the_parameter_that_was_set(tmp_path, capsys):
     folder = _project(tmp_path, {"penalty": "l1"})
     assert main(["validate", str(folder)]) == 1
