@@ -240,8 +240,13 @@ def break_and_heal(proc: subprocess.Popen, lines: list[str], pipelines, tmp_path
         "the banner", lambda: "The pipeline needs attention" in (t := requests.get(f"{monitor}/success", timeout=10).text) and t, 60
     )
     assert "The last valid version runs instead" in page
-    status = requests.get(f"{monitor}/api/status", timeout=10).json()
-    assert status["pipelines"]["broken_files"] and status["pipelines"]["broken_files"][0]["last_good_runs"] is True
+    # /api/status may be answered by the other server process, whose cache of Airflow's answers may be a moment older
+    status = poll(
+        "broken files in /api/status",
+        lambda: (s := requests.get(f"{monitor}/api/status", timeout=10).json())["pipelines"]["broken_files"] and s,
+        60,
+    )
+    assert status["pipelines"]["broken_files"][0]["last_good_runs"] is True
 
     # a triggered run succeeds, on the last valid settings
     run_id = api.call("POST", "/dags/Airflow_Lab2/dagRuns", body={"logical_date": None})["dag_run_id"]
