@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "monitor_load.json"
 sys.path.insert(0, str(ROOT))  # the tests package, for its Airflow API stub
 
-SERVERS = {"gunicorn": "gunicorn, 2 workers of 4 threads", "waitress": "waitress, 8 threads"}
+SERVERS = {"gunicorn": "gunicorn, 2 uvicorn workers (Flask on 4 threads each)", "waitress": "waitress, 8 threads"}
 TARGET = {"requests_per_s": 2000, "p99_ms": 50, "errors": 0, "speedup_vs_no_cache": 10}
 
 

@@ -1,7 +1,7 @@
 """Load on the monitor's POST /api/predict (one row per request), and batch scoring of 100,000 rows.
 
 A champion is trained on the shipped dataset into a temporary model folder; the monitor is served by
-`adclick_ops.monitor.server.serve` as `adclick-ops monitor` serves it (gunicorn, 2 workers of 4 threads,
+`adclick_ops.monitor.server.serve` as `adclick-ops monitor` serves it (gunicorn, 2 uvicorn workers,
 keep-alive) in its own process on loopback; wrk (Debian: `wrk`) posts one row per request. Beside wrk's
 figures: the server's CPU time per request (its processes' user + system time over the run, divided by
 the requests), which moves far less than requests/s when other work shares the machine, and the load
@@ -189,7 +189,7 @@ def main() -> int:
     if scored is not None:
         verdict["batch_100k_s"] = scored["best_s"] < TARGET["batch_100k_s"]
     print(
-        f"\nPOST /api/predict, one row, {args.connections} connections, {args.duration} s, gunicorn 2 workers of 4 threads, keep-alive, wrk on loopback\n"
+        f"\nPOST /api/predict, one row, {args.connections} connections, {args.duration} s, gunicorn 2 uvicorn workers, keep-alive, wrk on loopback\n"
     )
     print(
         f"| {'req/s':>9} | {'p50 ms':>8} | {'p99 ms':>8} | {'errors':>6} | {'requests':>9} | {'server CPU/request':>18} | {'load average':>18} |"

@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.support import PROJECT, MailSink, edit_yaml
+from tests.support import MailSink, copy_pipelines
 
 
 @pytest.fixture
 def pipelines(tmp_path: Path) -> Path:
-    """A copy of pipelines/ whose training outputs go to the test's own folders.
-
-    The dataset stays `dags/data/advertising.csv`, relative to the project root: the test's folder,
-    which gets a copy of it (`airflow_home` points $ADCLICK_OPS_HOME there too). A dataset outside
-    the project is refused, so tests put their own data sets in the test's folder.
-    """
-    dest = tmp_path / "pipelines"
-    shutil.copytree(PROJECT / "pipelines", dest)
-    (tmp_path / "dags" / "data").mkdir(parents=True)
-    shutil.copy(PROJECT / "dags" / "data" / "advertising.csv", tmp_path / "dags" / "data" / "advertising.csv")
-    edit_yaml(
-        dest / "airflow_lab2.yaml",
-        lambda d: d["Airflow_Lab2"]["training"].update(model_dir=str(tmp_path / "model"), artifacts_root=str(tmp_path / "runs")),
-    )
-    return dest
+    """A copy of pipelines/ whose training outputs go to the test's own folders (tests.support.copy_pipelines)."""
+    return copy_pipelines(tmp_path)
 
 
 @pytest.fixture(scope="session")

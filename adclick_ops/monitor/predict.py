@@ -67,6 +67,10 @@ class ChampionSource:
                 self._registry = registry_for(self.dag_id, self._pipelines)
         return self._registry
 
+    def fresh(self) -> bool:
+        """Whether `champion()` answers from memory, without looking at the registry."""
+        return time.monotonic() - self._checked < self.refresh
+
     def champion(self) -> tuple[Champion | None, str | None]:
         """The champion to serve (None with the reason when there is none)."""
         if time.monotonic() - self._checked < self.refresh:
@@ -114,9 +118,30 @@ class PredictEndpoint:
         self.max_rows = max_rows
 
     def answer(self, environ: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        """The status and the JSON answer to the request in `environ`."""
+        """The status and the JSON answer to the WSGI request in `environ`."""
+        length = get_content_length(environ)  # None when absent or chunked, as for Flask's request.content_length
+        refused = self.refuse_length(length)
+        if refused is not None:
+            return refused
+        raw = get_input_stream(environ).read(self.max_bytes + 1)
+        if len(raw) > self.max_bytes:
+            return self.too_long()
+        return self.answer_body(raw)
+
+    def refuse_length(self, length: int | None) -> tuple[int, dict[str, Any]] | None:
+        """The 400 for a declared body length beyond the bound, before reading it; None when it may be read."""
+        if length is not None and length > self.max_bytes:
+            return _error(f"request body: {length:,} bytes; at most {self.max_bytes:,} bytes per request")
+        return None
+
+    def too_long(self) -> tuple[int, dict[str, Any]]:
+        """The 400 for a body found longer than the bound while reading it (chunked, or longer than declared)."""
+        return _error(f"request body: more than {self.max_bytes:,} bytes; at most {self.max_bytes:,} bytes per request")
+
+    def answer_body(self, raw: bytes) -> tuple[int, dict[str, Any]]:
+        """The status and the JSON answer to a request body of at most max_bytes (both servers' lanes)."""
         try:
-            rows = self._rows(environ)
+            rows = self._rows(raw)
         except _Refused as exc:
             return exc.status, exc.payload
         champion, problem = self.source.champion()
@@ -133,18 +158,11 @@ class PredictEndpoint:
             return _error(f"version {champion.version} of {champion.dag_id} cannot score these rows: {exc}", 503)
         return 200, {"dag_id": champion.dag_id, "model_version": champion.version, "predictions": predictions_json(probability, clicked)}
 
-    def _rows(self, environ: dict[str, Any]) -> Any:
-        """The request's rows, read within the bounds; _Refused (a 400) otherwise."""
-        limit = self.max_bytes
-        length = get_content_length(environ)  # None when absent or chunked, as for Flask's request.content_length
-        if length is not None and length > limit:
-            raise _Refused(f"request body: {length:,} bytes; at most {limit:,} bytes per request")
-        raw = get_input_stream(environ).read(limit + 1)
-        if len(raw) > limit:
-            raise _Refused(f"request body: more than {limit:,} bytes; at most {limit:,} bytes per request")
+    def _rows(self, raw: bytes) -> Any:
+        """The rows of a body; _Refused (a 400) when it is not {"rows": [...]}."""
         try:
             # NaN, Infinity and 1e400 pass here: rows_to_matrix refuses them naming the row and the field
-            body = jsonio.loads(raw, max_bytes=limit, max_depth=REQUEST_MAX_DEPTH, strict_numbers=False)
+            body = jsonio.loads(raw, max_bytes=self.max_bytes, max_depth=REQUEST_MAX_DEPTH, strict_numbers=False)
         except ValueError as exc:
             raise _Refused(f"request body: {exc}") from None
         if not isinstance(body, dict) or "rows" not in body:
@@ -154,13 +172,18 @@ class PredictEndpoint:
             raise _Refused(f"request body: unknown field(s) {', '.join(map(repr, extra))}; expected only 'rows'")
         return body["rows"]
 
+    @staticmethod
+    def encode(payload: dict[str, Any]) -> bytes:
+        """The answer's bytes: what Flask's jsonify writes in production."""
+        return (_ENCODER.encode(payload) + "\n").encode()
+
     def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         try:
             status, payload = self.answer(environ)
         except Exception:  # noqa: BLE001 - as the app's handler of unexpected errors: logged in full, one line answered
             log.exception("monitor error on %s", environ.get("PATH_INFO"))
             status, payload = 500, {"error": "internal error of the monitor", "status": 500}
-        body = (_ENCODER.encode(payload) + "\n").encode()
+        body = self.encode(payload)
         start_response(
             f"{status} {HTTP_STATUS_CODES[status].upper()}",
             [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *self.headers],

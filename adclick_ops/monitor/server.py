@@ -1,4 +1,4 @@
-"""Serving the monitor: gunicorn when standalone (`adclick-ops monitor`), waitress inside start_Flask_API.
+"""Serving the monitor: gunicorn with uvicorn workers when standalone (`adclick-ops monitor`), waitress inside start_Flask_API.
 
 `MonitorServer` owns the waitress loop so that it can stop after `serve_for` seconds, or when
 asked, and always release its port and threads. Whether to serve at all is `ensure`'s decision.
@@ -7,6 +7,7 @@ asked, and always release its port and threads. Whether to serve at all is `ensu
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 from typing import Any
@@ -24,14 +25,12 @@ from adclick_ops.net import bind_error
 log = logging.getLogger(__name__)
 
 _WILDCARDS = {"", "0.0.0.0", "::", "*"}
-GUNICORN_THREADS = 4  # per worker; more threads lengthen the tail under load (docs/performance.md)
+GUNICORN_THREADS = 4  # per worker, for Flask's pages; /api/predict is answered on the worker's event loop
 WAITRESS_THREADS = 8
-# Keep-alive saves a TCP connection per request (about a fifth of the server's CPU per prediction). A kept-alive
-# connection stays with the worker that accepted it, so each one is closed (announced with
-# `Connection: close`) after this many requests: the client's next connection goes to whichever
-# worker accepts first, the least busy one, and no worker keeps most clients for long.
+# Keep-alive saves a TCP connection per request; each connection is closed after
+# asgi.REQUESTS_PER_CONNECTION requests, so that no worker keeps most clients for long.
 KEEPALIVE_SECONDS = 2
-REQUESTS_PER_CONNECTION = 100
+CONNECTIONS_PER_WORKER = 1000  # beyond this, a worker answers 503 at once (gunicorn's worker_connections)
 _POLL_SECONDS = 0.25  # how soon a stop request or the end of serve_for is noticed when idle
 
 
@@ -39,6 +38,8 @@ _POLL_SECONDS = 0.25  # how soon a stop request or the end of serve_for is notic
 # answer even while every other thread waits on a slow Airflow.
 FAST_PATHS = frozenset({"/health", "/favicon.ico"})
 _ERROR_HEADERS = [*SECURITY_HEADERS.items(), ("Cache-Control", "no-store")]
+# Written by uvicorn on every answer of `adclick-ops monitor`, its own error answers included.
+SERVER_HEADERS = [("Server", SERVICE_NAME), *SECURITY_HEADERS.items()]
 
 
 class MonitorPortError(RuntimeError):
@@ -172,57 +173,53 @@ def _port_is_free(host: str, port: int) -> None:
         raise MonitorPortError(f"the monitor cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
 
 
-def _secure_thread_worker() -> type:
-    """gunicorn's threaded worker, whose own error answers (bad request line, ...) carry the monitor's headers,
-    and which closes a kept-alive connection after REQUESTS_PER_CONNECTION requests."""
-    from gunicorn import util
-    from gunicorn.http.errors import LimitRequestHeaders
-    from gunicorn.workers.gthread import ThreadWorker
+def uvicorn_settings() -> dict[str, Any]:
+    """What each uvicorn worker of `adclick-ops monitor` runs with (beside gunicorn's own settings)."""
+    from adclick_ops.monitor.asgi import MonitorHttpProtocol
 
-    class SecureThreadWorker(ThreadWorker):
-        def handle_request(self, req: Any, conn: Any) -> bool:
-            if req.req_number >= REQUESTS_PER_CONNECTION:
-                req.must_close = True  # this answer says `Connection: close`, and the connection ends after it
-            return super().handle_request(req, conn)
-
-        def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
-            original = util.write_error
-            util_write = _error_writer(431 if isinstance(exc, LimitRequestHeaders) else None)
-            util.write_error = util_write  # this worker process only, for this call
-            try:
-                super().handle_error(req, client, addr, exc)
-            finally:
-                util.write_error = original
-
-    return SecureThreadWorker
+    return {
+        "loop": "uvloop",
+        "http": MonitorHttpProtocol,
+        "ws": "none",
+        "lifespan": "off",
+        "interface": "asgi3",
+        "proxy_headers": False,  # the monitor's addresses are the peers', whatever a header claims
+        "server_header": False,
+        "headers": SERVER_HEADERS,
+        "limit_concurrency": CONNECTIONS_PER_WORKER,
+        "access_log": False,
+    }
 
 
-def _error_writer(status_override: int | None) -> Any:
-    import html
+def _uvicorn_worker() -> type:
+    from uvicorn_worker import UvicornWorker
 
-    from gunicorn.util import write_nonblock
+    class MonitorWorker(UvicornWorker):
+        CONFIG_KWARGS = uvicorn_settings()
 
-    def write_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
-        body = f"<!doctype html><title>{html.escape(reason)}</title><h1>{html.escape(reason)}</h1><p>{html.escape(mesg)}</p>\n".encode()
-        headers = [
-            ("Connection", "close"),
-            ("Content-Type", "text/html; charset=utf-8"),
-            ("Content-Length", str(len(body))),
-            *_ERROR_HEADERS,
-        ]
-        head = f"HTTP/1.1 {status_override or status_int} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
-        write_nonblock(sock, head.encode("latin-1") + body)
+        def init_signals(self) -> None:
+            super().init_signals()
+            # uvicorn shuts down gracefully on SIGTERM or SIGINT, then raises the signal again for the handler
+            # it found: exit 0 there, so that gunicorn sees a clean exit rather than a worker killed by a signal.
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, _exit_cleanly)
 
-    return write_error
+    return MonitorWorker
+
+
+def _exit_cleanly(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
 
 
 def _serve_gunicorn(config: dict[str, Any], host: str, port: int, workers: int, threads: int) -> None:
-    """Pre-forked workers, each with its own app and cache (every core, unlike one GIL), and `threads` threads
-    each. At most half of a worker's threads wait on Airflow at once (MAX_WAITERS): the others are always
-    free for /health and for pages answered from the cache, however slow Airflow is."""
+    """Pre-forked workers (every core, unlike one GIL), each an event loop for /api/predict and `threads`
+    threads for Flask. At most half of those threads wait on Airflow at once (MAX_WAITERS): the others are
+    always free for /health and for pages answered from the cache, however slow Airflow is."""
     from gunicorn.app.base import BaseApplication
 
-    worker_class = _secure_thread_worker()
+    from adclick_ops.monitor.asgi import MonitorASGI
+
+    worker_class = _uvicorn_worker()
     config = {**config, "MAX_WAITERS": max(1, threads // 2)}
 
     class _Monitor(BaseApplication):
@@ -231,7 +228,6 @@ def _serve_gunicorn(config: dict[str, Any], host: str, port: int, workers: int, 
                 "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
                 "workers": workers,
                 "worker_class": worker_class,
-                "threads": threads,
                 "keepalive": KEEPALIVE_SECONDS,
                 "timeout": 30,  # far above what a request may wait on Airflow (2 s)
                 "graceful_timeout": 5,
@@ -243,12 +239,12 @@ def _serve_gunicorn(config: dict[str, Any], host: str, port: int, workers: int, 
             for key, value in settings.items():
                 self.cfg.set(key, value)
 
-        def load(self) -> Flask:
+        def load(self) -> Any:
             app = create_app(config)
             # Start reading the latest run now, so that the first requests find it.
             source = app.extensions["adclick_monitor"]
             threading.Thread(target=source.status, name="adclick-monitor-warmup", daemon=True).start()
-            return app
+            return MonitorASGI(app, threads, SERVER_HEADERS)
 
     _Monitor().run()
 

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ __all__ = [
     "SEED_TASKS",
     "MailSink",
     "body_text",
+    "copy_pipelines",
     "edit_yaml",
     "evil_pickle",
     "free_port",
@@ -52,6 +54,24 @@ SEED_TASKS = (
     "send_email",
     "my_trigger_task",
 )
+
+
+def copy_pipelines(root: Path) -> Path:
+    """A copy of pipelines/ in `root` whose training outputs go to `root`'s own folders; returns its path.
+
+    The dataset stays `dags/data/advertising.csv`, relative to the project root: `root`, which gets a
+    copy of it (`airflow_home` points $ADCLICK_OPS_HOME there too). A dataset outside the project is
+    refused, so tests put their own data sets in the test's folder.
+    """
+    dest = root / "pipelines"
+    shutil.copytree(PROJECT / "pipelines", dest)
+    (root / "dags" / "data").mkdir(parents=True)
+    shutil.copy(PROJECT / "dags" / "data" / "advertising.csv", root / "dags" / "data" / "advertising.csv")
+    edit_yaml(
+        dest / "airflow_lab2.yaml",
+        lambda d: d["Airflow_Lab2"]["training"].update(model_dir=str(root / "model"), artifacts_root=str(root / "runs")),
+    )
+    return dest
 
 
 class _RunsCommandWhenUnpickled:

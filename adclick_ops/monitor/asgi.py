@@ -1,0 +1,220 @@
+"""`adclick-ops monitor` as an ASGI application, served by gunicorn's uvicorn workers.
+
+Each worker runs one event loop (uvloop) with a C HTTP parser (httptools). A single-row
+POST /api/predict is read, scored and answered on that loop: no thread hand-off, no Flask request
+context. Everything else goes to the Flask application on a pool of threads (a2wsgi), where a page may
+wait on Airflow without holding up the loop. The server's own answers (a request it cannot parse,
+too large a head, too slow a client) carry the monitor's security headers, as every page does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from a2wsgi import WSGIMiddleware
+from flask import Flask
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from adclick_ops.monitor.predict import ENDPOINT_KEY, PREDICT_PATH, PredictEndpoint
+
+log = logging.getLogger(__name__)
+
+# Limits of a request's head, as gunicorn's defaults give them (limit_request_line, limit_request_fields),
+# with one bound on the head as a whole in place of a bound per field.
+MAX_URL_BYTES = 4094
+MAX_HEADER_FIELDS = 100
+MAX_HEAD_BYTES = 64 * 1024
+HEAD_TIMEOUT = 10.0  # seconds from a connection (or the end of a request's body) to the end of the next head
+# A kept-alive connection stays with the worker that accepted it, so each one is closed (announced with
+# `Connection: close`) after this many requests: the client's next connection goes to whichever worker
+# accepts first, and no worker keeps most clients for long.
+REQUESTS_PER_CONNECTION = 100
+# A body up to this size is scored on the event loop (one row is about 150 bytes, a hundred rows 15 KB);
+# larger ones, and any request that must look at the registry first, are answered on a thread.
+INLINE_BODY_BYTES = 16 * 1024
+PREDICT_THREADS = 2
+
+
+class _HeadRefused(Exception):
+    """Raised in a parser callback: the parser stops, and the connection is answered and closed."""
+
+
+class MonitorHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with bounds on the head, a deadline for it, and a number of requests
+    per connection. Its error answers carry the server's default headers (the security headers)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._requests = 0
+        self._in_head = True
+        self._head_bytes = 0
+        self._url_bytes = 0
+        self._fields = 0
+        self._refusal: tuple[int, str] | None = None
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        # Counted once parsed: a chunk that ends a head (on_headers_complete) is not counted, so a head
+        # is bounded to MAX_HEAD_BYTES and the one chunk the loop read beyond it.
+        if self._in_head and not self.transport.is_closing():
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._send_error(431, f"request head longer than {MAX_HEAD_BYTES:,} bytes")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head, self._head_bytes, self._url_bytes, self._fields = True, 0, 0, 0
+        self._arm_head_timer()
+
+    def on_url(self, url: bytes) -> None:
+        self._url_bytes += len(url)
+        if self._url_bytes > MAX_URL_BYTES:
+            self._refusal = (414, f"request target longer than {MAX_URL_BYTES:,} bytes")
+            raise _HeadRefused
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._fields += 1
+        if self._fields > MAX_HEADER_FIELDS:
+            self._refusal = (431, f"more than {MAX_HEADER_FIELDS} header fields")
+            raise _HeadRefused
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._cancel_head_timer()
+        super().on_headers_complete()
+        self._requests += 1
+        if self._requests >= REQUESTS_PER_CONNECTION and self.cycle is not None:
+            self.cycle.keep_alive = False  # this answer says `Connection: close`, and the connection ends after it
+
+    def send_400_response(self, msg: str) -> None:
+        status, message = self._refusal or (400, "invalid HTTP request")
+        self._send_error(status, message)
+
+    def _send_error(self, status: int, message: str) -> None:
+        self._cancel_head_timer()
+        body = message.encode("ascii", "replace") + b"\n"
+        head = [STATUS_LINE[status]]
+        head.extend(name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers)
+        head.append(b"content-type: text/plain; charset=utf-8\r\ncache-control: no-store\r\nconnection: close\r\n")
+        head.append(b"content-length: %d\r\n\r\n" % len(body))
+        self.transport.write(b"".join(head) + body)
+        self.transport.close()
+
+    def _arm_head_timer(self) -> None:
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(HEAD_TIMEOUT, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing():
+            return
+        if self._in_head and self._head_bytes == 0 and (self.cycle is None or self.cycle.response_complete):
+            self.transport.close()  # nothing asked: nothing to answer
+        elif self._in_head:
+            self._send_error(408, f"request head not received within {HEAD_TIMEOUT:g} s")
+
+
+class MonitorASGI:
+    """POST /api/predict answered on the event loop; every other request handed to Flask on `threads` threads."""
+
+    def __init__(self, app: Flask, threads: int, default_headers: list[tuple[str, str]]):
+        self.endpoint: PredictEndpoint = app.extensions[ENDPOINT_KEY]
+        self.flask = WSGIMiddleware(app, workers=threads)
+        self._predict_pool = ThreadPoolExecutor(PREDICT_THREADS, thread_name_prefix="adclick-predict")
+        # the server writes these on every answer; Flask's copies would repeat them
+        self._server_headers = frozenset(name.lower().encode("latin-1") for name, _ in default_headers)
+        self._predict_headers = [(b"content-type", b"application/json")] + [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in self.endpoint.headers
+            if name.lower().encode("latin-1") not in self._server_headers
+        ]
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] == PREDICT_PATH and scope["method"] == "POST":
+            await self._predict(scope, receive, send)
+            return
+
+        async def send_without_repeats(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [(n, v) for n, v in message.get("headers", ()) if n.lower() not in self._server_headers]}
+            await send(message)
+
+        await self.flask(scope, receive, send_without_repeats)
+
+    async def _predict(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        endpoint = self.endpoint
+        try:
+            refused = endpoint.refuse_length(_content_length(scope))
+            if refused is not None:
+                await self._answer(send, *refused, close=True)
+                return
+            raw = await _read_body(receive, endpoint.max_bytes)
+            if raw is None:
+                return  # the client went away
+            if len(raw) > endpoint.max_bytes:
+                await self._answer(send, *endpoint.too_long(), close=True)
+                return
+            if len(raw) <= INLINE_BODY_BYTES and endpoint.source.fresh():
+                status, payload = endpoint.answer_body(raw)
+            else:
+                loop = asyncio.get_running_loop()
+                status, payload = await loop.run_in_executor(self._predict_pool, endpoint.answer_body, raw)
+        except Exception:  # noqa: BLE001 - as the app's handler of unexpected errors: logged in full, one line answered
+            log.exception("monitor error on %s", PREDICT_PATH)
+            status, payload = 500, {"error": "internal error of the monitor", "status": 500}
+        await self._answer(send, status, payload)
+
+    async def _answer(self, send: Any, status: int, payload: dict[str, Any], close: bool = False) -> None:
+        body = PredictEndpoint.encode(payload)
+        headers = [*self._predict_headers, (b"content-length", b"%d" % len(body))]
+        if close:  # the rest of the body is not read: the connection cannot carry another request
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _content_length(scope: dict[str, Any]) -> int | None:
+    """The declared body length (the parser has already refused a malformed or repeated one); None when chunked."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None  # read within the bound, as a chunked body is
+    return None
+
+
+async def _read_body(receive: Any, limit: int) -> bytes | None:
+    """The body, or its first limit+1 bytes when longer; None when the client disconnects first."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit or not message.get("more_body", False):
+            return b"".join(chunks)
