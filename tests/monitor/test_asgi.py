@@ -182,11 +182,19 @@ def test_a_body_beyond_the_bound_is_refused_unread_and_the_connection_closed(cha
     "request_head, status, says",
     [
         (b"GARBAGE\r\n\r\n", 400, b"invalid HTTP request"),
-        (b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(101)) + b"\r\n", 431, b"more than 100 header fields"),
+        (
+            b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(101)) + b"\r\n",
+            431,
+            b"more than 100 header fields",
+        ),
         (b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (70 * 1024), 431, b"request head longer than 65,536 bytes"),
         (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, b"request target longer than 4,094 bytes"),
         (b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello", 400, b"invalid HTTP request"),
-        (b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, b"invalid HTTP request"),
+        (
+            b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            400,
+            b"invalid HTTP request",
+        ),
     ],
     ids=["garbage", "101 fields", "head 70 KiB", "target 5,000 bytes", "two lengths", "length and chunked"],
 )
@@ -242,7 +250,7 @@ def test_pages_go_to_flask_with_each_header_once(served):
 
 def test_a_client_gone_mid_body_costs_nothing(served):
     with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
-        sock.sendall(b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"rows\":")
+        sock.sendall(b'POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"rows":')
     response = requests.post(served.url + "/api/predict", json={"rows": model_rows(1)}, timeout=10)
     assert response.status_code == 200 and response.json()["model_version"] == 1
 
@@ -263,7 +271,9 @@ def test_a_slow_look_at_the_registry_never_holds_up_the_loop(champion_pipelines,
     monkeypatch.setattr(ChampionSource, "_reload", slow_reload)
     with Served(_app(champion_pipelines, PREDICT_REFRESH=0)) as server:
         answer = {}
-        waiting = threading.Thread(target=lambda: answer.update(r=requests.post(server.url + "/api/predict", json={"rows": model_rows(1)}, timeout=30)))
+        waiting = threading.Thread(
+            target=lambda: answer.update(r=requests.post(server.url + "/api/predict", json={"rows": model_rows(1)}, timeout=30))
+        )
         waiting.start()
         assert entered.wait(10)
         health = requests.get(server.url + "/health", timeout=10)  # answered while the look at the registry waits
