@@ -69,19 +69,19 @@ def _run_monitor(model_dir: str, port: int) -> None:
     serve("127.0.0.1", port, "http://127.0.0.1:9", server="gunicorn")
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of the process `pid` and of all its children (gunicorn's arbiter and workers)."""
+def _cpu_seconds(pid: int) -> dict[int, float]:
+    """User + system CPU time of the process `pid` and of each of its children (gunicorn's arbiter and workers)."""
     import psutil
 
-    total = 0.0
+    seconds = {}
     root = psutil.Process(pid)
     for process in [root, *root.children(recursive=True)]:
         try:
             times = process.cpu_times()
         except psutil.NoSuchProcess:
             continue
-        total += times.user + times.system
-    return total
+        seconds[process.pid] = times.user + times.system
+    return seconds
 
 
 def load(model_dir: Path, args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -114,14 +114,19 @@ def load(model_dir: Path, args: argparse.Namespace, work: Path) -> dict[str, Any
         ]
         before, load_before = _cpu_seconds(process.pid), load_average()
         done = subprocess.run(command, capture_output=True, text=True, timeout=args.duration + 60, check=True)
-        cpu, load_after = _cpu_seconds(process.pid) - before, load_average()
+        after, load_after = _cpu_seconds(process.pid), load_average()
     finally:
         process.terminate()
         process.join(30)
     served = parse_wrk(done.stdout)
+    used = {pid: after[pid] - before.get(pid, 0.0) for pid in after}
+    cpu = sum(used.values())
+    workers = sorted((seconds for pid, seconds in used.items() if pid != process.pid), reverse=True)
     return {
         **served,
         "server_cpu_us_per_request": round(cpu / max(served["requests"], 1) * 1e6, 1),
+        # how evenly the kept-alive connections were spread: each process's part of the server's CPU
+        "cpu_share_by_process": [round(seconds / cpu, 2) for seconds in workers] if cpu else [],
         "load_average_before": load_before,
         "load_average_after": load_after,
         "wrk": " ".join(command[:-3]),
@@ -204,6 +209,7 @@ def main() -> int:
             f"\nbatch: {scored['rows']:,} rows read, checked, scored and written in {scored['best_s']:.3f} s (best of 3: {scored['runs_s']})"
         )
         print(f"       of which scoring through onnxruntime: {scored['score_best_s']:.4f} s (best of 5: {scored['score_runs_s']})")
+    print(f"share of the server's CPU by process: {served['cpu_share_by_process']}")
     print(f"targets {'met' if all(verdict.values()) else 'NOT met'}: {verdict}")
     path = write(
         "predict_load",

@@ -2,19 +2,20 @@
 
 Each worker runs one event loop (uvloop) with a C HTTP parser (httptools). A single-row
 POST /api/predict is read, scored and answered on that loop: no thread hand-off, no Flask request
-context. Everything else goes to the Flask application on a pool of threads (a2wsgi), where a page may
-wait on Airflow without holding up the loop. The server's own answers (a request it cannot parse,
+context. Everything else goes to the Flask application on a pool of threads (`FlaskLane`), where a page
+may wait on Airflow without holding up the loop. The server's own answers (a request it cannot parse,
 too large a head, too slow a client) carry the monitor's security headers, as every page does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from a2wsgi import WSGIMiddleware
+from a2wsgi.wsgi import build_environ
 from flask import Flask
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
@@ -36,6 +37,8 @@ REQUESTS_PER_CONNECTION = 100
 # larger ones, and any request that must look at the registry first, are answered on a thread.
 INLINE_BODY_BYTES = 16 * 1024
 PREDICT_THREADS = 2
+# No route but /api/predict reads a body; a page request's body is read (for Flask) up to this size.
+PAGE_BODY_BYTES = 64 * 1024
 
 
 class _HeadRefused(Exception):
@@ -138,14 +141,12 @@ class MonitorASGI:
 
     def __init__(self, app: Flask, threads: int, default_headers: list[tuple[str, str]]):
         self.endpoint: PredictEndpoint = app.extensions[ENDPOINT_KEY]
-        self.flask = WSGIMiddleware(app, workers=threads)
+        self.flask = FlaskLane(app, threads, {name.lower() for name, _ in default_headers})
         self._predict_pool = ThreadPoolExecutor(PREDICT_THREADS, thread_name_prefix="adclick-predict")
-        # the server writes these on every answer; Flask's copies would repeat them
-        self._server_headers = frozenset(name.lower().encode("latin-1") for name, _ in default_headers)
         self._predict_headers = [(b"content-type", b"application/json")] + [
             (name.lower().encode("latin-1"), value.encode("latin-1"))
             for name, value in self.endpoint.headers
-            if name.lower().encode("latin-1") not in self._server_headers
+            if name.lower() not in self.flask.server_headers
         ]
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -153,14 +154,8 @@ class MonitorASGI:
             return
         if scope["path"] == PREDICT_PATH and scope["method"] == "POST":
             await self._predict(scope, receive, send)
-            return
-
-        async def send_without_repeats(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [(n, v) for n, v in message.get("headers", ()) if n.lower() not in self._server_headers]}
-            await send(message)
-
-        await self.flask(scope, receive, send_without_repeats)
+        else:
+            await self.flask(scope, receive, send)
 
     async def _predict(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         endpoint = self.endpoint
@@ -192,6 +187,56 @@ class MonitorASGI:
             headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+class FlaskLane:
+    """The Flask application on a pool of threads: one hand-off per request, the answer sent whole.
+
+    The body (at most PAGE_BODY_BYTES) is read first, so the thread never waits on the client; the
+    answer (a page, a JSON document, a small static file) is collected in the thread and sent by the
+    loop. The WSGI environ is a2wsgi's. Headers the server writes itself are left out of Flask's.
+    """
+
+    def __init__(self, app: Flask, threads: int, server_headers: set[str]):
+        self.app = app
+        self.server_headers = frozenset(server_headers)
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="adclick-flask")
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        declared = _content_length(scope)
+        raw = b"" if declared == 0 else await _read_body(receive, PAGE_BODY_BYTES)
+        if raw is None:
+            return  # the client went away
+        if len(raw) > PAGE_BODY_BYTES or (declared or 0) > PAGE_BODY_BYTES:
+            body = f"request body longer than {PAGE_BODY_BYTES:,} bytes\n".encode()
+            headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"cache-control", b"no-store"), (b"connection", b"close")]
+            await send({"type": "http.response.start", "status": 413, "headers": [*headers, (b"content-length", b"%d" % len(body))]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        environ = build_environ(scope, io.BytesIO(raw))  # type: ignore[arg-type]
+        status, headers, body = await asyncio.get_running_loop().run_in_executor(self._pool, self._run, environ)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    def _run(self, environ: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        answer: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            answer["status"], answer["headers"] = status, headers
+            return chunks.append
+
+        iterable = self.app(environ, start_response)
+        try:
+            chunks.extend(iterable)
+        finally:
+            getattr(iterable, "close", lambda: None)()
+        headers = [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in answer["headers"]
+            if name.lower() not in self.server_headers
+        ]
+        return int(answer["status"].split(" ", 1)[0]), headers, b"".join(chunks)
 
 
 def _content_length(scope: dict[str, Any]) -> int | None:

@@ -248,6 +248,28 @@ def test_pages_go_to_flask_with_each_header_once(served):
     assert_secured_once(fields)
 
 
+def test_pages_are_flask_s_whole_answers(served):
+    """Query strings, HEAD, static files and the route table reach Flask as under any WSGI server."""
+    response = requests.get(served.url + "/api/models?x=%3Cb%3E", timeout=10)
+    assert response.status_code == 200 and response.json()["champion"] == 1
+    head = requests.head(served.url + "/models", timeout=10)
+    assert head.status_code == 200 and head.content == b"" and int(head.headers["Content-Length"]) > 100
+    icon = requests.get(served.url + "/favicon.ico", timeout=10)
+    assert icon.status_code == 200 and icon.content and "no-store" not in icon.headers.get("Cache-Control", "")
+    missing = requests.get(served.url + "/nowhere", timeout=10)
+    assert missing.status_code == 404 and "nosniff" == missing.headers["X-Content-Type-Options"]
+    # a body on a page request is read (no page reads one): within the bound Flask answers, beyond it 413
+    assert requests.post(served.url + "/models", data=b"x" * 1000, timeout=10).status_code == 405
+    status, fields, body = head_of(post_to(served.port, "/models", b"x" * (asgi.PAGE_BODY_BYTES + 1)))
+    assert status == 413 and b"request body longer than 65,536 bytes" in body
+    assert ("connection", "close") in fields
+    assert_secured_once(fields)
+
+
+def post_to(port: int, path: str, body: bytes) -> bytes:
+    return exchange(port, b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (path.encode(), len(body)) + body)
+
+
 def test_a_client_gone_mid_body_costs_nothing(served):
     with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
         sock.sendall(b'POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"rows":')
