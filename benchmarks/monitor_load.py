@@ -2,7 +2,8 @@
 
 The stub Airflow API (tests/support/airflow_stub.py, a real HTTP server) and the monitor, served by
 `adclick_ops.monitor.server.serve` as `adclick-ops monitor` serves it (gunicorn, 2 workers; or
-`--server waitress`), each run in their own process on loopback; wrk (Debian: `wrk`) makes the load.
+`--server waitress`), each run in their own process on loopback; wrk (Debian: `wrk`) makes the load,
+after 2 s of warm-up load that is not counted.
 Prints a table and writes benchmarks/results/monitor_load.json.
 
     .venv/bin/python benchmarks/monitor_load.py [--duration 10] [--connections 64]
@@ -33,6 +34,7 @@ RESULTS = ROOT / "benchmarks" / "results" / "monitor_load.json"
 sys.path.insert(0, str(ROOT))  # the tests package, for its Airflow API stub
 
 SERVERS = {"gunicorn": "gunicorn, 2 uvicorn workers (Flask on 4 threads each)", "waitress": "waitress, 8 threads"}
+WARMUP_S = 2  # seconds of load before each measured run
 TARGET = {"requests_per_s": 2000, "p99_ms": 50, "errors": 0, "speedup_vs_no_cache": 10}
 
 
@@ -106,6 +108,10 @@ def measure(name: str, airflow_url: str, cache_ttl: float, args: argparse.Namesp
         check = _wait_until_serving(url, process)
         if check.status_code != 200 or check.json()["case"] != "success":
             raise SystemExit(f"{name}: the monitor is not serving the stub's run: {check.status_code} {check.text[:200]}")
+        # Warm-up, not counted: each worker fills its own cache on its first requests, and until then a
+        # burst beyond MAX_WAITERS is answered 503 ("already waiting on Airflow") by design.
+        warmup = ["wrk", f"-t{args.wrk_threads}", f"-c{args.connections}", f"-d{WARMUP_S}s", url]
+        subprocess.run(warmup, capture_output=True, text=True, timeout=WARMUP_S + 60, check=True)
         command = ["wrk", f"-t{args.wrk_threads}", f"-c{args.connections}", f"-d{args.duration}s", "--latency", "--timeout", "5s", url]
         done = subprocess.run(command, capture_output=True, text=True, timeout=args.duration + 60, check=True)
     finally:
