@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 MAX_URL_BYTES = 4094
 MAX_HEADER_FIELDS = 100
 MAX_HEAD_BYTES = 64 * 1024
-HEAD_TIMEOUT = 10.0  # seconds from a connection (or the end of a request's body) to the end of the next head
+HEAD_TIMEOUT = 10.0  # seconds from a connection (or the first byte of a request) to the end of its head
+BODY_TIMEOUT = 30.0  # seconds from the end of a head to the end of its body (4 MiB at about 1 Mbit/s)
 # A kept-alive connection stays with the worker that accepted it, so each one is closed (announced with
 # `Connection: close`) after this many requests: the client's next connection goes to whichever worker
 # accepts first, and no worker keeps most clients for long.
@@ -46,8 +47,8 @@ class _HeadRefused(Exception):
 
 
 class MonitorHttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with bounds on the head, a deadline for it, and a number of requests
-    per connection. Its error answers carry the server's default headers (the security headers)."""
+    """uvicorn's httptools protocol with bounds on the head, deadlines for the head and the body, and a
+    number of requests per connection. Its error answers carry the server's default headers (the security headers)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -57,14 +58,14 @@ class MonitorHttpProtocol(HttpToolsProtocol):
         self._url_bytes = 0
         self._fields = 0
         self._refusal: tuple[int, str] | None = None
-        self._head_timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | None = None  # the deadline of the head, then of the body
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_head_timer()
+        self._cancel_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -97,18 +98,23 @@ class MonitorHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._cancel_head_timer()
+        self._cancel_timer()
         super().on_headers_complete()
         self._requests += 1
         if self._requests >= REQUESTS_PER_CONNECTION and self.cycle is not None:
             self.cycle.keep_alive = False  # this answer says `Connection: close`, and the connection ends after it
+        self._timer = self.loop.call_later(BODY_TIMEOUT, self._timed_out)  # until on_message_complete
+
+    def on_message_complete(self) -> None:
+        self._cancel_timer()
+        super().on_message_complete()
 
     def send_400_response(self, msg: str) -> None:
         status, message = self._refusal or (400, "invalid HTTP request")
         self._send_error(status, message)
 
     def _send_error(self, status: int, message: str) -> None:
-        self._cancel_head_timer()
+        self._cancel_timer()
         body = message.encode("ascii", "replace") + b"\n"
         head = [STATUS_LINE[status]]
         head.extend(name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers)
@@ -118,21 +124,23 @@ class MonitorHttpProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def _arm_head_timer(self) -> None:
-        if self._head_timer is None:
-            self._head_timer = self.loop.call_later(HEAD_TIMEOUT, self._head_timed_out)
+        if self._timer is None:
+            self._timer = self.loop.call_later(HEAD_TIMEOUT, self._timed_out)
 
-    def _cancel_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
-    def _head_timed_out(self) -> None:
-        self._head_timer = None
+    def _timed_out(self) -> None:
+        self._timer = None
         if self.transport.is_closing():
             return
-        if self._in_head and self._head_bytes == 0 and (self.cycle is None or self.cycle.response_complete):
+        if not self._in_head:
+            self._send_error(408, f"request body not received within {BODY_TIMEOUT:g} s")
+        elif self._head_bytes == 0 and (self.cycle is None or self.cycle.response_complete):
             self.transport.close()  # nothing asked: nothing to answer
-        elif self._in_head:
+        else:
             self._send_error(408, f"request head not received within {HEAD_TIMEOUT:g} s")
 
 

@@ -225,6 +225,26 @@ def test_a_head_too_slow_is_answered_408_and_a_silent_connection_closed(served, 
         connection.close()
 
 
+@pytest.mark.parametrize("path", ["/api/predict", "/models"])
+def test_a_body_too_slow_is_answered_408(served, monkeypatch, path):
+    monkeypatch.setattr(asgi, "BODY_TIMEOUT", 0.5)
+    head = b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n" % path.encode()
+    status, fields, body = head_of(exchange(served.port, head + b'{"rows": ['))
+    assert status == 408 and b"request body not received within 0.5 s" in body
+    assert_secured_once(fields)
+    # a body sent in time, in pieces, is read whole
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+        payload = json.dumps({"rows": model_rows(1)}).encode()
+        sock.sendall(b"POST /api/predict HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(payload))
+        for piece in (payload[:10], payload[10:]):
+            time.sleep(0.1)
+            sock.sendall(piece)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert head_of(answer)[0] == 200
+
+
 def test_a_connection_serves_a_number_of_requests_then_says_close(served, monkeypatch):
     monkeypatch.setattr(asgi, "REQUESTS_PER_CONNECTION", 5)
     connection = HTTPConnection("127.0.0.1", served.port, timeout=10)
