@@ -31,7 +31,7 @@ from adclick_ops.config.templating import PLACEHOLDERS, SUBJECT_NAMES, as_templa
 from adclick_ops.config.vocabulary import METRIC_LABELS, METRICS
 from adclick_ops.operators import FailureNotifier, ReportEmailOperator, one_line
 
-from tests.support import PROJECT, MailSink, body_text, mandatory_in_ci
+from tests.support import PROJECT, body_text, mail_sink_for, mandatory_in_ci
 
 ARTIFACTS = PROJECT / "test-artifacts"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -542,9 +542,7 @@ def test_each_failure_is_rendered_from_the_sources(dag):
 
 @pytest.fixture
 def sink(monkeypatch):
-    with MailSink() as server:
-        for name, value in server.connection_env("smtp_default").items():
-            monkeypatch.setenv(name, value)
+    with mail_sink_for("smtp_default", monkeypatch) as server:
         yield server
 
 

@@ -12,16 +12,14 @@ import pytest
 
 from adclick_ops.operators import SmtpDeliveryError, deliver, one_line
 
-from tests.support import MailSink, free_port
+from tests.support import free_port, mail_sink_for
 
 LOG = logging.getLogger("test_operators")
 
 
 @pytest.fixture
 def sink(monkeypatch):
-    with MailSink() as server:
-        for name, value in server.connection_env("smtp_test").items():
-            monkeypatch.setenv(name, value)
+    with mail_sink_for("smtp_test", monkeypatch) as server:
         yield server
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "edit_yaml",
     "evil_pickle",
     "free_port",
+    "mail_sink_for",
     "mandatory_in_ci",
     "parse_dags",
     "run_airflow",
@@ -54,6 +55,15 @@ SEED_TASKS = (
     "send_email",
     "my_trigger_task",
 )
+
+
+@contextlib.contextmanager
+def mail_sink_for(conn_id: str, monkeypatch: pytest.MonkeyPatch):
+    """A MailSink that Airflow's SMTP connection `conn_id` points at, through AIRFLOW_CONN_* in the environment."""
+    with MailSink() as server:
+        for name, value in server.connection_env(conn_id).items():
+            monkeypatch.setenv(name, value)
+        yield server
 
 
 def copy_pipelines(root: Path) -> Path:
