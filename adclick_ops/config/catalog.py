@@ -321,16 +321,13 @@ def _cross_check(catalog: Catalog, root: Path) -> None:
     _check_unique_ids(catalog, known, bad)
     _check_trigger_targets(catalog, root, known, bad)
     for f, dag_id, message in _trigger_cycles(catalog):
-        loc = (dag_id, "trigger", "dag_id")
-        bad.setdefault(f.path, []).append(
-            Issue(
-                f.path,
-                f.document.line_of(loc),
-                field_path(loc),
-                message,
-                repr(f.dags[dag_id].trigger.dag_id),
-                "a trigger graph without cycles: no DAG triggers itself, directly or through other DAGs",
-            )
+        _flag(
+            bad,
+            f,
+            (dag_id, "trigger", "dag_id"),
+            message,
+            repr(f.dags[dag_id].trigger.dag_id),
+            "a trigger graph without cycles: no DAG triggers itself, directly or through other DAGs",
         )
     project = os.path.realpath(project_root(catalog))
     _check_datasets(catalog, project, bad)
@@ -338,6 +335,13 @@ def _cross_check(catalog: Catalog, root: Path) -> None:
     for path, issues in bad.items():
         catalog.errors[path] = ConfigError(issues)
     catalog.files = [f for f in catalog.files if f.path not in bad]
+
+
+def _flag(
+    bad: dict[str, list[Issue]], f: PipelineFile, loc: tuple[str, ...], message: str, found: str | None = None, expected: str | None = None
+) -> None:
+    """One issue of the cross-file checks, at the line and field of `loc` in file `f`."""
+    bad.setdefault(f.path, []).append(Issue(f.path, f.document.line_of(loc), field_path(loc), message, found, expected))
 
 
 def _check_unique_ids(catalog: Catalog, known: dict[str, str], bad: dict[str, list[Issue]]) -> None:
@@ -361,16 +365,14 @@ def _check_trigger_targets(catalog: Catalog, root: Path, known: dict[str, str], 
     for f in catalog.files:
         for dag_id, dag in f.dags.items():
             if dag.trigger and not dag.trigger.external and dag.trigger.dag_id not in known:
-                bad.setdefault(f.path, []).append(
-                    Issue(
-                        f.path,
-                        f.document.line_of((dag_id, "trigger", "dag_id")),
-                        f"{dag_id}.trigger.dag_id",
-                        f"DAG {dag.trigger.dag_id!r} is not declared in {_shown(root)}/ (declared: {', '.join(sorted(known)) or 'none'}); "
-                        "declare it there or set trigger.external: true",
-                        repr(dag.trigger.dag_id),
-                        f"a DAG declared in {_shown(root)}/, or trigger.external: true",
-                    )
+                _flag(
+                    bad,
+                    f,
+                    (dag_id, "trigger", "dag_id"),
+                    f"DAG {dag.trigger.dag_id!r} is not declared in {_shown(root)}/ (declared: {', '.join(sorted(known)) or 'none'}); "
+                    "declare it there or set trigger.external: true",
+                    repr(dag.trigger.dag_id),
+                    f"a DAG declared in {_shown(root)}/, or trigger.external: true",
                 )
 
 
@@ -379,8 +381,7 @@ def _check_datasets(catalog: Catalog, project: str, bad: dict[str, list[Issue]])
         for dag_id, dag in f.dags.items():
             problem = dataset_problem(dag.training.dataset, project) if dag.training else None
             if problem:
-                loc = (dag_id, "training", "dataset")
-                bad.setdefault(f.path, []).append(Issue(f.path, f.document.line_of(loc), field_path(loc), problem))
+                _flag(bad, f, (dag_id, "training", "dataset"), problem)
 
 
 def _check_one_champion_each(catalog: Catalog, project: str, bad: dict[str, list[Issue]]) -> None:
@@ -394,17 +395,14 @@ def _check_one_champion_each(catalog: Catalog, project: str, bad: dict[str, list
             location = _model_location(dag.training.model_dir, dag.training.model_file, project)
             if location in writers:
                 other_dag, other_file = writers[location]
-                loc = (dag_id, "training", "model_dir")
-                bad.setdefault(f.path, []).append(
-                    Issue(
-                        f.path,
-                        f.document.line_of(loc),
-                        field_path(loc),
-                        f"DAG {dag_id!r} ({f.path}) and DAG {other_dag!r} ({other_file}) both keep their champion in {location}; "
-                        "each DAG needs its own model_dir or model_file, or the two would overwrite each other's champion",
-                        repr(dag.training.model_dir),
-                        "a model_dir/model_file that no other DAG uses",
-                    )
+                _flag(
+                    bad,
+                    f,
+                    (dag_id, "training", "model_dir"),
+                    f"DAG {dag_id!r} ({f.path}) and DAG {other_dag!r} ({other_file}) both keep their champion in {location}; "
+                    "each DAG needs its own model_dir or model_file, or the two would overwrite each other's champion",
+                    repr(dag.training.model_dir),
+                    "a model_dir/model_file that no other DAG uses",
                 )
             else:
                 writers[location] = (dag_id, f.path)
