@@ -19,7 +19,7 @@ from a2wsgi.wsgi import build_environ
 from flask import Flask
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from adclick_ops.monitor.predict import ENDPOINT_KEY, PREDICT_PATH, PredictEndpoint
+from adclick_ops.monitor.predict import ENDPOINT_KEY, PREDICT_PATH, ChampionStale, PredictEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -178,9 +178,11 @@ class MonitorASGI:
             if len(raw) > endpoint.max_bytes:
                 await self._answer(send, *endpoint.too_long(), close=True)
                 return
-            if len(raw) <= INLINE_BODY_BYTES and endpoint.source.fresh():
-                status, payload = endpoint.answer_body(raw)
-            else:
+            try:
+                if len(raw) > INLINE_BODY_BYTES:
+                    raise ChampionStale  # a batch: scored on a thread, whatever the champion's state
+                status, payload = endpoint.answer_body(raw, from_memory=True)
+            except ChampionStale:
                 loop = asyncio.get_running_loop()
                 status, payload = await loop.run_in_executor(self._predict_pool, endpoint.answer_body, raw)
         except Exception:  # noqa: BLE001 - as the app's handler of unexpected errors: logged in full, one line answered

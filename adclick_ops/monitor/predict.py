@@ -41,6 +41,10 @@ MAX_BODY_BYTES = 4 * 1024 * 1024  # 10,000 rows of five features take about 1.3 
 _ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
 
 
+class ChampionStale(Exception):
+    """The champion pointer is due for another look (ChampionSource.known)."""
+
+
 class ChampionSource:
     """The monitored DAG's registry and its champion, loaded once per change of the pointer."""
 
@@ -67,9 +71,11 @@ class ChampionSource:
                 self._registry = registry_for(self.dag_id, self._pipelines)
         return self._registry
 
-    def fresh(self) -> bool:
-        """Whether `champion()` answers from memory, without looking at the registry."""
-        return time.monotonic() - self._checked < self.refresh
+    def known(self) -> tuple[Champion | None, str | None]:
+        """What `champion()` answers, from memory only: ChampionStale when it is time to look at the registry again."""
+        if time.monotonic() - self._checked < self.refresh:
+            return self._champion, self._problem
+        raise ChampionStale
 
     def champion(self) -> tuple[Champion | None, str | None]:
         """The champion to serve (None with the reason when there is none)."""
@@ -138,13 +144,15 @@ class PredictEndpoint:
         """The 400 for a body found longer than the bound while reading it (chunked, or longer than declared)."""
         return _error(f"request body: more than {self.max_bytes:,} bytes; at most {self.max_bytes:,} bytes per request")
 
-    def answer_body(self, raw: bytes) -> tuple[int, dict[str, Any]]:
-        """The status and the JSON answer to a request body of at most max_bytes (both servers' lanes)."""
+    def answer_body(self, raw: bytes, *, from_memory: bool = False) -> tuple[int, dict[str, Any]]:
+        """The status and the JSON answer to a request body of at most max_bytes (both servers' lanes).
+
+        With `from_memory`, the registry is not looked at (no I/O): ChampionStale when it is due."""
         try:
             rows = self._rows(raw)
         except _Refused as exc:
             return exc.status, exc.payload
-        champion, problem = self.source.champion()
+        champion, problem = self.source.known() if from_memory else self.source.champion()
         if champion is None:
             return _error(problem or "no champion", 503)
         try:

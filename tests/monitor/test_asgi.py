@@ -325,30 +325,45 @@ def test_a_slow_look_at_the_registry_never_holds_up_the_loop(champion_pipelines,
     assert answer["r"].status_code == 200
 
 
-def test_small_fresh_requests_are_scored_on_the_loop_and_large_ones_on_a_thread(served, monkeypatch):
-    endpoint = served.flask_app.extensions[ENDPOINT_KEY]
-    seen = []
-    answer_body = endpoint.answer_body
+def test_the_loop_scores_from_memory_only(served, monkeypatch):
+    """A small body is scored on the event loop while the champion is known. When the pointer is due for a
+    look (a stat, or a HEAD on S3), and for a batch, the request is answered on a thread: the loop never
+    waits on storage."""
+    from adclick_ops.monitor.predict import ChampionSource
 
-    def recording(raw):
-        seen.append((len(raw), threading.current_thread().name))
-        return answer_body(raw)
+    endpoint = served.flask_app.extensions[ENDPOINT_KEY]
+    scored, looked = [], []
+    answer_body, reload = endpoint.answer_body, ChampionSource._reload
+
+    def recording(raw, **how):
+        scored.append(threading.current_thread().name)
+        return answer_body(raw, **how)
+
+    def looking(self):
+        looked.append(threading.current_thread().name)
+        reload(self)
 
     monkeypatch.setattr(endpoint, "answer_body", recording)
-    monkeypatch.setattr(endpoint.source, "refresh", 3600.0)  # the champion stays known: no look at the registry
+    monkeypatch.setattr(ChampionSource, "_reload", looking)
+    monkeypatch.setattr(endpoint.source, "refresh", 3600.0)  # the champion stays known
     small = json.dumps({"rows": model_rows(1)}).encode()
     large = json.dumps({"rows": model_rows(1) * 200}).encode()
     assert len(small) <= asgi.INLINE_BODY_BYTES < len(large)
     for body in (small, small, large):
         assert head_of(post(served.port, body))[0] == 200
-    threads = [name for _, name in seen]
-    assert not threads[1].startswith("adclick-predict") and threads[2].startswith("adclick-predict"), seen
+    assert [name.startswith("adclick-predict") for name in scored[-3:]] == [False, False, True], scored
+    monkeypatch.setattr(endpoint.source, "refresh", 0.0)  # every request is due for a look
+    scored.clear()
+    for _ in range(3):
+        assert head_of(post(served.port, small))[0] == 200
+    assert len(looked) >= 3 and all(name.startswith("adclick-predict") for name in looked), looked
+    assert scored[-1].startswith("adclick-predict")  # tried from memory on the loop, then answered on a thread
 
 
 def test_a_bug_is_a_500_with_the_headers_and_logged(served, monkeypatch, caplog):
     endpoint = served.flask_app.extensions[ENDPOINT_KEY]
 
-    def broken(raw):
+    def broken(raw, **how):
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(endpoint, "answer_body", broken)
