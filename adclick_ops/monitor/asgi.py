@@ -109,6 +109,10 @@ class MonitorHttpProtocol(HttpToolsProtocol):
         self._cancel_timer()
         super().on_message_complete()
 
+    def _unsupported_upgrade_warning(self) -> None:
+        # uvicorn's own text advises installing a WebSocket library; the monitor has no WebSocket route
+        self.logger.warning("refused a request to upgrade the connection (the monitor speaks HTTP/1.1 only)")
+
     def send_400_response(self, msg: str) -> None:
         status, message = self._refusal or (400, "invalid HTTP request")
         self._send_error(status, message)

@@ -7,6 +7,7 @@ The server runs in this process, on a free loopback port, with the settings guni
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 import time
@@ -195,8 +196,31 @@ def test_a_body_beyond_the_bound_is_refused_unread_and_the_connection_closed(cha
             400,
             b"invalid HTTP request",
         ),
+    ]
+    + [
+        (request, 400, b"invalid HTTP request")
+        for request in (
+            b"GET /\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /health HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n\r\n",
+            b"GET /health HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            b"CONNECT evil:443 HTTP/1.1\r\nHost: evil:443\r\n\r\n",
+            b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+            b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+            b"POST /api/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        )
     ],
-    ids=["garbage", "101 fields", "head 70 KiB", "target 5,000 bytes", "two lengths", "length and chunked"],
+    ids=["garbage", "101 fields", "head 70 KiB", "target 5,000 bytes", "two lengths", "length and chunked"]
+    + [
+        "non-ASCII target",
+        "NUL in a header",
+        "folded header",
+        "HTTP/2 preface",
+        "CONNECT",
+        "negative length",
+        "length overflow",
+        "bad chunk",
+    ],
 )
 def test_the_server_s_own_refusals_are_secured_and_close(served, request_head, status, says):
     got_status, fields, body = head_of(exchange(served.port, request_head))
@@ -205,6 +229,15 @@ def test_the_server_s_own_refusals_are_secured_and_close(served, request_head, s
     assert ("connection", "close") in fields and ("cache-control", "no-store") in fields
     # the server serves on
     assert requests.get(served.url + "/health", timeout=10).status_code == 200
+
+
+def test_pipelined_requests_are_answered_in_order(served):
+    one = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    predict = json.dumps({"rows": model_rows(1)}).encode()
+    two = b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(predict), predict)
+    last = b"GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    answers = exchange(served.port, one + two + last)
+    assert re.findall(rb"HTTP/1\.1 (\d{3}) ", answers) == [b"200", b"200", b"404"]
 
 
 def test_a_head_too_slow_is_answered_408_and_a_silent_connection_closed(served, monkeypatch):
