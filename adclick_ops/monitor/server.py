@@ -263,7 +263,8 @@ def serve(
 ) -> str:
     """Serve the monitor on host:port until interrupted (or for `serve_for` seconds, waitress only).
 
-    server="gunicorn" (standalone, `adclick-ops monitor`): `workers` pre-forked processes.
+    server="gunicorn" (standalone, `adclick-ops monitor`): `workers` pre-forked uvicorn workers, each with
+    `threads` threads for Flask (GUNICORN_THREADS when None); /api/predict is answered on their event loops.
     server="waitress" (inside start_Flask_API): one process, `threads` threads, no fork.
     `airflow_url`, `dag_id` and `cache_ttl` left to None come from the environment or the defaults
     (see adclick_ops.monitor.app). Raises MonitorPortError when the port cannot be had.
