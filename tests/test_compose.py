@@ -355,3 +355,19 @@ def test_compose_test_off_ci_without_podman_says_how_to_install(tmp_path):
     )
     assert result.returncode == 2, result.stdout + result.stderr
     assert "apt-get install" in result.stderr and "podman" in result.stderr and "docker-compose" in result.stderr, result.stderr
+
+
+def test_compose_test_asks_for_each_missing_package_even_when_podman_is_there(tmp_path):
+    # podman may be installed without debootstrap (the stand-in base image's builder): each package is checked
+    fake = tmp_path / "dpkg-query"
+    fake.write_text(
+        '#!/bin/sh\nfor last; do :; done\n[ "$last" = debootstrap ] && printf "unknown ok not-installed" || printf "install ok installed"\n'
+    )
+    fake.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    env["PATH"] = f"{tmp_path}:/usr/bin:/bin"
+    result = subprocess.run(
+        [sys.executable, str(PROJECT / "tests" / "compose" / "stack.py")], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "compose-test needs Debian packages that are not installed: debootstrap.\n" in result.stderr, result.stderr

@@ -114,14 +114,28 @@ def engine_env() -> dict[str, str]:
 # -- the engine -------------------------------------------------------------------------------
 
 
+def missing_packages() -> list[str]:
+    """The packages of DEBIAN_PACKAGES that dpkg does not have installed (all of them when dpkg cannot say)."""
+    missing = []
+    for package in DEBIAN_PACKAGES:
+        try:
+            status = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True, timeout=60).stdout
+        except OSError:
+            return list(DEBIAN_PACKAGES)
+        if not status.endswith("installed") or "not-installed" in status:
+            missing.append(package)
+    return missing
+
+
 def ensure_tools() -> None:
-    missing = [tool for tool in ("podman", "docker-compose", "runc") if shutil.which(tool) is None]
+    # each package is checked, not only the engine's commands: podman alone may be there without debootstrap
+    missing = missing_packages()
     if not missing:
         return
     install = f"apt-get update && apt-get install -y --no-install-recommends {' '.join(DEBIAN_PACKAGES)}"
     if os.environ.get("CI", "").lower() != "true":
         print(
-            f"compose-test needs {', '.join(missing)}, which are not installed.\n"
+            f"compose-test needs Debian packages that are not installed: {', '.join(missing)}.\n"
             f"On Debian bookworm, as root:\n    {install}\n"
             "then run `make compose-test` again (as root: the stand-in images and the stack are rootful podman's).\n"
             "CI (CI=true) installs them itself.",
