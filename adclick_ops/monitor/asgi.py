@@ -218,18 +218,25 @@ class FlaskLane:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         declared = _content_length(scope)
+        if (declared or 0) > PAGE_BODY_BYTES:
+            await self._too_large(send)  # refused before any of it is read
+            return
         raw = b"" if declared == 0 else await _read_body(receive, PAGE_BODY_BYTES)
         if raw is None:
             return  # the client went away
-        if len(raw) > PAGE_BODY_BYTES or (declared or 0) > PAGE_BODY_BYTES:
-            body = f"request body longer than {PAGE_BODY_BYTES:,} bytes\n".encode()
-            headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"cache-control", b"no-store"), (b"connection", b"close")]
-            await send({"type": "http.response.start", "status": 413, "headers": [*headers, (b"content-length", b"%d" % len(body))]})
-            await send({"type": "http.response.body", "body": body})
+        if len(raw) > PAGE_BODY_BYTES:
+            await self._too_large(send)
             return
         environ = build_environ(scope, io.BytesIO(raw))  # type: ignore[arg-type]
         status, headers, body = await asyncio.get_running_loop().run_in_executor(self._pool, self._run, environ)
         await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    @staticmethod
+    async def _too_large(send: Any) -> None:
+        body = f"request body longer than {PAGE_BODY_BYTES:,} bytes\n".encode()
+        headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"cache-control", b"no-store"), (b"connection", b"close")]
+        await send({"type": "http.response.start", "status": 413, "headers": [*headers, (b"content-length", b"%d" % len(body))]})
         await send({"type": "http.response.body", "body": body})
 
     def _run(self, environ: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:

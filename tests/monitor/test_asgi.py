@@ -317,6 +317,12 @@ def test_pages_are_flask_s_whole_answers(served):
     assert status == 413 and b"request body longer than 65,536 bytes" in body
     assert ("connection", "close") in fields
     assert_secured_once(fields)
+    # declared too long: answered before the body is sent; chunked: found too long in reading
+    status, _, _ = head_of(exchange(served.port, b"POST /models HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n"))
+    assert status == 413
+    chunks = b"".join(b"%x\r\n%s\r\n" % (40000, b"x" * 40000) for _ in range(2)) + b"0\r\n\r\n"
+    status, _, _ = head_of(exchange(served.port, b"POST /models HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks))
+    assert status == 413
 
 
 def post_to(port: int, path: str, body: bytes) -> bytes:
