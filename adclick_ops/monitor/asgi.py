@@ -182,25 +182,27 @@ class MonitorASGI:
             if len(raw) > endpoint.max_bytes:
                 await self._answer(send, *endpoint.too_long(), close=True)
                 return
-            try:
-                if len(raw) > INLINE_BODY_BYTES:
-                    raise ChampionStale  # a batch: scored on a thread, whatever the champion's state
-                status, payload = endpoint.answer_body(raw, from_memory=True)
-            except ChampionStale:
-                loop = asyncio.get_running_loop()
-                status, payload = await loop.run_in_executor(self._predict_pool, endpoint.answer_body, raw)
+            status, payload = await self._score(raw)
         except Exception:  # noqa: BLE001 - as the app's handler of unexpected errors: logged in full, one line answered
             log.exception("monitor error on %s", PREDICT_PATH)
             status, payload = 500, {"error": "internal error of the monitor", "status": 500}
         await self._answer(send, status, payload)
 
+    async def _score(self, raw: bytes) -> tuple[int, dict[str, Any]]:
+        """On the loop when the body is small and the champion known; on a thread otherwise."""
+        if len(raw) <= INLINE_BODY_BYTES:
+            try:
+                return self.endpoint.answer_body(raw, from_memory=True)
+            except ChampionStale:
+                pass  # the pointer is due for a look: storage I/O, never on the loop
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._predict_pool, self.endpoint.answer_body, raw)
+
     async def _answer(self, send: Any, status: int, payload: dict[str, Any], close: bool = False) -> None:
-        body = PredictEndpoint.encode(payload)
-        headers = [*self._predict_headers, (b"content-length", b"%d" % len(body))]
+        headers = list(self._predict_headers)
         if close:  # the rest of the body is not read: the connection cannot carry another request
             headers.append((b"connection", b"close"))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await _send_whole(send, status, headers, PredictEndpoint.encode(payload))
 
 
 class FlaskLane:
@@ -229,15 +231,13 @@ class FlaskLane:
             return
         environ = build_environ(scope, io.BytesIO(raw))  # type: ignore[arg-type]
         status, headers, body = await asyncio.get_running_loop().run_in_executor(self._pool, self._run, environ)
-        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.start", "status": status, "headers": headers})  # Flask's own length
         await send({"type": "http.response.body", "body": body})
 
     @staticmethod
     async def _too_large(send: Any) -> None:
-        body = f"request body longer than {PAGE_BODY_BYTES:,} bytes\n".encode()
         headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"cache-control", b"no-store"), (b"connection", b"close")]
-        await send({"type": "http.response.start", "status": 413, "headers": [*headers, (b"content-length", b"%d" % len(body))]})
-        await send({"type": "http.response.body", "body": body})
+        await _send_whole(send, 413, headers, f"request body longer than {PAGE_BODY_BYTES:,} bytes\n".encode())
 
     def _run(self, environ: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         answer: dict[str, Any] = {}
@@ -258,6 +258,12 @@ class FlaskLane:
             if name.lower() not in self.server_headers
         ]
         return int(answer["status"].split(" ", 1)[0]), headers, b"".join(chunks)
+
+
+async def _send_whole(send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    """An answer of the monitor's own, its length declared."""
+    await send({"type": "http.response.start", "status": status, "headers": [*headers, (b"content-length", b"%d" % len(body))]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _content_length(scope: dict[str, Any]) -> int | None:

@@ -79,8 +79,10 @@ class ChampionSource:
 
     def champion(self) -> tuple[Champion | None, str | None]:
         """The champion to serve (None with the reason when there is none)."""
-        if time.monotonic() - self._checked < self.refresh:
-            return self._champion, self._problem
+        try:
+            return self.known()
+        except ChampionStale:
+            pass
         with self._lock:
             if time.monotonic() - self._checked >= self.refresh:
                 self._reload()
