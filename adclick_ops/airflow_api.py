@@ -15,6 +15,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -163,6 +165,8 @@ class AirflowClient:
         self._token_lock = threading.Lock()
         # requests.Session is not documented as thread-safe: one per serving thread, kept alive.
         self._local = threading.local()
+        # the Date header of the server's latest answer, and time.monotonic() when it came (server_time)
+        self._server_clock: tuple[datetime, float] | None = None
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
@@ -210,6 +214,7 @@ class AirflowClient:
             )
             with response:
                 response._content = self._read_body(response, path)
+            self._note_server_clock(response.headers.get("Date"))
             return response
         except requests.RequestException as exc:
             if watch.expired or isinstance(exc, requests.Timeout):
@@ -229,6 +234,26 @@ class AirflowClient:
                 watch.finished = True
             timer.cancel()
             _calls.watch = None
+
+    def _note_server_clock(self, header: str | None) -> None:
+        try:
+            date = parsedate_to_datetime(header) if header else None
+        except (TypeError, ValueError, IndexError):
+            return
+        if date is not None and date.tzinfo is not None:
+            self._server_clock = (date, time.monotonic())
+
+    def server_time(self) -> datetime | None:
+        """A whole second that the server's clock has reached, by its latest answer; None before any answer.
+
+        HTTP's Date header gives the server's time rounded down to the second, so this is the Date of
+        the latest answer plus the whole seconds since it came: never ahead of the server's clock,
+        whatever the client's own clock says.
+        """
+        if self._server_clock is None:
+            return None
+        date, received = self._server_clock
+        return date + timedelta(seconds=int(time.monotonic() - received))
 
     def _read_body(self, response: requests.Response, path: str) -> bytes:
         cap = self.max_body_bytes

@@ -151,3 +151,109 @@ def test_task_instances_and_any_xcom_are_read(stub):
     assert client.xcom("Airflow_Lab2", "manual__1", "load_data_task", "failure")["error"] == "E: x"
     assert client.xcom("Airflow_Lab2", "manual__1", "load_data_task", "nope") is None
     assert client.task_instances("Airflow_Lab2", "manual__2") == []
+
+
+class _Clocked:
+    """An Airflow API whose clock says `date` (the HTTP Date header of every answer), whatever ours says;
+    it hands out a token, knows the DAG Airflow_Lab2, and keeps the bodies of the runs posted to it."""
+
+    def __init__(self, date: str):
+        import http.server
+        import json
+        import threading
+
+        posted = self.posted = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def date_time_string(self, timestamp=None):  # what send_response puts into the Date header
+                return date
+
+            def log_message(self, *args):
+                pass
+
+            def _answer(self, body):
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                self._answer({"dag_id": "Airflow_Lab2"})
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.path == "/auth/token":
+                    self._answer({"access_token": "t"})
+                else:
+                    posted.append(json.loads(body))
+                    self._answer({"dag_run_id": posted[-1].get("dag_run_id")})
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def clocked(request):
+    server = _Clocked(request.param)
+    yield server
+    server.close()
+
+
+@pytest.mark.parametrize("clocked", ["Tue, 01 Jan 2030 10:00:00 GMT"], indirect=True)
+def test_server_time_is_the_clock_of_the_server_not_ours(clocked):
+    from datetime import UTC, datetime
+
+    client = AirflowClient(clocked.url, "airflow", "airflow")
+    assert client.server_time() is None  # nothing heard yet
+    client.call("GET", "/dags/Airflow_Lab2")
+    assert client.server_time() == datetime(2030, 1, 1, 10, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("clocked", ["soon", "Tue, 01 Jan 2030 10:00:00", "Tue, 99 Foo 2030 99:00:00 GMT", ""], indirect=True)
+def test_a_date_header_that_is_not_a_time_with_a_zone_is_not_taken_for_the_servers_clock(clocked):
+    client = AirflowClient(clocked.url, "airflow", "airflow")
+    assert client.call("GET", "/dags/Airflow_Lab2") == {"dag_id": "Airflow_Lab2"}  # the answer itself is still read
+    assert client.server_time() is None
+
+
+@pytest.mark.parametrize("clocked", ["Tue, 01 Jan 2030 10:00:00 GMT", "Mon, 01 Jan 2001 00:00:00 GMT"], indirect=True)
+def test_a_triggered_run_is_due_in_the_second_the_server_has_reached(clocked):
+    """Airflow's scheduler starts a queued run once run_after <= now() of its database, and SQLite's now() has no
+    fraction of a second: the run posted is due before the server's current second, by the server's clock
+    (ten years ahead of ours or twenty-five behind), so that it starts at once."""
+    from datetime import datetime, timedelta
+
+    from adclick_ops.embedded.run import trigger
+
+    client = AirflowClient(clocked.url, "airflow", "airflow")
+    client.call("GET", "/dags/Airflow_Lab2")
+    run_id = trigger(client, "Airflow_Lab2", "a note")
+    (body,) = clocked.posted
+    assert body["dag_run_id"] == run_id and body["note"] == "a note"
+    server_second = client.server_time()
+    assert datetime.fromisoformat(body["run_after"]) == server_second - timedelta(microseconds=1)
+    # as SQLite compares them: the text Airflow stores for run_after sorts before CURRENT_TIMESTAMP's
+    stored, now = datetime.fromisoformat(body["run_after"]).strftime("%Y-%m-%d %H:%M:%S.%f"), server_second.strftime("%Y-%m-%d %H:%M:%S")
+    assert stored < now
+
+
+def test_a_run_triggered_before_any_answer_leaves_run_after_to_airflow():
+    from adclick_ops.embedded.run import trigger
+
+    server = _Clocked("Tue, 01 Jan 2030 10:00:00 GMT")
+    try:
+        client = AirflowClient(server.url, "airflow", "airflow")
+        trigger(client, "Airflow_Lab2", "a note")
+        # the run was made before the server's clock was heard: Airflow's own default (its time of the request) holds
+        assert "run_after" not in server.posted[0]
+        trigger(client, "Airflow_Lab2", "a note")
+        assert server.posted[1]["run_after"] == "2030-01-01T09:59:59.999999+00:00"
+    finally:
+        server.close()

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -202,6 +203,13 @@ def trigger(api: AirflowClient, dag_id: str, note: str, logical_date: str | None
     """Trigger a run under an id of our own, so that a retried request cannot start a second run."""
     run_id = f"manual__{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime())}__{os.urandom(4).hex()}"
     body: dict[str, Any] = {"dag_run_id": run_id, "logical_date": logical_date, "note": note}
+    # Airflow's scheduler starts a queued run once run_after <= the database's now(), and SQLite's now()
+    # counts whole seconds: with run_after left to the api-server (its own clock, to the microsecond),
+    # a run on the embedded default waited up to a second to start (docs/performance.md, "The first
+    # task's wait"). The last microsecond before the server's current second is due at once.
+    server_time = api.server_time()
+    if server_time is not None:
+        body["run_after"] = (server_time - timedelta(microseconds=1)).isoformat()
     if conf:
         body["conf"] = conf
     # A 409 follows a retry whose first try did create the run (the id is ours), or a run that

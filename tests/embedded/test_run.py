@@ -177,6 +177,11 @@ def check_the_terminal_loop(proc: subprocess.Popen, lines: list[str], home, api_
     assert re.search(r"^e-mail:  .*\.eml$", done.stdout, re.M), done.stdout
     client = AirflowClient(f"http://127.0.0.1:{api_port}", "airflow", "airflow", read_timeout=10)
     assert client.call("GET", f"/dags/Airflow_Lab2/dagRuns/{run_id}")["conf"] == {"reason": "new data"}
+    # Both runs were due before the second they were queued in, as SQLite's now() (whole seconds) compares them
+    # with run_after: the scheduler could start each at once instead of waiting for the next second.
+    with sqlite3.connect(home / "airflow.db") as con:
+        due = con.execute("select run_id, run_after < substr(queued_at, 1, 19) from dag_run where run_id in (?, ?)", (first_run, run_id))
+        assert dict(due.fetchall()) == {first_run: 1, run_id: 1}
 
     # the run command did not start that run, and says how it ended, with the same summary
     wait_for_line(proc, lines, rf"Airflow_Lab2: the manual run {re.escape(run_id)} \(triggered by adclick-ops trigger\) ended", 120)
