@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -199,17 +199,36 @@ def connect(base: str, stack: Stack, deadline: float) -> AirflowClient:
     raise SystemExit("the Airflow API server did not come up; see .airflow/api-server.log")
 
 
+CLOCKS_AGREE_WITHIN = 2.0  # seconds between the server's clock and ours for _due_at_once to trust both
+
+
+def _due_at_once(api: AirflowClient) -> str | None:
+    """run_after for a run that should start at once: the last microsecond before the current second.
+
+    Airflow's scheduler starts a queued run once run_after <= now() of its database, and SQLite's now()
+    counts whole seconds. With run_after left to the api-server (its clock, to the microsecond), a
+    run on the embedded default waited up to a second before its first task (docs/performance.md,
+    "The first task's wait"). The second is the earlier of the server's (from the Date header of its
+    latest answer) and ours, so the run is never due later than either clock says. When the clocks
+    disagree by more than CLOCKS_AGREE_WITHIN seconds, or the server's is unknown, it is None and
+    Airflow's own default holds, so a wrong clock on either side never delays a run.
+    """
+    server = api.server_time()
+    if server is None:
+        return None
+    ours = datetime.now(UTC).replace(microsecond=0)
+    if abs((ours - server).total_seconds()) > CLOCKS_AGREE_WITHIN:
+        return None
+    return (min(server, ours) - timedelta(microseconds=1)).isoformat()
+
+
 def trigger(api: AirflowClient, dag_id: str, note: str, logical_date: str | None = None, conf: dict[str, Any] | None = None) -> str:
     """Trigger a run under an id of our own, so that a retried request cannot start a second run."""
     run_id = f"manual__{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime())}__{os.urandom(4).hex()}"
     body: dict[str, Any] = {"dag_run_id": run_id, "logical_date": logical_date, "note": note}
-    # Airflow's scheduler starts a queued run once run_after <= the database's now(), and SQLite's now()
-    # counts whole seconds: with run_after left to the api-server (its own clock, to the microsecond),
-    # a run on the embedded default waited up to a second to start (docs/performance.md, "The first
-    # task's wait"). The last microsecond before the server's current second is due at once.
-    server_time = api.server_time()
-    if server_time is not None:
-        body["run_after"] = (server_time - timedelta(microseconds=1)).isoformat()
+    run_after = _due_at_once(api)
+    if run_after is not None:
+        body["run_after"] = run_after
     if conf:
         body["conf"] = conf
     # A 409 follows a retry whose first try did create the run (the id is ours), or a run that
