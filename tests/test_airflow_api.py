@@ -163,11 +163,13 @@ class _Clocked:
     def __init__(self, date: str | None = None, ahead: float = 0.0):
         import http.server
         import json
+        import os
         import threading
         import time
         from email.utils import formatdate
 
         posted = self.posted = []
+        token = os.urandom(8).hex()
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def date_time_string(self, timestamp=None):  # what send_response puts into the Date header
@@ -190,7 +192,7 @@ class _Clocked:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if self.path == "/auth/token":
-                    self._answer({"access_token": "t"})
+                    self._answer({"access_token": token})
                 else:
                     posted.append(json.loads(body))
                     self._answer({"dag_run_id": posted[-1].get("dag_run_id")})
