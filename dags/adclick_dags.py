@@ -18,6 +18,12 @@ import airflow.timetables.assets  # noqa: F401
 import airflow.timetables.trigger  # noqa: F401
 import airflow.version  # noqa: F401
 
-from adclick_ops.render import render
+# A task process forked from a scheduler or worker that preloaded adclick-ops imports it afresh if a
+# file of it changed since (adclick_ops.preload); this runs before anything else of the package.
+import adclick_ops.preload  # isort: skip
+
+adclick_ops.preload.refresh()
+
+from adclick_ops.render import render  # noqa: E402
 
 render(globals(), dag_file=__file__)

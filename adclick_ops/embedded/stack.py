@@ -78,6 +78,8 @@ def airflow_env(home: Path, project: Path = PROJECT, api_port: int = AIRFLOW_POR
         passwords.write_text(json.dumps({ADMIN_USER: ADMIN_PASSWORD}))
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+    # config/airflow_local_settings.py: the scheduler preloads what the task processes parse (adclick_ops.preload)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(project.resolve() / "config"), env.get("PYTHONPATH")]))
     env.update(extra or {})
     write_config_note(home, env)  # else Airflow writes its defaults there, which are not what runs
     return env

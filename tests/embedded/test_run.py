@@ -92,6 +92,10 @@ def test_run_command_trains_triggers_the_monitor_dag_and_serves_the_monitor(tmp_
         # the generated secrets are long enough for HS512: PyJWT never warns
         logs = "".join(p.read_text(errors="replace") for p in (tmp_path / "airflow").rglob("*.log"))
         assert "InsecureKeyLengthWarning" not in out + logs
+        # the scheduler, which forks the task processes, preloaded what they parse (adclick_ops.preload); no other component did
+        components = {p.name: p.read_text(errors="replace") for p in (tmp_path / "airflow").glob("*.log")}
+        assert [name for name, text in components.items() if "modules preloaded for the task processes" in text] == ["scheduler.log"]
+        assert "modules not preloaded" not in logs
         assert all(len((tmp_path / "airflow" / f".{name}").read_text()) >= 64 for name in ("jwt_secret", "api_secret_key"))
         run_id = re.search(r"Triggered Airflow_Lab2: (\S+)", out).group(1)
         assert f"Airflow_Lab2 run {run_id}: success" in out

@@ -1,0 +1,269 @@
+"""adclick_ops.preload: task processes forked from a process that preloaded adclick-ops start warm, and
+still run the code as it is on disk when a file changed after the preload.
+
+Every test that preloads does it in a process of its own, and forks from it as Airflow does."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from adclick_ops import preload
+
+from tests.support import copy_pipelines
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Preload warmpkg.a (which imports warmpkg.b), run the edit, fork, and in the child do what the DAG file does:
+# refresh, then import. The child reports what it found.
+_FORKED = """
+import importlib, json, os, sys
+from adclick_ops import preload
+preload.preload(("warmpkg.a",), tracked=("warmpkg",))
+first = sys.modules["warmpkg.a"]
+exec(sys.argv[1])
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(r)
+    out = {}
+    try:
+        out["stale"] = preload.refresh()
+        out["kept_untracked"] = "adclick_ops.preload" in sys.modules
+        try:
+            module = importlib.import_module("warmpkg.a")
+            out.update(value=module.VALUE, same=module is first)
+        except ImportError as exc:
+            out["error"] = type(exc).__name__
+        out["again"] = preload.refresh()
+    finally:
+        os.write(w, json.dumps(out).encode())
+        os._exit(0)
+os.close(w)
+os.waitpid(pid, 0)
+print(os.read(r, 1 << 16).decode())
+"""
+
+
+def _package(tmp_path: Path) -> Path:
+    pkg = tmp_path / "warmpkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from warmpkg import b\n\nVALUE = b.VALUE\n")
+    (pkg / "b.py").write_text('VALUE = "old"\n')
+    return pkg
+
+
+def _python(code: str, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    base = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-c", code, *args], env=base, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def _forked(tmp_path: Path, edit: str) -> dict:
+    _package(tmp_path)
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    result = _python(_FORKED, textwrap.dedent(edit), env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+B = "warmpkg/b.py"
+
+
+@pytest.mark.parametrize(
+    ("edit", "value"),
+    [
+        (f"open({B!r}, 'w').write('VALUE = \"new, longer\"\\n')", "new, longer"),
+        # the same size, a later time: an edit that keeps the length is seen too
+        (
+            f"st = os.stat({B!r}); open({B!r}, 'w').write('VALUE = \"neW\"\\n'); os.utime({B!r}, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))",
+            "neW",
+        ),
+        # replaced by another file of the same content (a reinstall): imported again, same result
+        (f"os.replace({B!r}, 'b.tmp'); open({B!r}, 'w').write(open('b.tmp').read())", "old"),
+    ],
+    ids=["edited", "same-size", "replaced"],
+)
+def test_a_task_process_imports_a_tracked_package_afresh_when_one_of_its_files_changed(tmp_path, edit, value):
+    found = _forked(tmp_path, edit)
+    assert found["stale"] == ["warmpkg.b"]
+    assert found["value"] == value and found["same"] is False
+    # only the tracked packages are dropped, and the check is made once per process
+    assert found["kept_untracked"] is True and found["again"] == []
+
+
+def test_a_task_process_keeps_the_preloaded_modules_when_nothing_changed(tmp_path):
+    found = _forked(tmp_path, "")
+    assert found == {"stale": [], "kept_untracked": True, "value": "old", "same": True, "again": []}
+
+
+def test_a_removed_file_is_not_run_from_memory(tmp_path):
+    found = _forked(tmp_path, f"os.remove({B!r})")
+    assert found["stale"] == ["warmpkg.b"] and found["error"] == "ImportError"
+
+
+def test_a_failed_preload_leaves_no_half_imported_package_and_nothing_to_refresh(tmp_path):
+    pkg = _package(tmp_path)
+    (pkg / "broken.py").write_text("from warmpkg import b\n\nraise RuntimeError('boom')\n")
+    code = """
+import json, sys
+from adclick_ops import preload
+try:
+    preload.preload(("warmpkg.broken",), tracked=("warmpkg",))
+except RuntimeError as exc:
+    error = str(exc)
+print(json.dumps({"error": error, "left": sorted(m for m in sys.modules if m.startswith("warmpkg")), "refresh": preload.refresh()}))
+"""
+    result = _python(code, env={"PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}, cwd=tmp_path)
+    assert json.loads(result.stdout) == {"error": "boom", "left": [], "refresh": []}, result.stderr
+
+
+def test_refresh_without_a_preload_changes_nothing():
+    before = dict(sys.modules)
+    assert preload.refresh() == []
+    assert all(sys.modules.get(name) is module for name, module in before.items())
+
+
+@pytest.mark.parametrize(
+    ("argv", "executor", "wanted"),
+    [
+        (["airflow", "scheduler"], "LocalExecutor", True),
+        (["airflow", "scheduler", "--skip-serve-logs"], "LocalExecutor", True),
+        (["airflow", "scheduler"], "LocalExecutor,CeleryExecutor", True),
+        (["airflow", "scheduler"], "CeleryExecutor", False),  # its tasks run in the Celery workers
+        (["airflow", "celery", "worker"], "CeleryExecutor", True),
+        (["airflow", "celery", "flower"], "CeleryExecutor", False),
+        (["airflow", "dag-processor"], "LocalExecutor", False),
+        (["airflow", "api-server"], "LocalExecutor", False),
+        (["airflow", "triggerer"], "LocalExecutor", False),
+        (["airflow", "dags", "test", "Airflow_Lab2"], "LocalExecutor", False),
+        (["airflow"], "LocalExecutor", False),
+    ],
+)
+def test_only_the_process_that_forks_task_processes_preloads(monkeypatch, argv, executor, wanted):
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", executor)
+    assert preload._wanted(argv) is wanted
+
+
+# Start Python as `airflow <argv>` would, with config/ on the path: Airflow imports config/airflow_local_settings.py.
+_AS_AIRFLOW = """
+import json, sys
+sys.argv = json.loads(sys.argv[1])
+import airflow
+print(json.dumps(sorted(m for m in sys.modules if m.startswith(("adclick_ops", "dagfactory")))))
+"""
+
+
+def _as_airflow(tmp_path: Path, argv: list[str], **env: str) -> tuple[list[str], str]:
+    base = {"AIRFLOW_HOME": str(tmp_path / "home"), "AIRFLOW__CORE__EXECUTOR": "LocalExecutor", "PYTHONPATH": str(ROOT / "config")}
+    result = _python(_AS_AIRFLOW, json.dumps(argv), env={**base, **env})
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1]), result.stderr
+
+
+def test_airflow_local_settings_preloads_the_scheduler_and_says_so(tmp_path):
+    modules, err = _as_airflow(tmp_path, ["airflow", "scheduler"])
+    assert {"adclick_ops.render", "adclick_ops.tasks", "adclick_ops.config.models", "dagfactory.dagbuilder"} <= set(modules)
+    assert "modules preloaded for the task processes (ADCLICK_OPS_PRELOAD=false turns this off)" in err
+
+
+@pytest.mark.parametrize(("argv", "env"), [(["airflow", "api-server"], {}), (["airflow", "scheduler"], {"ADCLICK_OPS_PRELOAD": "false"})])
+def test_airflow_local_settings_leaves_other_processes_cold(tmp_path, argv, env):
+    modules, err = _as_airflow(tmp_path, argv, **env)
+    assert "adclick_ops.render" not in modules and "dagfactory" not in modules
+    assert "preloaded" not in err
+
+
+def test_an_unknown_preload_setting_is_named_and_the_default_holds(tmp_path):
+    modules, err = _as_airflow(tmp_path, ["airflow", "scheduler"], ADCLICK_OPS_PRELOAD="maybe")
+    assert "adclick-ops: ADCLICK_OPS_PRELOAD='maybe' is not true or false; preloading as by default" in err
+    assert "adclick_ops.render" in modules
+
+
+def test_a_preload_that_fails_costs_only_the_speed(tmp_path):
+    code = """
+import json, sys
+from adclick_ops import preload
+preload.MODULES = ("adclick_ops.render", "adclick_ops.no_such_module")
+print(json.dumps({"added": preload.preload_for_command(["airflow", "celery", "worker"]),
+                  "left": sorted(m for m in sys.modules if m.startswith("adclick_ops.") and m != "adclick_ops.preload")}))
+"""
+    result = _python(code, env={"AIRFLOW_HOME": str(tmp_path / "home")})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout) == {"added": [], "left": []}
+    assert (
+        "adclick-ops: modules not preloaded for the task processes (ModuleNotFoundError: No module named 'adclick_ops.no_such_module')"
+        in result.stderr
+    )
+
+
+# In a preloaded scheduler, fork one process per task as Airflow does, and parse the DAG file there for that
+# task: the modules each parse still has to import.
+_PARSES = """
+import json, os, runpy, sys
+sys.argv = ["airflow", "scheduler"]
+import airflow
+dag_file = sys.stdin.readline().strip()
+tasks = json.loads(sys.stdin.readline())
+found = {}
+for dag_id, task_id in tasks:
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        os.environ.update(_AIRFLOW_PARSING_CONTEXT_DAG_ID=dag_id, _AIRFLOW_PARSING_CONTEXT_TASK_ID=task_id)
+        before = set(sys.modules)
+        names = runpy.run_path(dag_file, run_name="unusual_prefix_adclick_dags")
+        built = [k for k, v in names.items() if type(v).__name__ == "DAG"]
+        new = sorted(set(sys.modules) - before)
+        os.write(w, json.dumps({"built": built, "new": new}).encode())
+        os._exit(0)
+    os.close(w)
+    chunks = []
+    while chunk := os.read(r, 1 << 16):
+        chunks.append(chunk)
+    os.waitpid(pid, 0)
+    found[f"{dag_id}.{task_id}"] = json.loads(b"".join(chunks))
+print(json.dumps(found))
+"""
+SHIPPED_TASKS = [
+    ("Airflow_Lab2", t)
+    for t in (
+        "load_data_task",
+        "data_preprocessing_task",
+        "separate_data_outputs_task",
+        "build_save_model_task",
+        "load_model_task",
+        "send_email",
+        "my_trigger_task",
+    )
+] + [("Airflow_Lab2_Flask", "start_Flask_API")]
+
+
+def test_the_preload_covers_what_each_task_process_parses(tmp_path):
+    pipelines = copy_pipelines(tmp_path)
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path / "home"),
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__DAG_FACTORY__ENABLE_TELEMETRY": "False",
+        "ADCLICK_OPS_PIPELINES": str(pipelines),
+        "ADCLICK_OPS_HOME": str(pipelines.parent),
+        "PYTHONPATH": str(ROOT / "config"),
+    }
+    stdin = f"{ROOT / 'dags' / 'adclick_dags.py'}\n{json.dumps(SHIPPED_TASKS)}\n"
+    result = subprocess.run([sys.executable, "-c", _PARSES], input=stdin, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(found) == {f"{d}.{t}" for d, t in SHIPPED_TASKS}
+    for task, parse in found.items():
+        assert parse["built"], f"{task}: no DAG built"
+        # nothing of the package, of dag-factory or of the libraries they load is imported again in the task process
+        late = [m for m in parse["new"] if m.partition(".")[0] in ("adclick_ops", "dagfactory", "pydantic", "yaml", "jinja2")]
+        assert late == [], f"{task}: {late}"
