@@ -619,6 +619,7 @@ def prove(stack: Stack, deadline: float, phases: Phases) -> None:
     run_ids = wait_for_training_runs(stack, run_ids, runs_deadline)
     phases.mark("training runs")
     check_training_runs(stack, run_ids, workers)
+    check_preloads()
     mails = check_reports(stack, run_ids, runs_deadline)
     check_monitor_dag(stack, run_ids, workers, runs_deadline)
     phases.mark("mail and monitor DAG")
@@ -692,6 +693,18 @@ def check_training_runs(stack: Stack, run_ids: list[str], workers: dict[str, str
     say(
         f"both workers ran tasks ({ {workers[h]: len(d) for h, d in ran_on.items()} }); {handoffs} hand-offs between workers, every one found its files"
     )
+
+
+def check_preloads() -> None:
+    """Each Celery worker preloaded what its task processes parse (config/airflow_local_settings.py); no other service did."""
+    said = {}
+    for container in project_containers():
+        result = run(["podman", "logs", container["id"]], env=engine_env(), check=False, quiet=True)
+        said[container["name"]] = (container["service"], "modules preloaded for the task processes" in result.stdout + result.stderr)
+    wrong = {name: found for name, (service, found) in said.items() if found != (service == "airflow-worker")}
+    if wrong:
+        raise Failure(f"the preload line is missing from a worker's log or found in another service's: {wrong}")
+    say(f"preloaded for the task processes: {sorted(name for name, (_, found) in said.items() if found)}")
 
 
 def check_training_run(stack: Stack, run_id: str, workers: dict[str, str]) -> dict[str, tuple[str, str]]:
