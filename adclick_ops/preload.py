@@ -107,7 +107,7 @@ def refresh() -> list[str]:
         for name in [n for n in sys.modules if _in(n, _tracked)]:
             del sys.modules[name]
         importlib.invalidate_caches()
-        log.info("%s changed since the scheduler or worker started; importing adclick-ops and dag-factory afresh", ", ".join(stale))
+        log.info("%s changed since the scheduler or worker started; importing %s afresh", ", ".join(stale), " and ".join(_tracked))
     _stamps.clear()  # checked once per process: a task process parses the DAG file once
     return stale
 

@@ -7,24 +7,30 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
 from adclick_ops import preload
+from adclick_ops.embedded.stack import Stack
 
-from tests.support import copy_pipelines
+from tests.support import copy_pipelines, edit_yaml, free_port, run_airflow
 
 ROOT = Path(__file__).resolve().parents[1]
 
 # Preload warmpkg.a (which imports warmpkg.b), run the edit, fork, and in the child do what the DAG file does:
 # refresh, then import. The child reports what it found.
 _FORKED = """
-import importlib, json, os, sys
+import importlib, json, logging, os, sys
 from adclick_ops import preload
+from adclick_ops.embedded.stack import Stack
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
 preload.preload(("warmpkg.a",), tracked=("warmpkg",))
 first = sys.modules["warmpkg.a"]
 exec(sys.argv[1])
@@ -70,7 +76,10 @@ def _forked(tmp_path: Path, edit: str) -> dict:
     env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
     result = _python(_FORKED, textwrap.dedent(edit), env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    said = "adclick_ops.preload: warmpkg.b changed since the scheduler or worker started; importing warmpkg afresh"
+    assert (said in result.stderr) is bool(found["stale"]), result.stderr
+    return found
 
 
 B = "warmpkg/b.py"
@@ -114,6 +123,7 @@ def test_a_failed_preload_leaves_no_half_imported_package_and_nothing_to_refresh
     code = """
 import json, sys
 from adclick_ops import preload
+from adclick_ops.embedded.stack import Stack
 try:
     preload.preload(("warmpkg.broken",), tracked=("warmpkg",))
 except RuntimeError as exc:
@@ -190,6 +200,7 @@ def test_a_preload_that_fails_costs_only_the_speed(tmp_path):
     code = """
 import json, sys
 from adclick_ops import preload
+from adclick_ops.embedded.stack import Stack
 preload.MODULES = ("adclick_ops.render", "adclick_ops.no_such_module")
 print(json.dumps({"added": preload.preload_for_command(["airflow", "celery", "worker"]),
                   "left": sorted(m for m in sys.modules if m.startswith("adclick_ops.") and m != "adclick_ops.preload")}))
@@ -267,3 +278,72 @@ def test_the_preload_covers_what_each_task_process_parses(tmp_path):
         # nothing of the package, of dag-factory or of the libraries they load is imported again in the task process
         late = [m for m in parse["new"] if m.partition(".")[0] in ("adclick_ops", "dagfactory", "pydantic", "yaml", "jinja2")]
         assert late == [], f"{task}: {late}"
+
+
+def _unpaused(db: Path) -> bool:
+    with sqlite3.connect(db) as con:
+        return con.execute("select is_paused from dag where dag_id = 'Airflow_Lab2'").fetchone() == (0,)
+
+
+def _wait_for_run(db: Path, run_id: str, stack: Stack, timeout: float = 240) -> str:
+    deadline = time.monotonic() + timeout
+    state = None
+    while time.monotonic() < deadline:
+        assert not stack.dead(), stack.log_tail("scheduler")
+        with sqlite3.connect(db) as con:
+            row = con.execute("select state from dag_run where dag_id = 'Airflow_Lab2' and run_id = ?", (run_id,)).fetchone()
+        state = row[0] if row else None
+        if state in ("success", "failed"):
+            return state
+        time.sleep(1)
+    with sqlite3.connect(db) as con:
+        dags = con.execute("select dag_id, is_paused from dag").fetchall()
+        runs = con.execute("select run_id, state, run_after, queued_at from dag_run").fetchall()
+    raise AssertionError(f"run {run_id} still {state} after {timeout} s ({dags}, {runs}):\n{stack.log_tail('scheduler')}")
+
+
+def test_a_running_scheduler_runs_each_task_on_the_code_as_edited_after_it_started(airflow_home, pipelines, smtp_server, tmp_path):
+    """Real Airflow (api-server, scheduler, dag-processor; LocalExecutor): the package is a copy put first on the
+    path, so the scheduler preloads it; a file of it is edited between two runs, and the second runs the edit."""
+    edit_yaml(pipelines / "airflow_lab2.yaml", lambda d: d["Airflow_Lab2"].update(schedule=None))  # triggered runs only
+    code = tmp_path / "code"
+    shutil.copytree(ROOT / "adclick_ops", code / "adclick_ops", ignore=shutil.ignore_patterns("__pycache__"))
+    api, logs = free_port(), free_port()
+    env = airflow_home(
+        **smtp_server.connection_env(),
+        PYTHONPATH=os.pathsep.join([str(code), str(ROOT / "config")]),
+        AIRFLOW__API__PORT=str(api),
+        AIRFLOW__API__BASE_URL=f"http://localhost:{api}",
+        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{api}/execution/",
+        AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(logs),
+    )
+    home = Path(env["AIRFLOW_HOME"])
+    stack = Stack(env, home)
+    try:
+        stack.start_airflow(("api-server", "scheduler", "dag-processor"))
+        deadline = time.monotonic() + 240
+        while not _unpaused(home / "airflow.db"):  # once the DAG processor has stored the DAG, it can be unpaused
+            assert not stack.dead() and time.monotonic() < deadline, stack.log_tail("dag-processor")
+            run_airflow(["dags", "unpause", "Airflow_Lab2"], env)
+            time.sleep(1)
+        assert run_airflow(["dags", "trigger", "Airflow_Lab2", "--run-id", "before-edit"], env).returncode == 0
+        assert _wait_for_run(home / "airflow.db", "before-edit", stack) == "success"
+        with (code / "adclick_ops" / "tasks.py").open("a") as fh:
+            fh.write('\nlog.warning("adclick_ops.tasks as edited while the scheduler runs")\n')
+        assert run_airflow(["dags", "trigger", "Airflow_Lab2", "--run-id", "after-edit"], env).returncode == 0
+        assert _wait_for_run(home / "airflow.db", "after-edit", stack) == "success"
+    finally:
+        stack.stop()
+    assert "modules preloaded for the task processes" in (home / "scheduler.log").read_text()
+
+    def task_log(run_id: str, task_id: str) -> str:
+        return (home / "logs" / "dag_id=Airflow_Lab2" / f"run_id={run_id}" / f"task_id={task_id}" / "attempt=1.log").read_text()
+
+    edited, refreshed = (
+        "adclick_ops.tasks as edited while the scheduler runs",
+        "adclick_ops.tasks changed since the scheduler or worker started",
+    )
+    for task in SHIPPED_TASKS[:7]:
+        before, after = task_log("before-edit", task[1]), task_log("after-edit", task[1])
+        assert edited not in before and refreshed not in before, task
+        assert edited in after and refreshed in after, (task, after[-3000:])
