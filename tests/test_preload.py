@@ -29,7 +29,6 @@ ROOT = Path(__file__).resolve().parents[1]
 _FORKED = """
 import importlib, json, logging, os, sys
 from adclick_ops import preload
-from adclick_ops.embedded.stack import Stack
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
 preload.preload(("warmpkg.a",), tracked=("warmpkg",))
 first = sys.modules["warmpkg.a"]
@@ -123,7 +122,6 @@ def test_a_failed_preload_leaves_no_half_imported_package_and_nothing_to_refresh
     code = """
 import json, sys
 from adclick_ops import preload
-from adclick_ops.embedded.stack import Stack
 try:
     preload.preload(("warmpkg.broken",), tracked=("warmpkg",))
 except RuntimeError as exc:
@@ -200,7 +198,6 @@ def test_a_preload_that_fails_costs_only_the_speed(tmp_path):
     code = """
 import json, sys
 from adclick_ops import preload
-from adclick_ops.embedded.stack import Stack
 preload.MODULES = ("adclick_ops.render", "adclick_ops.no_such_module")
 print(json.dumps({"added": preload.preload_for_command(["airflow", "celery", "worker"]),
                   "left": sorted(m for m in sys.modules if m.startswith("adclick_ops.") and m != "adclick_ops.preload")}))
