@@ -3,7 +3,7 @@
 Airflow forks every task process from one long-lived process: the scheduler under the
 LocalExecutor, a worker under the CeleryExecutor. Each task process first parses
 dags/adclick_dags.py to find its task, which imports adclick-ops, dag-factory, pydantic and the
-operators: about 0.1 s of a task that otherwise takes 0.2 s. `preload_for_command`, called from
+operators: 0.1 to 0.2 s of a task that takes 0.2 to 0.4 s in all. `preload_for_command`, called from
 config/airflow_local_settings.py when that long-lived process starts, imports those modules there
 once, so that every task process inherits them (docs/performance.md, "Warm task processes").
 
