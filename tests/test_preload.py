@@ -20,7 +20,7 @@ import pytest
 from adclick_ops import preload
 from adclick_ops.embedded.stack import Stack
 
-from tests.support import copy_pipelines, edit_yaml, free_port, run_airflow
+from tests.support import SEED_TASKS, copy_pipelines, edit_yaml, free_port, run_airflow
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -240,18 +240,7 @@ for dag_id, task_id in tasks:
     found[f"{dag_id}.{task_id}"] = json.loads(b"".join(chunks))
 print(json.dumps(found))
 """
-SHIPPED_TASKS = [
-    ("Airflow_Lab2", t)
-    for t in (
-        "load_data_task",
-        "data_preprocessing_task",
-        "separate_data_outputs_task",
-        "build_save_model_task",
-        "load_model_task",
-        "send_email",
-        "my_trigger_task",
-    )
-] + [("Airflow_Lab2_Flask", "start_Flask_API")]
+SHIPPED_TASKS = [("Airflow_Lab2", t) for t in SEED_TASKS] + [("Airflow_Lab2_Flask", "start_Flask_API")]
 
 
 def test_the_preload_covers_what_each_task_process_parses(tmp_path):
@@ -340,7 +329,7 @@ def test_a_running_scheduler_runs_each_task_on_the_code_as_edited_after_it_start
         "adclick_ops.tasks as edited while the scheduler runs",
         "adclick_ops.tasks changed since the scheduler or worker started",
     )
-    for task in SHIPPED_TASKS[:7]:
-        before, after = task_log("before-edit", task[1]), task_log("after-edit", task[1])
+    for task in SEED_TASKS:
+        before, after = task_log("before-edit", task), task_log("after-edit", task)
         assert edited not in before and refreshed not in before, task
         assert edited in after and refreshed in after, (task, after[-3000:])
