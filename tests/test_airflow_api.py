@@ -208,7 +208,9 @@ class _Clocked:
 
 @pytest.fixture
 def clocked(request):
-    server = _Clocked(request.param)
+    """A _Clocked server: the test's parameter is the Date it sends, or {"ahead": seconds}; without one, our clock."""
+    param = getattr(request, "param", None)
+    server = _Clocked(**param) if isinstance(param, dict) else _Clocked(param)
     yield server
     server.close()
 
@@ -230,8 +232,8 @@ def test_a_date_header_that_is_not_a_time_with_a_zone_is_not_taken_for_the_serve
     assert client.server_time() is None
 
 
-@pytest.mark.parametrize("ahead", [0.0, 1.5, -1.5])
-def test_a_triggered_run_is_due_before_the_current_second_of_both_clocks(ahead):
+@pytest.mark.parametrize("clocked", [{"ahead": 0.0}, {"ahead": 1.5}, {"ahead": -1.5}], indirect=True, ids=["same", "ahead", "behind"])
+def test_a_triggered_run_is_due_before_the_current_second_of_both_clocks(clocked):
     """Airflow's scheduler starts a queued run once run_after <= now() of its database, and SQLite's now() has no
     fraction of a second: the run posted is due before the current second, by the server's clock and by ours
     (which may disagree a little), so that it starts at once."""
@@ -239,16 +241,12 @@ def test_a_triggered_run_is_due_before_the_current_second_of_both_clocks(ahead):
 
     from adclick_ops.embedded.run import trigger
 
-    server = _Clocked(ahead=ahead)
-    try:
-        client = AirflowClient(server.url, "airflow", "airflow")
-        client.call("GET", "/dags/Airflow_Lab2")
-        run_id = trigger(client, "Airflow_Lab2", "a note")
-        ours = datetime.now(UTC)
-        server_second = client.server_time()
-    finally:
-        server.close()
-    (body,) = server.posted
+    client = AirflowClient(clocked.url, "airflow", "airflow")
+    client.call("GET", "/dags/Airflow_Lab2")
+    run_id = trigger(client, "Airflow_Lab2", "a note")
+    ours = datetime.now(UTC)
+    server_second = client.server_time()
+    (body,) = clocked.posted
     assert body["dag_run_id"] == run_id and body["note"] == "a note"
     due = datetime.fromisoformat(body["run_after"])
     assert due.microsecond == 999_999 and due < server_second and due < ours
@@ -272,16 +270,12 @@ def test_a_server_whose_clock_disagrees_with_ours_keeps_airflows_own_run_after(c
     assert "run_after" not in clocked.posted[0]
 
 
-def test_a_run_triggered_before_any_answer_leaves_run_after_to_airflow():
+def test_a_run_triggered_before_any_answer_leaves_run_after_to_airflow(clocked):
     from adclick_ops.embedded.run import trigger
 
-    server = _Clocked()
-    try:
-        client = AirflowClient(server.url, "airflow", "airflow")
-        trigger(client, "Airflow_Lab2", "a note")
-        # the run was made before the server's clock was heard: Airflow's own default (its time of the request) holds
-        assert "run_after" not in server.posted[0]
-        trigger(client, "Airflow_Lab2", "a note")
-        assert server.posted[1]["run_after"].endswith(".999999+00:00")
-    finally:
-        server.close()
+    client = AirflowClient(clocked.url, "airflow", "airflow")
+    trigger(client, "Airflow_Lab2", "a note")
+    # the run was made before the server's clock was heard: Airflow's own default (its time of the request) holds
+    assert "run_after" not in clocked.posted[0]
+    trigger(client, "Airflow_Lab2", "a note")
+    assert clocked.posted[1]["run_after"].endswith(".999999+00:00")
