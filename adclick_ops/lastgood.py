@@ -304,6 +304,7 @@ def differences(pipelines: Path, paths: list[Path] | None = None, valid: set[str
     """
     folder = snapshot_folder(pipelines)
     lines = []
+    decision: Decision | None = None  # what the next parse does with the broken files: read once, when one differs
     for path in paths if paths is not None else pipeline_paths(Path(pipelines)):
         try:
             snap = read_snapshot(folder, path.name)
@@ -313,10 +314,27 @@ def differences(pipelines: Path, paths: list[Path] | None = None, valid: set[str
             continue
         if snap is None or snap.sha256 == sha256(text):
             continue
-        then = (
-            "Airflow renders this version at its next parse"
-            if valid is not None and path.name in valid
-            else ("Airflow runs that version until this file validates")
-        )
-        lines.append(f"{shown_path(path)} differs from the last valid version that Airflow runs ({snap.describe()}); {then}")
+        if valid is not None and path.name in valid:
+            lines.append(
+                f"{shown_path(path)} differs from the last valid version that Airflow runs ({snap.describe()}); "
+                "Airflow renders this version at its next parse"
+            )
+            continue
+        if decision is None:
+            decision = keep_last_good(load_catalog(pipelines), folder)
+        lines.append(_broken_note(path, snap, decision))
     return lines
+
+
+def _broken_note(path: Path, snap: Snapshot, decision: Decision) -> str:
+    """What Airflow's next parse does with the broken file `path` whose last valid version is `snap`, as its import error says."""
+    shown = shown_path(path)
+    if any(k.file.path == shown for k in decision.kept):
+        return (
+            f"{shown} differs from the last valid version that Airflow runs ({snap.describe()}); "
+            "Airflow runs that version until this file validates"
+        )
+    # the first line of the import error's note: why the last valid version is not used (its own errors follow there)
+    why = decision.notes.get(shown, f"{NOT_RUN_MARKER} its last valid version ({snap.describe()}) is not used.")
+    why = why.removeprefix(NOT_RUN_MARKER).strip().splitlines()[0].rstrip(":")
+    return f"{shown} is invalid, and Airflow does not run its last valid version either: {why}"

@@ -157,6 +157,28 @@ def test_a_snapshot_that_no_longer_validates_is_not_used_and_the_error_says_why(
     assert "Airflow_Lab2" not in dags
     assert lastgood.NOT_RUN_MARKER in errors[LAB2] and "does not validate any more" in errors[LAB2]
     assert "'zscore'" in errors[LAB2] and "'robsut'" in errors[LAB2]
+    # validate says the same: nothing of this file runs
+    from adclick_ops.config import report
+
+    (note,) = report.check([str(pipelines)]).notes
+    assert note.startswith(f"{pipelines / LAB2} is invalid, and Airflow does not run its last valid version either: ")
+    assert "does not validate any more" in note and "runs that version" not in note
+
+
+@pytest.mark.parametrize("cwd", ["project", "pipelines", "elsewhere"])
+def test_the_last_valid_version_runs_whatever_the_working_folder(pipelines, cwd, monkeypatch):
+    # Airflow's processes start from the project (make run, compose's /opt/airflow): the files are then named
+    # relative to it, the snapshots' files absolute; both name the same file
+    from adclick_ops.config import report
+
+    monkeypatch.chdir({"project": pipelines.parent, "pipelines": pipelines, "elsewhere": pipelines.parent.parent}[cwd])
+    before, _ = parse(pipelines)
+    break_file(pipelines / LAB2, "scalers: [minmax, standard]", "scalers: [robsut]")
+    dags, errors = parse(pipelines)
+    assert "last-good" in dags["Airflow_Lab2"].tags and settings(dags["Airflow_Lab2"]) == settings(before["Airflow_Lab2"])
+    assert lastgood.RUNS_MARKER in errors[LAB2] and "'robsut'" in errors[LAB2]
+    (note,) = report.check([str(pipelines)]).notes
+    assert note.endswith("Airflow runs that version until this file validates")
 
 
 def test_a_snapshot_that_is_not_whole_is_never_rendered(pipelines):
@@ -183,6 +205,10 @@ def test_on_invalid_stop_drops_the_dag_as_before(pipelines):
     edit_yaml(pipelines / LAB2, lambda d: d["Airflow_Lab2"]["training"].update(scalers=["robsut"]))
     dags, errors = parse(pipelines)
     assert "Airflow_Lab2" not in dags and "on_invalid: stop" in errors[LAB2]
+    from adclick_ops.config import report
+
+    (note,) = report.check([str(pipelines)]).notes
+    assert "does not run its last valid version either" in note and note.endswith("sets on_invalid: stop.")
 
 
 def test_the_snapshot_folder_follows_the_environment(pipelines, tmp_path, monkeypatch):

@@ -245,9 +245,11 @@ def load_catalog(
     catalog = Catalog(root=root_path, defaults=defaults)
     if defaults_error:
         catalog.errors[defaults_error.issues[0].path] = defaults_error
+    # the given texts by the name each file is filed under: the same file, whether named relative or absolute
+    replaced = {_shown(k): v for k, v in (texts or {}).items()}
     for p in paths:
         try:
-            catalog.files.append(load_pipeline_file(p, (texts or {}).get(p)))
+            catalog.files.append(load_pipeline_file(p, replaced.get(_shown(p))))
         except ConfigError as exc:
             catalog.errors[_shown(p)] = exc
     _cross_check(catalog, root_path)
