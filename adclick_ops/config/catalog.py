@@ -334,6 +334,7 @@ def _cross_check(catalog: Catalog, root: Path) -> None:
     project = os.path.realpath(project_root(catalog))
     _check_datasets(catalog, project, bad)
     _check_one_champion_each(catalog, project, bad)
+    _check_outputs(catalog, project, root, bad)
     for path, issues in bad.items():
         catalog.errors[path] = ConfigError(issues)
     catalog.files = [f for f in catalog.files if f.path not in bad]
@@ -384,6 +385,50 @@ def _check_datasets(catalog: Catalog, project: str, bad: dict[str, list[Issue]])
             problem = dataset_problem(dag.training.dataset, project) if dag.training else None
             if problem:
                 _flag(bad, f, (dag_id, "training", "dataset"), problem)
+
+
+# Folders of the project's own files, which no output of a run may land in: outputs there could replace a DAG file,
+# a pipeline file or the code that runs (the registry also never replaces a file it did not write).
+OWN_FOLDERS = ("dags", "config", "adclick_ops", "schema")
+
+
+def _own_folders(project: str, root: Path) -> dict[str, str]:
+    """The project's own folders, real paths, with the name each goes by in messages."""
+    from adclick_ops.lastgood import snapshot_folder
+
+    found = {os.path.realpath(os.path.join(project, name)): f"{name}/" for name in OWN_FOLDERS}
+    found[os.path.realpath(root)] = "the pipeline files' folder"
+    found[os.path.realpath(snapshot_folder(root))] = "the last valid versions' folder"
+    return found
+
+
+def _inside_own_folder(value: str, what: str, project: str, own: dict[str, str]) -> str | None:
+    """The own folder (its name, and the real path) that the local output location `value` lies in, or None."""
+    where = parse_location(value, what)
+    if not where.local:
+        return None
+    resolved = os.path.realpath(os.path.join(project, where.path))
+    inside = next((name for folder, name in own.items() if resolved == folder or resolved.startswith(folder + os.sep)), None)
+    return f"{inside} ({resolved})" if inside else None
+
+
+def _check_outputs(catalog: Catalog, project: str, root: Path, bad: dict[str, list[Issue]]) -> None:
+    own = _own_folders(project, root)
+    for f in catalog.files:
+        for dag_id, dag in f.dags.items():
+            for what in ("model_dir", "artifacts_root") if dag.training else ():
+                value = getattr(dag.training, what)
+                inside = _inside_own_folder(value, what, project, own)
+                if inside:
+                    _flag(
+                        bad,
+                        f,
+                        (dag_id, "training", what),
+                        f"training.{what} of {dag_id!r} lies in {inside}, where the project keeps its own files; "
+                        "a run's outputs there could replace them",
+                        repr(value),
+                        f"a folder of its own, such as the default {type(dag.training).model_fields[what].default!r}",
+                    )
 
 
 def _check_one_champion_each(catalog: Catalog, project: str, bad: dict[str, list[Issue]]) -> None:

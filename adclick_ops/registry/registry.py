@@ -21,16 +21,19 @@ import getpass
 import hashlib
 import json
 import logging
+import os
 import socket
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from adclick_ops import jsonio
-from adclick_ops.artifacts import as_path, write_bytes_atomic
+from adclick_ops.artifacts import _is_local, as_path, write_bytes_atomic
 from adclick_ops.config.models import Training, TrainingJob
 from adclick_ops.config.vocabulary import METRICS
 from adclick_ops.registry.serialization import FORMAT, SUFFIX, load_model_bytes
+from adclick_ops.registry.serialization import MAX_BYTES as MAX_COPY_BYTES
 from adclick_ops.registry.store import LocalStore, ObjectStore, open_store
 from adclick_ops.steps.promotion import Comparison
 
@@ -415,19 +418,47 @@ class Registry:
                     blob = self.model_bytes(champion)
                 except RegistryError:
                     # the copy is the champion or absent, never another version's bytes
-                    self.champion_file.unlink(missing_ok=True)
+                    if self._copy_of_ours() is not None:
+                        self.champion_file.unlink()
                     raise
-                try:
-                    current = self.champion_file.read_bytes()
-                except FileNotFoundError:
-                    current = None
-                if current != blob:  # also heals a copy left behind by a writer killed half-way
+                if self._copy_of_ours() != blob:
                     write_bytes_atomic(self.champion_file, blob)
                 written = champion
         except Exception as exc:  # noqa: BLE001 - the registry is right; the convenience copy is behind
             log.error("could not update %s with the champion: %s", self.champion_file, exc)
             return f"{type(exc).__name__}: {exc}"
         return None
+
+    def _copy_of_ours(self) -> bytes | None:
+        """The bytes of the champion's copy; None when there is none. RegistryError when a file is there that this
+        registry did not write: it is never replaced or removed (model_dir and model_file may name any file)."""
+        path = self.champion_file
+        refuse = (
+            f"{path}: %s; this registry did not write it and leaves it as it is: move it away, or set "
+            f"training.model_file (or model_dir) of {self.dag_id} to a name of its own"
+        )
+        if _is_local(path):
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                return None
+            if not stat.S_ISREG(st.st_mode):
+                raise RegistryError(refuse % "not a regular file (a link, folder or device), so not the champion's copy")
+            if st.st_size > MAX_COPY_BYTES:
+                raise RegistryError(refuse % f"{st.st_size:,} bytes, more than any model file")
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        digest = hashlib.sha256(data).hexdigest()
+        if digest not in self._model_digests():
+            raise RegistryError(refuse % f"its bytes (sha256 {digest[:12]}) are no model file of this registry")
+        return data
+
+    def _model_digests(self) -> set[str]:
+        """The sha256 of every model file this registry keeps: each is named by its content (models/<sha256>.onnx, and
+        models/<sha256>.model in the format of earlier versions), whatever state its card is in."""
+        return {name.partition(".")[0] for name in self.store.list("models")}
 
     def decide(
         self,
@@ -648,9 +679,9 @@ class Registry:
         except Exception:  # noqa: BLE001 - listed above
             expected = None
         try:
-            copy = self.champion_file.read_bytes()
-        except FileNotFoundError:
-            copy = None
+            copy = self._copy_of_ours()  # never opens a FIFO or a device
+        except RegistryError as exc:
+            copy, found = None, [*found, str(exc)]
         except OSError as exc:
             copy, found = None, [*found, f"{self.champion_file}: cannot be read: {exc}"]
         if copy is not None and copy != expected:

@@ -5,7 +5,9 @@ move the champion only to a version whose file passes its checks, and the champi
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import pytest
 from adclick_ops.cli import main
 from adclick_ops.registry import Registry
 
+from tests.support import PROJECT
 from tests.support.registry import model_rows, train_two_versions
 
 
@@ -163,3 +166,48 @@ def test_the_champions_copy_is_the_champion_or_absent(trained, tmp_path):
     copy.write_bytes(trained.model_bytes(1))  # stale bytes of another version
     assert trained.sync_champion_file() is not None
     assert not copy.exists()
+
+
+def _foreign(kind: str, copy: Path, tmp_path: Path) -> Callable[[], object]:
+    """Put something this registry did not write where the champion's copy goes; returns how to read it back."""
+    outside = tmp_path / "outside.txt"
+    outside.write_text("someone else's file\n")
+    if kind == "a file of its own":
+        copy.write_bytes(b"\x80\x04the seed's pickled model")
+        return copy.read_bytes
+    if kind == "the DAG file":
+        copy.write_bytes((PROJECT / "dags" / "adclick_dags.py").read_bytes())
+        return copy.read_bytes
+    if kind in ("a link to another file", "a link to a version's file"):
+        copy.symlink_to(outside if kind == "a link to another file" else sorted((copy.parent / "registry").rglob("*.onnx"))[0])
+        return lambda: (os.readlink(copy), outside.read_text())
+    if kind == "a folder":
+        copy.mkdir()
+        (copy / "kept").write_text("x")
+        return lambda: sorted(p.name for p in copy.iterdir())
+    os.mkfifo(copy)
+    return lambda: stat.S_ISFIFO(os.lstat(copy).st_mode)
+
+
+FOREIGN = ["a file of its own", "the DAG file", "a link to another file", "a link to a version's file", "a folder", "a FIFO"]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("kind", FOREIGN)
+def test_a_file_the_registry_did_not_write_is_never_replaced_or_removed(trained, tmp_path, pipelines, capsys, kind):
+    """model_dir and model_file may name any path: what is there is left as it is, and every surface says why."""
+    copy = tmp_path / "model" / "model.sav"
+    copy.unlink()
+    read = _foreign(kind, copy, tmp_path)
+    before = read()
+    problem = trained.sync_champion_file()
+    assert problem is not None and problem.startswith(f"RegistryError: {copy}: ") and "leaves it as it is: move it away" in problem
+    # the registry decides all the same; the copy stays what it was
+    assert main(["models", "promote", "1", "--reason", "test", "--pipelines", str(pipelines)]) == 0
+    assert trained.champion() == 1 and read() == before
+    assert f"warning: {copy} was not updated: " in capsys.readouterr().err
+    # when the champion's own file fails its checks, a foreign copy is not removed either
+    model_file(trained, 1).write_bytes(b"not a model")
+    assert trained.sync_champion_file() is not None and read() == before
+    assert main(["models", "check", "--pipelines", str(pipelines)]) == 1
+    assert "this registry did not write it" in capsys.readouterr().out

@@ -75,6 +75,7 @@ def test_an_old_registry_is_refused_with_the_command_then_migrated_once(pipeline
     dataset = pipelines.parent / "dags" / "data" / "advertising.csv"
     registry, models = old_registry(tmp_path / "model", dataset)
     old_files = {n: registry.card(n)["model"]["file"] for n in (1, 2)}
+    (tmp_path / "model" / "model.sav").write_bytes(registry.model_bytes(2))  # the champion's copy, as they left it
     hint = "convert the registry to ONNX once with: adclick-ops models migrate --dag Airflow_Lab2"
     with pytest.raises(RegistryError, match=hint):
         registry.load_model(2)
