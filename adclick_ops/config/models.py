@@ -171,7 +171,7 @@ def _one_line(value: str) -> str:
 
 
 def _email(value: str) -> str:
-    if len(value) > 254 or not EMAIL_PATTERN.match(value):
+    if len(value) > 254 or not EMAIL_PATTERN.fullmatch(value):
         raise ValueError(f"not an e-mail address: {value!r}; expected a plain address such as name@example.com")
     return value
 

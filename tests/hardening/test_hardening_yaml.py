@@ -366,6 +366,8 @@ bad_address = st.one_of(
     st.builds(lambda name, d: f"{name}@{d}.com, other@{d}.com", local, domain),  # two in one string
     st.builds(lambda name, d: f"<{name}@{d}.com>", local, domain),
     st.builds(lambda name, d: f"{name}@{d}..com", local, domain),
+    # a line end after it: Python's `$` matches before a final newline, JSON Schema's does not
+    st.builds(lambda name, d, end: f"{name}@{d}.com{end}", local, domain, st.sampled_from(["\n", "\r\n", "\r", " ", "\t"])),
     st.just(""),
 )
 
@@ -723,6 +725,12 @@ REGRESSIONS = {
         FLASK,
         None,
         "not a valid DAG id",
+    ),
+    "recipient ending in a newline": (
+        SHIPPED_TEXT[LAB2].replace("to: [ml-team@example.com]", 'to: ["ml-team@example.com\\n"]').encode(),
+        LAB2,
+        "Airflow_Lab2.notify.email.to[0]",
+        "not an e-mail address",
     ),
     "nesting 3,000 deep": (SHIPPED_TEXT[LAB2].replace("catchup: false", "catchup: " + "[" * 3000 + "]" * 3000).encode(), LAB2, None, None),
     "dataset as file:// URI with ..": (
