@@ -380,18 +380,21 @@ class Training(Model):
     model_dir: Text = Field(
         "model",
         description="Folder of the model registry (`registry/<dag_id>/`) and of the champion's copy: a path relative to the "
-        "project root, an absolute path, or an object-storage URI.",
+        "project root, an absolute path, or an object-storage URI; not in the project's own folders (dags/, config/, "
+        "adclick_ops/, schema/, the pipeline files' folder and last-good/).",
         json_schema_extra=PATH_SCHEMA,
     )
     model_file: Text = Field(
         "model.sav",
         pattern=r"^[A-Za-z0-9_.\-]+$",
-        description="File name of the champion's copy in `model_dir`: an ONNX file, whatever the name ends with.",
+        description="File name of the champion's copy in `model_dir`: an ONNX file, whatever the name ends with. A file "
+        "already there that the registry did not write is never replaced; the run says so.",
         json_schema_extra={"not": {"enum": [".", ".."]}},
     )
     artifacts_root: Text = Field(
         "runs",
-        description="Where each run keeps its working files, in a folder of its own: a path, or an object-storage URI such as s3://bucket/prefix.",
+        description="Where each run keeps its working files, in a folder of its own: a path, or an object-storage URI such as "
+        "s3://bucket/prefix; not in the project's own folders, as for model_dir.",
         json_schema_extra=PATH_SCHEMA,
     )
 
