@@ -191,3 +191,32 @@ def test_two_dags_keeping_their_champion_in_one_place_are_refused_naming_both(tm
         assert "both keep their champion in" in out
     else:
         assert code == 0, out
+
+
+OWN = ["dags", "dags/models", "./config", "adclick_ops", "schema", "pipelines", "pipelines/out", "last-good", "{root}/dags", "link_to_dags"]
+NOT_OWN = ["model", "dagsx", "models/dags", "runs", "{root}/elsewhere"]
+
+
+@pytest.mark.parametrize("field", ["model_dir", "artifacts_root"])
+@pytest.mark.parametrize("value", OWN + NOT_OWN)
+def test_outputs_in_the_projects_own_folders_are_refused(tmp_path, capsys, monkeypatch, field, value):
+    """A run's outputs never land where the DAG file, the pipeline files or the code live (links followed)."""
+    monkeypatch.delenv("ADCLICK_OPS_HOME", raising=False)
+    monkeypatch.delenv("ADCLICK_OPS_LAST_GOOD", raising=False)
+    folder = tmp_path / "pipelines"
+    shutil.copytree(PROJECT / "pipelines", folder)
+    (tmp_path / "dags" / "data").mkdir(parents=True)
+    shutil.copy(PROJECT / "dags" / "data" / "advertising.csv", tmp_path / "dags" / "data")
+    (tmp_path / "link_to_dags").symlink_to(tmp_path / "dags")
+    path = folder / LAB2
+    default = {"model_dir": "model", "artifacts_root": "runs"}[field]
+    text = path.read_text()
+    assert f"    {field}: {default}\n" in text
+    path.write_text(text.replace(f"    {field}: {default}\n", f"    {field}: {value.replace('{root}', str(tmp_path))}\n", 1))
+    code, out = validate(capsys, folder)
+    if value in OWN:
+        assert code == 1, out
+        assert f"Airflow_Lab2.training.{field}: training.{field} of 'Airflow_Lab2' lies in " in out
+        assert "where the project keeps its own files" in out and "Traceback" not in out
+    else:
+        assert code == 0, out
