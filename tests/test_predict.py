@@ -250,3 +250,23 @@ def test_the_output_is_written_through_links_and_pipes_never_replacing_them(trai
         assert out.is_symlink()  # the link stays a link
     if kind == "fifo":
         assert out.is_fifo()
+
+
+@pytest.mark.parametrize(
+    "lines,words",
+    [
+        (["68.95,35,61833.9,256.09,0,9", "68.95,35,61833.9,256.09,0,8"], "line 2: 6 fields, the header has 5"),
+        (["68.95,35,61833.9,256.09,0", "68.95,35,61833.9,256.09,0,8", "68.95,35,61833.9,256.09,0"], "line 3: 6 fields"),
+        (["68.95,35,61833.9,256.09,0,8", "68.95,35,61833.9,256.09,0"], "line 2: 6 fields, the header has 5"),
+        (["68.95,35,61833.9,256.09,0", "68.95,35,61833.9,256.09"], "line 3: 4 fields, the header has 5"),
+        (["68.95,3\x005,61833.9,256.09,0"], "line 2: field 2 holds a NUL byte"),
+    ],
+)
+def test_batch_predict_refuses_a_row_whose_fields_do_not_match_the_header(trained, pipelines, tmp_path, capsys, lines, words):
+    """Never a row scored with its values shifted, padded or cut: exit 1 naming the first such line; nothing written."""
+    source = tmp_path / "rows.csv"
+    source.write_text("\n".join([",".join(FEATURES), *lines]) + "\n")
+    assert main(["predict", "--pipelines", str(pipelines), str(source), str(tmp_path / "out.csv")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {source}: {words}"), err
+    assert not (tmp_path / "out.csv").exists()

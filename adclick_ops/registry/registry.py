@@ -22,8 +22,10 @@ import hashlib
 import json
 import logging
 import os
+import re
 import socket
 import stat
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -78,6 +80,34 @@ def parse_json_object(data: bytes, where: str, repair: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise DamagedRegistryError(f"{where}: expected a JSON object, found {type(value).__name__}; {repair}")
     return value
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+# what a card's model.file may name: its model by content, in this format or in the one of earlier versions (.model)
+MODEL_SUFFIXES = (SUFFIX, ".model")
+
+
+def _card_model_problem(model: dict[str, Any]) -> str | None:
+    """What is wrong with a card's model fields (sha256, file, features), or None. The file is named by the sha256, so
+    a card never makes the registry open a file outside its models folder."""
+    digest, name, features = model["sha256"], model["file"], model["features"]
+    if not (isinstance(digest, str) and _SHA256.fullmatch(digest)):
+        return f"model.sha256 is {_shown(digest)}; expected 64 lowercase hexadecimal digits"
+    expected = [f"models/{digest}{suffix}" for suffix in MODEL_SUFFIXES]
+    if name not in expected:
+        return f"model.file is {_shown(name)}; expected {' or '.join(map(repr, expected))}, the file named by its model.sha256"
+    if not (isinstance(features, list) and features and all(isinstance(f, str) and f for f in features)):
+        return f"model.features is {_shown(features)}; expected a list of feature names (non-empty strings)"
+    repeated = sorted(f for f, count in Counter(features).items() if count > 1)
+    if repeated:
+        return f"model.features names {', '.join(map(json.dumps, repeated))} more than once; each feature must appear once"
+    return None
+
+
+def _shown(value: Any) -> str:
+    """A card's value in an error message: as JSON, cut to a line's worth."""
+    text = json.dumps(value)
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def now() -> str:
@@ -197,6 +227,9 @@ class Registry:
         if not isinstance(model, dict) or not CARD_MODEL_FIELDS <= set(model) or card["version"] != number:
             found = "its version field says " + repr(card["version"]) if card["version"] != number else "model needs file, sha256, features"
             raise DamagedRegistryError(f"{where}: not the model card of version {number} ({found}); {repair}")
+        problem = _card_model_problem(model)
+        if problem:
+            raise DamagedRegistryError(f"{where}: not the model card of version {number}: {problem}; {repair}")
         return card
 
     def cards(self) -> list[dict[str, Any]]:
@@ -216,12 +249,20 @@ class Registry:
         """Version `number`, checked against its card (sha256, format, features) and by the ONNX checks, ready to score."""
         card = self.card(number)
         self.require_current_format(card)
-        return load_model_bytes(
-            self.model_bytes(number),
-            f"{self.store.path(card['model']['file'])} (version {number})",
-            n_features=len(card["model"]["features"]),
-            threads=threads,
-        )
+        source = f"{self.store.path(card['model']['file'])} (version {number})"
+        features = card["model"]["features"]
+        try:
+            model = load_model_bytes(self.model_bytes(number), source, n_features=len(features), threads=threads)
+        except MemoryError:  # its message is empty: say what could not be done
+            raise RegistryError(f"{source}: not enough memory to read and check the model file") from None
+        if model.info.features != features:
+            # the card's order is the order the rows are given in: another order scores every row wrong, silently
+            said = json.dumps(model.info.features) if model.info.features else "no feature list (or one of another width)"
+            raise DamagedRegistryError(
+                f"{source}: the model file was trained on the features {said}, its card "
+                f"{self.store.path(_version_name(number))} names {json.dumps(features)}: they are not of the same model"
+            )
+        return model
 
     def require_current_format(self, card: dict[str, Any]) -> None:
         """Refuse, without reading its file, a version saved in a format of earlier adclick-ops versions."""

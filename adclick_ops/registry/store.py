@@ -8,9 +8,11 @@ hard link and a lock file; S3 with conditional PUTs (If-None-Match, If-Match).
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import os
+import stat
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -25,8 +27,53 @@ from adclick_ops.artifacts import (
     sweep_temporaries,
     write_bytes_atomic,
 )
+from adclick_ops.config.paths import kind
 
 LOCK_NAME = ".lock"
+MAX_JSON_BYTES = 64 << 20  # a model card or champion.json: thousands of events stay far below
+
+
+def read_limit(name: str) -> int:
+    """The most bytes a registry file may hold: a model file (models/...) at most MAX_BYTES, any other (JSON) 64 MiB."""
+    from adclick_ops.registry.serialization import MAX_BYTES
+
+    return MAX_BYTES if name.startswith("models/") else MAX_JSON_BYTES
+
+
+def _refuse(where: Any, problem: str) -> Exception:
+    from adclick_ops.registry.registry import DamagedRegistryError  # here: registry.py imports this module
+
+    return DamagedRegistryError(
+        f"{where}: {problem}; the registry keeps only regular files it wrote: move it away and restore the file from a backup"
+    )
+
+
+def read_local_file(path: Path, limit: int) -> bytes | None:
+    """The bytes of the regular file at `path`, None when there is none; never blocks (a FIFO) nor reads without end
+    (a device): opened without blocking, refused unless a regular file of at most `limit` bytes."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a socket
+            raise _refuse(path, "not a regular file but a socket") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _refuse(path, f"not a regular file but {kind(st.st_mode)}")
+        if st.st_size > limit:
+            raise _refuse(path, f"{st.st_size:,} bytes, more than such a file ever holds ({limit:,})")
+        chunks, size = [], 0
+        while chunk := os.read(fd, min(1 << 24, limit + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:  # grew while being read
+                raise _refuse(path, f"more than {limit:,} bytes, more than such a file ever holds")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 class LocalStore:
@@ -44,10 +91,9 @@ class LocalStore:
         return self.root / name
 
     def read(self, name: str) -> bytes | None:
-        try:
-            return self.path(name).read_bytes()
-        except FileNotFoundError:
-            return None
+        """The file's bytes, None when there is none; DamagedRegistryError for a FIFO, a device, a folder or a file
+        larger than such a file ever is (read_limit), never a read that blocks or does not end."""
+        return read_local_file(self.path(name), read_limit(name))
 
     def read_tagged(self, name: str) -> tuple[bytes | None, str | None]:
         data = self.read(name)
@@ -143,10 +189,14 @@ class ObjectStore:
         return self.root / name
 
     def read(self, name: str) -> bytes | None:
+        limit = read_limit(name)
         try:
-            return self.fs.cat_file(self.key(name))
+            data = self.fs.cat_file(self.key(name), start=0, end=limit + 1)  # never more than one byte past the bound
         except FileNotFoundError:
             return None
+        if len(data) > limit:
+            raise _refuse(self.path(name), f"more than {limit:,} bytes, more than such a file ever holds")
+        return data
 
     def _etag(self, name: str) -> str | None:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -62,9 +63,65 @@ def _readable_path(source: str) -> str:
     return where.path
 
 
+def _row_problem(row: list[str], width: int) -> str | None:
+    """What is wrong with one data row of the file, or None: a field count other than the header's, a NUL byte."""
+    if len(row) != width:
+        return f"{len(row)} field{'' if len(row) == 1 else 's'}, the header has {width}; each row must have one field per column"
+    for position, cell in enumerate(row, 1):
+        if "\x00" in cell:
+            return f"field {position} holds a NUL byte (a binary or damaged file?)"
+    return None
+
+
+def check_fields(path: str, source: str | None = None) -> None:
+    """Refuse, naming the first such line, a data row whose field count differs from the header's or that holds a NUL
+    byte: pandas would take a wider row's first field as the row's name (shifting every value one column left),
+    fill a shorter one with missing values, and cut a value at a NUL byte, all without a word.
+
+    One pass over the file in Python, a row at a time, as the csv module and pandas count rows (blank lines
+    skipped): slow on large files, so `_read_frame` calls it only for a file that shows a sign of such a row.
+    """
+    from adclick_ops.artifacts import as_path
+
+    source = source or path
+    with as_path(path).open("rb") as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="") as text:
+        reader = csv.reader(text)
+        width = None
+        previous_end = 0
+        try:
+            for row in reader:
+                start, previous_end = previous_end + 1, reader.line_num
+                if not row or (len(row) == 1 and not row[0].strip() and "\x00" not in row[0]):
+                    continue  # a blank line: pandas skips it
+                width = len(row) if width is None else width  # the header's
+                problem = _row_problem(row, width)
+                if problem:
+                    raise DataError(f"{source}: line {start}: {problem}")
+        except csv.Error as exc:
+            raise DataError(f"{source}: line {reader.line_num}: not a readable CSV file: {exc}") from None
+
+
+def _holds_nul(path: str) -> bool:
+    from adclick_ops.artifacts import as_path
+
+    with as_path(path).open("rb") as raw:
+        while chunk := raw.read(1 << 20):
+            if b"\x00" in chunk:
+                return True
+    return False
+
+
 def _read_frame(path: str, source: str) -> pd.DataFrame:
     try:
-        return pd.read_csv(path)
+        with warnings.catch_warnings():
+            # pandas warns, and drops the extra fields, when the first data row is wider than the header
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            # index_col=False: never a column taken as the rows' names
+            frame = pd.read_csv(path, index_col=False)
+        # a shorter row reads as missing values, a NUL byte cuts its value: name the line when the file has either
+        if frame.isna().to_numpy().any() or _holds_nul(path):
+            check_fields(path, source)
+        return frame
     except FileNotFoundError:
         raise DataError(f"{source}: dataset file not found") from None
     except IsADirectoryError:
@@ -73,7 +130,9 @@ def _read_frame(path: str, source: str) -> pd.DataFrame:
         raise DataError(f"{source}: permission denied; the file must be readable by the user running the task") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{source}: the file is empty; expected a CSV header and rows") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except (pd.errors.ParserWarning, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        if not isinstance(exc, UnicodeDecodeError):
+            check_fields(path, source)  # a row of the wrong width: its line, in the words of the other checks
         raise DataError(f"{source}: not a readable CSV file: {exc}") from None
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from adclick_ops.cli import main
-from adclick_ops.registry import Registry
+from adclick_ops.registry import Registry, RegistryError
+from adclick_ops.registry.registry import DamagedRegistryError
 
 from tests.support import PROJECT
 from tests.support.registry import model_rows, train_two_versions
@@ -211,3 +212,153 @@ def test_a_file_the_registry_did_not_write_is_never_replaced_or_removed(trained,
     assert trained.sync_champion_file() is not None and read() == before
     assert main(["models", "check", "--pipelines", str(pipelines)]) == 1
     assert "this registry did not write it" in capsys.readouterr().out
+
+
+# --- files that are not what the registry wrote: special files, oversized files, cards naming other files ---------
+
+
+def _special(kind: str, path: Path) -> None:
+    path.unlink()
+    if kind == "a FIFO":
+        os.mkfifo(path)
+    elif kind == "a link to /dev/zero":
+        path.symlink_to("/dev/zero")
+    else:
+        path.mkdir()
+
+
+SPECIAL = ["a FIFO", "a link to /dev/zero", "a folder"]
+REGISTRY_FILES = {
+    "the champion's model file": lambda r: model_file(r, 2),
+    "the champion's card": lambda r: card(r, 2),
+    "champion.json": pointer,
+}
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("which", list(REGISTRY_FILES))
+@pytest.mark.parametrize("kind", SPECIAL)
+def test_a_special_file_in_place_of_a_registry_file_is_refused_never_read(trained, pipelines, tmp_path, capsys, which, kind):
+    """A FIFO would block every command (and the monitor, holding its lock), /dev/zero would be read without end."""
+    path = REGISTRY_FILES[which](trained)
+    _special(kind, path)
+    p = ["--pipelines", str(pipelines)]
+    rows = tmp_path / "rows.csv"
+    import pandas as pd
+
+    pd.DataFrame(model_rows(3)).to_csv(rows, index=False)
+    commands = [["predict", *p, str(rows), str(tmp_path / "out.csv")]]
+    if which != "the champion's model file":  # list and show read the cards and the pointer, not the model files
+        commands += [["models", "list", *p], ["models", "show", "2", *p]]
+    for argv in commands:
+        assert main(argv) == 1, argv
+        one_line_error(capsys, (f"{path}: not a regular file",))
+    assert main(["models", "check", *p]) == 1
+    assert f"{path}: not a regular file" in capsys.readouterr().out
+    assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("kind", SPECIAL)
+def test_promote_names_why_a_special_model_file_cannot_serve(trained, pipelines, capsys, kind):
+    path = model_file(trained, 1)
+    _special(kind, path)
+    before = pointer(trained).read_bytes()
+    assert main(["models", "promote", "1", "--reason", "back", "--pipelines", str(pipelines)]) == 1
+    line = one_line_error(capsys, ("version 1 cannot be the champion", f"{path}: not a regular file", "nothing changed"))
+    assert "checks: ;" not in line
+    assert pointer(trained).read_bytes() == before
+
+
+def test_an_oversized_json_file_is_refused_before_it_is_read(trained, pipelines, capsys):
+    from adclick_ops.registry.store import MAX_JSON_BYTES
+
+    path = pointer(trained)
+    os.truncate(path, MAX_JSON_BYTES + 1)  # sparse: no disk used
+    assert main(["models", "list", "--pipelines", str(pipelines)]) == 1
+    one_line_error(capsys, (f"{path}: {MAX_JSON_BYTES + 1:,} bytes, more than such a file ever holds",))
+
+
+def _edit_card(registry: Registry, number: int, **model) -> Path:
+    path = card(registry, number)
+    data = json.loads(path.read_text())
+    data["model"].update(model)
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "/etc/passwd",
+        "../../../../../../etc/passwd",
+        "",
+        123,
+        None,
+        ["a"],
+        "models/{other}.onnx",
+        "models/{sha}.skops",
+        "./models/{sha}.onnx",
+    ],
+)
+def test_a_card_naming_another_file_than_its_model_is_refused(trained, pipelines, capsys, value):
+    """A card only ever names models/<its sha256>.onnx (or .model, the earlier format): nothing else is opened."""
+    sha = trained.card(2)["model"]["sha256"]
+    other = trained.card(1)["model"]["sha256"]
+    if isinstance(value, str):
+        value = value.format(sha=sha, other=other)
+    path = _edit_card(trained, 2, file=value)
+    with pytest.raises(DamagedRegistryError) as info:
+        trained.card(2)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and f"model.file is {json.dumps(value)}" in message
+    assert f"expected 'models/{sha}.onnx' or 'models/{sha}.model'" in message
+    assert main(["models", "list", "--pipelines", str(pipelines)]) == 1
+    one_line_error(capsys, (str(path), "model.file", "restore"))
+
+
+@pytest.mark.parametrize("value", [None, 123, "g" * 64, "A" * 64, "0" * 63])
+def test_a_card_whose_sha256_is_not_one_is_refused(trained, value):
+    path = _edit_card(trained, 2, sha256=value)
+    with pytest.raises(DamagedRegistryError, match="model.sha256 is .*; expected 64 lowercase hexadecimal digits") as info:
+        trained.card(2)
+    assert str(info.value).startswith(f"{path}: ")
+
+
+@pytest.mark.parametrize(
+    "value,words",
+    [
+        (["Age"] * 5, 'model.features names "Age" more than once'),
+        ([1, 2, 3, 4, 5], "model.features is [1, 2, 3, 4, 5]; expected a list of feature names"),
+        (None, "model.features is null; expected a list of feature names"),
+        ([], "model.features is []; expected a list of feature names"),
+        (["Daily Time Spent on Site", "", "Area Income", "Daily Internet Usage", "Male"], "expected a list of feature names"),
+    ],
+)
+def test_a_card_whose_features_are_not_unique_names_is_refused(trained, pipelines, capsys, value, words):
+    path = _edit_card(trained, 2, features=value)
+    with pytest.raises(DamagedRegistryError) as info:
+        trained.card(2)
+    assert str(info.value).startswith(f"{path}: ") and words in str(info.value), str(info.value)
+    assert main(["models", "check", "--pipelines", str(pipelines)]) == 1
+    assert words in capsys.readouterr().out
+
+
+def test_a_card_whose_features_differ_from_its_model_files_is_refused_when_loading(trained, pipelines, tmp_path, capsys):
+    """Two features swapped in the card would score every row with two values swapped: refused, naming both lists."""
+    features = trained.card(2)["model"]["features"]
+    swapped = [features[0], features[4], features[2], features[3], features[1]]
+    _edit_card(trained, 2, features=swapped)
+    with pytest.raises(RegistryError) as info:
+        trained.load_model(2)
+    assert json.dumps(features) in str(info.value) and json.dumps(swapped) in str(info.value)
+    p = ["--pipelines", str(pipelines)]
+    assert main(["models", "check", *p]) == 1
+    assert json.dumps(swapped) in capsys.readouterr().out
+    rows = tmp_path / "rows.csv"
+    import pandas as pd
+
+    pd.DataFrame(model_rows(3)).to_csv(rows, index=False)
+    assert main(["predict", *p, str(rows), str(tmp_path / "out.csv")]) == 1
+    one_line_error(capsys, ("the model file was trained on the features", json.dumps(swapped)))
+    assert not (tmp_path / "out.csv").exists()

@@ -138,3 +138,38 @@ def test_line_numbers_are_those_of_the_file_even_with_blank_lines(tmp_path_facto
     message = str(info.value)
     assert message.startswith(f"{path}: column {column!r}"), message
     assert f"line {bad_line}" in message, (message, bad_line)
+
+
+HEADER = ",".join([*FEATURES, TARGET])
+ROW = "68.95,35,61833.9,256.09,0,0"
+OTHER = "80.23,31,68435.19,193.77,1,1"
+
+
+@pytest.mark.parametrize(
+    "lines,words",
+    [
+        # one field more on every data row: pandas would take the first field as the rows' names, shifting the values
+        ([f"{ROW},9", f"{OTHER},8"], "line 2: 7 fields, the header has 6"),
+        ([ROW, f"{OTHER},8", ROW], "line 3: 7 fields, the header has 6"),  # a wider row after normal ones
+        ([f"{ROW},8", OTHER, ROW], "line 2: 7 fields, the header has 6"),  # a wider row first, then normal ones
+        ([ROW, "", ROW.rsplit(",", 1)[0], OTHER], "line 4: 5 fields, the header has 6"),  # a shorter row, after a blank line
+        ([ROW, ROW.replace(",35,", ",3\x005,"), OTHER], "line 3: field 2 holds a NUL byte"),
+    ],
+)
+def test_a_row_whose_fields_do_not_match_the_header_is_refused_naming_its_line(tmp_path, lines, words):
+    """Training reads no shifted, padded or cut values: the first such line of the file is named."""
+    path = tmp_path / "rows.csv"
+    path.write_text("\n".join([HEADER, *lines]) + "\n")
+    with pytest.raises(DataError) as info:
+        read_dataset(path, FEATURES, TARGET)
+    assert str(info.value).startswith(f"{path}: {words}"), str(info.value)
+
+
+def test_a_trailing_comma_on_every_data_line_reads_as_without_it(tmp_path):
+    """A spreadsheet export's empty last field on each data row: pandas' index_col=False drops it, values in place."""
+    plain, trailing = tmp_path / "plain.csv", tmp_path / "trailing.csv"
+    plain.write_text("\n".join([HEADER, ROW, OTHER]) + "\n")
+    trailing.write_text("\n".join([HEADER, f"{ROW},", f"{OTHER},"]) + "\n")
+    read = read_dataset(trailing, FEATURES, TARGET)
+    assert read.equals(read_dataset(plain, FEATURES, TARGET))
+    assert read[FEATURES].iloc[0].tolist() == [68.95, 35, 61833.9, 256.09, 0] and read[TARGET].tolist() == [0, 1]
