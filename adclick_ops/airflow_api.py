@@ -57,7 +57,20 @@ class DagNotFound(AirflowNotFound):
     """Airflow answers but does not know the DAG (not parsed yet, or a wrong `dag_id`)."""
 
 
+def is_text(value: Any) -> bool:
+    """Whether `value` is a str that can be written as UTF-8: JSON's "\\ud800" (a lone surrogate) cannot, in a URL or a page."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _path_part(value: str) -> str:
+    if not is_text(value):
+        raise AirflowUnreachable(f"cannot ask Airflow about {value!r:.80}: it is not valid Unicode text")
     return quote(value, safe="")
 
 
@@ -370,7 +383,11 @@ class AirflowClient:
         if not isinstance(runs, list) or not all(isinstance(r, dict) and isinstance(r.get("dag_run_id"), str) for r in runs):
             raise AirflowUnreachable("Airflow's list of runs has an unexpected shape")
         # Airflow may list more than asked (a proxy, a bug, a hostile server): the rest is not read.
-        return runs[: max(0, limit)]
+        runs = runs[: max(0, limit)]
+        # a run id goes into URLs and pages: one that is not text (a lone surrogate) makes the list unusable
+        if not all(is_text(r["dag_run_id"]) for r in runs):
+            raise AirflowUnreachable("Airflow's list of runs has a run id that is not valid Unicode text")
+        return runs
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         """The task instances of one run (task_id, state, try_number, max_tries, dates), at most MAX_TASK_INSTANCES."""
@@ -384,7 +401,7 @@ class AirflowClient:
         items = body.get("task_instances") if isinstance(body, dict) else None
         if not isinstance(items, list):
             raise AirflowUnreachable("Airflow's list of task instances has an unexpected shape")
-        return [ti for ti in items[:MAX_TASK_INSTANCES] if isinstance(ti, dict) and isinstance(ti.get("task_id"), str)]
+        return [ti for ti in items[:MAX_TASK_INSTANCES] if isinstance(ti, dict) and is_text(ti.get("task_id"))]
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str) -> Any:
         """The XCom `key` of a task in a run (JSON strings and serde wrappers undone), or None when it has none."""
@@ -425,7 +442,15 @@ def dag_details(client: AirflowClient, dag_id: str) -> dict[str, Any] | None:
         return None
     if not isinstance(body, dict):
         raise AirflowUnreachable("Airflow's DAG details have an unexpected shape")
+    tags = body.get("tags")
+    if tags is not None and not (isinstance(tags, list) and all(_is_tag(t) for t in tags)):
+        raise AirflowUnreachable(f"Airflow's DAG details have an unexpected shape: tags {tags!r:.80}")
     return body
+
+
+def _is_tag(tag: Any) -> bool:
+    """A tag of the DAG details: {"name": ...} (DagTagResponse), or a plain name."""
+    return isinstance(tag, str) or (isinstance(tag, dict) and isinstance(tag.get("name"), str))
 
 
 def _xcom_value(value: Any) -> Any:

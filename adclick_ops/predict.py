@@ -48,13 +48,21 @@ def load_champion(registry: Any, threads: int = 1) -> Champion | None:
     )
 
 
+MAX_SHOWN_CHARS = 80  # of a value, or a list of field names, that a message quotes
+
+
+def shown(text: str) -> str:
+    """`text` cut to MAX_SHOWN_CHARS with an ellipsis: a message never echoes a whole 4 MB value back."""
+    return text if len(text) <= MAX_SHOWN_CHARS else text[: MAX_SHOWN_CHARS - 1] + "…"
+
+
 def _number(value: Any, where: str, name: str) -> float:
     # bool is an int to Python, but true/false is not a feature value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise PredictInputError(f"{where}: field {name!r}: expected a number, found {value!r}")
+        raise PredictInputError(f"{where}: field {name!r}: expected a number, found {shown(repr(value))}")
     number = float(value)
     if not math.isfinite(number):
-        raise PredictInputError(f"{where}: field {name!r}: expected a finite number, found {value!r}")
+        raise PredictInputError(f"{where}: field {name!r}: expected a finite number, found {shown(repr(value))}")
     return number
 
 
@@ -79,7 +87,7 @@ def rows_to_matrix(rows: Any, features: tuple[str, ...], max_rows: int = MAX_ROW
             if missing:
                 problems.append(f"missing field(s) {', '.join(map(repr, missing))}")
             if extra:
-                problems.append(f"unknown field(s) {', '.join(map(repr, extra))}")
+                problems.append(f"unknown field(s) {shown(', '.join(map(repr, extra)))}")
             raise PredictInputError(f"{where}: {'; '.join(problems)}; expected exactly: {', '.join(features)}")
         for j, name in enumerate(features):
             out[i, j] = _number(row[name], where, name)

@@ -279,3 +279,26 @@ def test_a_run_triggered_before_any_answer_leaves_run_after_to_airflow(clocked):
     assert "run_after" not in clocked.posted[0]
     trigger(client, "Airflow_Lab2", "a note")
     assert clocked.posted[1]["run_after"].endswith(".999999+00:00")
+
+
+def test_a_run_id_that_is_not_text_is_an_airflow_error(stub):
+    # JSON's "\ud800" decodes to a lone surrogate, which no URL can carry: quote() raised UnicodeEncodeError
+    stub.runs = [dag_run("\ud800", "success")]
+    client = AirflowClient(stub.url, "airflow", "airflow")
+    with pytest.raises(AirflowUnreachable, match="run id that is not valid Unicode text"):
+        client.recent_runs("Airflow_Lab2", 5)
+    for ask in (
+        lambda: client.task_instances("Airflow_Lab2", "\ud800"),
+        lambda: client.run_metrics("Airflow_Lab2", "manual__\udc00"),
+        lambda: client.xcom("Airflow_Lab2", "r", "\ud800", "failure"),
+    ):
+        with pytest.raises(AirflowUnreachable, match="not valid Unicode text"):
+            ask()
+
+
+def test_a_task_whose_id_is_not_text_is_left_out(stub):
+    from tests.support.airflow_stub import task_instance
+
+    stub.runs = [dag_run("r", "failed")]
+    stub.task_instances["r"] = [task_instance("r", "\ud800", "failed"), task_instance("r", "load_data_task", "failed")]
+    assert [t["task_id"] for t in AirflowClient(stub.url, "airflow", "airflow").task_instances("Airflow_Lab2", "r")] == ["load_data_task"]

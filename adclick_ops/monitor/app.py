@@ -61,6 +61,16 @@ SECURITY_HEADERS = {
 _NO_STORE = ("Cache-Control", "no-store")
 
 
+class _Response(Response):
+    """A page's text as UTF-8, where a lone surrogate from Airflow's JSON ("\\ud800" in a note or an error) is a "?"
+    rather than a UnicodeEncodeError; JSON answers escape it and are unchanged."""
+
+    def set_data(self, value: bytes | str) -> None:
+        if isinstance(value, str):
+            value = value.encode("utf-8", "replace")
+        super().set_data(value)
+
+
 def _settings(config: dict[str, Any] | None) -> dict[str, Any]:
     settings = dict(DEFAULTS)
     for key, env in ENVIRONMENT.items():
@@ -83,6 +93,7 @@ def _settings(config: dict[str, Any] | None) -> dict[str, Any]:
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the monitor. `config` overrides the environment, which overrides DEFAULTS."""
     app = Flask(__name__)
+    app.response_class = _Response
     app.config.update(_settings(config))
     # Whatever the caller passed: no debugger, no tracebacks in pages.
     app.config["DEBUG"] = False

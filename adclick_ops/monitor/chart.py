@@ -133,14 +133,23 @@ def _x_axis(times: list[datetime | None], xs: list[float], plot_left: float, plo
     return x_ticks, axis_label
 
 
+def _plotted(run: Run) -> dict[str, float]:
+    """The run's charted metrics that are scores, in [0, 1]; a value outside (a finite -1e308 too) is left out."""
+    return {name: value for name, _ in SERIES if (value := run.metrics.get(name)) is not None and 0.0 <= value <= 1.0}
+
+
 def metrics_chart(runs: list[Run]) -> dict[str, Any] | None:
-    """Points, ticks, marks and polylines for the recent runs, oldest on the left; None if no run has metrics."""
+    """Points, ticks, marks and polylines for the recent runs, oldest on the left; None if no run has metrics.
+
+    `left_out` counts the charted metrics outside [0, 1], which are not drawn (the page says so)."""
     chronological = list(reversed(runs))  # the API lists newest first
-    shown = [r for r in chronological if r.state in FAILED_STATES or any(name in r.metrics for name, _ in SERIES)]
-    with_metrics = [r for r in shown if any(name in r.metrics for name, _ in SERIES)]
+    plotted = {id(r): _plotted(r) for r in chronological}
+    shown = [r for r in chronological if r.state in FAILED_STATES or plotted[id(r)]]
+    with_metrics = [r for r in shown if plotted[id(r)]]
+    left_out = sum(1 for r in chronological for name, _ in SERIES if name in r.metrics and name not in plotted[id(r)])
     if not with_metrics:
         return None
-    values = [r.metrics[name] for r in with_metrics for name, _ in SERIES if name in r.metrics]
+    values = [value for r in with_metrics for value in plotted[id(r)].values()]
     # Scores crowd near 1: start the axis at the tenth below the lowest, so differences show.
     low = max(0.0, math.floor(min(values) * 10 - 1e-9) / 10)
     low = min(low, 0.9)
@@ -158,13 +167,13 @@ def metrics_chart(runs: list[Run]) -> dict[str, Any] | None:
         points = [
             {
                 "x": xs[i],
-                "y": round(y(r.metrics[name]), 1),
-                "value": r.metrics[name],
+                "y": round(y(plotted[id(r)][name]), 1),
+                "value": plotted[id(r)][name],
                 "run_id": r.run_id,
-                "tooltip": " · ".join(p for p in (f"{label} {r.metrics[name]:.4f}", r.run_id, _stamp(r.when), describe(r)) if p),
+                "tooltip": " · ".join(p for p in (f"{label} {plotted[id(r)][name]:.4f}", r.run_id, _stamp(r.when), describe(r)) if p),
             }
             for i, r in enumerate(shown)
-            if name in r.metrics
+            if name in plotted[id(r)]
         ]
         series.append({"name": name, "label": label, "points": points, "polyline": " ".join(f"{p['x']},{p['y']}" for p in points)})
 
@@ -199,6 +208,7 @@ def metrics_chart(runs: list[Run]) -> dict[str, Any] | None:
         "failures": failures,
         "champions": champions,
         "runs": len(with_metrics),
+        "left_out": left_out,
         "first": _stamp(shown[0].when),
         "last": _stamp(shown[-1].when),
     }

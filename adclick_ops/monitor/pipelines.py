@@ -9,7 +9,6 @@ docs), so both are read. A DAG that Airflow marks stale, or does not know, is re
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,8 +17,10 @@ from adclick_ops.config.vocabulary import INVALID_FILE_HEADLINE, LAST_GOOD_DOCS_
 
 MAX_ERRORS_SHOWN = 5
 MAX_LINE_CHARS = 500
-_DOCS = re.compile(re.escape(LAST_GOOD_DOCS_OPENING) + r"(?P<file>[^\n]+?)\*\* \((?P<version>[^\n]*?)\)\.")
-_FENCED = re.compile(r"(?P<fence>`{3,})text\n(?P<body>.*?)\n(?P=fence)", re.S)
+# The docs are Airflow's answer, so of any length and content: they are read by str.find, in one pass each (a
+# regular expression with two lazy groups took quadratic time on a long first line), and only so far.
+MAX_DOCS_CHARS = 64 * 1024  # of the docs read: what the DAG file writes is a few KB at most
+_FILE_END, _VERSION_END, _FENCE, _FENCE_INFO = "** (", ").", "```", "text\n"
 
 
 def _line(text: str) -> str:
@@ -95,14 +96,47 @@ def parse_import_error(filename: str, stack_trace: str) -> BrokenFile:
     )
 
 
+def _opening(docs: str) -> tuple[str, str, int] | None:
+    """`**Running the last valid version of <file>** (<version>).` on the docs' first line: file, version, where it ends."""
+    if not docs.startswith(LAST_GOOD_DOCS_OPENING):
+        return None
+    start = len(LAST_GOOD_DOCS_OPENING)
+    line_end = docs.find("\n", start)
+    line_end = len(docs) if line_end < 0 else line_end
+    file_end = docs.find(_FILE_END, start + 1, line_end)  # the file's name is one character at least
+    if file_end < 0:
+        return None
+    version_start = file_end + len(_FILE_END)
+    version_end = docs.find(_VERSION_END, version_start, line_end)
+    if version_end < 0:
+        return None
+    return docs[start:file_end], docs[version_start:version_end], version_end + len(_VERSION_END)
+
+
+def _fenced(docs: str, start: int) -> list[str]:
+    """The lines of the first ```text block after `start` (its fence three backticks or more), up to the error lines shown."""
+    at = docs.find(_FENCE, start)
+    while at >= 0:
+        info = at + len(_FENCE)
+        while info < len(docs) and docs[info] == "`":
+            info += 1
+        if docs.startswith(_FENCE_INFO, info):
+            body_start = info + len(_FENCE_INFO)
+            body_end = docs.find("\n" + docs[at:info], body_start)
+            return docs[body_start:body_end].splitlines()[: MAX_ERRORS_SHOWN + 1] if body_end >= 0 else []
+        at = docs.find(_FENCE, info)  # each backtick is looked at once
+    return []
+
+
 def _from_docs(doc_md: str) -> BrokenFile | None:
     """What the docs of a DAG kept from a last valid version say: its file, the version, the first errors."""
-    opening = _DOCS.match(doc_md or "")
+    docs = (doc_md or "")[:MAX_DOCS_CHARS]
+    opening = _opening(docs)
     if opening is None:
         return None
-    fenced = _FENCED.search(doc_md, opening.end())
-    errors = tuple(_line(e) for e in fenced.group("body").splitlines()) if fenced else ()
-    return BrokenFile(opening.group("file"), errors, runs_instead=_line(opening.group("version")))
+    file, version, end = opening
+    errors = tuple(_line(e) for e in _fenced(docs, end))
+    return BrokenFile(file, errors, runs_instead=_line(version))
 
 
 def _same_file(a: str, b: str) -> bool:

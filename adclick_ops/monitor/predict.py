@@ -26,6 +26,7 @@ from adclick_ops.predict import (
     predictions_json,
     rows_to_matrix,
     score,
+    shown,
 )
 from adclick_ops.registry.serialization import UnsafeModelError
 
@@ -179,7 +180,7 @@ class PredictEndpoint:
             raise _Refused('request body: expected {"rows": [{feature: value, ...}, ...]}')
         if len(body) > 1:
             extra = sorted(k for k in body if k != "rows")
-            raise _Refused(f"request body: unknown field(s) {', '.join(map(repr, extra))}; expected only 'rows'")
+            raise _Refused(f"request body: unknown field(s) {shown(', '.join(map(repr, extra)))}; expected only 'rows'")
         return body["rows"]
 
     @staticmethod

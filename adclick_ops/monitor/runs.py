@@ -92,6 +92,12 @@ class Run:
         return self.failure is not None and self.failure.kind == "gate"
 
     @property
+    def confusion(self) -> list[list[int]] | None:
+        """The record's confusion matrix when it is two by two (actual 0/1 by predicted 0/1), the only shape the pages draw."""
+        cm = self.record.confusion_matrix if self.record is not None else None
+        return cm if cm is not None and len(cm) == 2 and all(len(row) == 2 for row in cm) else None
+
+    @property
     def metrics(self) -> dict[str, float]:
         """The record's test metrics that are defined, by name (METRICS)."""
         if self.record is None:
@@ -251,7 +257,8 @@ def failed_task(tis: list[dict[str, Any]], record: Any, ui_url: str, dag_id: str
     error = kind = retryable = None
     if isinstance(record, dict) and record.get("task_id") in (None, ti["task_id"]):
         error = _first_line(record.get("error"))
-        kind = record.get("kind") if record.get("kind") in FAILURE_KINDS else None
+        # a kind of another type (a list, an object) is unreadable, as an unknown name is: `in` would hash it
+        kind = record.get("kind") if isinstance(record.get("kind"), str) and record.get("kind") in FAILURE_KINDS else None
         retryable = record.get("retryable") if isinstance(record.get("retryable"), bool) else None
         try_number = _int(record.get("try_number")) or try_number
         max_tries = _int(record.get("max_tries")) or max_tries

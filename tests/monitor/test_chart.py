@@ -78,3 +78,13 @@ def test_runs_without_dates_are_placed_in_order():
     chart = metrics_chart([run("b", accuracy=0.9), run("a", accuracy=0.8)])
     assert [t["label"] for t in chart["x_ticks"]] == ["#1", "#2"]
     assert chart["axis_label"].startswith("runs in order")
+
+
+def test_a_metric_outside_zero_to_one_is_left_out_and_counted():
+    # -1e308 is finite, so the record reads it; the axis's lowest tick was floor(-1e308 * 10): an OverflowError
+    chart = metrics_chart([run("new", accuracy=0.95, roc_auc=0.99), run("old", accuracy=-1e308, roc_auc=0.9), run("odd", accuracy=1.5)])
+    points = {s["name"]: [p["run_id"] for p in s["points"]] for s in chart["series"]}
+    assert points == {"accuracy": ["new"], "roc_auc": ["old", "new"]}
+    assert chart["left_out"] == 2 and chart["runs"] == 2
+    assert chart["ticks"][0]["label"] == "0.80" and chart["ticks"][-1]["label"] == "1.00"
+    assert metrics_chart([run("a", accuracy=-1e308)]) is None  # nothing to draw

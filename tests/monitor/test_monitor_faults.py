@@ -227,3 +227,27 @@ def test_threads_are_not_left_behind_by_a_cut_call(airflow):
     airflow.drip = None
     client.application.extensions["adclick_monitor"].cache.settle()
     assert threading.active_count() <= before + 1  # the stub's request thread may still be finishing
+
+
+# -- text that is not text ---------------------------------------------------------------------
+@pytest.mark.parametrize("state", ["success", "queued"])
+def test_a_run_id_that_is_not_text_is_named_not_a_500(airflow, state):
+    set_state(airflow, "success")
+    airflow.runs[-1].update(dag_run_id="\ud800", state=state)  # JSON "\ud800": a lone surrogate
+    client = _app(airflow, CACHE_TTL=0).test_client()
+    assert client.get("/health").status_code == 200
+    for route in ("/failure", "/running", "/api/status", "/api/runs"):
+        response = client.get(route)
+        assert response.status_code == 503, route
+        assert "run id that is not valid Unicode text" in response.get_data(as_text=True), route
+    assert client.get("/").status_code == client.get("/success").status_code == 302
+
+
+def test_lone_surrogates_in_other_text_are_shown_not_a_500(airflow):
+    set_state(airflow, "failed")
+    airflow.runs[-1]["note"] = "a note \ud800"
+    airflow.task_xcoms[("manual__failed_run", "data_preprocessing_task", "failure")]["error"] = "DataError: bad \udfff value"
+    client = _app(airflow, CACHE_TTL=0).test_client()
+    page = client.get("/failure")
+    assert page.status_code == 200 and "DataError: bad ? value" in page.get_data(as_text=True)
+    assert client.get("/api/status").get_json()["run"]["failure"]["error"] == "DataError: bad \udfff value"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -111,3 +112,30 @@ def test_a_plain_string_in_the_record_s_place_is_named(client, airflow):
     airflow.xcoms["manual__success_run"] = "not a record"
     body = client.get("/api/status").get_json()
     assert body["error"] == "record unreadable: record: expected an object of fields, found str 'not a record'"
+
+
+@pytest.mark.parametrize("matrix", [[[1]], [[]], [], [[1, 2]], [[1, 2], [3]], [[1, 2], [3, 4], [5, 6]]])
+def test_a_confusion_matrix_that_is_not_two_by_two_is_left_out_and_said(airflow, matrix):
+    set_state(airflow, "success")
+    client = create_app({"TESTING": True, "AIRFLOW_URL": airflow.url, "AIRFLOW_UI_URL": UI_URL, "CACHE_TTL": 0}).test_client()
+    html = client.get("/success").get_data(as_text=True)
+    assert 'id="confusion-matrix"' in html and "97 <small>TN</small>" in html and "No confusion matrix" not in html
+    airflow.xcoms["manual__success_run"] = metrics("manual__success_run", confusion_matrix=matrix)
+    page = client.get("/success")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert 'id="confusion-matrix"' not in html and "No confusion matrix: the record holds one that is not two rows of two counts." in html
+    assert 'id="metric-accuracy">0.9612<' in html  # the rest of the record is shown
+    assert client.get("/api/status").get_json()["run"]["confusion_matrix"] == matrix
+
+
+@pytest.mark.parametrize("accuracy", [-1e308, -1.8e307, 2.0, -0.5])
+def test_a_score_outside_zero_to_one_in_a_recent_run_is_not_drawn_and_said(airflow, accuracy):
+    set_state(airflow, "success")
+    airflow.xcoms["manual__older"] = metrics("manual__older", accuracy=accuracy)
+    client = create_app({"TESTING": True, "AIRFLOW_URL": airflow.url, "AIRFLOW_UI_URL": UI_URL, "CACHE_TTL": 0}).test_client()
+    for route, code in (("/success", 200), ("/failure", 200), ("/running", 200), ("/api/status", 200), ("/api/runs", 200)):
+        assert client.get(route).status_code == code, route
+    html = client.get("/success").get_data(as_text=True)
+    assert 'id="metrics-chart"' in html
+    assert "Not drawn: 1 value outside [0, 1], which no score can be" in html

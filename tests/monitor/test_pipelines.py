@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import pytest
 
+from adclick_ops.airflow_api import AirflowClient, AirflowUnreachable
+from adclick_ops.config.vocabulary import LAST_GOOD_DOCS_OPENING, LAST_GOOD_TAG
 from adclick_ops.monitor import create_app
-from adclick_ops.monitor.pipelines import parse_import_error
+from adclick_ops.monitor.pipelines import _from_docs, parse_import_error, read_state
 
-from tests.support.airflow_stub import UI_URL
+from tests.support.airflow_stub import UI_URL, set_state
 from tests.support.broken_pipeline import LAB2, broken
 
 
@@ -89,3 +91,38 @@ def test_many_errors_are_cut_and_each_line_is_bounded():
     b = parse_import_error("a.yaml", trace)
     assert len(b.errors) == 6 and b.errors[-1] == "... and 7 more" and all(len(e) <= 500 for e in b.errors)
     assert b.note == "why"
+
+
+@pytest.mark.timeout(30)
+def test_long_docs_from_airflow_are_read_in_one_pass(airflow):
+    # "** (" over and over, with no ")." to end the version: a regular expression with two lazy groups took
+    # quadratic time on this (32 KB: seconds), and held a worker meanwhile.
+    hostile = LAST_GOOD_DOCS_OPENING + "** (" * (1024 * 1024)  # 4 MiB
+    assert _from_docs(hostile) is None
+    well_formed = f"{LAST_GOOD_DOCS_OPENING}pipelines/a.yaml** (sha256 0123, recorded today). Fix it.\n\n```text\na.yaml:3: bad\n```\n"
+    kept = _from_docs(well_formed + "** (" * (1024 * 1024))
+    assert (kept.file, kept.runs_instead, kept.errors) == ("pipelines/a.yaml", "sha256 0123, recorded today", ("a.yaml:3: bad",))
+
+    # through Airflow's answer, as large as the client takes, and the routes that read it
+    airflow.dag_details = {"tags": [{"name": LAST_GOOD_TAG}], "doc_md": LAST_GOOD_DOCS_OPENING + "** (" * (900 * 1024)}
+    state = read_state(AirflowClient(airflow.url, "airflow", "airflow"), "Airflow_Lab2")
+    assert state.last_good is True and state.broken == ()
+    client = create_app({"TESTING": True, "AIRFLOW_URL": airflow.url, "AIRFLOW_UI_URL": UI_URL, "CACHE_TTL": 0}).test_client()
+    assert client.get("/health").status_code == 200
+    assert client.get("/api/status").get_json()["pipelines"]["dag"]["last_good"] is True
+
+
+@pytest.mark.parametrize("tags", [5, True, "last-good", [["x"]], [{"name": []}], [{"name": {"a": 1}}], [None]])
+def test_dag_details_tags_of_another_shape_are_an_airflow_problem_not_a_500(airflow, tags):
+    set_state(airflow, "success")
+    airflow.dag_details = {"tags": tags}
+    client = create_app({"TESTING": True, "AIRFLOW_URL": airflow.url, "AIRFLOW_UI_URL": UI_URL, "CACHE_TTL": 0}).test_client()
+    health = client.get("/health")
+    assert health.status_code == 200 and health.get_json()["status"] == "ok"
+    for route, code in (("/", 302), ("/success", 200), ("/failure", 200), ("/running", 200), ("/models", 200), ("/nope", 404)):
+        assert client.get(route).status_code == code, route
+    status = client.get("/api/status")
+    assert status.status_code == 200 and status.get_json()["case"] == "success"
+    assert status.get_json()["pipelines"] is None  # Airflow did not tell what the DAG's state is
+    with pytest.raises(AirflowUnreachable, match="DAG details have an unexpected shape: tags"):
+        read_state(AirflowClient(airflow.url, "airflow", "airflow"), "Airflow_Lab2")

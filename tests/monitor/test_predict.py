@@ -349,3 +349,20 @@ def test_other_methods_on_the_predict_path_are_flask_s(client):
     response = client.get("/api/predict")
     assert response.status_code == 405 and response.json == {"error": "Method Not Allowed", "status": 405}
     assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_a_huge_value_or_key_is_not_echoed_back(client):
+    huge = "x" * (3 * 1024 * 1024)
+    for rows, words in (
+        ([_row(Age=huge)], "rows[0]: field 'Age': expected a number, found 'xxx"),
+        ([_row(**{huge: 1})], "rows[0]: unknown field(s) 'xxx"),
+        ([_row(**{f"k{i:06d}": 1 for i in range(50_000)})], "rows[0]: unknown field(s) 'k000000', 'k000001'"),
+    ):
+        response = client.post("/api/predict", json={"rows": rows})
+        error = response.json["error"]
+        assert response.status_code == 400 and words in error, error[:200]
+        assert len(response.data) < 1000 and "…" in error
+    # the top-level body is checked before any champion is read
+    response = client.post("/api/predict", json={"rows": [], huge: 1})
+    assert response.status_code == 400 and len(response.data) < 1000
+    assert response.json["error"].startswith("request body: unknown field(s) 'xxx") and "…; expected only 'rows'" in response.json["error"]

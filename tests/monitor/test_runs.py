@@ -218,3 +218,15 @@ def test_the_success_page_says_whether_the_model_was_promoted_and_why(client, ai
     assert heading in html
     assert f'<span id="run-decision">{reason}</span>' in html
     assert ("promoted to champion" if promoted else "v4 · not promoted · champion v3") in html
+
+
+@pytest.mark.parametrize("kind", [[], {}, [1], {"gate": 1}])
+def test_a_failure_kind_that_is_not_a_name_is_unreadable_not_a_500(client, airflow, kind):
+    rid = set_state(airflow, "failed")
+    airflow.task_xcoms[(rid, "data_preprocessing_task", "failure")]["kind"] = kind
+    for route, code in (("/", 302), ("/success", 302), ("/failure", 200), ("/running", 200)):
+        assert client.get(route).status_code == code, route
+    response = client.get("/api/status")
+    assert response.status_code == 200
+    failure = response.get_json()["run"]["failure"]
+    assert failure["kind"] is None and failure["error"] == DATA_ERROR  # the rest of the record is read, as for an unknown kind
