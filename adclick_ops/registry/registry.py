@@ -439,6 +439,8 @@ class Registry:
             if event["action"] not in (REJECTED, RETRAINED):
                 new["champion"] = event["version"]
             new["updated_at"] = event["at"]
+            if new.get("champion") != state.get("champion"):
+                self._drop_copy()
             if self.store.replace_if(POINTER, json.dumps(new, indent=2).encode(), tag):
                 return new, event
         raise RegistryError(f"{self.location}/{POINTER}: too many concurrent changes; try again")
@@ -469,6 +471,15 @@ class Registry:
             log.error("could not update %s with the champion: %s", self.champion_file, exc)
             return f"{type(exc).__name__}: {exc}"
         return None
+
+    def _drop_copy(self) -> None:
+        """Remove the champion's copy before the pointer names another champion, so that a process killed before it
+        writes the new copy leaves none rather than the former champion's bytes (sync_champion_file writes it after)."""
+        try:
+            if self._copy_of_ours() is not None:
+                self.champion_file.unlink()
+        except (RegistryError, OSError) as exc:  # a file it did not write stays; sync_champion_file says why
+            log.warning("%s: the champion's copy was not removed before the change: %s", self.champion_file, exc)
 
     def _copy_of_ours(self) -> bytes | None:
         """The bytes of the champion's copy; None when there is none. RegistryError when a file is there that this

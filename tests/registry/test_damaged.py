@@ -362,3 +362,15 @@ def test_a_card_whose_features_differ_from_its_model_files_is_refused_when_loadi
     assert main(["predict", *p, str(rows), str(tmp_path / "out.csv")]) == 1
     one_line_error(capsys, ("the model file was trained on the features", json.dumps(swapped)))
     assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize("change", ["promote", "rollback"])
+def test_a_process_killed_between_the_pointer_and_the_copy_leaves_no_other_versions_bytes(trained, tmp_path, monkeypatch, change):
+    """The copy is the champion's file or absent, even when the process stops right after the pointer's write."""
+    copy = tmp_path / "model" / "model.sav"
+    assert trained.champion() == 2 and copy.read_bytes() == trained.model_bytes(2)
+    with monkeypatch.context() as m:
+        m.setattr(Registry, "sync_champion_file", lambda self: None)  # the process stops before it writes the copy
+        trained.promote(1, reason="test") if change == "promote" else trained.rollback(reason="test")
+    assert trained.champion() == 1 and not copy.exists()
+    assert trained.sync_champion_file() is None and copy.read_bytes() == trained.model_bytes(1)
