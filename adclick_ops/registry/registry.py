@@ -141,6 +141,28 @@ def champion_stack(events: list[dict[str, Any]]) -> list[int]:
     return stack
 
 
+ACTIONS = (PROMOTED, REJECTED, PROMOTE, ROLLBACK, RETRAINED)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _event_problem(event: Any) -> str | None:
+    """What is wrong with one change of the pointer's history, or None: every reader (list, show, rollback, the
+    decisions of later runs) relies on these fields."""
+    if not isinstance(event, dict):
+        return f"found {type(event).__name__}; expected a change (an object)"
+    if event.get("action") not in ACTIONS:
+        return f"action is {_shown(event.get('action'))}; expected one of {', '.join(ACTIONS)}"
+    if not _is_number(event.get("version")):
+        return f"version is {_shown(event.get('version'))}; expected a version number"
+    if not (event.get("from") is None or _is_number(event.get("from"))):
+        return f"from is {_shown(event.get('from'))}; expected a version number or null"
+    wrong = [k for k in ("at", "reason", "by") if not isinstance(event.get(k), str)]
+    return f"{', '.join(wrong)} must be text, found {', '.join(_shown(event.get(k)) for k in wrong)}" if wrong else None
+
+
 def run_decisions(events: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
     """The event in which a run decided about each version (promoted or rejected, with the reason), by version."""
     return {e["version"]: e for e in events if e["action"] in (PROMOTED, REJECTED)}
@@ -413,8 +435,12 @@ class Registry:
         champion, events = state["champion"], state["events"]
         if not (champion is None or (isinstance(champion, int) and not isinstance(champion, bool))):
             raise DamagedRegistryError(f"{where}: champion must be a version number or null, found {champion!r}; {repair}")
-        if not isinstance(events, list) or not all(isinstance(e, dict) and {"action", "version"} <= set(e) for e in events):
-            raise DamagedRegistryError(f"{where}: events must be a list of changes, each with action and version; {repair}")
+        if not isinstance(events, list):
+            raise DamagedRegistryError(f"{where}: events must be a list of changes, found {type(events).__name__}; {repair}")
+        for i, event in enumerate(events):
+            problem = _event_problem(event)
+            if problem:
+                raise DamagedRegistryError(f"{where}: events[{i}]: {problem}; {repair}")
         return state
 
     def champion(self) -> int | None:

@@ -78,6 +78,42 @@ def damages():
         ("unknown field(s) metricz",),
     )
     yield "card: another version's", lambda r: card(r, 2), lambda d: json.dumps(json.loads(d) | {"version": 1}).encode(), ("version field",)
+    # one change of the history, each field every reader relies on: list, show, rollback and later runs' decisions
+    for field, value in [
+        ("reason", None),
+        ("reason", 7),
+        ("version", {}),
+        ("version", True),
+        ("version", 0),
+        ("action", "promted"),
+        ("action", ["promoted"]),
+        ("from", "1"),
+        ("by", []),
+        ("at", None),
+    ]:
+        yield (
+            f"champion.json: an event's {field} is {value!r}",
+            pointer,
+            lambda d, field=field, value=value: _with_event_field(d, field, value),
+            ("champion.json: events[1]: ", field),
+        )
+    yield "champion.json: an event that is a list", pointer, lambda d: _with_event(d, []), ("events[1]: found list",)
+
+
+def _with_event(data: bytes, event) -> bytes:
+    state = json.loads(data)
+    state["events"][1] = event
+    return json.dumps(state).encode()
+
+
+def _with_event_field(data: bytes, field: str, value) -> bytes:
+    state = json.loads(data)
+    event = state["events"][1]
+    if value is None:
+        event.pop(field)
+    else:
+        event[field] = value
+    return _with_event(data, event)
 
 
 def damage(registry: Registry, path_of, how) -> Path:
