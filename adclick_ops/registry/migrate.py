@@ -36,9 +36,9 @@ def _rows(card: dict[str, Any], n_features: int) -> tuple[Any, str]:
     rng = np.random.default_rng(0)
     scale = 10.0 ** rng.uniform(-2, 5, size=(GENERATED_ROWS, 1))
     generated = rng.normal(size=(GENERATED_ROWS, n_features)) * scale
-    dataset = card.get("dataset") or {}
-    path = dataset.get("path")
-    if path:
+    dataset = card.get("dataset")
+    path = dataset.get("path") if isinstance(dataset, dict) else None
+    if isinstance(path, str) and path:
         try:
             from adclick_ops.steps.data import read_dataset
 

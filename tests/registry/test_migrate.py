@@ -144,3 +144,15 @@ def test_an_old_file_that_fails_the_old_checks_is_not_migrated(pipelines, tmp_pa
     assert main(["models", "migrate", "--pipelines", str(pipelines)]) == 1
     assert "(version 1): refused: Tree: a split on a feature outside 0..4" in capsys.readouterr().err
     assert registry.card(1)["model"]["format"] == "adclick-model/1"
+
+
+@pytest.mark.parametrize("dataset", ["x", 7, ["a"], {"path": 7}, {"path": ["a"]}, None])
+def test_a_card_whose_dataset_cannot_be_read_is_migrated_on_generated_rows(pipelines, tmp_path, capsys, dataset):
+    registry, models = old_registry(tmp_path / "model", tmp_path / "gone.csv")
+    path = Path(registry.location) / "versions" / "000002.json"
+    card = json.loads(path.read_text())
+    card["dataset"] = dataset
+    path.write_text(json.dumps(card))
+    assert main(["models", "migrate", "--pipelines", str(pipelines)]) == 0, capsys.readouterr()
+    assert "Airflow_Lab2: version 2: models/" in capsys.readouterr().out
+    np.testing.assert_allclose(registry.load_model(2).predict_proba(X), models[2].predict_proba(X), rtol=0, atol=1e-4)
