@@ -148,6 +148,13 @@ def _write_output(target: str, data: bytes) -> None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return
+    from adclick_ops.config.locations import LocationError, parse_location
+    from adclick_ops.steps.errors import DataError
+
+    try:
+        parse_location(target, "the output")
+    except LocationError as exc:  # an empty name, a NUL byte, an address of no place the project writes
+        raise DataError(f"{exc}; expected a file path, an object-storage URI or - for standard output") from None
     path = as_path(target)
     if not _is_local(path):
         write_bytes_atomic(path, data)

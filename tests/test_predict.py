@@ -270,3 +270,19 @@ def test_batch_predict_refuses_a_row_whose_fields_do_not_match_the_header(traine
     err = capsys.readouterr().err
     assert err.startswith(f"error: {source}: {words}"), err
     assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize(
+    "target,words",
+    [
+        ("", "the output must not be empty"),
+        ("a\x00b", "the output contains a NUL byte"),
+        ("ftp://h/x.csv", "the output 'ftp://h/x.csv' is a ftp:// address"),
+    ],
+)
+def test_an_output_that_names_no_place_is_refused_in_one_line(trained, pipelines, tmp_path, capsys, target, words):
+    source = tmp_path / "rows.csv"
+    source.write_text(",".join(FEATURES) + "\n68.95,35,61833.9,256.09,0\n")
+    assert main(["predict", "--pipelines", str(pipelines), str(source), target]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {words}") and len(err.strip().splitlines()) == 1, err
