@@ -68,6 +68,25 @@ def is_text(value: Any) -> bool:
     return True
 
 
+def _tls_reason(exc: BaseException) -> str:
+    """Why TLS failed, in OpenSSL's words (a certificate that does not verify, a server that speaks plain HTTP), from
+    the ssl error that requests and urllib3 wrap."""
+    import ssl
+
+    seen: BaseException | None = exc
+    for _ in range(8):  # requests' SSLError -> urllib3's MaxRetryError -> its SSLError -> ssl's
+        if seen is None:
+            break
+        if isinstance(seen, ssl.SSLError):
+            reason = str(seen.reason or seen.strerror or seen).replace("_", " ").lower()
+            detail = getattr(seen, "verify_message", None)  # which check of the certificate failed
+            return f"{reason}: {detail}" if detail else reason
+        inner = getattr(seen, "reason", None)
+        nested = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
+        seen = inner if isinstance(inner, BaseException) else nested or seen.__cause__ or seen.__context__
+    return "no reason given"
+
+
 def _path_part(value: str) -> str:
     if not is_text(value):
         raise AirflowUnreachable(f"cannot ask Airflow about {value!r:.80}: it is not valid Unicode text")
@@ -233,6 +252,8 @@ class AirflowClient:
             if watch.expired or isinstance(exc, requests.Timeout):
                 self._drop_session()
                 raise AirflowUnreachable(f"Airflow at {self.base_url} did not answer within {said} s") from None
+            if isinstance(exc, requests.exceptions.SSLError):  # before ConnectionError, which it is too
+                raise AirflowUnreachable(f"cannot connect to Airflow at {self.base_url}: TLS failed: {_tls_reason(exc)}") from None
             if isinstance(exc, requests.ConnectionError):
                 raise AirflowUnreachable(f"cannot connect to Airflow at {self.base_url}") from None
             raise AirflowUnreachable(f"request to Airflow at {self.base_url} failed: {type(exc).__name__}") from None

@@ -302,3 +302,42 @@ def test_a_task_whose_id_is_not_text_is_left_out(stub):
     stub.runs = [dag_run("r", "failed")]
     stub.task_instances["r"] = [task_instance("r", "\ud800", "failed"), task_instance("r", "load_data_task", "failed")]
     assert [t["task_id"] for t in AirflowClient(stub.url, "airflow", "airflow").task_instances("Airflow_Lab2", "r")] == ["load_data_task"]
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """A server that speaks TLS with a self-signed certificate, which no client trusts."""
+    import http.server
+    import ssl
+    import subprocess
+    import threading
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_tls_failure_says_why(tls_server, stub):
+    """The reason in OpenSSL's words: a certificate that does not verify, a server that speaks plain HTTP."""
+    with pytest.raises(
+        AirflowUnreachable, match=r"cannot connect to Airflow at https://127\.0\.0\.1:\d+: TLS failed: certificate verify failed"
+    ):
+        AirflowClient(tls_server, "airflow", "airflow").recent_runs("Airflow_Lab2", limit=1)
+    plain = stub.url.replace("http://", "https://")
+    with pytest.raises(
+        AirflowUnreachable, match=r": TLS failed: (wrong version number|record layer failure|packet length too long)"
+    ) as info:
+        AirflowClient(plain, "airflow", "airflow").recent_runs("Airflow_Lab2", limit=1)
+    assert "no reason given" not in str(info.value)
