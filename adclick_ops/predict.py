@@ -128,6 +128,14 @@ def read_rows_csv(path: str, features: tuple[str, ...], ignore_extra: bool = Fal
     if frame.empty:
         raise DataError(f"{path}: the file has a header but no rows")
     checked = check_feature_columns(frame, list(features), path, line_of)
+    if extra:
+        # copied to the output as written: not read as numbers, dates, booleans or missing values ("00501", "NA", "TRUE")
+        import pandas as pd
+
+        from adclick_ops.steps.data import _readable_path
+
+        written = pd.read_csv(_readable_path(path), usecols=extra, dtype=str, keep_default_na=False, index_col=False)
+        frame = frame.assign(**{str(c): written[c].to_numpy() for c in extra})
     return frame, checked[list(features)].to_numpy(dtype="float64")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import math
 
 import numpy as np
@@ -286,3 +287,18 @@ def test_an_output_that_names_no_place_is_refused_in_one_line(trained, pipelines
     assert main(["predict", "--pipelines", str(pipelines), str(source), target]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"error: {words}") and len(err.strip().splitlines()) == 1, err
+
+
+def test_extra_columns_are_copied_as_written(trained, pipelines, tmp_path, capsys):
+    """--ignore-extra-columns: a zip code with leading zeros, NA, TRUE, an empty cell and a date stay as they are."""
+    source, out = tmp_path / "rows.csv", tmp_path / "out.csv"
+    header = ",".join([*FEATURES, "zip", "note", "flag", "day"])
+    rows = ["68.95,35,61833.9,256.09,0,00501,NA,TRUE,2026-01-02", "80.23,31,68435.19,193.77,1,02139,,false,1e3"]
+    source.write_text("\n".join([header, *rows]) + "\n")
+    assert main(["predict", "--pipelines", str(pipelines), str(source), str(out), "--ignore-extra-columns"]) == 0, capsys.readouterr()
+    with out.open() as fh:
+        written = list(csv.DictReader(fh))
+    assert [(r["zip"], r["note"], r["flag"], r["day"]) for r in written] == [
+        ("00501", "NA", "TRUE", "2026-01-02"),
+        ("02139", "", "false", "1e3"),
+    ]
