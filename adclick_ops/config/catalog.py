@@ -149,21 +149,24 @@ def _within(issue: Issue, loc: tuple[Any, ...]) -> bool:
     return issue.field == path or issue.field.startswith(path + ".") or issue.field.startswith(path + "[")
 
 
-_cache: dict[str, tuple[tuple[int, int], Any]] = {}
+_cache: dict[tuple[str, str], tuple[tuple[int, ...], Any]] = {}
 
 
 def _cached(path: Path, build):
-    """Re-read a file only when it changed: the DAG processor parses every 30 s."""
+    """Re-read a file only when it changed: the DAG processor parses every 30 s. Filed under the file itself (its
+    absolute path, as named then: a relative name means another file after a change of working folder) and known
+    unchanged by its inode, size and modification time (a copy keeps the time and size of its original)."""
     try:
         st = path.stat()
-        key = (st.st_mtime_ns, st.st_size)
+        key = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
     except OSError:
         return build()
-    hit = _cache.get(str(path))
+    name = (os.path.abspath(path), str(path))
+    hit = _cache.get(name)
     if hit and hit[0] == key:
         return hit[1]
     value = build()
-    _cache[str(path)] = (key, value)
+    _cache[name] = (key, value)
     return value
 
 

@@ -220,3 +220,21 @@ def test_outputs_in_the_projects_own_folders_are_refused(tmp_path, capsys, monke
         assert "where the project keeps its own files" in out and "Traceback" not in out
     else:
         assert code == 0, out
+
+
+def test_a_file_named_alike_after_a_change_of_working_folder_is_read_afresh(tmp_path, monkeypatch):
+    """The parse cache knows a file by what it is, not by a relative name: the same name in another folder, with the
+    same size and modification time (a copy keeps both), is another file."""
+    import os
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    for folder, owner in ((first, "alice"), (second, "bobby")):
+        shutil.copytree(PROJECT / "pipelines", folder / "pipelines")
+        path = folder / "pipelines" / LAB2
+        path.write_text(path.read_text().replace("owner: ", f"owner: {owner} #", 1))
+    os.utime(second / "pipelines" / LAB2, ns=(os.stat(first / "pipelines" / LAB2).st_mtime_ns,) * 2)
+    owners = []
+    for folder in (first, second):
+        monkeypatch.chdir(folder)
+        owners.append(load_pipeline_file(f"pipelines/{LAB2}").dags["Airflow_Lab2"].default_args.owner)
+    assert owners == ["alice", "bobby"]
