@@ -15,42 +15,15 @@ each waiting for a timeout. A stale failure is never answered without waiting fo
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator
-from contextvars import ContextVar
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from adclick_ops.airflow_api import AirflowError, AirflowUnreachable
 
 _MAX_KEYS = 512
-
-
-# When the request being served must have answered, as time.monotonic(): every wait of that request on Airflow
-# together, not each on its own, stays within its budget (a page asks for the latest run, the recent runs and the
-# pipelines' state: three waits of 2 s would make 6).
-_answer_by: ContextVar[float | None] = ContextVar("adclick_monitor_answer_by", default=None)
-
-
-@contextlib.contextmanager
-def request_budget(seconds: float) -> Iterator[None]:
-    """Within this block, the waits on Airflow of `TTLCache.get` together last at most `seconds`."""
-    token = _answer_by.set(time.monotonic() + seconds)
-    try:
-        yield
-    finally:
-        _answer_by.reset(token)
-
-
-def start_budget(seconds: float) -> Any:
-    """`request_budget` for frameworks that open and close a request in two hooks: returns what `end_budget` takes."""
-    return _answer_by.set(time.monotonic() + seconds)
-
-
-def end_budget(token: Any) -> None:
-    _answer_by.reset(token)
 
 
 class AirflowSlow(AirflowUnreachable):
@@ -118,11 +91,7 @@ class TTLCache:
             raise AirflowSlow(
                 f"the monitor is already waiting on {self.max_refreshers} answers from Airflow; it answers slowly or not at all"
             )
-        limit = self.wait if wait is None else wait
-        answer_by = _answer_by.get()
-        if answer_by is not None:
-            limit = min(limit, max(0.0, answer_by - time.monotonic()))
-        return self._await(key, refresh, entry if stale_value else None, limit)
+        return self._await(key, refresh, entry if stale_value else None, self.wait if wait is None else wait)
 
     def _await(self, key: Hashable, refresh: _Refresh, stale: tuple[float, bool, Any] | None, limit: float) -> Any:
         """The value `refresh` brings within `limit` seconds; else the `stale` entry's value; else AirflowSlow."""

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, redirect, render_template, request
+from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request
 from markupsafe import Markup
 
 from adclick_ops.airflow_api import AirflowUnreachable, DagNotFound
 from adclick_ops.config.vocabulary import METRIC_LABELS, METRICS
-from adclick_ops.monitor.cache import end_budget, start_budget
 from adclick_ops.monitor.chart import describe, metrics_chart
 from adclick_ops.monitor.runs import RunSource, Status
 
@@ -98,20 +96,6 @@ def _seconds(value: float | None) -> str:
 @bp.app_template_filter("describe")
 def _describe(run: Any) -> str:
     return describe(run)
-
-
-@bp.before_app_request
-def _start_budget() -> None:
-    """All the waits of one request on Airflow together: AIRFLOW_WAIT for a page, PAGE_WAIT for /health."""
-    g.adclick_wait_budget = start_budget(PAGE_WAIT if request.endpoint == "monitor.health" else current_app.config["AIRFLOW_WAIT"])
-
-
-@bp.teardown_app_request
-def _end_budget(_exc: BaseException | None) -> None:
-    token = g.pop("adclick_wait_budget", None)
-    if token is not None:
-        with contextlib.suppress(ValueError):  # set in another context (a server that switched it): it ends with it
-            end_budget(token)
 
 
 @bp.app_context_processor
