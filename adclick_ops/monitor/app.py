@@ -41,7 +41,8 @@ DEFAULTS: dict[str, Any] = {
     "AIRFLOW_CONNECT_TIMEOUT": 2.0,
     "AIRFLOW_READ_TIMEOUT": 5.0,
     "AIRFLOW_DEADLINE": 5.0,  # seconds one call to Airflow may take in all, body included
-    "AIRFLOW_WAIT": 2.0,  # seconds a request may wait on Airflow before answering with what it has
+    "AIRFLOW_WAIT": 2.0,  # seconds a request may wait on Airflow in all (every question it asks) before answering with what it has
+    "HEALTH_WAIT": 0.5,  # the same for /health, whose question to Airflow's health endpoint is asked anew by each request
     "MAX_WAITERS": None,  # requests of one process that may wait on Airflow at once; None: no limit
     "CHART_RUNS": 20,
     "MODEL_DIR": None,  # None: the DAG's training.model_dir in the pipeline files
@@ -77,7 +78,7 @@ def _settings(config: dict[str, Any] | None) -> dict[str, Any]:
         if os.environ.get(env):
             settings[key] = os.environ[env]
     settings.update({k: v for k, v in (config or {}).items() if v is not None})
-    for key in ("CACHE_TTL", "AIRFLOW_CONNECT_TIMEOUT", "AIRFLOW_READ_TIMEOUT", "AIRFLOW_DEADLINE", "AIRFLOW_WAIT"):
+    for key in ("CACHE_TTL", "AIRFLOW_CONNECT_TIMEOUT", "AIRFLOW_READ_TIMEOUT", "AIRFLOW_DEADLINE", "AIRFLOW_WAIT", "HEALTH_WAIT"):
         try:
             settings[key] = float(settings[key])
         except (TypeError, ValueError):
@@ -98,6 +99,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # Whatever the caller passed: no debugger, no tracebacks in pages.
     app.config["DEBUG"] = False
     app.debug = False
+    # Static files keep their names from one installed version to the next: "no-cache" with an ETag and a
+    # Last-Modified, so that a browser asks again on each use (a 304 while unchanged) and never shows an
+    # older version's style sheet; no max-age, whatever the caller passed.
+    app.config["SEND_FILE_MAX_AGE_DEFAULT"] = None
     app.json.sort_keys = False
 
     client = AirflowClient(
@@ -110,7 +115,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     waiters = app.config["MAX_WAITERS"]
     cache = TTLCache(app.config["CACHE_TTL"], wait=app.config["AIRFLOW_WAIT"], max_waiters=None if waiters is None else int(waiters))
-    app.extensions[EXTENSION_KEY] = RunSource(client, app.config["DAG_ID"], app.config["AIRFLOW_UI_URL"], cache)
+    app.extensions[EXTENSION_KEY] = RunSource(
+        client, app.config["DAG_ID"], app.config["AIRFLOW_UI_URL"], cache, health_wait=app.config["HEALTH_WAIT"]
+    )
 
     from adclick_ops.monitor.views import bp
 
@@ -128,7 +135,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 def _security_headers(response: Response) -> Response:
     # No view sets these, so extend (a list append) rather than setdefault (a scan per header).
     response.headers.extend(SECURITY_HEADERS)
-    # static files keep their own; getlist, because `in` and get() pay for a KeyError when it is absent
+    # static files keep their own ("no-cache"), the icon too; getlist, because `in` and get() pay for a KeyError when it is absent
     if not response.headers.getlist("Cache-Control"):
         response.headers.add(*_NO_STORE)
     return response

@@ -11,19 +11,59 @@ Airflow is asked by refresh threads, one per stale key at a time, never by more 
 
 Failures are cached too (for the same TTL): when Airflow is down, pages answer at once instead of
 each waiting for a timeout. A stale failure is never answered without waiting for its refresh.
+
+Within a request's budget (`start_budget` and `end_budget`, which the views call for each request; `request_budget`
+as a block), the waits of every `get` together
+last at most the budget: a page asks several questions, and its budget is shared by all of them.
+`FreshCheck` is the question that is never cached (Airflow's health check behind /health).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextvars import ContextVar
 from typing import Any
 
 from adclick_ops.airflow_api import AirflowError, AirflowUnreachable
 
 _MAX_KEYS = 512
+
+# The request being served: (when it must have answered, as time.monotonic(); its whole budget in seconds).
+# Every wait of that request on Airflow together, not each on its own, stays within the budget (a page asks
+# for the latest run, the recent runs and the pipelines' state: three waits of 2 s each would make 6).
+_budget: ContextVar[tuple[float, float] | None] = ContextVar("adclick_monitor_budget", default=None)
+
+
+@contextlib.contextmanager
+def request_budget(seconds: float) -> Iterator[None]:
+    """Within this block, the waits on Airflow (`TTLCache.get`, `FreshCheck.ask`) together last at most `seconds`."""
+    token = start_budget(seconds)
+    try:
+        yield
+    finally:
+        end_budget(token)
+
+
+def start_budget(seconds: float) -> Any:
+    """`request_budget` for frameworks that open and close a request in two hooks: returns what `end_budget` takes."""
+    return _budget.set((time.monotonic() + seconds, float(seconds)))
+
+
+def end_budget(token: Any) -> None:
+    _budget.reset(token)
+
+
+def budgeted(limit: float) -> tuple[float, float | None]:
+    """(how long a wait of at most `limit` s may last within the request's budget; that budget, when it is the shorter)."""
+    budget = _budget.get()
+    if budget is None:
+        return limit, None
+    left = max(0.0, budget[0] - time.monotonic())
+    return (left, budget[1]) if left < limit else (limit, None)
 
 
 class AirflowSlow(AirflowUnreachable):
@@ -34,6 +74,50 @@ class _Refresh:
     def __init__(self) -> None:
         self.done = threading.Event()
         self.error: BaseException | None = None  # a bug of the monitor: re-raised, never stored
+        self.hit: tuple[bool, Any] | None = None  # FreshCheck's answer: (True, value) or (False, AirflowError)
+
+
+class FreshCheck:
+    """A question whose answer is seen, never remembered: `ask` answers what `compute` returned while it waited.
+
+    At most one `compute` runs at a time (however many requests ask, Airflow gets one question at a time):
+    an `ask` during one waits for its end, within `wait` s (and the request's budget); an `ask` after it
+    starts the next. So the answer was always given during the `ask`, never before it.
+    """
+
+    def __init__(self, compute: Callable[[], Any], wait: float):
+        self._compute = compute
+        self.wait = float(wait)
+        self._lock = threading.Lock()
+        self._running: _Refresh | None = None
+
+    def ask(self) -> Any:
+        """`compute`'s value; its AirflowError re-raised; AirflowSlow when it has not ended within the wait."""
+        limit, budget = budgeted(self.wait)
+        with self._lock:
+            check = self._running
+            if check is None:
+                check = self._running = _Refresh()
+                threading.Thread(target=self._run, args=(check,), name="adclick-monitor-check", daemon=True).start()
+        if not check.done.wait(limit):
+            raise AirflowSlow(f"Airflow has not answered within {limit if budget is None else budget:g} s")
+        if check.error is not None:
+            raise copy.copy(check.error)
+        assert check.hit is not None  # set before done, whenever error is not
+        return TTLCache._unpack(*check.hit)
+
+    def _run(self, check: _Refresh) -> None:
+        try:
+            try:
+                check.hit = (True, self._compute())
+            except AirflowError as exc:
+                check.hit = (False, exc)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting requests, which raise it
+            check.error = exc
+        finally:
+            with self._lock:
+                self._running = None
+            check.done.set()
 
 
 class TTLCache:
@@ -93,8 +177,10 @@ class TTLCache:
             )
         return self._await(key, refresh, entry if stale_value else None, self.wait if wait is None else wait)
 
-    def _await(self, key: Hashable, refresh: _Refresh, stale: tuple[float, bool, Any] | None, limit: float) -> Any:
-        """The value `refresh` brings within `limit` seconds; else the `stale` entry's value; else AirflowSlow."""
+    def _await(self, key: Hashable, refresh: _Refresh, stale: tuple[float, bool, Any] | None, wait: float) -> Any:
+        """The value `refresh` brings within `wait` seconds (less what the request has waited already);
+        else the `stale` entry's value; else AirflowSlow."""
+        limit, budget = budgeted(wait)
         may_wait, done_in_time = self._wait_on(refresh, limit)
         if done_in_time:
             if refresh.error is not None:
@@ -108,7 +194,9 @@ class TTLCache:
             raise AirflowSlow(
                 f"{self.max_waiters} requests are already waiting on Airflow; the monitor keeps asking, try again in a moment"
             )
-        raise AirflowSlow(f"Airflow has not answered within {limit:g} s; the monitor keeps asking, try again in a moment")
+        # the request's whole budget when it was the shorter: that is how long the request has waited on Airflow
+        waited = limit if budget is None else budget
+        raise AirflowSlow(f"Airflow has not answered within {waited:g} s; the monitor keeps asking, try again in a moment")
 
     def _wait_on(self, refresh: _Refresh, limit: float) -> tuple[bool, bool]:
         """(whether this request may wait at all, under max_waiters; whether the refresh ended in time)."""

@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 from adclick_ops.airflow_api import FAILURE_XCOM_KEY, AirflowClient, AirflowError, AirflowUnreachable, DagNotFound
 from adclick_ops.config.vocabulary import METRICS
-from adclick_ops.monitor.cache import AirflowSlow, TTLCache
+from adclick_ops.monitor.cache import AirflowSlow, FreshCheck, TTLCache
 from adclick_ops.monitor.pipelines import PipelineState, read_state
 from adclick_ops.record import RecordUnreadable, TrainingRecord
 
@@ -292,11 +292,13 @@ def running_tasks(tis: list[dict[str, Any]], ui_url: str, dag_id: str, run_id: s
 class RunSource:
     """The runs of one DAG, read from Airflow through a cache shared by every request."""
 
-    def __init__(self, client: AirflowClient, dag_id: str, ui_url: str, cache: TTLCache):
+    def __init__(self, client: AirflowClient, dag_id: str, ui_url: str, cache: TTLCache, *, health_wait: float = 0.5):
         self.client = client
         self.dag_id = dag_id
         self.ui_url = ui_url
         self.cache = cache
+        # never cached: /health says what Airflow's health endpoint answered during that request
+        self._health = FreshCheck(client.health, health_wait)
 
     def _fetch(self, limit: int) -> list[Run]:
         runs = []
@@ -351,10 +353,11 @@ class RunSource:
         except AirflowError:
             return None
 
-    def airflow_health(self, wait: float = 0.5) -> tuple[bool | None, str | None]:
-        """Whether Airflow's health endpoint answers; None when it has not answered within `wait` s yet."""
+    def airflow_health(self) -> tuple[bool | None, str | None]:
+        """Whether Airflow's health endpoint answers now (asked during this call, never a remembered answer);
+        None when it has not answered within `health_wait` s (or what is left of the request's budget)."""
         try:
-            self.cache.get(("health",), self.client.health, wait=wait, priority=True)
+            self._health.ask()
         except AirflowUnreachable as exc:
             return (None if isinstance(exc, AirflowSlow) else False), exc.reason
         return True, None

@@ -19,6 +19,7 @@ from waitress.task import ErrorTask, ThreadedTaskDispatcher
 
 from adclick_ops.config.vocabulary import MONITOR_HOST, MONITOR_PORT
 from adclick_ops.monitor.app import SECURITY_HEADERS, create_app
+from adclick_ops.monitor.predict import MAX_BODY_BYTES
 from adclick_ops.monitor.views import SERVICE_NAME
 from adclick_ops.net import bind_error
 
@@ -32,6 +33,17 @@ WAITRESS_THREADS = 8
 KEEPALIVE_SECONDS = 2
 CONNECTIONS_PER_WORKER = 1000  # beyond this, a worker answers 503 at once (gunicorn's worker_connections)
 _POLL_SECONDS = 0.25  # how soon a stop request or the end of serve_for is noticed when idle
+
+# What waitress (start_Flask_API) allows a client. A request is read by waitress's loop, not by a thread: a thread
+# takes it only once it has arrived whole, so slow clients hold connections, never threads; these bound how many
+# and for how long (the same bounds as `adclick-ops monitor`'s workers, docs/monitor.md).
+WAITRESS_CONNECTIONS = 256  # beyond this, new connections wait in the listen backlog until one ends
+HEAD_SECONDS = 10.0  # from the first byte of a request to the end of its head, else 408 and the connection closed
+BODY_SECONDS = 30.0  # from the end of a head to the end of its body (4 MiB at about 1 Mbit/s), else 408
+IDLE_SECONDS = 10  # a connection that sends nothing (before a request, or kept alive after one) is closed
+CLEANUP_SECONDS = 1  # how often idle connections and the deadlines above are looked at
+MAX_HEAD_BYTES = 64 * 1024  # else 431
+MAX_BODY_SIZE = 2 * MAX_BODY_BYTES  # larger bodies are refused (413) before they are read; /api/predict says its own
 
 
 # Routes that answer without Airflow: waitress serves them on threads of their own, so that they
@@ -55,7 +67,58 @@ class _SecureErrorTask(ErrorTask):
 
 
 class _Channel(HTTPChannel):
+    """waitress's connection, with HEAD_SECONDS and BODY_SECONDS: a client that sends its request a byte at a
+    time keeps the connection alive (waitress's idle timeout never fires) but not beyond these."""
+
     error_task_class = _SecureErrorTask
+    # the request being received, whether its head has ended, and since when (time.monotonic()) it is in that part
+    _part: tuple[Any, bool, float] | None = None
+
+    def received(self, data: bytes) -> bool:
+        result = super().received(data)
+        request = self.request
+        if request is None:
+            self._part = None
+        elif self._part is None or self._part[0] is not request or self._part[1] != request.headers_finished:
+            self._part = (request, bool(request.headers_finished), time.monotonic())
+        self.enforce_deadline(time.monotonic())
+        return result
+
+    def enforce_deadline(self, now: float) -> None:
+        """Answer 408 and close when the request being received has taken too long (not while one is served)."""
+        if self._part is None or self.requests or self.will_close or self.close_when_flushed:
+            return
+        _, in_body, since = self._part
+        limit, part = (BODY_SECONDS, "body") if in_body else (HEAD_SECONDS, "head")
+        if now - since > limit:
+            self._refuse(f"request {part} not received within {limit:g} s")
+
+    def _refuse(self, message: str) -> None:
+        body = (message + "\n").encode("ascii", "replace")
+        fields = [("Server", SERVICE_NAME), *_ERROR_HEADERS, ("Content-Type", "text/plain; charset=utf-8"), ("Connection", "close")]
+        head = "".join(f"{name}: {value}\r\n" for name, value in [*fields, ("Content-Length", str(len(body)))])
+        payload = f"HTTP/1.1 408 Request Timeout\r\n{head}\r\n".encode("latin-1") + body
+        with self.outbuf_lock:
+            self.outbufs[-1].append(payload)
+            self.current_outbuf_count += len(payload)
+            self.total_outbufs_len += len(payload)
+        self.request = self._part = None
+        self.close_when_flushed = True  # the loop sends the answer, then closes
+
+
+def _with_deadlines(server: Any) -> None:
+    """waitress's periodic look at its connections also ends the requests past HEAD_SECONDS or BODY_SECONDS
+    (a client that sent part of a request, then nothing)."""
+    idle = server.maintenance
+
+    def maintenance(now: float) -> None:
+        moment = time.monotonic()
+        for channel in list(server.active_channels.values()):
+            if isinstance(channel, _Channel):
+                channel.enforce_deadline(moment)
+        idle(now)
+
+    server.maintenance = maintenance
 
 
 class _LaneDispatcher(ThreadedTaskDispatcher):
@@ -110,7 +173,11 @@ class MonitorServer:
                 ident=SERVICE_NAME,
                 expose_tracebacks=False,
                 clear_untrusted_proxy_headers=True,
-                connection_limit=256,
+                connection_limit=WAITRESS_CONNECTIONS,
+                channel_timeout=IDLE_SECONDS,
+                cleanup_interval=CLEANUP_SECONDS,
+                max_request_header_size=MAX_HEAD_BYTES,
+                max_request_body_size=MAX_BODY_SIZE,
             )
         except OSError as exc:
             self._close()
@@ -118,6 +185,7 @@ class MonitorServer:
         for server in [self._server, *self._map.values()]:
             if hasattr(server, "channel_class"):
                 server.channel_class = _Channel
+                _with_deadlines(server)
         listen = getattr(self._server, "effective_listen", None)
         self.port = int(listen[0][1] if listen else self._server.effective_port)
         self.host = host

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request
+from flask import Blueprint, Response, current_app, g, jsonify, redirect, render_template, request
 from markupsafe import Markup
 
 from adclick_ops.airflow_api import AirflowUnreachable, DagNotFound
 from adclick_ops.config.vocabulary import METRIC_LABELS, METRICS
+from adclick_ops.monitor.cache import end_budget, start_budget
 from adclick_ops.monitor.chart import describe, metrics_chart
 from adclick_ops.monitor.runs import RunSource, Status
 
@@ -31,8 +33,6 @@ CASE_TITLES = {
 }
 # The page of each case. Redirects carry these relative paths only: never a host from the request.
 CASE_PAGES = {"success": "/success", "running": "/running", "failed": "/failure", "no_run": "/failure", "unreachable": "/failure"}
-# Seconds /health waits for the pipelines' state before it answers with what it has (pages wait as for runs).
-PAGE_WAIT = 0.5
 _DIGITS = re.compile(r"[0-9]{1,6}")  # ASCII digits only: str.isdigit() also takes "٣" and "²"
 
 
@@ -96,6 +96,21 @@ def _seconds(value: float | None) -> str:
 @bp.app_template_filter("describe")
 def _describe(run: Any) -> str:
     return describe(run)
+
+
+@bp.before_app_request
+def _start_budget() -> None:
+    """All the waits of one request on Airflow together: AIRFLOW_WAIT for a page, HEALTH_WAIT for /health
+    (its health endpoint, then the pipelines' state)."""
+    g.adclick_wait_budget = start_budget(current_app.config["HEALTH_WAIT" if request.endpoint == "monitor.health" else "AIRFLOW_WAIT"])
+
+
+@bp.teardown_app_request
+def _end_budget(_exc: BaseException | None) -> None:
+    token = g.pop("adclick_wait_budget", None)
+    if token is not None:
+        with contextlib.suppress(ValueError):  # set in another context (a server that switched it): it ends with it
+            end_budget(token)
 
 
 @bp.app_context_processor
@@ -239,7 +254,8 @@ def failure() -> Any:
 
 @bp.get("/health")
 def health() -> Any:
-    # Never waits on Airflow for more than half a second: a slow Airflow shows as "reachable": null.
+    # Never waits on Airflow for more than HEALTH_WAIT (half a second) in all: a slow Airflow shows as "reachable": null.
+    # "reachable" is what Airflow's health endpoint answered during this request, never an older answer.
     source = _source()
     reachable, reason = source.airflow_health()
     airflow = {"url": source.client.base_url, "reachable": reachable}
@@ -247,7 +263,7 @@ def health() -> Any:
         airflow["reason"] = reason
     body: dict[str, Any] = {"status": "ok", "service": SERVICE_NAME, "dag_id": source.dag_id, "airflow": airflow}
     # liveness stays HTTP 200; a broken pipeline file or a DAG Airflow lost makes it "degraded"
-    state = source.pipelines(wait=PAGE_WAIT) if reachable else None
+    state = source.pipelines() if reachable else None  # within what is left of HEALTH_WAIT
     if state is not None and state.degraded:
         body.update(status="degraded", problems=list(state.problems))
     return jsonify(body)

@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 from adclick_ops.monitor import create_app
 from adclick_ops.monitor.server import MonitorServer
 
+from tests.monitor import PATIENT
 from tests.support import free_port
 from tests.support.airflow_stub import UI_URL, AirflowStub, set_state
 from tests.support.broken_pipeline import render_broken
@@ -52,7 +53,7 @@ def airflow(_stub_server: AirflowStub) -> AirflowStub:
 
 @pytest.fixture
 def app(airflow: AirflowStub) -> Flask:
-    return create_app({"TESTING": True, "AIRFLOW_URL": airflow.url, "AIRFLOW_UI_URL": UI_URL})
+    return create_app({"TESTING": True, "AIRFLOW_URL": airflow.url, "AIRFLOW_UI_URL": UI_URL, **PATIENT})
 
 
 @pytest.fixture
@@ -67,7 +68,7 @@ def client_in(airflow: AirflowStub) -> Callable[[str], FlaskClient]:
     def build(state: str) -> FlaskClient:
         set_state(airflow, state)
         url = f"http://127.0.0.1:{free_port()}" if state == "unreachable" else airflow.url
-        return create_app({"TESTING": True, "AIRFLOW_URL": url, "AIRFLOW_UI_URL": UI_URL}).test_client()
+        return create_app({"TESTING": True, "AIRFLOW_URL": url, "AIRFLOW_UI_URL": UI_URL, **PATIENT}).test_client()
 
     return build
 
@@ -75,7 +76,7 @@ def client_in(airflow: AirflowStub) -> Callable[[str], FlaskClient]:
 @pytest.fixture
 def live_monitor(airflow):
     """A real monitor under waitress on a free port, in a thread."""
-    with MonitorServer(create_app({"AIRFLOW_URL": airflow.url}), "127.0.0.1", 0) as server:
+    with MonitorServer(create_app({"AIRFLOW_URL": airflow.url, **PATIENT}), "127.0.0.1", 0) as server:
         yield server
 
 

@@ -77,3 +77,23 @@ def test_a_bug_of_the_monitor_is_a_500_without_its_details(client, caplog):
     api = client.get("/api/boom")
     assert api.get_json() == {"error": "internal error of the monitor", "status": 500}
     assert "secret detail of the bug" in caplog.text  # logged in full for the operator
+
+
+def test_static_files_are_revalidated_on_each_use_not_kept_nor_refused(client):
+    """The style sheet keeps its name from one version to the next: a browser must ask again each time (no-cache),
+    and is answered 304 while it has not changed; an older version's style sheet is never used unasked."""
+    for path in ("/static/monitor.css", "/static/favicon.svg"):
+        with client.get(path) as first:
+            assert first.status_code == 200 and first.headers.getlist("Cache-Control") == ["no-cache"], (path, first.headers)
+            assert first.headers.get("ETag") and first.headers.get("Last-Modified"), (path, first.headers)
+        with client.get(path, headers={"If-None-Match": first.headers["ETag"]}) as again:
+            assert again.status_code == 304 and again.headers.getlist("Cache-Control") == ["no-cache"], (path, again.headers)
+            for name, value in SECURITY_HEADERS.items():
+                assert again.headers.get(name) == value, (path, name)
+    assert client.get("/static/no-such-file.css").headers.getlist("Cache-Control") == ["no-store"]
+
+
+def test_static_files_are_no_cache_whatever_the_caller_passes():
+    app = create_app({"AIRFLOW_URL": "http://127.0.0.1:9", "SEND_FILE_MAX_AGE_DEFAULT": 3600})
+    with app.test_client().get("/static/monitor.css") as response:
+        assert response.headers.getlist("Cache-Control") == ["no-cache"], response.headers

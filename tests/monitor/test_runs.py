@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.monitor import PATIENT
 from tests.support.airflow_stub import DATA_ERROR, UI_URL, dag_run, failure_record, metrics, set_state, task_instance
 
 LOG = f"{UI_URL}/dags/Airflow_Lab2/runs/manual__failed_run/tasks"
@@ -179,7 +180,7 @@ def test_what_a_lying_airflow_or_hostile_data_puts_in_a_failure_is_shown_as_text
     airflow.runs = [dag_run(run_id, "failed")]
     airflow.task_instances = {run_id: [task_instance(run_id, task_id, "failed", try_number=1)]}
     airflow.task_xcoms = {(run_id, task_id, "failure"): failure_record(task_id, f"DataError: {text}", kind="data")}
-    client = create_app({"TESTING": True, "AIRFLOW_URL": airflow.url, "AIRFLOW_UI_URL": UI_URL}).test_client()
+    client = create_app({"TESTING": True, "AIRFLOW_URL": airflow.url, "AIRFLOW_UI_URL": UI_URL, **PATIENT}).test_client()
     failure = client.get("/api/status").get_json()["run"]["failure"]
     if "/" in text:
         # Airflow allows no "/" in run ids; a path that names one cannot reach the run's task instances

@@ -120,3 +120,87 @@ def test_gunicorn_keeps_a_connection_alive_for_a_number_of_requests_then_closes_
         process.send_signal(signal.SIGTERM)
         output = process.communicate(timeout=30)[0]
     assert process.returncode == 0, output
+
+
+# -- waitress (start_Flask_API) and slow clients ----------------------------------------------
+def _partial(port: int, data: bytes) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(data)
+    return sock
+
+
+def _answer(sock: socket.socket) -> bytes:
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_waitress_answers_health_while_slow_clients_hold_more_connections_than_it_has_threads(live_monitor):
+    """A request is read by waitress's loop and reaches a thread only whole: clients that send part of a request
+    line and hold it (more of them than threads, 8 + 2) hold connections, never the threads that answer."""
+    from adclick_ops.monitor.server import WAITRESS_THREADS
+
+    held = [_partial(live_monitor.port, b"GET /hea") for _ in range(WAITRESS_THREADS + 4)]
+    held += [_partial(live_monitor.port, b"GET /health HTTP/1.1\r\nHost: x\r\n") for _ in range(4)]  # a head not ended
+    try:
+        for _ in range(3):
+            response = requests.get(live_monitor.url + "/health", timeout=10)
+            assert response.status_code == 200 and response.json()["service"] == "adclick-monitor"
+        assert requests.get(live_monitor.url + "/failure", timeout=30).status_code == 200
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def test_waitress_settings_bound_slow_clients(live_monitor):
+    from adclick_ops.monitor import server
+
+    adj = live_monitor._server.adj
+    found = (adj.connection_limit, adj.channel_timeout, adj.cleanup_interval, adj.max_request_header_size, adj.max_request_body_size)
+    expected = (server.WAITRESS_CONNECTIONS, 10, 1, 64 * 1024, 8 * 1024 * 1024)
+    assert found == expected, f"waitress runs with {found}, expected {expected}"
+
+
+@pytest.mark.parametrize(
+    ("sent", "said"),
+    [
+        (b"GET /health HT", b"request head not received within 0.5 s"),
+        (b"POST /api/predict HTTP/1.1\r\nContent-Length: 100\r\n\r\n{", b"request body not received within 0.5 s"),
+    ],
+    ids=["head", "body"],
+)
+def test_waitress_answers_408_to_a_client_that_drips_its_request(airflow, monkeypatch, sent, said):
+    """One byte now and then keeps waitress's idle timeout from firing: the request's own deadline ends it."""
+    import time
+
+    from adclick_ops.monitor import create_app, server
+    from adclick_ops.monitor.server import MonitorServer
+
+    monkeypatch.setattr(server, "HEAD_SECONDS", 0.5)
+    monkeypatch.setattr(server, "BODY_SECONDS", 0.5)
+    with MonitorServer(create_app({"AIRFLOW_URL": airflow.url}), "127.0.0.1", 0) as monitor:
+        sock = _partial(monitor.port, sent)
+        with sock:
+            deadline = time.monotonic() + 30
+            try:
+                while time.monotonic() < deadline:  # a byte every 0.1 s, for at most 30 s
+                    sock.sendall(b" " if said.startswith(b"request body") else b"T")
+                    time.sleep(0.1)
+            except OSError:  # the monitor answered and closed: sending more fails
+                pass
+            answer = _answer(sock)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 "), answer[:300]
+    assert b"Connection: close" in head and b"X-Content-Type-Options: nosniff" in head and b"Cache-Control: no-store" in head
+    assert body == said + b"\n"
+
+
+def test_waitress_answers_408_to_a_client_that_sent_part_of_a_request_then_nothing(airflow, monkeypatch):
+    from adclick_ops.monitor import create_app, server
+    from adclick_ops.monitor.server import MonitorServer
+
+    monkeypatch.setattr(server, "HEAD_SECONDS", 0.5)
+    with MonitorServer(create_app({"AIRFLOW_URL": airflow.url}), "127.0.0.1", 0) as monitor, _partial(monitor.port, b"GET /hea") as sock:
+        answer = _answer(sock)  # the periodic look at the connections ends it (CLEANUP_SECONDS)
+    assert answer.startswith(b"HTTP/1.1 408 ") and answer.endswith(b"request head not received within 0.5 s\n"), answer[:300]

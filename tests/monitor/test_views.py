@@ -13,6 +13,7 @@ from markupsafe import escape as html_escape
 
 from adclick_ops.monitor import create_app
 
+from tests.monitor import PATIENT
 from tests.support.airflow_stub import STATES, UI_URL, dag_run, metrics
 
 ROUTES = ("/", "/success", "/running", "/failure", "/health", "/api/status", "/api/runs?limit=5")
@@ -206,7 +207,7 @@ def test_airflow_server_error_is_shown_as_unreachable(client, airflow):
 
 def test_refused_credentials_are_named(airflow):
     airflow.runs = [dag_run("manual__x", "success")]
-    app = create_app({"TESTING": True, "AIRFLOW_URL": airflow.url, "AIRFLOW_PASSWORD": "wrong"})
+    app = create_app({"TESTING": True, "AIRFLOW_URL": airflow.url, "AIRFLOW_PASSWORD": "wrong", **PATIENT})
     body = app.test_client().get("/api/status").get_json()
     assert body["case"] == "unreachable"
     assert "ADCLICK_AIRFLOW_USER" in body["reason"] and "HTTP 401" in body["reason"]
@@ -218,7 +219,7 @@ def test_credentials_come_from_the_environment(airflow, monkeypatch):
     monkeypatch.setenv("ADCLICK_AIRFLOW_USER", "monitor")
     monkeypatch.setenv("ADCLICK_AIRFLOW_PASSWORD", "s3cret")
     monkeypatch.setenv("ADCLICK_AIRFLOW_URL", airflow.url)
-    assert create_app({"TESTING": True}).test_client().get("/api/status").get_json()["case"] == "success"
+    assert create_app({"TESTING": True, **PATIENT}).test_client().get("/api/status").get_json()["case"] == "success"
 
 
 def test_token_is_reused_and_renewed_after_a_401(airflow):
@@ -250,14 +251,14 @@ def test_malformed_metrics_are_a_503_that_names_the_field(client, airflow):
 
 def test_cache_lets_page_loads_share_one_airflow_call(airflow):
     airflow.runs = [dag_run("manual__x", "success")]
-    client = create_app({"TESTING": True, "AIRFLOW_URL": airflow.url, "CACHE_TTL": 300}).test_client()
+    client = create_app({"TESTING": True, "AIRFLOW_URL": airflow.url, "CACHE_TTL": 300, **PATIENT}).test_client()
     client.get("/success")  # reads the latest run and the chart's recent runs
     first = dict(airflow.calls)
     for route in ("/", "/success", "/api/status", "/api/status", "/health", "/health"):
         client.get(route)
     assert airflow.calls["runs"] == first["runs"] == 2
     assert airflow.calls["xcom"] == first["xcom"]
-    assert airflow.calls["health"] == 1
+    assert airflow.calls["health"] == 2  # never cached: each /health asks Airflow's health endpoint itself
 
 
 def test_without_cache_every_request_reaches_airflow(airflow):
