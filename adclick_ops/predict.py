@@ -8,6 +8,7 @@ The champion is its ONNX file, scored by onnxruntime (registry.serialization.Onn
 from __future__ import annotations
 
 import math
+import os
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -107,27 +108,28 @@ def predictions_json(probability: np.ndarray, clicked: np.ndarray) -> list[dict[
 # --- batch: adclick-ops predict --dag DAG IN.csv OUT.csv ---------------------------------------
 
 
-def read_rows_csv(path: str, features: tuple[str, ...], ignore_extra: bool = False):
-    """The feature matrix of a CSV file, with the dataset's checks (file lines named in errors)."""
+def read_rows_csv(path: str, features: tuple[str, ...], ignore_extra: bool = False, name: str | None = None):
+    """The feature matrix of a CSV file, with the dataset's checks (file lines named in errors; the file as `name`)."""
     from adclick_ops.steps.data import (
         DataError,
         check_feature_columns,
         read_csv_checked,
     )
 
-    frame, line_of = read_csv_checked(path)
+    frame, line_of = read_csv_checked(path, name)
+    source, path = name or path, str(path)
     missing = [f for f in features if f not in frame.columns]
     extra = [c for c in frame.columns if c not in features]
     if missing:
-        raise DataError(f"{path}: missing column(s) {', '.join(map(repr, missing))}; expected: {', '.join(features)}")
+        raise DataError(f"{source}: missing column(s) {', '.join(map(repr, missing))}; expected: {', '.join(features)}")
     if extra and not ignore_extra:
         raise DataError(
-            f"{path}: unknown column(s) {', '.join(map(repr, map(str, extra)))}; expected exactly: {', '.join(features)} "
+            f"{source}: unknown column(s) {', '.join(map(repr, map(str, extra)))}; expected exactly: {', '.join(features)} "
             "(or pass --ignore-extra-columns to keep them in the output unscored)"
         )
     if frame.empty:
-        raise DataError(f"{path}: the file has a header but no rows")
-    checked = check_feature_columns(frame, list(features), path, line_of)
+        raise DataError(f"{source}: the file has a header but no rows")
+    checked = check_feature_columns(frame, list(features), source, line_of)
     if extra:
         # copied to the output as written: not read as numbers, dates, booleans or missing values ("00501", "NA", "TRUE")
         import pandas as pd
@@ -140,13 +142,12 @@ def read_rows_csv(path: str, features: tuple[str, ...], ignore_extra: bool = Fal
 
 
 PREDICTION_COLUMNS = ("click_probability", "clicked")  # what predict adds to the input's columns
-STDOUT = "-"
+STDOUT = STDIN = "-"
 
 
 def _write_output(target: str, data: bytes) -> None:
     """Write the output: `-` is stdout; a link, a pipe or a device (`/dev/stdout`) is written through, never
     replaced; a regular file (a link's target, too) is replaced atomically, so a reader never sees half of it."""
-    import os
     import stat
 
     from adclick_ops.artifacts import _is_local, as_path, write_bytes_atomic
@@ -171,6 +172,8 @@ def _write_output(target: str, data: bytes) -> None:
         mode = os.stat(target).st_mode  # through any links
     except FileNotFoundError:
         mode = None  # nothing there yet, or a link to a file still to be made
+    if mode is not None and stat.S_ISDIR(mode):
+        raise DataError(_is_folder(target))
     if mode is not None and not stat.S_ISREG(mode):  # a pipe, a terminal, /dev/stdout: written through
         with open(target, "wb") as fh:
             fh.write(data)
@@ -178,25 +181,59 @@ def _write_output(target: str, data: bytes) -> None:
     write_bytes_atomic(as_path(os.path.realpath(target)), data)  # a link stays a link; its target gets the new content
 
 
+def _is_folder(target: str) -> str:
+    return (
+        f"the output {target}: is a folder; expected a file to write, such as {os.path.join(target, 'predictions.csv')}, "
+        "or - for standard output"
+    )
+
+
+def _check_output(source: str, target: str) -> None:
+    """Before any work: an output that is the input file, or a folder, is refused naming it."""
+    from adclick_ops.steps.data import DataError
+
+    if target == STDOUT or "://" in target or not os.path.exists(target):
+        return
+    if os.path.isdir(target):
+        raise DataError(_is_folder(target))
+    if source != STDIN and "://" not in source and os.path.exists(source) and os.path.samefile(source, target):
+        raise DataError(f"{target}: is the input file; write the predictions to another file, or - for stdout")
+
+
+def _stdin_to_file(folder: str) -> str:
+    """Standard input, copied to a temporary file in `folder` (the checks read a file more than once)."""
+    import shutil
+    import tempfile
+
+    fd, path = tempfile.mkstemp(dir=folder, prefix="stdin.", suffix=".csv")
+    with os.fdopen(fd, "wb") as fh:
+        shutil.copyfileobj(sys.stdin.buffer, fh, 1 << 20)
+    return path
+
+
 def predict_file(registry: Any, source: str, target: str, ignore_extra: bool = False) -> tuple[Champion, int]:
-    """Score `source` with the champion of `registry` and write `target`: the input columns plus the predictions.
+    """Score `source` (- for standard input) with the champion of `registry` and write `target`: the input columns
+    plus the predictions.
 
     The input is never changed: an input column named like a prediction column is refused (nothing is
     written), and so is an output that is the input file itself.
     """
-    import os
+    import tempfile
 
     from adclick_ops.steps.data import DataError
 
+    _check_output(source, target)
     champion = load_champion(registry, threads=0)
     if champion is None:
         from adclick_ops.registry import RegistryError
 
         raise RegistryError(f"{registry.dag_id}: no champion yet in {registry.location}; train a model first")
-    if target != STDOUT and "://" not in source and "://" not in target and os.path.exists(target):
-        if os.path.exists(source) and os.path.samefile(source, target):
-            raise DataError(f"{target}: is the input file; write the predictions to another file, or - for stdout")
-    frame, x = read_rows_csv(source, champion.features, ignore_extra)
+    if source == STDIN:
+        with tempfile.TemporaryDirectory(prefix="adclick-predict.") as folder:
+            frame, x = read_rows_csv(_stdin_to_file(folder), champion.features, ignore_extra, name="standard input")
+        source = "standard input"
+    else:
+        frame, x = read_rows_csv(source, champion.features, ignore_extra)
     clashes = [c for c in PREDICTION_COLUMNS if c in map(str, frame.columns)]
     if clashes:
         raise DataError(

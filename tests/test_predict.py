@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 
 import numpy as np
 import pandas as pd
@@ -302,3 +303,81 @@ def test_extra_columns_are_copied_as_written(trained, pipelines, tmp_path, capsy
         ("00501", "NA", "TRUE", "2026-01-02"),
         ("02139", "", "false", "1e3"),
     ]
+
+
+# --- the input and the output named on the command line: text that is not UTF-8, a folder, standard input --------------
+
+
+def test_an_input_that_is_not_utf8_is_refused_naming_the_byte_and_its_line(trained, pipelines, tmp_path, capsys):
+    source = tmp_path / "latin1.csv"
+    head = (",".join(FEATURES) + "\n68.95,35,61833.9,256.09,0\n").encode()
+    source.write_bytes(head + "80.23,31,68435.19,193.77,1\n69.47,26,59785.94,236.5,0 # Zürich\n".encode("latin-1"))
+    assert main(["predict", "--pipelines", str(pipelines), str(source), str(tmp_path / "out.csv")]) == 1
+    err = capsys.readouterr().err
+    offset = source.read_bytes().index(b"\xfc")
+    assert err == (
+        f"error: {source}: line 4: not UTF-8 text: byte {offset:,} (counted from 0) is 0xfc, which UTF-8 does not allow there "
+        "(a file saved as Latin-1 or Windows-1252?); expected UTF-8: save the file as UTF-8\n"
+    )
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_an_output_that_is_a_folder_is_refused_in_one_line(trained, pipelines, tmp_path, capsys):
+    source = input_file(tmp_path)
+    folder = tmp_path / "predictions"
+    folder.mkdir()
+    assert main(["predict", "--pipelines", str(pipelines), str(source), str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: the output {folder}: is a folder; expected a file to write, such as {folder / 'predictions.csv'}, "
+        "or - for standard output\n"
+    )
+    assert list(folder.iterdir()) == []
+
+
+def _predict_stdin(pipelines, data: bytes, target: str, cwd):
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "adclick_ops.cli", "predict", "--pipelines", str(pipelines), "-", target],
+        input=data,
+        capture_output=True,
+        timeout=300,
+        cwd=cwd,
+    )
+
+
+def test_the_input_may_be_standard_input(trained, pipelines, tmp_path):
+    """`-` reads the rows from standard input, with every check of a file; nothing is left behind."""
+    import tempfile
+
+    source = input_file(tmp_path)
+    from_file = tmp_path / "from_file.csv"
+    assert main(["predict", "--pipelines", str(pipelines), str(source), str(from_file)]) == 0
+    before = set(os.listdir(tempfile.gettempdir()))
+    proc = _predict_stdin(pipelines, source.read_bytes(), "-", tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout == from_file.read_bytes()
+    assert b"5 row(s) scored by version 2" in proc.stderr
+    bad = source.read_bytes().replace(b"\n", b"\nTrue,", 2).replace(b"True,", b"", 1)  # a sixth field on line 3
+    proc = _predict_stdin(pipelines, bad, str(tmp_path / "out.csv"), tmp_path)
+    assert (
+        proc.returncode == 1
+        and proc.stderr.decode() == "error: standard input: line 3: 6 fields, the header has 5; each row must have one field per column\n"
+    )
+    assert not (tmp_path / "out.csv").exists()
+    assert not {n for n in set(os.listdir(tempfile.gettempdir())) - before if n.startswith("adclick-predict.")}
+
+
+@pytest.mark.parametrize("column", ["Male", "Age"])
+def test_a_column_of_true_and_false_is_refused_as_the_api_refuses_it(trained, pipelines, tmp_path, capsys, column):
+    source = tmp_path / "rows.csv"
+    SEED[FEATURES].head(5).assign(**{column: [True, False, True, True, False]}).to_csv(source, index=False)
+    assert main(["predict", "--pipelines", str(pipelines), str(source), str(tmp_path / "out.csv")]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: {source}: column {column!r} must be numeric; found True (a true/false value) at line 2 (5 such value(s)); "
+        "expected a number, such as 1 or 0\n"
+    )
+    assert not (tmp_path / "out.csv").exists()

@@ -227,7 +227,7 @@ def add_commands(sub: Any) -> None:
         action="store_true",
         help="keep columns other than the features in the output, unscored",
     )
-    p.add_argument("input", help="CSV file with a header naming the features")
+    p.add_argument("input", help="CSV file with a header naming the features, or - for standard input")
     p.add_argument(
         "output",
         help="CSV file to write, or - for stdout: the input columns, click_probability, clicked (an input column of either "

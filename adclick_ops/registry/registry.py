@@ -21,10 +21,8 @@ import getpass
 import hashlib
 import json
 import logging
-import os
 import re
 import socket
-import stat
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +34,7 @@ from adclick_ops.config.models import Training, TrainingJob
 from adclick_ops.config.vocabulary import METRICS
 from adclick_ops.registry.serialization import FORMAT, SUFFIX, load_model_bytes
 from adclick_ops.registry.serialization import MAX_BYTES as MAX_COPY_BYTES
-from adclick_ops.registry.store import LocalStore, ObjectStore, open_store
+from adclick_ops.registry.store import LocalStore, ObjectStore, open_store, read_local_file
 from adclick_ops.steps.promotion import Comparison
 
 if TYPE_CHECKING:
@@ -61,7 +59,14 @@ class RegistryError(RuntimeError):
 
 
 class DamagedRegistryError(RegistryError):
-    """A registry file that cannot be read as what it should be; the message names the file, what is wrong and the repair."""
+    """A registry file that cannot be read as what it should be; the message names the file, what is wrong and the repair.
+
+    `problem`, when known, is what is wrong alone (`not a regular file but a FIFO (named pipe)`), for a message that
+    gives another repair."""
+
+    def __init__(self, message: str, problem: str | None = None):
+        super().__init__(message)
+        self.problem = problem
 
 
 POINTER_FIELDS = {"dag_id", "champion", "updated_at", "events"}
@@ -108,6 +113,13 @@ def _shown(value: Any) -> str:
     """A card's value in an error message: as JSON, cut to a line's worth."""
     text = json.dumps(value)
     return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _problem_line(exc: Exception, where: Any) -> str:
+    """A problem found by `models check`, in one line naming the file."""
+    if isinstance(exc, RegistryError):
+        return str(exc)
+    return f"{where}: cannot be read: {getattr(exc, 'strerror', None) or exc}; check its owner and permissions, or restore it from a backup"
 
 
 def now() -> str:
@@ -229,7 +241,12 @@ class Registry:
 
     def card(self, number: int) -> dict[str, Any]:
         name = _version_name(number)
-        data = self.store.read(name)
+        try:
+            data = self.store.read(name)
+        except DamagedRegistryError as exc:  # a folder, a FIFO, a file too large
+            if exc.problem is None:
+                raise
+            raise DamagedRegistryError(f"{self.store.path(name)}: {exc.problem}; {self._card_repair(number)}", exc.problem) from None
         if data is None:
             known = self.versions()
             listing = f"versions: {', '.join(map(str, known))}" if known else "no version yet"
@@ -409,7 +426,12 @@ class Registry:
     # --- the champion pointer -----------------------------------------------------------------------
 
     def state(self) -> tuple[dict[str, Any], str | None]:
-        data, tag = self.store.read_tagged(POINTER)
+        try:
+            data, tag = self.store.read_tagged(POINTER)
+        except DamagedRegistryError as exc:  # a FIFO, a folder, a file too large: promote repairs these too
+            if exc.problem is None:
+                raise
+            raise DamagedRegistryError(f"{self.store.path(POINTER)}: {exc.problem}; {self._pointer_repair()}", exc.problem) from None
         if data is None:
             return self._empty_state(), None
         return self._parse_state(data), tag
@@ -417,12 +439,15 @@ class Registry:
     def _empty_state(self) -> dict[str, Any]:
         return {"dag_id": self.dag_id, "champion": None, "updated_at": None, "events": []}
 
-    def _parse_state(self, data: bytes) -> dict[str, Any]:
-        where = str(self.store.path(POINTER))
-        repair = (
+    def _pointer_repair(self) -> str:
+        return (
             f"repair it with: adclick-ops models promote VERSION --dag {self.dag_id} --reason repair "
             f"(it keeps the damaged file beside it; adclick-ops models list --dag {self.dag_id} shows the versions)"
         )
+
+    def _parse_state(self, data: bytes) -> dict[str, Any]:
+        where = str(self.store.path(POINTER))
+        repair = self._pointer_repair()
         state = parse_json_object(data, where, repair)
         unknown, missing = sorted(set(state) - POINTER_FIELDS), sorted(POINTER_FIELDS - {"updated_at"} - set(state))
         if unknown or missing:
@@ -509,28 +534,28 @@ class Registry:
 
     def _copy_of_ours(self) -> bytes | None:
         """The bytes of the champion's copy; None when there is none. RegistryError when a file is there that this
-        registry did not write: it is never replaced or removed (model_dir and model_file may name any file)."""
+        registry did not write: it is never replaced or removed (model_dir and model_file may name any file). A link,
+        a FIFO, a device or a folder is refused by its directory entry, never opened."""
         path = self.champion_file
-        refuse = (
-            f"{path}: %s; this registry did not write it and leaves it as it is: move it away, or set "
-            f"training.model_file (or model_dir) of {self.dag_id} to a name of its own"
-        )
+
+        def refuse(problem: str) -> RegistryError:
+            return RegistryError(
+                f"{path}: {problem}; this registry did not write it and leaves it as it is: move it away, or set "
+                f"training.model_file (or model_dir) of {self.dag_id} to a name of its own"
+            )
+
         if _is_local(path):
+            data = read_local_file(path, MAX_COPY_BYTES, follow_links=False, refuse=refuse)
+        else:
             try:
-                st = os.lstat(path)
+                data = path.read_bytes()
             except FileNotFoundError:
-                return None
-            if not stat.S_ISREG(st.st_mode):
-                raise RegistryError(refuse % "not a regular file (a link, folder or device), so not the champion's copy")
-            if st.st_size > MAX_COPY_BYTES:
-                raise RegistryError(refuse % f"{st.st_size:,} bytes, more than any model file")
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
+                data = None
+        if data is None:
             return None
         digest = hashlib.sha256(data).hexdigest()
         if digest not in self._model_digests():
-            raise RegistryError(refuse % f"its bytes (sha256 {digest[:12]}) are no model file of this registry")
+            raise refuse(f"its bytes (sha256 {digest[:12]}) are no model file of this registry")
         return data
 
     def _model_digests(self) -> set[str]:
@@ -673,22 +698,46 @@ class Registry:
 
         return self._by_hand(change)
 
+    def _pointer_damaged(self) -> bool:
+        try:
+            self.state()
+        except DamagedRegistryError:
+            return True
+        return False
+
     def _repair_pointer(self, number: int, reason: str, by: str | None, damage: str) -> dict[str, Any]:
-        data, tag = self.store.read_tagged(POINTER)
-        kept = f"{POINTER}.damaged-{now().replace(':', '')}"
-        self.store.write(kept, data or b"")
-        event = {
-            "at": now(),
-            "action": PROMOTE,
-            "version": number,
-            "from": None,
-            "reason": f"{reason} (repaired {POINTER}: {damage.split(';')[0]}; the damaged file is kept as {kept})",
-            "by": by or operator_name(),
-        }
-        state = self._empty_state() | {"champion": number, "updated_at": event["at"], "events": [event]}
-        if not self.store.replace_if(POINTER, json.dumps(state, indent=2).encode(), tag):
-            raise RegistryError(f"{self.store.path(POINTER)}: changed while it was being repaired; try again")
-        event = dict(event)
+        """A new pointer whose history starts with this promotion; what was there is kept beside it, whatever it is.
+
+        On a local folder the damaged entry is never opened nor removed: a file, a link or a FIFO gets a second name
+        (a hard link) before the new pointer replaces it, a folder is renamed with all it holds. On an object store
+        its bytes are copied first."""
+        at = now()
+        aside = f"{POINTER}.damaged-{at.replace(':', '')}"
+        event: dict[str, Any] = {}
+
+        def pointer(kept: str) -> bytes:
+            event.update(
+                {
+                    "at": at,
+                    "action": PROMOTE,
+                    "version": number,
+                    "from": None,
+                    "reason": f"{reason} (repaired {POINTER}: {damage.split(';')[0]}; the damaged file is kept as {kept})",
+                    "by": by or operator_name(),
+                }
+            )
+            state = self._empty_state() | {"champion": number, "updated_at": at, "events": [dict(event)]}
+            return json.dumps(state, indent=2).encode()
+
+        changed = RegistryError(f"{self.store.path(POINTER)}: changed while it was being repaired; try again")
+        if isinstance(self.store, LocalStore):
+            if self.store.replace_keeping(POINTER, aside, pointer, self._pointer_damaged) is None:
+                raise changed
+        else:
+            data, tag = self.store.read_tagged(POINTER)
+            self.store.write(aside, data or b"")
+            if not self.store.replace_if(POINTER, pointer(aside), tag):
+                raise changed
         problem = self.sync_champion_file()
         if problem:
             event["champion_file_error"] = problem
@@ -723,15 +772,15 @@ class Registry:
         found: list[str] = []
         try:
             state = self.state()[0]
-        except RegistryError as exc:
-            found.append(str(exc))
+        except (RegistryError, OSError) as exc:
+            found.append(_problem_line(exc, self.store.path(POINTER)))
             state = None
         numbers = self.versions()
         for number in numbers:
             try:
                 self.card(number)
-            except RegistryError as exc:
-                found.append(str(exc))
+            except (RegistryError, OSError) as exc:  # each card in one line, whatever it is; then the next one
+                found.append(_problem_line(exc, self.store.path(_version_name(number))))
                 continue
             try:
                 self.load_model(number)
@@ -762,7 +811,7 @@ class Registry:
             copy, found = None, [*found, str(exc)]
         except OSError as exc:
             copy, found = None, [*found, f"{self.champion_file}: cannot be read: {exc}"]
-        if copy is not None and copy != expected:
+        if copy is not None and expected is not None and copy != expected:  # without the champion's file: listed above
             found.append(
                 f"{self.champion_file}: the champion's copy is not version {champion}'s file; "
                 f"repair with: adclick-ops models promote VERSION --dag {self.dag_id} --reason repair"

@@ -180,10 +180,14 @@ def _check_structure(model: Any, source: str) -> None:  # noqa: C901
 
 def _check_signature(model: Any, source: str, n_features: int | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     graph = model.graph
+    # an input backed by an initializer is an input all the same (with a default value): it counts, and is refused
     initializers = {t.name for t in graph.initializer}
-    inputs = [v for v in graph.input if v.name not in initializers]
+    inputs = list(graph.input)
     if len(inputs) != 1:
-        raise _fail(source, f"{len(inputs)} inputs ({', '.join(v.name for v in inputs)}); expected one, {INPUT!r}")
+        named = ", ".join(f"{v.name} with a default value (an initializer)" if v.name in initializers else v.name for v in inputs)
+        raise _fail(source, f"{len(inputs)} inputs ({named}); expected one, {INPUT!r}")
+    if inputs[0].name in initializers:
+        raise _fail(source, f"input {inputs[0].name!r} has a default value (an initializer of that name); expected the rows alone")
     described = _value_json(inputs[0])
     shape = described["shape"]
     if inputs[0].name != INPUT or described["type"] != "tensor(double)" or shape is None or len(shape) != 2:

@@ -15,7 +15,7 @@ import os
 import stat
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from adclick_ops.artifacts import (
 from adclick_ops.config.paths import kind
 
 LOCK_NAME = ".lock"
+MAX_ASIDE = 100  # damaged files kept under one name and its numbered variants
 MAX_JSON_BYTES = 64 << 20  # a model card or champion.json: thousands of events stay far below
 
 
@@ -44,33 +45,59 @@ def _refuse(where: Any, problem: str) -> Exception:
     from adclick_ops.registry.registry import DamagedRegistryError  # here: registry.py imports this module
 
     return DamagedRegistryError(
-        f"{where}: {problem}; the registry keeps only regular files it wrote: move it away and restore the file from a backup"
+        f"{where}: {problem}; the registry keeps only regular files it wrote: move it away and restore the file from a backup",
+        problem,
     )
 
 
-def read_local_file(path: Path, limit: int) -> bytes | None:
-    """The bytes of the regular file at `path`, None when there is none; never blocks (a FIFO) nor reads without end
-    (a device): opened without blocking, refused unless a regular file of at most `limit` bytes."""
+def _open_regular(path: Path, follow_links: bool, refused: Callable[[str], Exception]) -> int | None:
+    """A descriptor of the regular file at `path`, None when there is none; anything else refused by its directory
+    entry, before it is opened (a FIFO would block, a device could answer without end)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+        st = os.stat(path) if follow_links else os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        raise refused("not a regular file but a symbolic link")
+    if not stat.S_ISREG(st.st_mode):
+        raise refused(f"not a regular file but {kind(st.st_mode)}")
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0) | (0 if follow_links else os.O_NOFOLLOW)
+    try:
+        return os.open(path, flags)
     except FileNotFoundError:
         return None
     except OSError as exc:
-        if exc.errno == errno.ENXIO:  # a socket
-            raise _refuse(path, "not a regular file but a socket") from None
+        if exc.errno == errno.ENXIO:  # became a socket since its entry was read
+            raise refused("not a regular file but a socket") from None
+        if exc.errno == errno.ELOOP and not follow_links:  # became a link since its entry was read
+            raise refused("not a regular file but a symbolic link") from None
         raise
+
+
+def read_local_file(path: Path, limit: int, *, follow_links: bool = True, refuse: Callable[[str], Exception] | None = None) -> bytes | None:
+    """The bytes of the regular file at `path`, None when there is none; never blocks (a FIFO) nor reads without end
+    (a device): refused unless a regular file of at most `limit` bytes, told by its directory entry before it is
+    opened, then opened without blocking. `follow_links` False refuses a symbolic link; `refuse(problem)` makes the
+    exception raised (by default a DamagedRegistryError saying the registry keeps only regular files)."""
+
+    def refused(problem: str) -> Exception:
+        return refuse(problem) if refuse is not None else _refuse(path, problem)
+
+    fd = _open_regular(path, follow_links, refused)
+    if fd is None:
+        return None
     try:
-        st = os.fstat(fd)
+        st = os.fstat(fd)  # what was opened: the entry may have been replaced since it was read
         if not stat.S_ISREG(st.st_mode):
-            raise _refuse(path, f"not a regular file but {kind(st.st_mode)}")
+            raise refused(f"not a regular file but {kind(st.st_mode)}")
         if st.st_size > limit:
-            raise _refuse(path, f"{st.st_size:,} bytes, more than such a file ever holds ({limit:,})")
+            raise refused(f"{st.st_size:,} bytes, more than such a file ever holds ({limit:,})")
         chunks, size = [], 0
         while chunk := os.read(fd, min(1 << 24, limit + 1 - size)):
             chunks.append(chunk)
             size += len(chunk)
             if size > limit:  # grew while being read
-                raise _refuse(path, f"more than {limit:,} bytes, more than such a file ever holds")
+                raise refused(f"more than {limit:,} bytes, more than such a file ever holds")
         return b"".join(chunks)
     finally:
         os.close(fd)
@@ -154,6 +181,32 @@ class LocalStore:
                 return False
             self.write(name, data)
             return True
+
+    def replace_keeping(self, name: str, aside: str, make: Callable[[str], bytes], still: Callable[[], bool]) -> str | None:
+        """While `still()` holds (under the lock): keep whatever is at `name` as `aside` (or `aside`-2, -3...: never
+        over another file), then write `make(kept name)` as `name`; the name it is kept as, None when `still()` no
+        longer holds. Nothing at `name` is opened, read or removed: a file, a link, a FIFO or a socket gets a second
+        name (a hard link) and is then replaced, so readers never find `name` missing; a folder is renamed with all
+        it holds."""
+        with self._locked():
+            if not still():
+                return None
+            source = self.path(name)
+            is_folder = stat.S_ISDIR(os.lstat(source).st_mode)
+            for n in range(1, MAX_ASIDE + 1):
+                kept = aside if n == 1 else f"{aside}-{n}"
+                if os.path.lexists(self.path(kept)):
+                    continue
+                try:
+                    if is_folder:
+                        os.rename(source, self.path(kept))
+                    else:
+                        os.link(source, self.path(kept), follow_symlinks=False)
+                except FileExistsError:
+                    continue
+                self.write(name, make(kept))
+                return kept
+        raise OSError(errno.EEXIST, f"{self.path(aside)}: taken, and so are the {MAX_ASIDE - 1} names after it; move some away")
 
     def list(self, prefix: str) -> list[str]:
         folder = self.path(prefix)

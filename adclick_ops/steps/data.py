@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from adclick_ops.artifacts import as_path
 from adclick_ops.config.locations import LocationError, parse_location
 from adclick_ops.config.paths import PathFault, regular_file
 from adclick_ops.steps.errors import DataError
@@ -81,8 +82,6 @@ def check_fields(path: str, source: str | None = None) -> None:
     One pass over the file in Python, a row at a time, as the csv module and pandas count rows (blank lines
     skipped): slow on large files, so `_read_frame` calls it only for a file that shows a sign of such a row.
     """
-    from adclick_ops.artifacts import as_path
-
     source = source or path
     with as_path(path).open("rb") as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="") as text:
         reader = csv.reader(text)
@@ -101,17 +100,54 @@ def check_fields(path: str, source: str | None = None) -> None:
             raise DataError(f"{source}: line {reader.line_num}: not a readable CSV file: {exc}") from None
 
 
-def _holds_nul(path: str) -> bool:
-    from adclick_ops.artifacts import as_path
+HEAD_BYTES = 1 << 20  # where the header is looked for: a dataset of millions of rows is not read twice for it
 
+
+def _head_and_nul(path: str, whole: bool) -> tuple[str, bool]:
+    """The file's first MiB as text (its header is there) and whether it holds a NUL byte, in one pass: the rest of
+    the file is read, a MiB at a time, only when `whole`."""
     with as_path(path).open("rb") as raw:
-        while chunk := raw.read(1 << 20):
-            if b"\x00" in chunk:
-                return True
-    return False
+        chunk = raw.read(HEAD_BYTES)
+        head, nul = chunk.decode("utf-8", errors="replace"), b"\x00" in chunk
+        while whole and not nul and (chunk := raw.read(HEAD_BYTES)):
+            nul = b"\x00" in chunk
+    return head, nul
 
 
-def _read_frame(path: str, source: str) -> pd.DataFrame:
+def first_bad_utf8(path: str) -> tuple[int, int, int] | None:
+    """Where the file first stops being UTF-8: (byte offset, counted from 0; its line; the byte), None if it never does.
+    One pass, a MiB at a time."""
+    offset, line, carry = 0, 1, b""
+    with as_path(path).open("rb") as raw:
+        while True:
+            chunk = raw.read(HEAD_BYTES)
+            data = carry + chunk
+            if not data:
+                return None
+            try:
+                data.decode("utf-8")
+                good = len(data)
+            except UnicodeDecodeError as exc:
+                if not (chunk and exc.reason == "unexpected end of data"):  # not a character cut by the chunk's end
+                    return offset + exc.start, line + data.count(b"\n", 0, exc.start), data[exc.start]
+                good = exc.start
+            line += data.count(b"\n", 0, good)
+            offset, carry = offset + good, data[good:]
+
+
+def _not_utf8(path: str, source: str, exc: UnicodeDecodeError) -> DataError:
+    where = first_bad_utf8(path)
+    if where is None:
+        return DataError(f"{source}: not a readable CSV file: {exc}")
+    offset, line, byte = where
+    return DataError(
+        f"{source}: line {line}: not UTF-8 text: byte {offset:,} (counted from 0) is 0x{byte:02x}, which UTF-8 does not "
+        "allow there (a file saved as Latin-1 or Windows-1252?); expected UTF-8: save the file as UTF-8"
+    )
+
+
+def _read_frame(path: str, source: str) -> tuple[pd.DataFrame, str]:
+    """The file as pandas reads it, and its first MiB as text."""
     try:
         with warnings.catch_warnings():
             # pandas warns, and drops the extra fields, when the first data row is wider than the header
@@ -119,9 +155,11 @@ def _read_frame(path: str, source: str) -> pd.DataFrame:
             # index_col=False: never a column taken as the rows' names
             frame = pd.read_csv(path, index_col=False)
         # a shorter row reads as missing values, a NUL byte cuts its value: name the line when the file has either
-        if frame.isna().to_numpy().any() or _holds_nul(path):
+        missing = bool(frame.isna().to_numpy().any())
+        head, nul = _head_and_nul(path, whole=not missing)
+        if missing or nul:
             check_fields(path, source)
-        return frame
+        return frame, head
     except FileNotFoundError:
         raise DataError(f"{source}: dataset file not found") from None
     except IsADirectoryError:
@@ -130,32 +168,28 @@ def _read_frame(path: str, source: str) -> pd.DataFrame:
         raise DataError(f"{source}: permission denied; the file must be readable by the user running the task") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{source}: the file is empty; expected a CSV header and rows") from None
-    except (pd.errors.ParserWarning, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        if not isinstance(exc, UnicodeDecodeError):
-            check_fields(path, source)  # a row of the wrong width: its line, in the words of the other checks
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, source, exc) from None
+    except (pd.errors.ParserWarning, pd.errors.ParserError) as exc:
+        check_fields(path, source)  # a row of the wrong width: its line, in the words of the other checks
         raise DataError(f"{source}: not a readable CSV file: {exc}") from None
 
 
-def read_csv_checked(path: str | Path) -> tuple[pd.DataFrame, LineOf]:
-    """Read a CSV file with clear errors; returns the frame and `line_of(row position) -> file line`."""
-    source = str(path)
-    frame = _read_frame(_readable_path(source), source)
+def read_csv_checked(path: str | Path, name: str | None = None) -> tuple[pd.DataFrame, LineOf]:
+    """Read a CSV file with clear errors; returns the frame and `line_of(row position) -> file line`. Messages name
+    the file `name` (by default its path)."""
+    source = name or str(path)
+    readable = _readable_path(str(path))
+    frame, head = _read_frame(readable, source)
 
     text_cache: list[str] = []
 
     def text() -> str:
         if not text_cache:
-            from adclick_ops.artifacts import as_path
-
-            text_cache.append(as_path(source).read_bytes().decode("utf-8", errors="replace"))
+            text_cache.append(as_path(readable).read_bytes().decode("utf-8", errors="replace"))
         return text_cache[0]
 
-    # pandas renames a repeated column to "name.1": the file's own header is the truth. Only the first
-    # MiB is read for it: a dataset of millions of rows is not read twice.
-    from adclick_ops.artifacts import as_path
-
-    with as_path(source).open("rb") as fh:
-        head = fh.read(1 << 20).decode("utf-8", errors="replace")
+    # pandas renames a repeated column to "name.1": the file's own header is the truth
     header = next((row for row in csv.reader(io.StringIO(head)) if row and any(c.strip() for c in row)), [])
     seen: dict[str, int] = {}
     for position, name in enumerate(header, 1):
@@ -197,27 +231,61 @@ def read_dataset(path: str | Path, features: list[str], target: str) -> pd.DataF
     return check_dataset(frame, features, target, str(path), line_of)
 
 
+MAX_SHOWN_CHARS = 80  # of a value that a message quotes
+
+
+def _shown(value: object) -> str:
+    """A value of the file in a message, cut to MAX_SHOWN_CHARS: a message never echoes a whole field of megabytes."""
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN_CHARS else text[: MAX_SHOWN_CHARS - 1] + "…"
+
+
+def _refuse_booleans(values: pd.Series, column: str, source: str, line_of: LineOf) -> None:
+    """pandas reads true/false (True, TRUE, false...) as booleans, which are numbers to numpy: refused, as /api/predict
+    refuses them, naming the first line."""
+    if pd.api.types.is_bool_dtype(values):
+        flags = np.ones(len(values), dtype=bool)
+    elif values.dtype == object:  # booleans among missing values
+        flags = np.fromiter((isinstance(v, (bool, np.bool_)) for v in values), dtype=bool, count=len(values))
+    else:
+        return
+    if flags.any():
+        first = int(flags.argmax())
+        raise DataError(
+            f"{source}: column {column!r} must be numeric; found {bool(values.iloc[first])!r} (a true/false value) at line "
+            f"{line_of(first)} ({int(flags.sum())} such value(s)); expected a number, such as 1 or 0"
+        )
+
+
 def check_feature_columns(frame: pd.DataFrame, columns: list[str], source: str, line_of: LineOf = _after_header) -> pd.DataFrame:
-    """Each column numeric, with no missing or infinite value; returns the columns as numbers."""
+    """Each column numeric (true/false is not a number), with no missing or infinite value; returns the columns as
+    numbers. The rules of /api/predict (adclick_ops.predict): text, booleans, NaN and infinities are refused."""
     data = frame[columns].copy()
     for column in columns:
-        if not pd.api.types.is_numeric_dtype(data[column]) or pd.api.types.is_bool_dtype(data[column]):
+        _refuse_booleans(data[column], column, source, line_of)
+        if not pd.api.types.is_numeric_dtype(data[column]):
             converted = pd.to_numeric(data[column], errors="coerce")
             bad = data[column][converted.isna() & data[column].notna()]
             if not bad.empty:
                 row = line_of(int(bad.index[0]))
                 raise DataError(
-                    f"{source}: column {column!r} must be numeric; found {bad.iloc[0]!r} at line {row} ({len(bad)} non-numeric value(s))"
+                    f"{source}: column {column!r} must be numeric; found {_shown(bad.iloc[0])} at line {row} ({len(bad)} non-numeric value(s))"
                 )
             data[column] = converted
         nulls = data[column].isna()
         if nulls.any():
             row = line_of(int(nulls.to_numpy().argmax()))
-            raise DataError(f"{source}: column {column!r} has {int(nulls.sum())} missing value(s), first at line {row}")
+            raise DataError(
+                f"{source}: column {column!r} has {int(nulls.sum())} missing value(s), first at line {row} "
+                "(an empty field, or a word pandas reads as missing: NA, NaN, null...); expected a finite number in every row"
+            )
         infinite = ~np.isfinite(data[column].astype("float64"))
         if infinite.any():
             row = line_of(int(infinite.to_numpy().argmax()))
-            raise DataError(f"{source}: column {column!r} has {int(infinite.sum())} infinite value(s), first at line {row}")
+            raise DataError(
+                f"{source}: column {column!r} has {int(infinite.sum())} infinite value(s), first at line {row} "
+                f"({float(data[column].iloc[int(infinite.to_numpy().argmax())])!r}); expected a finite number"
+            )
     return data
 
 

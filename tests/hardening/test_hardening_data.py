@@ -95,6 +95,11 @@ BAD_DATA = {
         "load_data_task",
         ["'Area Income'", "must be numeric", "'lots of money'", "line 9"],
     ),
+    "true/false in a numeric column": (
+        lambda p: write_csv(seed_rows().assign(Male=lambda f: f["Male"].astype(bool)), p),
+        "load_data_task",
+        ["'Male'", "must be numeric", "(a true/false value) at line 2", "expected a number"],
+    ),
     "missing values": (with_cell("Daily Internet Usage", 3, None), "load_data_task", ["'Daily Internet Usage'", "missing value", "line 5"]),
     "single class": (lambda p: write_csv(seed_rows().assign(**{TARGET: 1}), p), "load_data_task", [repr(TARGET), "single class"]),
     "labels other than 0/1": (with_cell(TARGET, 2, 7), "load_data_task", [repr(TARGET), "0/1"]),

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import stat
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -410,3 +411,142 @@ def test_a_process_killed_between_the_pointer_and_the_copy_leaves_no_other_versi
         trained.promote(1, reason="test") if change == "promote" else trained.rollback(reason="test")
     assert trained.champion() == 1 and not copy.exists()
     assert trained.sync_champion_file() is None and copy.read_bytes() == trained.model_bytes(1)
+
+
+# --- promote repairs a champion.json of any kind; check lists each card and goes on ----------------------------------
+
+
+def _blocked_writer(path: Path) -> tuple[threading.Thread, dict]:
+    """A thread opening the FIFO at `path` to write: its open returns only once something opens the FIFO to read."""
+    opened: dict = {}
+
+    def write() -> None:
+        with open(path, "wb") as fh:
+            opened["at"] = True
+            fh.write(b"{}")
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    return thread, opened
+
+
+def _release(thread: threading.Thread, fifo: Path) -> None:
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    thread.join(timeout=10)
+    os.close(fd)
+
+
+POINTER_KINDS = ["a FIFO", "a link to /dev/zero", "a folder holding files", "an empty folder", "a file too large"]
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("kind", POINTER_KINDS)
+def test_promote_repairs_a_champion_json_of_any_kind_keeping_it_as_it_is(trained, pipelines, tmp_path, capsys, kind):
+    """Nothing in place of champion.json is opened or removed: it is kept beside the new pointer, a folder with all
+    it holds; the messages before the repair name the command that repairs."""
+    from adclick_ops.registry.store import MAX_JSON_BYTES
+
+    path = pointer(trained)
+    p = ["--pipelines", str(pipelines)]
+    path.unlink()
+    writer = None
+    if kind == "a FIFO":
+        os.mkfifo(path)
+        writer, opened = _blocked_writer(path)
+    elif kind == "a link to /dev/zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "a file too large":
+        path.write_bytes(b"{")
+        os.truncate(path, MAX_JSON_BYTES + 1)  # sparse: no disk used
+    else:
+        path.mkdir()
+        if kind == "a folder holding files":
+            (path / "notes.txt").write_text("someone's notes\n")
+            (path / "sub").mkdir()
+            (path / "sub" / "champion.json").write_text("{}")
+    try:
+        assert main(["models", "list", *p]) == 1
+        one_line_error(capsys, (str(path), "adclick-ops models promote VERSION"))
+        assert main(["models", "promote", "1", "--reason", "repair", *p]) == 0, capsys.readouterr()
+        said = capsys.readouterr()
+        assert said.err == "" and "version 1 is the champion now" in said.out and "the damaged file is kept as" in said.out
+        assert trained.champion() == 1 and (tmp_path / "model" / "model.sav").read_bytes() == trained.model_bytes(1)
+        [kept] = path.parent.glob("champion.json.damaged-*")
+        assert kept.name in said.out
+        if writer is not None:
+            assert not opened and stat.S_ISFIFO(os.lstat(kept).st_mode)  # never opened to be read
+        if kind == "a link to /dev/zero":
+            assert os.readlink(kept) == "/dev/zero"
+        if kind == "a folder holding files":
+            assert (kept / "notes.txt").read_text() == "someone's notes\n" and (kept / "sub" / "champion.json").read_text() == "{}"
+        if kind == "a file too large":
+            assert kept.stat().st_size == MAX_JSON_BYTES + 1
+        assert main(["models", "check", *p]) == 0, capsys.readouterr()
+    finally:
+        if writer is not None:
+            _release(writer, next(path.parent.glob("champion.json*")) if not path.exists() or path.is_fifo() else kept)
+
+
+def test_a_second_repair_in_the_same_second_keeps_both_damaged_files(trained, monkeypatch):
+    """The name a damaged champion.json is kept under is never one already taken: an earlier kept file stays."""
+    from adclick_ops.registry import registry as module
+
+    monkeypatch.setattr(module, "now", lambda: "2026-01-01T00:00:00+00:00")
+    path = pointer(trained)
+    earlier = path.parent / "champion.json.damaged-2026-01-01T000000+0000"
+    earlier.write_text("kept by an earlier repair\n")
+    path.write_text("{")
+    event = trained.promote(1, reason="repair")
+    assert earlier.read_text() == "kept by an earlier repair\n"
+    assert (path.parent / f"{earlier.name}-2").read_text() == "{"
+    assert f"kept as {earlier.name}-2)" in event["reason"] and trained.champion() == 1
+
+
+@pytest.mark.timeout(120)
+def test_check_reports_a_card_that_is_a_folder_in_one_line_and_checks_the_others(trained, pipelines, capsys):
+    """The champion's card is a folder, version 1's model file fails its checks: two lines, one each, nothing else."""
+    folder = card(trained, 2)
+    folder.unlink()
+    folder.mkdir()
+    (folder / "kept.txt").write_text("x")
+    model_file(trained, 1).write_bytes(b"not a model")
+    assert main(["models", "check", "--pipelines", str(pipelines)]) == 1
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith(f"{card(trained, 1)}: the model file of version 1 fails its checks"), lines
+    assert lines[1].startswith(f"{folder}: not a regular file but a folder; restore it from a backup, or move it out of"), lines
+    assert (folder / "kept.txt").read_text() == "x"
+
+
+def test_check_reports_a_card_it_cannot_read_and_goes_on(trained, pipelines, capsys, monkeypatch):
+    """A card the user may not read (or any error of the file system) is one line of the list, not the end of it."""
+    from adclick_ops.registry.store import LocalStore
+
+    unreadable = card(trained, 1)
+    read = LocalStore.read
+
+    def refuse_one(self, name):
+        if self.path(name) == unreadable:
+            raise PermissionError(13, "Permission denied", str(unreadable))
+        return read(self, name)
+
+    monkeypatch.setattr(LocalStore, "read", refuse_one)
+    model_file(trained, 2).write_bytes(b"not a model")
+    assert main(["models", "check", "--pipelines", str(pipelines)]) == 1
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == f"{unreadable}: cannot be read: Permission denied; check its owner and permissions, or restore it from a backup"
+    assert any("the model file of version 2 fails its checks" in line for line in lines[1:]), lines
+
+
+def test_a_foreign_copy_is_named_whatever_characters_the_path_holds(trained, tmp_path):
+    """A `%` in model_dir is a character of the path, not a format."""
+    shutil.copytree(tmp_path / "model", tmp_path / "100%s model")
+    registry = Registry(str(tmp_path / "100%s model"), trained.dag_id)
+    copy = tmp_path / "100%s model" / "model.sav"
+    copy.unlink()
+    copy.mkdir()
+    problem = registry.sync_champion_file()
+    assert problem == (
+        f"RegistryError: {copy}: not a regular file but a folder; this registry did not write it and leaves it as it is: "
+        f"move it away, or set training.model_file (or model_dir) of {trained.dag_id} to a name of its own"
+    )

@@ -78,6 +78,17 @@ def _second_input(model):
     extra.name = "more"
 
 
+def _input_with_initializer(model):
+    """A second graph input backed by an initializer (a default value): onnxruntime runs the graph with or without it."""
+    tensor = model.graph.initializer[0]
+    model.graph.input.append(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
+
+
+def _features_with_default(model):
+    """An initializer named `features`: the input gets a default value, rows or not."""
+    model.graph.initializer.append(onnx.numpy_helper.from_array(np.zeros((1, 5)), "features"))
+
+
 def _wide_input(model):
     model.graph.input[0].type.tensor_type.shape.dim[1].dim_value = 2**40 + 1
 
@@ -107,6 +118,12 @@ HOSTILE = {
     "short initializer": ("gradient_boosting", lambda m: m.graph.initializer[0].dims.append(7), r"needs \d+ elements; the file holds"),
     "external data": ("logistic_regression", _external, "data stored outside the file"),
     "two inputs": ("random_forest", _second_input, r"2 inputs \(features, more\); expected one"),
+    "a second input backed by an initializer": (
+        "logistic_regression",
+        _input_with_initializer,
+        r"2 inputs \(features, \S+ with a default value \(an initializer\)\); expected one",
+    ),
+    "the input with a default value": ("random_forest", _features_with_default, r"input 'features' has a default value \(an initializer"),
     "no input": ("random_forest", lambda m: m.graph.ClearField("input"), r"0 inputs \(\); expected one"),
     "input 2**40+1 wide": ("logistic_regression", _wide_input, r"expected \[rows, 1\.\.10000\]"),
     "input of 4 features": ("logistic_regression", lambda m: _set_width(m, 4), "takes 4 features; the model card names 5"),

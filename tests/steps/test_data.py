@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -173,3 +175,128 @@ def test_a_trailing_comma_on_every_data_line_reads_as_without_it(tmp_path):
     read = read_dataset(trailing, FEATURES, TARGET)
     assert read.equals(read_dataset(plain, FEATURES, TARGET))
     assert read[FEATURES].iloc[0].tolist() == [68.95, 35, 61833.9, 256.09, 0] and read[TARGET].tolist() == [0, 1]
+
+
+# --- what pandas would read as a number: the rules of /api/predict -----------------------------------------------
+
+CELLS = [
+    # (the field in the file, the same value in a JSON row of /api/predict, None when accepted or the words of the refusal)
+    ("1e5", 1e5, None),
+    ("-0.5", -0.5, None),
+    ("True", True, "found True (a true/false value) at line 2 (2 such value(s)); expected a number, such as 1 or 0"),
+    ("false", False, "found False (a true/false value) at line 2"),
+    ("TRUE", True, "found True (a true/false value) at line 2"),
+    ("inf", math.inf, "has 2 infinite value(s), first at line 2 (inf); expected a finite number"),
+    ("-Infinity", -math.inf, "has 2 infinite value(s), first at line 2 (-inf)"),
+    ("nan", math.nan, "has 2 missing value(s), first at line 2"),
+    ("NA", None, "has 2 missing value(s), first at line 2"),
+    ('"1,000"', "1,000", "must be numeric; found '1,000' at line 2"),
+    ("1_000", "1_000", "must be numeric; found '1_000' at line 2"),
+    ("0x10", "0x10", "must be numeric; found '0x10' at line 2"),
+    ("1e400", math.inf, "must be numeric; found '1e400' at line 2"),
+]
+
+
+@pytest.mark.parametrize("cell,as_json,words", CELLS, ids=[c[0] for c in CELLS])
+def test_a_field_is_a_number_in_a_csv_file_when_it_is_one_for_the_api(tmp_path, cell, as_json, words):
+    """The column Male holds the same field on every row (pandas reads a column of true/false as booleans, which
+    numpy takes for 1 and 0): accepted or refused as POST /api/predict accepts or refuses the value."""
+    from adclick_ops.predict import PredictInputError, rows_to_matrix
+
+    rows = [ROW.split(","), OTHER.split(",")]
+    for row in rows:
+        row[FEATURES.index("Male")] = cell
+    path = tmp_path / "rows.csv"
+    path.write_text("\n".join([HEADER, *(",".join(r) for r in rows)]) + "\n")
+    api_row = {f: 1.0 for f in FEATURES} | {"Male": as_json}
+    if words is None:
+        assert read_dataset(path, FEATURES, TARGET)["Male"].tolist() == [float(cell)] * 2
+        rows_to_matrix([api_row], tuple(FEATURES))
+        return
+    with pytest.raises(DataError) as info:
+        read_dataset(path, FEATURES, TARGET)
+    assert str(info.value).startswith(f"{path}: column 'Male' ") and words in str(info.value), str(info.value)
+    with pytest.raises(PredictInputError, match="field 'Male': expected a"):
+        rows_to_matrix([api_row], tuple(FEATURES))
+
+
+def test_a_target_of_true_and_false_is_refused(tmp_path):
+    path = tmp_path / "rows.csv"
+    path.write_text("\n".join([HEADER, ROW[:-1] + "False", OTHER[:-1] + "True"]) + "\n")
+    with pytest.raises(DataError, match=rf"^{path}: column 'Clicked on Ad' must be numeric; found False \(a true/false value\) at line 2"):
+        read_dataset(path, FEATURES, TARGET)
+
+
+def test_a_true_false_value_among_missing_ones_is_named_first(tmp_path):
+    """true and an empty field in one column: pandas keeps Python booleans among NaN, which would read as 1.0."""
+    path = tmp_path / "rows.csv"
+    path.write_text("\n".join([HEADER, ROW.replace(",0,0", ",,0"), ROW.replace(",0,0", ",true,1")]) + "\n")
+    with pytest.raises(DataError, match=r"column 'Male' must be numeric; found True \(a true/false value\) at line 3"):
+        read_dataset(path, FEATURES, TARGET)
+
+
+def test_a_long_field_is_cut_in_the_message(tmp_path):
+    path = tmp_path / "rows.csv"
+    path.write_text("\n".join([HEADER, ROW.replace(",35,", f",{'x' * 10_000},"), OTHER]) + "\n")
+    with pytest.raises(DataError) as info:
+        read_dataset(path, FEATURES, TARGET)
+    assert "found 'xxx" in str(info.value) and len(str(info.value)) < 400
+
+
+# --- how often the file is read -----------------------------------------------------------------------------------
+
+
+def _opens_of(path, monkeypatch) -> list[str]:
+    """Every time `path` is opened through Python's open (pandas, pathlib) to be read: the list grows by the caller's
+    name. The check that the file can be opened at all (config.paths.regular_file) reads nothing: not counted."""
+    import builtins
+    import io
+    import sys
+
+    opened: list[str] = []
+    real = builtins.open
+
+    def counting(file, *args, **kwargs):
+        caller = sys._getframe(1).f_code.co_name
+        if str(file) == str(path) and caller != "regular_file":
+            opened.append(caller)
+        return real(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting)
+    monkeypatch.setattr(io, "open", counting)
+    return opened
+
+
+def test_a_good_file_is_opened_twice_pandas_and_one_pass_for_its_header_and_nul_bytes(tmp_path, monkeypatch):
+    path = tmp_path / "rows.csv"
+    SEED[[*FEATURES, TARGET]].to_csv(path, index=False)
+    opened = _opens_of(path, monkeypatch)
+    assert len(read_dataset(path, FEATURES, TARGET)) == 1000
+    assert len(opened) == 2, opened
+
+
+def test_a_nul_byte_past_the_first_mib_is_found(tmp_path):
+    path = tmp_path / "rows.csv"
+    body = "\n".join([ROW, OTHER] * 20_000)  # about 1.1 MB
+    path.write_text(f"{HEADER}\n{body}\n{ROW.replace(',35,', ',3' + chr(0) + '5,')}\n")
+    assert path.stat().st_size > 1 << 20
+    with pytest.raises(DataError, match=rf"^{path}: line 40002: field 2 holds a NUL byte"):
+        read_dataset(path, FEATURES, TARGET)
+
+
+def test_the_first_byte_that_is_not_utf8_is_found_past_a_character_cut_by_a_mib(tmp_path):
+    """A two-byte character across the first MiB's end is UTF-8; the bad byte after it is named by offset and line."""
+    from adclick_ops.steps.data import HEAD_BYTES, first_bad_utf8
+
+    path = tmp_path / "rows.csv"
+    lines = (HEAD_BYTES - 1) // 100
+    text = ("x" * 99 + "\n") * lines
+    prefix = text.encode() + b"y" * (HEAD_BYTES - 1 - len(text))
+    data = prefix + "ü\n".encode() + b"ok\nbad \xe9\n"
+    path.write_bytes(data)
+    assert data[HEAD_BYTES - 1 : HEAD_BYTES + 1] == "ü".encode()
+    assert first_bad_utf8(str(path)) == (data.index(b"\xe9"), lines + 3, 0xE9)
+    path.write_bytes(data.replace(b"\xe9", b"e"))
+    assert first_bad_utf8(str(path)) is None
+    path.write_bytes(data[:HEAD_BYTES])  # a character cut by the end of the file
+    assert first_bad_utf8(str(path)) == (HEAD_BYTES - 1, lines + 1, 0xC3)
