@@ -142,8 +142,10 @@ def issues_from_validation(doc: YamlDocument, prefix: tuple[Any, ...], exc: Vali
                 continue
         issues.append(_issue_from_pydantic(doc, prefix, err, model))
     for at, errs in branches.items():
-        if len(errs) == 1:
-            issues.append(_issue_from_pydantic(doc, prefix, {**errs[0], "loc": at[len(prefix) :]}, model))
+        # one branch of the union that says why (text with a control character, template syntax, ...) speaks for all
+        reasons = [e for e in errs if e["type"] == "value_error"]
+        if len(errs) == 1 or len(reasons) == 1:
+            issues.append(_issue_from_pydantic(doc, prefix, {**(reasons or errs)[0], "loc": at[len(prefix) :]}, model))
             continue
         forms = sorted({_form(str(e["loc"][len(at) - len(prefix)])) for e in errs})
         found = describe(errs[0].get("input"))

@@ -85,6 +85,40 @@ def accepts(row: dict[str, Any], value: Any) -> bool:
     return kind == "any"  # "unwritable": nothing a pipeline file can hold
 
 
+def _number_kinds(rule: dict[str, Any]) -> set[str]:
+    """Which Python numbers a parameter takes: "int", "float", both or neither."""
+    kinds: set[str] = set()
+    for row in rule["accepts"]:
+        if row["kind"] in ("interval", "instance", "options") and row.get("type") in _NUMBER_TYPES:
+            kinds.update("int" if t is int else "float" for t in _NUMBER_TYPES[row["type"]])
+        elif row["kind"] in ("nan", "any"):
+            kinds.add("float")
+    return kinds
+
+
+def as_json_reads(estimator: str, param: str, value: Any) -> Any:
+    """A number of a pipeline file as JSON (and the JSON Schema editors use) reads it: 1000 and 1000.0 are one number.
+
+    Where the parameter takes integers and no float, an integral float is that integer (max_iter: 1000.0 is 1000);
+    where it takes floats, an integer beyond the machine's integers is that float (10**30 is 1e30; an integer beyond
+    the floats is infinite, as JSON reads it), and where it takes no integer, any integer is. Where it takes both with
+    different meanings (min_samples_split 2 is a count, 0.5 a share), the value stays as written and its own rules
+    judge it: the JSON Schema cannot tell these apart (tests/hardening/test_hardening_schema_engines.py).
+    """
+    rule = param_rules(estimator).get(param)
+    if rule is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    kinds = _number_kinds(rule)
+    if kinds == {"int"} and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if "float" in kinds and isinstance(value, int) and ("int" not in kinds or not INT_RANGE[0] <= value <= INT_RANGE[1]):
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf if value > 0 else -math.inf
+    return value
+
+
 def _bound_text(bound: float | None) -> str | None:
     return None if bound is None else (str(bound) if isinstance(bound, int) else f"{bound:g}")
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -37,6 +38,7 @@ from adclick_ops.config.schedules import (
     schedule_problem,
 )
 from adclick_ops.config.templating import (
+    LOOKALIKE_PATTERN,
     NO_TEMPLATE_PATTERN,
     SHOWN,
     SUBJECT_NAMES,
@@ -131,27 +133,69 @@ EMAIL_SCHEMA: dict[str, Any] = {
 }
 TAG_MAX_LEN = 100  # Airflow's limit (airflow.sdk.definitions.dag.TAG_MAX_LEN)
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
-_CONTROL = r"\x00-\x1f\x7f"
+# Characters no text of a pipeline file holds, as character-class bodies that Python's re, the ECMA-262 engine of
+# check-jsonschema and JavaScript read alike: the ASCII and C1 control characters (PostgreSQL, where Airflow keeps DAG
+# tags, descriptions and docs, cannot store NUL; the others are invisible or break lines in the UI and in mail), and
+# lone surrogates, which have no UTF-8 spelling. Text of several lines (descriptions, docs) keeps tab, line feed and
+# carriage return; one-line text (tags, owner, subject, addresses) has none of them.
+LINE_CONTROL = r"\x00-\x1f\x7f-\x9f\ud800-\udfff"
+TEXT_CONTROL = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff"
+_CONTROL = LINE_CONTROL
+# ECMA-262's \s (JSON Schema patterns), which Python's \s does not quite match (U+FEFF): spelled out for both.
+SPACES = r"\t-\r \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+WEB_URL_PATTERN = "^https?://[^" + SPACES + LINE_CONTROL + "<>\"'`{}\\\\]+$"
+# The largest finite number: a number field of the JSON Schema is bounded by it where the model has no bound, so
+# that .inf and -.inf are refused as validate refuses them.
+FLOAT_MAX = 1.7976931348623157e308
 SCHEMA_URL = "../schema/pipeline.schema.json"
 
 
 class Model(BaseModel):
-    # strict: a value is the type the field says, never converted (no "3" for 3, no 1 for true)
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # strict: a value is the type the field says, never converted (no "3" for 3, no 1 for true); numbers are finite
+    # (no .nan, .inf or -.inf), and an integer is a number without a fraction, however it is written (`Integer`).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+def _integral(value: Any) -> Any:
+    """1.0 is the integer 1, as JSON and the JSON Schema read it (they cannot tell the two apart)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer field: an integral number written 1.0 or 1e3 is that integer; 1.5, true and "1" are refused.
+Integer = Annotated[int, BeforeValidator(_integral)]
+OptionalInteger = Annotated[int | None, BeforeValidator(_integral)]  # the bounds of its Field apply to the integer
 
 
 # --- text: what a string field may hold ----------------------------------------------------------
 
 
+def control_problem(value: str, control: str = TEXT_CONTROL) -> str | None:
+    """Why `value` may not be stored as text (None when it may): a character of the class `control`."""
+    found = re.search(f"[{control}]", value)
+    if found is None:
+        return None
+    char = found.group()
+    kind = "a lone surrogate" if "\ud800" <= char <= "\udfff" else "the control character"
+    why = ", which Airflow's metadata database (PostgreSQL) cannot store" if char == "\x00" else ""
+    allowed = (
+        "one line of text without control characters"
+        if control == LINE_CONTROL
+        else "text without control characters but tab and line breaks"
+    )
+    return f"found {kind} U+{ord(char):04X} at character {found.start() + 1} of {value!r}{why}; expected {allowed}"
+
+
 def _plain_text(value: str) -> str:
-    problem = template_problem(value, placeholders=False)
+    problem = control_problem(value) or template_problem(value, placeholders=False)
     if problem:
         raise ValueError(problem)
     return value
 
 
 def _template_text(value: str) -> str:
-    problem = template_problem(value, placeholders=True)
+    problem = control_problem(value) or template_problem(value, placeholders=True)
     if problem:
         raise ValueError(problem)
     return value
@@ -165,8 +209,9 @@ def _subject_text(value: str) -> str:
 
 
 def _one_line(value: str) -> str:
-    if re.search(f"[{_CONTROL}]", value):
-        raise ValueError(f"found {value!r}; expected one line of text without control characters")
+    problem = control_problem(value, LINE_CONTROL)
+    if problem:
+        raise ValueError(problem)
     return value
 
 
@@ -177,17 +222,21 @@ def _email(value: str) -> str:
 
 
 def _web_url(value: str) -> str:
-    parts = urlsplit(value) if not re.search(rf"[\s{_CONTROL}<>\"'`{{}}\\]", value) else None
+    parts = urlsplit(value) if re.fullmatch(WEB_URL_PATTERN, value) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"found {value!r}; expected an http:// or https:// address without spaces, quotes, braces or '<>'")
     return value
 
 
 # Every string of a pipeline file is one of these (tests/config/test_models.py checks that no bare
-# str is left): Text is never a template, TemplateText may hold the placeholders only.
-NO_TEMPLATE: dict[str, Any] = {"not": {"pattern": NO_TEMPLATE_PATTERN}}
+# str is left): Text is never a template, TemplateText may hold the placeholders only; neither holds a control
+# character but tab and line breaks, nor a look-alike of template syntax. Line is Text of one line.
+TEXT_REFUSALS: list[dict[str, Any]] = [{"pattern": NO_TEMPLATE_PATTERN}, {"pattern": LOOKALIKE_PATTERN}, {"pattern": f"[{TEXT_CONTROL}]"}]
+NO_TEMPLATE: dict[str, Any] = {"not": {"anyOf": TEXT_REFUSALS}}
+LINE_SCHEMA: dict[str, Any] = {"not": {"anyOf": [*TEXT_REFUSALS[:2], {"pattern": f"[{LINE_CONTROL}]"}]}}
 Text = Annotated[str, AfterValidator(_plain_text), Field(json_schema_extra=NO_TEMPLATE)]
-TemplateText = Annotated[str, AfterValidator(_template_text), Field(json_schema_extra=template_schema())]
+Line = Annotated[str, AfterValidator(_plain_text), AfterValidator(_one_line), Field(json_schema_extra=LINE_SCHEMA)]
+TemplateText = Annotated[str, AfterValidator(_template_text), Field(json_schema_extra=template_schema(TEXT_CONTROL))]
 # The report's subject: the placeholders above and the report's own ({{ status }}, {{ metric }}, {{ version }}).
 Subject = Annotated[
     str,
@@ -200,7 +249,7 @@ WebUrl = Annotated[
     str,
     AfterValidator(_plain_text),
     AfterValidator(_web_url),
-    Field(json_schema_extra={"pattern": "^https?://[^\\s\\x00-\\x1f\\x7f<>\"'`{}\\\\]+$"}),
+    Field(json_schema_extra={"pattern": WEB_URL_PATTERN, "not": {"pattern": LOOKALIKE_PATTERN}}),
 ]
 Id = Annotated[str, Field(pattern=DAG_ID_PATTERN)]
 
@@ -220,7 +269,7 @@ def _relative_path(value: str, what: str) -> str:
 PATH_SCHEMA: dict[str, Any] = {
     "minLength": 1,
     "pattern": r"\S",
-    "not": {"anyOf": [{"pattern": r"(^|[\\/])\.\.([\\/]|$)"}, {"pattern": r"\x00"}, {"pattern": NO_TEMPLATE_PATTERN}]},
+    "not": {"anyOf": [{"pattern": r"(^|[\\/])\.\.([\\/]|$)"}, *TEXT_REFUSALS]},
     "anyOf": [
         {"not": {"anyOf": [{"pattern": r"^[A-Za-z][A-Za-z0-9+.\-]+:"}, {"pattern": "://"}]}},
         {"pattern": SCHEME_PATTERN, "not": {"pattern": NESTED_PATTERN}},
@@ -249,10 +298,10 @@ def one_of(values: Any, limit: int = 12) -> str:
 class DefaultArgs(Model):
     """Airflow `default_args` applied to every task of the DAG."""
 
-    owner: Text = Field("adclick-ops", min_length=1, description="Owner shown in the Airflow UI.")
-    retries: int = Field(1, ge=0, le=10, description="How many times a failed task is retried.")
-    retry_delay_sec: int = Field(60, ge=0, le=86_400, description="Seconds between two tries of a task.")
-    execution_timeout_secs: int | None = Field(
+    owner: Line = Field("adclick-ops", min_length=1, description="Owner shown in the Airflow UI.")
+    retries: Integer = Field(1, ge=0, le=10, description="How many times a failed task is retried.")
+    retry_delay_sec: Integer = Field(60, ge=0, le=86_400, description="Seconds between two tries of a task.")
+    execution_timeout_secs: OptionalInteger = Field(
         None, gt=0, le=86_400 * 7, description="A try that runs longer than this many seconds fails; none by default."
     )
 
@@ -267,21 +316,34 @@ class Split(Model):
     """How rows are divided between training and test."""
 
     test_size: float = Field(0.3, gt=0, lt=1, description="Share of the rows kept for the test set, between 0 and 1 (exclusive).")
-    random_state: int | None = Field(42, ge=0, le=2**32 - 1, description="Seed of the shuffle; the same seed gives the same split.")
+    random_state: OptionalInteger = Field(42, ge=0, le=2**32 - 1, description="Seed of the shuffle; the same seed gives the same split.")
     stratify: bool = Field(False, description="Keep the share of each class equal in the training and test sets.")
+
+
+# scikit-learn takes C .inf (no regularisation): its own rules, not the models', decide on infinities in params.
+ParamFloat = Annotated[float, Field(allow_inf_nan=True)]
 
 
 class Estimator(Model):
     """The scikit-learn classifier that is trained."""
 
     name: EstimatorName = Field("logistic_regression", description=f"Which classifier: {', '.join(ESTIMATORS)}.")
-    params: dict[str, Text | int | float | bool | None] = Field(
+    params: dict[str, Text | int | ParamFloat | bool | None] = Field(
         default_factory=dict,
         description=(
             "Parameters passed to the classifier, by their scikit-learn names; `adclick-ops validate` checks the values "
             "with scikit-learn's own rules, from the table generated from scikit-learn (adclick_ops/config/estimator_rules.json)."
         ),
     )
+
+    @field_validator("params")
+    @classmethod
+    def _json_numbers(cls, params: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """Each number as the type its parameter takes, where that is one of integer and float only (see as_json_reads)."""
+        from adclick_ops.config.estimator_rules import as_json_reads
+
+        name = info.data.get("name")
+        return {p: as_json_reads(name, p, v) for p, v in params.items()} if name in ESTIMATOR_PARAMS else params
 
     @model_validator(mode="after")
     def _known_params(self) -> Estimator:
@@ -508,11 +570,14 @@ class Monitor(Model):
     host: str = Field(
         MONITOR_HOST, pattern=r"^[A-Za-z0-9_.:\-]{1,253}$", description=f"Interface to listen on ({ENV_MONITOR_HOST} overrides)."
     )
-    port: int = Field(MONITOR_PORT, ge=1, le=65535, description=f"Port to listen on ({ENV_MONITOR_PORT} overrides).")
+    port: Integer = Field(MONITOR_PORT, ge=1, le=65535, description=f"Port to listen on ({ENV_MONITOR_PORT} overrides).")
     airflow_url: WebUrl = Field(AIRFLOW_URL, description=f"Base URL of the Airflow API server ({ENV_AIRFLOW_URL} overrides).")
     dag_id: Id = Field(TRAINING_DAG_ID, description="The training DAG whose runs the monitor shows.")
-    serve_for: int | None = Field(
-        None, gt=0, description="Seconds the task serves the monitor before it succeeds; none means until the task is stopped."
+    serve_for: OptionalInteger = Field(
+        None,
+        gt=0,
+        le=2**31 - 1,
+        description="Seconds the task serves the monitor before it succeeds (at most 2147483647); none means until the task is stopped.",
     )
 
 
@@ -538,9 +603,9 @@ class Task(Model):
         description="When the task runs given its upstream states (Airflow trigger rule); all_success by default.",
         json_schema_extra={"enum": [*TRIGGER_RULES, None]},
     )
-    retries: int | None = Field(None, ge=0, le=10, description="Overrides default_args.retries for this task.")
-    retry_delay_sec: int | None = Field(None, ge=0, le=86_400, description="Overrides default_args.retry_delay_sec for this task.")
-    execution_timeout_secs: int | None = Field(None, gt=0, le=86_400 * 7, description="A try that runs longer fails.")
+    retries: OptionalInteger = Field(None, ge=0, le=10, description="Overrides default_args.retries for this task.")
+    retry_delay_sec: OptionalInteger = Field(None, ge=0, le=86_400, description="Overrides default_args.retry_delay_sec for this task.")
+    execution_timeout_secs: OptionalInteger = Field(None, gt=0, le=86_400 * 7, description="A try that runs longer fails.")
     doc_md: Text | None = Field(None, description="Documentation shown in the Airflow UI for this task.")
 
     @field_validator("operator")
@@ -600,7 +665,9 @@ StartDate = Annotated[
         }
     ),
 ]
-CRON_SCHEMA_PATTERN = r"^\s*\S+\s+\S+\s+\S+\s+\S+\s+\S+\s*$"
+# Five fields of printable ASCII between ASCII blanks, as validate reads a cron expression (its fields never hold more).
+_BLANK, _FIELD = r"[\t-\r ]", r"[!-~]+"
+CRON_SCHEMA_PATTERN = rf"^{_BLANK}*{_FIELD}{_BLANK}+{_FIELD}{_BLANK}+{_FIELD}{_BLANK}+{_FIELD}{_BLANK}+{_FIELD}{_BLANK}*$"
 
 
 class Dag(Model):
@@ -616,7 +683,7 @@ class Dag(Model):
         json_schema_extra={"anyOf": [{"enum": [*PRESETS, None]}, {"type": "string", "pattern": CRON_SCHEMA_PATTERN}]},
     )
     catchup: bool = Field(False, description="Run the intervals missed since start_date.")
-    max_active_runs: int = Field(1, ge=1, le=64, description="How many runs of this DAG may be active at once.")
+    max_active_runs: Integer = Field(1, ge=1, le=64, description="How many runs of this DAG may be active at once.")
     start_date: StartDate = Field(
         dt.date(2024, 1, 1),
         description=(
@@ -624,11 +691,7 @@ class Dag(Model):
             "(2024-01-01T06:00:00Z, 2024-01-01T08:00:00+02:00), between 1970-01-01 and 9998-12-31."
         ),
     )
-    tags: list[
-        Annotated[
-            str, StringConstraints(min_length=1, max_length=TAG_MAX_LEN), AfterValidator(_plain_text), Field(json_schema_extra=NO_TEMPLATE)
-        ]
-    ] = Field(
+    tags: list[Annotated[Line, StringConstraints(min_length=1, max_length=TAG_MAX_LEN)]] = Field(
         default_factory=list,
         description=f"Tags shown in the Airflow UI: each 1 to {TAG_MAX_LEN} characters, each once.",
         json_schema_extra={"uniqueItems": True},

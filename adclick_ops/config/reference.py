@@ -49,6 +49,15 @@ that holds `pipelines/`, or `$ADCLICK_OPS_HOME`) and may not climb out of it wit
   1.2), `1:30` (90 in YAML 1.1), `1_000`, `0b101`, `0o17`, `1e3`. Quote such a value when it is text.
 - **No conversion between types.** `"3"` is text, not a number; `1` is not `true`; a number is not
   a date. Anchors, aliases, merge keys (`<<`) and explicit tags (`!!python/...`, `!!int`) are refused.
+- **Numbers as JSON reads them.** `1.0` is the integer 1 wherever an integer is wanted (JSON, and so
+  the JSON Schema, cannot tell them apart); `1.5` is not an integer. Numbers are finite: `.nan`,
+  `.inf` and `-.inf` are errors, but where an estimator parameter takes them (`C: .inf`). An estimator
+  parameter that takes both a count and a share (`min_samples_split: 2` or `0.5`) reads `1` as the
+  count and `1.0` as the share; there the schema cannot tell them apart, and `validate` decides.
+- **Text.** No text holds a control character (NUL, which Airflow's database cannot store, escape
+  characters, ...) or a lone surrogate, but for tabs and line breaks in text of several lines
+  (`description`, `doc_md`, `trigger.conf` values); `tags`, `default_args.owner` and
+  `notify.email.subject` are one line.
 - **Dates.** `start_date` is a date (`2024-01-01`, midnight UTC) or a date and time with its time
   zone (`2024-01-01T06:00:00Z`, `2024-01-01T08:00:00+02:00`); a date and time without a zone is an
   error. Quoted or not, the same.
@@ -73,8 +82,10 @@ when the task runs: `notify.email.subject` and the values of `trigger.conf`. The
 
 {subject_placeholders}
 
-Any other template syntax (`{{{{ ... }}}}`, `{{% ... %}}`, `{{# ... #}}`, filters, look-alike braces)
-is an error in every field; in the other fields, `{{{{ ... }}}}` is not allowed at all. Recipient
+Any other template syntax (`{{{{ ... }}}}`, `{{% ... %}}`, `{{# ... #}}`, filters) is an error in every
+field; in the other fields, `{{{{ ... }}}}` is not allowed at all. So are the characters that Unicode
+normalisation (NFKC) turns into template syntax: the look-alike braces `\ufe37 \ufe38 \ufe5b \ufe5c \uff5b \uff5d`
+anywhere, and `\ufe5f \ufe6a \uff03 \uff05` (look-alikes of `#` and `%`) right after a `{{`. Recipient
 addresses are plain addresses. Everything else is handed to Airflow as literal text, and the
 e-mails escape every value they show: their bodies are template files of the package, and values
 only fill them ([notifications.md](notifications.md)).

@@ -5,17 +5,26 @@ Field rules come from the models themselves; the rules across fields that JSON S
 parameters each estimator takes and their values, @continuous runs one at a time) are added here,
 from the same constants and tables, so that editors flag what `adclick-ops validate` refuses.
 Estimator parameter values follow the table generated from scikit-learn (config/estimator_rules.py);
-where JSON cannot tell 1 from 1.0, the schema accepts both and validate decides.
+where JSON cannot tell 1 from 1.0 and the parameter gives them different meanings, the schema accepts
+both and validate decides (elsewhere validate reads them as one number, as JSON does).
+
+Numbers are judged as check-jsonschema loads YAML: .nan, .inf and -.inf are floats that JSON Schema's
+number type accepts, so every number the models or the table want finite is bounded by the largest
+finite float and excludes NaN with NOT_NAN (NaN is the one number that is neither above nor below 0:
+every comparison with it is false, so it alone passes both exclusive bounds at 0).
 """
 
 from __future__ import annotations
 
+import copy
+import math
 from typing import Any
 
-from adclick_ops.config.estimator_rules import COMBINATIONS, Combination, describe_combination, param_rules
+from adclick_ops.config.estimator_rules import COMBINATIONS, INT_RANGE, Combination, describe_combination, param_rules
 from adclick_ops.config.models import (
     DAG_ID_PATTERN,
     EMAIL_OPERATOR,
+    FLOAT_MAX,
     MONITOR_CALLABLES,
     PYTHON_OPERATOR,
     REPORT_EMAIL_OPERATOR,
@@ -29,6 +38,35 @@ from adclick_ops.config.schedules import ONE_RUN_AT_A_TIME
 from adclick_ops.config.vocabulary import ESTIMATOR_PARAMS
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
+# Matches NaN and no other value: JSON Schema (and YAML's .nan, as check-jsonschema and editors load it) has no other way to say it.
+NAN: dict[str, Any] = {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 0}
+NOT_NAN: dict[str, Any] = {"not": NAN}
+
+
+def _refuse(node: dict[str, Any], schema: dict[str, Any]) -> None:
+    """Add `{"not": schema}` to `node`, beside a `not` it may have."""
+    if "not" in node:
+        node.setdefault("allOf", []).append({"not": schema})
+    else:
+        node["not"] = schema
+
+
+def _finite(node: Any) -> Any:
+    """Every number of the models' schemas finite, as the models want it (allow_inf_nan=False): bounded by the largest
+    float where a side has no bound, and not NaN."""
+    if isinstance(node, dict):
+        for value in node.values():
+            _finite(value)
+        if node.get("type") == "number":
+            if "maximum" not in node and "exclusiveMaximum" not in node:
+                node["maximum"] = FLOAT_MAX
+            if "minimum" not in node and "exclusiveMinimum" not in node:
+                node["minimum"] = -FLOAT_MAX
+            _refuse(node, NAN)
+    elif isinstance(node, list):
+        for value in node:
+            _finite(value)
+    return node
 
 
 def _some_task(condition: dict[str, Any]) -> dict[str, Any]:
@@ -71,10 +109,20 @@ _BOUNDS = {"left": ("minimum", "exclusiveMinimum"), "right": ("maximum", "exclus
 
 
 def _interval_schema(row: dict[str, Any]) -> dict[str, Any]:
+    """One interval of the table: an integer within the machine's integers (INT_RANGE, as validate bounds them), or a
+    number that is not NaN and is infinite only where the interval reaches infinity on a closed side."""
     out: dict[str, Any] = {"type": _JSON_TYPES[row["type"]]}
+    integer = out["type"] == "integer"
     for side, (inclusive, exclusive) in _BOUNDS.items():
+        sign = -1 if side == "left" else 1
         if row[side] is not None:
             out[inclusive if row["closed"] in (side, "both") else exclusive] = row[side]
+        if integer:
+            out.setdefault(inclusive, INT_RANGE[0] if side == "left" else INT_RANGE[1])
+        elif row[side] is None and row["closed"] not in (side, "both"):
+            out[inclusive] = sign * FLOAT_MAX
+    if not integer:
+        out["not"] = NAN
     return out
 
 
@@ -85,9 +133,11 @@ def _value_schema(row: dict[str, Any]) -> dict[str, Any] | None:
         return _interval_schema(row)
     if kind == "options":
         return {"enum": row["values"]}
+    if kind == "instance" and row["type"] == "int":
+        return {"type": "integer", "minimum": INT_RANGE[0], "maximum": INT_RANGE[1]}
     if kind == "instance" and row["type"] in _JSON_TYPES:
         return {"type": _JSON_TYPES[row["type"]]}
-    return {"none": {"type": "null"}, "boolean": {"type": "boolean"}, "any": {}}.get(kind)
+    return {"none": {"type": "null"}, "boolean": {"type": "boolean"}, "nan": NAN, "any": {}}.get(kind)
 
 
 def _param_schema(rule: dict[str, Any]) -> dict[str, Any]:
@@ -98,12 +148,17 @@ def _param_schema(rule: dict[str, Any]) -> dict[str, Any]:
 def _condition(param: str, condition: tuple[Any, ...], default: Any) -> dict[str, Any] | None:
     """`param` meets `condition` (set so, or left out with a default that does); None when JSON cannot state it."""
     if condition[:1] == ("range",):
-        when = {"type": "number", "exclusiveMinimum": condition[1], "maximum": condition[2]}
+        when: dict[str, Any] = {"type": "number", "exclusiveMinimum": condition[1], "maximum": condition[2]}
         meets_default = isinstance(default, int | float) and condition[1] < default <= condition[2]
-    elif any(isinstance(v, float) and v in (float("inf"), float("-inf")) for v in condition):
-        return None
     else:
-        when = {"enum": list(condition)}
+        # .inf is the one number above the largest float, -.inf the one below its opposite
+        infinite = {
+            math.inf: {"type": "number", "exclusiveMinimum": FLOAT_MAX},
+            -math.inf: {"type": "number", "exclusiveMaximum": -FLOAT_MAX},
+        }
+        finite = [v for v in condition if not (isinstance(v, float) and v in infinite)]
+        branches = ([{"enum": finite}] if finite else []) + [infinite[v] for v in condition if isinstance(v, float) and v in infinite]
+        when = branches[0] if len(branches) == 1 else {"anyOf": branches}
         meets_default = default in condition
     present = {"properties": {param: when}, "required": [param]}
     return {"anyOf": [{"not": {"required": [param]}}, present]} if meets_default else present
@@ -154,7 +209,10 @@ def _closed(node: Any) -> Any:
 def pipeline_schema() -> dict[str, Any]:
     """JSON Schema of a pipeline file: a mapping of DAG ids to `Dag`."""
     dag_schema = Dag.model_json_schema(ref_template="#/$defs/{model}")
-    defs = dag_schema.pop("$defs", {})
+    # the estimator's parameters: infinities and NaN as scikit-learn's rules say (_estimator_rules), not as the models do
+    params = copy.deepcopy(dag_schema["$defs"]["Estimator"]["properties"]["params"])
+    defs = _finite(dag_schema).pop("$defs", {})
+    defs["Estimator"]["properties"]["params"] = params
     dag_schema["allOf"] = _dag_rules()
     defs["Dag"] = dag_schema
     defs["Task"]["allOf"] = _task_rules()
@@ -174,6 +232,6 @@ def pipeline_schema() -> dict[str, Any]:
 
 
 def defaults_schema() -> dict[str, Any]:
-    schema = Defaults.model_json_schema(ref_template="#/$defs/{model}")
+    schema = _finite(Defaults.model_json_schema(ref_template="#/$defs/{model}"))
     schema["$schema"] = DRAFT
     return schema

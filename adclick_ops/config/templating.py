@@ -70,6 +70,17 @@ SUBJECT_SHOWN = shown(SUBJECT_NAMES)
 # validation refuses. Plain text: no '{' followed by '{', '%' or '#' (a search, used under "not").
 NO_TEMPLATE_PATTERN = r"\{[{%#]"
 
+# Template syntax spelled with compatibility characters: every character of Unicode that NFKC folds to a brace,
+# and every one that folds to what opens template syntax after a '{' ('%', '#'). Validation refuses the first
+# anywhere and the second after a '{' (a superset of what folding the text would turn into a delimiter), and the
+# JSON Schema searches for the same pattern; tests/config/test_templating.py checks the lists against unicodedata.
+LOOKALIKE_BRACES = "\ufe37\ufe38\ufe5b\ufe5c\uff5b\uff5d"
+LOOKALIKE_OPENERS = "\ufe5f\ufe6a\uff03\uff05"
+LOOKALIKE_PATTERN = (
+    "[" + "".join(f"\\u{ord(c):04x}" for c in LOOKALIKE_BRACES) + "]|\\{[" + "".join(f"\\u{ord(c):04x}" for c in LOOKALIKE_OPENERS) + "]"
+)
+LOOKALIKE_RE = re.compile(LOOKALIKE_PATTERN)
+
 
 def template_refusals(exclude: str = "", names: Iterable[str] = tuple(PLACEHOLDERS)) -> list[str]:
     """Template text as JSON Schema says it: none of these patterns is found in it.
@@ -86,19 +97,19 @@ def template_refusals(exclude: str = "", names: Iterable[str] = tuple(PLACEHOLDE
 
 
 def template_schema(exclude: str = "", names: Iterable[str] = tuple(PLACEHOLDERS)) -> dict[str, object]:
-    return {"not": {"anyOf": [{"pattern": p} for p in template_refusals(exclude, names)]}}
+    """Template text for JSON Schema: none of `template_refusals`, and no look-alike of template syntax."""
+    return {"not": {"anyOf": [{"pattern": p} for p in [*template_refusals(exclude, names), LOOKALIKE_PATTERN]]}}
 
 
 TEMPLATE_REFUSALS = template_refusals()
 
 
-def _lookalike(text: str, placeholders: bool, pattern: re.Pattern[str]) -> str | None:
+def _lookalike(text: str) -> str | None:
     """Template syntax spelled with compatibility characters (fullwidth braces, ...) that NFKC folds to ASCII."""
     if text.isascii():
         return None
-    folded = unicodedata.normalize("NFKC", text)
-    at = first_delimiter(folded, placeholders, pattern)
-    return None if at is None else folded[at : at + 2]
+    found = LOOKALIKE_RE.search(text)
+    return None if found is None else found.group()
 
 
 def _excerpt(text: str, start: int) -> str:
@@ -140,9 +151,14 @@ def template_problem(text: str, placeholders: bool, names: Sequence[str] = tuple
         if placeholders:
             return f"template syntax {what} is not allowed; the only placeholders are {shown(names)}"
         return f"template syntax {what} is not allowed here; pipeline text is never rendered as a template"
-    look = _lookalike(text, placeholders, pattern)
+    look = _lookalike(text)
     if look:
-        return f"{look!r} (after Unicode normalisation) looks like template syntax; write the text without it"
+        folded = unicodedata.normalize("NFKC", look)
+        code = " ".join(f"U+{ord(c):04X}" for c in look if not c.isascii())
+        return (
+            f"found {look!r} ({code}), which Unicode normalisation turns into {folded!r}, a look-alike of template syntax; "
+            "expected text without look-alikes of '{' and '}' (nor of '%' or '#' after a '{'): write them as they are, or leave them out"
+        )
     return None
 
 

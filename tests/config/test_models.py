@@ -120,3 +120,75 @@ def test_every_text_field_is_checked_for_template_syntax():
                 if (model.__name__, name) not in checked_by_allow_list and bare_str(field.annotation, field.metadata):
                     found.append(f"{model.__name__}.{name}")
     assert not found, found
+
+
+# --- what a text may hold, and numbers as JSON reads them --------------------------------------------------------
+
+SETTINGS = {"tasks": {"t": {"operator": m.EMPTY_OPERATOR}}}
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x01", "\x0b", "\x1b", "\x7f", "\x85", "\x9f", "\ud800", "\udfff"])
+@pytest.mark.parametrize(
+    "model,fields,key",
+    [
+        (m.Dag, SETTINGS, "description"),
+        (m.Dag, SETTINGS, "tags"),
+        (m.Task, {"operator": m.EMPTY_OPERATOR}, "doc_md"),
+        (m.DefaultArgs, {}, "owner"),
+        (m.Training, {}, "target"),
+        (m.Trigger, {"dag_id": "x"}, "conf"),
+        (m.EmailNotification, {"to": ["a@example.com"]}, "subject"),
+    ],
+)
+def test_a_control_character_or_a_lone_surrogate_is_refused_in_every_text(model, fields, key, char):
+    """PostgreSQL, where Airflow keeps tags, descriptions and docs, stores no NUL; a lone surrogate has no UTF-8 spelling."""
+    value = f"ab{char}c"
+    shaped = {"tags": [value], "conf": {"k": value}}.get(key, value)
+    message = refusal(model, **fields, **{key: shaped})
+    if char >= "\ud800" and message == "Input should be a valid string, unable to parse raw data as a unicode string":
+        return  # a length bound (min_length) is checked first, by pydantic, which cannot read the text either
+    assert f"U+{ord(char):04X} at character 3 of {value!r}" in message
+    assert "; expected " in message and ("NUL" not in message or char == "\x00")
+
+
+@pytest.mark.parametrize("char", ["\t", "\n", "\r"])
+def test_text_of_several_lines_keeps_tabs_and_line_breaks_and_one_line_text_does_not(char):
+    assert m.Dag(**SETTINGS, description=f"a{char}b").description == f"a{char}b"
+    assert m.Task(operator=m.EMPTY_OPERATOR, doc_md=f"a{char}b").doc_md == f"a{char}b"
+    assert "expected one line of text without control characters" in refusal(m.Dag, **SETTINGS, tags=[f"a{char}b"])
+    assert "expected one line of text without control characters" in refusal(m.DefaultArgs, owner=f"a{char}b")
+
+
+def test_the_schema_s_control_classes_are_the_validators():
+    assert m.NO_TEMPLATE["not"]["anyOf"][-1] == {"pattern": f"[{m.TEXT_CONTROL}]"}
+    assert m.LINE_SCHEMA["not"]["anyOf"][-1] == {"pattern": f"[{m.LINE_CONTROL}]"}
+    assert {"pattern": f"[{m.TEXT_CONTROL}]"} in m.PATH_SCHEMA["not"]["anyOf"]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize(
+    "model,field", [(m.Split, "test_size"), (m.Promotion, "min_improvement"), (m.Promotion, "min_roc_auc"), (m.Promotion, "holdout")]
+)
+def test_a_number_is_finite(model, field, value):
+    assert refusal(model, **{field: value}) == "Input should be a finite number"
+
+
+@pytest.mark.parametrize(
+    "model,field,value",
+    [(m.DefaultArgs, "retries", 2.0), (m.Split, "random_state", 7.0), (m.Monitor, "port", 8080.0), (m.Task, "retries", 1e1)],
+)
+def test_an_integer_written_with_a_fraction_of_zero_is_that_integer_as_json_reads_it(model, field, value):
+    extra = {"operator": m.EMPTY_OPERATOR} if model is m.Task else {}
+    got = getattr(model(**extra, **{field: value}), field)
+    assert got == int(value) and type(got) is int
+
+
+@pytest.mark.parametrize("value", [1.5, True, "1", float("nan")])
+def test_an_integer_field_still_refuses_what_is_not_an_integer(value):
+    assert "valid integer" in refusal(m.DefaultArgs, retries=value)
+
+
+def test_serve_for_is_bounded():
+    assert m.Monitor(serve_for=2**31 - 1).serve_for == 2**31 - 1
+    with pytest.raises(ValidationError, match="less than or equal to 2147483647"):
+        m.Monitor(serve_for=2**31)

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import re
+import sys
+import unicodedata
 
 import jinja2
 import pytest
+import regress
 
-from adclick_ops.config.templating import PLACEHOLDERS, TEMPLATE_REFUSALS, as_template, literal, literal_tree, template_problem
+from adclick_ops.config.templating import (
+    LOOKALIKE_BRACES,
+    LOOKALIKE_OPENERS,
+    LOOKALIKE_PATTERN,
+    PLACEHOLDERS,
+    TEMPLATE_REFUSALS,
+    as_template,
+    literal,
+    literal_tree,
+    template_problem,
+)
 
 TEXTS = [
     "plain",
@@ -64,7 +77,12 @@ def test_literal_tree_renders_values_not_keys():
         ),
         ("{% if x %}", False, "template syntax '{% if x %}' is not allowed here; pipeline text is never rendered as a template"),
         ("{{ run_id }}", False, "template syntax '{{ run_id }}' is not allowed here"),
-        ("\uff5b\uff5b x \uff5d\uff5d", True, "'{{' (after Unicode normalisation) looks like template syntax"),
+        (
+            "\uff5b\uff5b x \uff5d\uff5d",
+            True,
+            "found '\uff5b' (U+FF5B), which Unicode normalisation turns into '{', a look-alike of template syntax",
+        ),
+        ("100{\uff05", False, "found '{\uff05' (U+FF05), which Unicode normalisation turns into '{%'"),
     ],
 )
 def test_other_template_syntax_is_refused_saying_what_and_why(text, placeholders, words):
@@ -80,3 +98,34 @@ def test_text_with_braces_or_placeholders_is_accepted(text):
 def test_the_schema_refusals_agree_with_validation(text):
     refused_by_schema = any(re.search(pattern, text) for pattern in TEMPLATE_REFUSALS)
     assert refused_by_schema == (template_problem(text, placeholders=True) is not None and text.isascii())
+
+
+def _folds(start: str) -> str:
+    """Every non-ASCII character whose NFKC form holds one of `start` (or, with '^', begins with one)."""
+    first = start.startswith("^")
+    wanted = start.lstrip("^")
+    out = []
+    for code in range(0x80, sys.maxunicode + 1):
+        folded = unicodedata.normalize("NFKC", chr(code))
+        if (folded[:1] in wanted) if first else any(c in folded for c in wanted):
+            out.append(chr(code))
+    return "".join(out)
+
+
+def test_the_look_alikes_are_every_character_of_unicode_that_folds_to_template_syntax():
+    """The lists the validator and the JSON Schema share, against the Unicode database of this Python."""
+    braces = _folds("{}")
+    assert LOOKALIKE_BRACES == braces
+    assert LOOKALIKE_OPENERS == "".join(c for c in _folds("^{%#") if c not in braces)
+
+
+@pytest.mark.parametrize("char", [*LOOKALIKE_BRACES, *LOOKALIKE_OPENERS])
+@pytest.mark.parametrize("placeholders", [True, False])
+def test_a_look_alike_is_refused_by_validation_and_by_the_schema_s_pattern(char, placeholders):
+    for text in (f"a {char} b", f"{{{char} x", f"{char}{char} ds {char}{char}"):
+        refused = template_problem(text, placeholders) is not None
+        in_schema = regress.Regex(LOOKALIKE_PATTERN, flags="u").find(text) is not None or any(re.search(p, text) for p in TEMPLATE_REFUSALS)
+        if char in LOOKALIKE_BRACES or text.startswith("{"):
+            assert refused and in_schema, text
+        else:  # '％' or '＃' alone is text ("50％")
+            assert not refused and not in_schema, text
