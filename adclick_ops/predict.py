@@ -7,9 +7,12 @@ The champion is its ONNX file, scored by onnxruntime (registry.serialization.Onn
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,81 +111,252 @@ def predictions_json(probability: np.ndarray, clicked: np.ndarray) -> list[dict[
 # --- batch: adclick-ops predict --dag DAG IN.csv OUT.csv ---------------------------------------
 
 
-def read_rows_csv(path: str, features: tuple[str, ...], ignore_extra: bool = False, name: str | None = None):
-    """The feature matrix of a CSV file, with the dataset's checks (file lines named in errors; the file as `name`)."""
-    from adclick_ops.steps.data import (
-        DataError,
-        check_feature_columns,
-        read_csv_checked,
-    )
-
-    frame, line_of = read_csv_checked(path, name)
-    source, path = name or path, str(path)
-    missing = [f for f in features if f not in frame.columns]
-    extra = [c for c in frame.columns if c not in features]
-    if missing:
-        raise DataError(f"{source}: missing column(s) {', '.join(map(repr, missing))}; expected: {', '.join(features)}")
-    if extra and not ignore_extra:
-        raise DataError(
-            f"{source}: unknown column(s) {', '.join(map(repr, map(str, extra)))}; expected exactly: {', '.join(features)} "
-            "(or pass --ignore-extra-columns to keep them in the output unscored)"
-        )
-    if frame.empty:
-        raise DataError(f"{source}: the file has a header but no rows")
-    checked = check_feature_columns(frame, list(features), source, line_of)
-    if extra:
-        # copied to the output as written: not read as numbers, dates, booleans or missing values ("00501", "NA", "TRUE")
-        import pandas as pd
-
-        from adclick_ops.steps.data import _readable_path
-
-        written = pd.read_csv(_readable_path(path), usecols=extra, dtype=str, keep_default_na=False, index_col=False)
-        frame = frame.assign(**{str(c): written[c].to_numpy() for c in extra})
-    return frame, checked[list(features)].to_numpy(dtype="float64")
-
-
+CHUNK_ROWS = 65_536  # rows read, checked, scored and written at a time: what bounds the memory of a batch
 PREDICTION_COLUMNS = ("click_probability", "clicked")  # what predict adds to the input's columns
 STDOUT = STDIN = "-"
 
 
-def _write_output(target: str, data: bytes) -> None:
-    """Write the output: `-` is stdout; a link, a pipe or a device (`/dev/stdout`) is written through, never
-    replaced; a regular file (a link's target, too) is replaced atomically, so a reader never sees half of it."""
+def _pandas(path: str, source: str, call: Callable[[], Any]) -> Any:
+    """`call` (a read by pandas) with the errors of `read_csv_checked` in its words."""
+    import warnings
+
+    import pandas as pd
+
+    from adclick_ops.steps.data import DataError, _not_utf8
+
+    try:
+        with warnings.catch_warnings():
+            # pandas warns, and drops the extra fields, when the first data row is wider than the header
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            return call()
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{source}: the file is empty; expected a CSV header and rows") from None
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, source, exc) from None
+    except (pd.errors.ParserWarning, pd.errors.ParserError) as exc:
+        raise DataError(f"{source}: not a readable CSV file: {exc}") from None
+
+
+def _columns(path: str, source: str, features: tuple[str, ...], ignore_extra: bool) -> list[str]:
+    """The file's columns other than the features, once its header is checked: no column named twice, every feature,
+    no other column unless `ignore_extra`, none named like a prediction."""
+    import pandas as pd
+
+    from adclick_ops.steps.data import DataError, _head_and_nul, check_header
+
+    frame = _pandas(path, source, lambda: pd.read_csv(path, index_col=False, nrows=0))
+    check_header(_head_and_nul(path, whole=False)[0], frame, source)
+    missing = [f for f in features if f not in frame.columns]
+    extra = [str(c) for c in frame.columns if c not in features]
+    if missing:
+        raise DataError(f"{source}: missing column(s) {', '.join(map(repr, missing))}; expected: {', '.join(features)}")
+    if extra and not ignore_extra:
+        raise DataError(
+            f"{source}: unknown column(s) {', '.join(map(repr, extra))}; expected exactly: {', '.join(features)} "
+            "(or pass --ignore-extra-columns to keep them in the output unscored)"
+        )
+    clashes = [c for c in PREDICTION_COLUMNS if c in extra]
+    if clashes:
+        raise DataError(
+            f"{source}: column(s) {', '.join(map(repr, clashes))} would be overwritten by the predictions, which are written "
+            f"as {' and '.join(PREDICTION_COLUMNS)}; rename the column(s) in the input; nothing was written"
+        )
+    return extra
+
+
+def _chunks(path: str, source: str, features: tuple[str, ...], extra: list[str], floats: list[str]) -> Iterator[Any]:
+    """The file's rows, CHUNK_ROWS at a time, as pandas reads them (the `floats` columns read as floats); the extra
+    columns as written: not read as numbers, dates, booleans or missing values ("00501", "NA", "TRUE")."""
+    import pandas as pd
+
+    options: dict[str, Any] = {"index_col": False, "chunksize": CHUNK_ROWS, "dtype": dict.fromkeys(floats, "float64")}
+    if extra:
+        from pandas._libs.parsers import STR_NA_VALUES  # what pandas reads as missing by default
+
+        missing = sorted(STR_NA_VALUES)
+        options |= {"keep_default_na": False, "na_values": dict.fromkeys(features, missing)}
+        options["dtype"] |= dict.fromkeys(extra, str)
+    reader = _pandas(path, source, lambda: pd.read_csv(path, **options))
+    with reader:
+        while (chunk := _pandas(path, source, lambda: next(reader, None))) is not None:
+            if not chunk.empty:
+                chunk.index = pd.RangeIndex(len(chunk))
+                yield chunk
+
+
+EXACT_INTEGERS = 2**53  # an integer column of no greater magnitude (and no zero, maybe -0) is a float column as read
+
+
+def _unify(chunk: Any, features: tuple[str, ...], dtypes: dict[str, Any]) -> bool:
+    """Give the chunk's feature columns the type of the same column in the chunks before, as pandas does for a whole
+    file (a column of integers with a float further down is a float column, written 35.0); False when the chunks
+    before must be written again (a column changed type), or the chunk's text read as floats: integers beyond 2**53,
+    a 0 that may be -0."""
+    import pandas as pd
+
+    same = True
+    for name in features:
+        have = chunk[name].dtype
+        want = dtypes.setdefault(name, have)
+        if have == want or not (pd.api.types.is_numeric_dtype(have) and pd.api.types.is_numeric_dtype(want)):
+            continue
+        common = np.result_type(have, want)
+        values = chunk[name].to_numpy()
+        if common != want or not (values.all() and np.abs(values).max() <= EXACT_INTEGERS):
+            dtypes[name], same = common, False
+        else:
+            chunk[name] = values.astype(want)
+    return same
+
+
+def _score_pass(path: str, source: str, champion: Champion, extra: list[str], out: _Output, dtypes: dict[str, Any]) -> tuple[int, bool]:
+    """One pass over the file: each chunk checked, and scored and written while no column has changed type; the
+    rows read, and whether all were written."""
+    from adclick_ops.steps.data import check_feature_columns, line_of_row
+
+    floats = [name for name, dtype in dtypes.items() if dtype == np.float64]
+    done, writing = 0, True
+    for chunk in _chunks(path, source, champion.features, extra, floats):
+        checked = check_feature_columns(chunk, list(champion.features), source, lambda i, done=done: line_of_row(path, done + i))
+        writing = _unify(chunk, champion.features, dtypes) and writing
+        if writing:
+            probability, clicked = score(champion.model, checked.to_numpy(dtype="float64"))
+            chunk[PREDICTION_COLUMNS[0]] = probability
+            chunk[PREDICTION_COLUMNS[1]] = clicked
+            out.write(chunk.to_csv(index=False, header=done == 0).encode())
+        done += len(chunk)
+    return done, writing
+
+
+def score_file(path: str, champion: Champion, out: _Output, ignore_extra: bool = False, name: str | None = None) -> int:
+    """Score the CSV file at `path` with `champion`, writing the input columns and the predictions to `out` a chunk
+    at a time, with the dataset's checks (file lines named in errors; the file as `name`); the rows scored."""
+    from adclick_ops.steps.data import DataError, _readable_path, check_rows
+
+    source, path = name or str(path), _readable_path(str(path))
+    check_rows(path, source)
+    extra = _columns(path, source, champion.features, ignore_extra)
+    dtypes: dict[str, Any] = {}
+    rows, written = _score_pass(path, source, champion, extra, out, dtypes)
+    if not rows:
+        raise DataError(f"{source}: the file has a header but no rows")
+    if not written:  # a column changed type past the first chunk: written again, every type known, floats read as floats
+        out.restart()
+        rows, written = _score_pass(path, source, champion, extra, out, dtypes)
+    return rows
+
+
+class _Output:
+    """Where the predictions are written while the input is read: a temporary file beside the output when the output
+    is a regular file (or not there yet), renamed over it at the end; one in a temporary folder otherwise (`-` for
+    stdout, a pipe, a device, object storage), copied there at the end. Until `commit`, nothing reaches the output:
+    a failure leaves it as it was (stdout included: nothing is printed)."""
+
+    def __init__(self, target: str, folder: Callable[[], str]):
+        import tempfile
+
+        from adclick_ops.artifacts import _HOST
+
+        self.target = target
+        self.kind, self.place = _place(target)
+        where = os.path.dirname(self.place) if self.kind == "replace" else folder()
+        if self.kind == "replace":
+            os.makedirs(where, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(dir=where, prefix=f".{os.path.basename(self.place)}.{_HOST}.{os.getpid()}.", suffix=".tmp")
+        self.fh = os.fdopen(fd, "w+b")
+
+    def write(self, data: bytes) -> None:
+        with _disk_full(self.target):
+            self.fh.write(data)
+
+    def restart(self) -> None:
+        self.fh.seek(0)
+        self.fh.truncate()
+
+    def commit(self) -> None:
+        with _disk_full(self.target):
+            self.fh.flush()
+            if self.kind == "replace":
+                os.fsync(self.fh.fileno())
+                self.fh.close()
+                if os.path.isdir(self.place):
+                    raise _folder_error(self.target)
+                os.replace(self.tmp, self.place)  # a link stays a link; its target gets the new content
+                return
+            self.fh.seek(0)
+            self._copy()
+
+    def _copy(self) -> None:
+        import shutil
+
+        if self.kind == "stdout":
+            sys.stdout.flush()
+            shutil.copyfileobj(self.fh, sys.stdout.buffer, 1 << 20)
+            sys.stdout.buffer.flush()
+        elif self.kind == "through":
+            with open(self.target, "wb") as fh:
+                shutil.copyfileobj(self.fh, fh, 1 << 20)
+        else:
+            from adclick_ops.artifacts import as_path
+
+            path = as_path(self.target)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("wb") as fh:  # one object, put whole when closed
+                shutil.copyfileobj(self.fh, fh, 1 << 20)
+
+    def discard(self) -> None:
+        self.fh.close()
+        if os.path.exists(self.tmp):
+            os.unlink(self.tmp)
+
+
+def _place(target: str) -> tuple[str, str]:
+    """How the output is written, and where: ("stdout", "-"); ("through", path) for a pipe, a terminal or a device
+    (`/dev/stdout`), written through, never replaced; ("remote", URI); ("replace", the real path of the regular file,
+    a link's target too)."""
     import stat
 
-    from adclick_ops.artifacts import _is_local, as_path, write_bytes_atomic
-
-    if target == STDOUT:
-        sys.stdout.flush()
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-        return
+    from adclick_ops.artifacts import _is_local, as_path
     from adclick_ops.config.locations import LocationError, parse_location
     from adclick_ops.steps.errors import DataError
 
+    if target == STDOUT:
+        return "stdout", target
     try:
         parse_location(target, "the output")
     except LocationError as exc:  # an empty name, a NUL byte, an address of no place the project writes
         raise DataError(f"{exc}; expected a file path, an object-storage URI or - for standard output") from None
-    path = as_path(target)
-    if not _is_local(path):
-        write_bytes_atomic(path, data)
-        return
+    if not _is_local(as_path(target)):
+        return "remote", target
     try:
         mode = os.stat(target).st_mode  # through any links
     except FileNotFoundError:
         mode = None  # nothing there yet, or a link to a file still to be made
     if mode is not None and stat.S_ISDIR(mode):
-        raise DataError(_is_folder(target))
-    if mode is not None and not stat.S_ISREG(mode):  # a pipe, a terminal, /dev/stdout: written through
-        with open(target, "wb") as fh:
-            fh.write(data)
-        return
-    write_bytes_atomic(as_path(os.path.realpath(target)), data)  # a link stays a link; its target gets the new content
+        raise _folder_error(target)
+    if mode is not None and not stat.S_ISREG(mode):
+        return "through", target
+    return "replace", os.path.realpath(target)
 
 
-def _is_folder(target: str) -> str:
-    return (
+@contextmanager
+def _disk_full(target: str) -> Iterator[None]:
+    from adclick_ops.artifacts import StorageFullError
+
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFullError(
+                exc.errno, f"{target}: no space left on the device (or quota) while writing the predictions; free some space there"
+            ) from exc
+        raise
+
+
+def _folder_error(target: str) -> Exception:
+    from adclick_ops.steps.errors import DataError
+
+    return DataError(
         f"the output {target}: is a folder; expected a file to write, such as {os.path.join(target, 'predictions.csv')}, "
         "or - for standard output"
     )
@@ -195,7 +369,7 @@ def _check_output(source: str, target: str) -> None:
     if target == STDOUT or "://" in target or not os.path.exists(target):
         return
     if os.path.isdir(target):
-        raise DataError(_is_folder(target))
+        raise _folder_error(target)
     if source != STDIN and "://" not in source and os.path.exists(source) and os.path.samefile(source, target):
         raise DataError(f"{target}: is the input file; write the predictions to another file, or - for stdout")
 
@@ -213,14 +387,13 @@ def _stdin_to_file(folder: str) -> str:
 
 def predict_file(registry: Any, source: str, target: str, ignore_extra: bool = False) -> tuple[Champion, int]:
     """Score `source` (- for standard input) with the champion of `registry` and write `target`: the input columns
-    plus the predictions.
+    plus the predictions, CHUNK_ROWS rows at a time (the memory needed does not grow with the file).
 
     The input is never changed: an input column named like a prediction column is refused (nothing is
-    written), and so is an output that is the input file itself.
+    written), and so is an output that is the input file itself. The output is written whole at the end, once
+    every row is checked and scored, or not at all.
     """
     import tempfile
-
-    from adclick_ops.steps.data import DataError
 
     _check_output(source, target)
     champion = load_champion(registry, threads=0)
@@ -228,21 +401,21 @@ def predict_file(registry: Any, source: str, target: str, ignore_extra: bool = F
         from adclick_ops.registry import RegistryError
 
         raise RegistryError(f"{registry.dag_id}: no champion yet in {registry.location}; train a model first")
-    if source == STDIN:
-        with tempfile.TemporaryDirectory(prefix="adclick-predict.") as folder:
-            frame, x = read_rows_csv(_stdin_to_file(folder), champion.features, ignore_extra, name="standard input")
-        source = "standard input"
-    else:
-        frame, x = read_rows_csv(source, champion.features, ignore_extra)
-    clashes = [c for c in PREDICTION_COLUMNS if c in map(str, frame.columns)]
-    if clashes:
-        raise DataError(
-            f"{source}: column(s) {', '.join(map(repr, clashes))} would be overwritten by the predictions, which are written "
-            f"as {' and '.join(PREDICTION_COLUMNS)}; rename the column(s) in the input; nothing was written"
-        )
-    probability, clicked = score(champion.model, x)
-    out = frame.copy()
-    out[PREDICTION_COLUMNS[0]] = probability
-    out[PREDICTION_COLUMNS[1]] = clicked
-    _write_output(target, out.to_csv(index=False).encode())
-    return champion, len(out)
+    with ExitStack() as stack:
+        folders: list[str] = []
+
+        def folder() -> str:
+            if not folders:
+                folders.append(stack.enter_context(tempfile.TemporaryDirectory(prefix="adclick-predict.")))
+            return folders[0]
+
+        out = _Output(target, folder)
+        try:
+            if source == STDIN:
+                rows = score_file(_stdin_to_file(folder()), champion, out, ignore_extra, name="standard input")
+            else:
+                rows = score_file(source, champion, out, ignore_extra)
+            out.commit()
+        finally:
+            out.discard()
+    return champion, rows

@@ -381,3 +381,156 @@ def test_a_column_of_true_and_false_is_refused_as_the_api_refuses_it(trained, pi
         "expected a number, such as 1 or 0\n"
     )
     assert not (tmp_path / "out.csv").exists()
+
+
+# --- read, checked, scored and written a chunk at a time ------------------------------------------------------------
+
+
+def whole_file_output(path, model, ignore_extra: bool = False) -> bytes:
+    """What predict wrote when it read the file whole: pandas' types for the whole file, the extra columns as written."""
+    frame = pd.read_csv(path, index_col=False)
+    extra = [c for c in frame.columns if c not in FEATURES]
+    if extra:
+        written = pd.read_csv(path, usecols=extra, dtype=str, keep_default_na=False, index_col=False)
+        frame = frame.assign(**{str(c): written[c].to_numpy() for c in extra})
+    probability = model.predict_proba(frame[FEATURES].to_numpy(dtype="float64"))[:, 1]
+    frame["click_probability"] = probability
+    frame["clicked"] = (probability > 0.5).astype("int64")
+    return frame.to_csv(index=False).encode()
+
+
+def golden_inputs() -> dict[str, str]:
+    header = ",".join(FEATURES)
+    rows = [",".join(map(str, r)) for r in SEED[FEATURES].head(40).itertuples(index=False)]
+    ints = [",".join(str(int(float(v))) for v in r.split(",")) for r in rows]
+    return {
+        "seed rows": "\n".join([header, *rows]) + "\n",
+        "integers, a float in the last chunk": "\n".join([header, *ints[:30], rows[30], *ints[31:]]) + "\n",
+        "blank lines, CR LF, no last newline": "\r\n".join([header, "", *rows[:10], "  ", *rows[10:20]]),
+        "a trailing comma on every row": "\n".join([header, *(r + "," for r in rows[:20])]) + "\n",
+        "1e5, +3, 0035, -0": "\n".join([header, "1e5,+3,0035,-0,1", *rows[:12], "68.95,35,61833.9,256.09,-0"]) + "\n",
+    }
+
+
+def golden_extra_input() -> str:
+    header = ",".join([*FEATURES, "zip", "note"])
+    notes = ['"a, b"', '"two\nlines"', "NA", "", "TRUE", '"say ""hi"""', "2026-01-02"]
+    return (
+        "\n".join(
+            [
+                header,
+                *(
+                    f"{r},{i:05d},{notes[i % len(notes)]}"
+                    for i, r in enumerate(",".join(map(str, r)) for r in SEED[FEATURES].head(25).itertuples(index=False))
+                ),
+            ]
+        )
+        + "\n"
+    )
+
+
+@pytest.mark.parametrize("name", [*golden_inputs(), "extra columns: quotes, commas, new lines, NA"])
+def test_the_output_is_the_same_byte_for_byte_whatever_the_chunk_size(trained, pipelines, tmp_path, monkeypatch, name):
+    """Chunks of 1, 7 and CHUNK_ROWS rows write what reading the whole file wrote, to the byte."""
+    import adclick_ops.predict as predict
+
+    extra = name.startswith("extra")
+    source = tmp_path / "in.csv"
+    source.write_bytes((golden_extra_input() if extra else golden_inputs()[name]).encode())
+    expected = whole_file_output(source, trained.load_model(2), extra)
+    default = predict.CHUNK_ROWS
+    for size in (1, 7, default):
+        monkeypatch.setattr(predict, "CHUNK_ROWS", size)
+        out = tmp_path / f"out-{size}.csv"
+        flags = ["--ignore-extra-columns"] if extra else []
+        assert main(["predict", "--pipelines", str(pipelines), *flags, str(source), str(out)]) == 0
+        assert out.read_bytes() == expected, (name, size)
+
+
+def test_the_rows_are_scored_and_written_a_chunk_at_a_time(trained, pipelines, tmp_path, monkeypatch):
+    """The memory predict needs does not grow with the file: never more than CHUNK_ROWS rows scored at once."""
+    import adclick_ops.predict as predict
+
+    monkeypatch.setattr(predict, "CHUNK_ROWS", 16)
+    scored: list[int] = []
+    real_score = predict.score
+
+    def counting(model, x):
+        scored.append(len(x))
+        return real_score(model, x)
+
+    monkeypatch.setattr(predict, "score", counting)
+    source = tmp_path / "in.csv"
+    SEED[FEATURES].head(100).to_csv(source, index=False)
+    assert main(["predict", "--pipelines", str(pipelines), str(source), str(tmp_path / "out.csv")]) == 0
+    assert scored == [16] * 6 + [4]
+    assert len(pd.read_csv(tmp_path / "out.csv")) == 100
+
+
+FAULTS = {
+    "text": ("oops", "column 'Age' must be numeric; found 'oops' at line {line} (1 non-numeric value(s))"),
+    "missing": ("", "column 'Age' has 1 missing value(s), first at line {line}"),
+    "infinite": ("inf", "column 'Age' has 1 infinite value(s), first at line {line} (inf)"),
+    "true": ("true", "column 'Age' must be numeric; found 'true' at line {line}"),
+}
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize("extra", [False, True])
+def test_a_bad_row_in_a_later_chunk_names_its_line_in_the_file(trained, pipelines, tmp_path, monkeypatch, capsys, fault, extra):
+    """Chunks of 7 rows, blank lines and (with extra columns) quoted fields holding new lines: the line of the file."""
+    import adclick_ops.predict as predict
+
+    monkeypatch.setattr(predict, "CHUNK_ROWS", 7)
+    lines = [",".join([*FEATURES, "note"] if extra else FEATURES)]
+    for i, row in enumerate(SEED[FEATURES].head(30).itertuples(index=False)):
+        cells = [str(v) for v in row]
+        if i == 17:  # the 4th row of the 3rd chunk, after two blank lines and (with notes) 8 new lines in quotes
+            cells[1] = FAULTS[fault][0]
+            bad_line = sum(line.count("\n") + 1 for line in lines) + 1
+        if extra:
+            cells.append('"one\ntwo\nthree"' if i < 4 else '"x"')
+        lines.append(",".join(cells))
+        if i in (2, 9):
+            lines.append("")
+    source = tmp_path / "in.csv"
+    source.write_text("\n".join(lines) + "\n")
+    flags = ["--ignore-extra-columns"] if extra else []
+    assert main(["predict", "--pipelines", str(pipelines), *flags, str(source), str(tmp_path / "out.csv")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {source}: " + FAULTS[fault][1].format(line=bad_line)), (err, bad_line)
+    assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize("size", [1, 2, 3])
+def test_a_wider_row_that_starts_a_chunk_is_refused(trained, pipelines, tmp_path, monkeypatch, capsys, size):
+    """pandas drops, without a word, the extra field of a row that starts a chunk: the file's text is checked first."""
+    import adclick_ops.predict as predict
+
+    monkeypatch.setattr(predict, "CHUNK_ROWS", size)
+    source = tmp_path / "rows.csv"
+    row = "68.95,35,61833.9,256.09,0"
+    source.write_text("\n".join([",".join(FEATURES), row, row, row, row + ",8", row]) + "\n")
+    assert main(["predict", "--pipelines", str(pipelines), str(source), str(tmp_path / "out.csv")]) == 1
+    assert capsys.readouterr().err.startswith(f"error: {source}: line 5: 6 fields, the header has 5")
+
+
+def test_a_failure_in_a_later_chunk_leaves_the_output_as_it_was(trained, pipelines, tmp_path, monkeypatch, capsys):
+    """The rows are written to a temporary file beside the output, renamed over it at the end: a bad row in the 3rd
+    chunk leaves the good output of an earlier run whole, and no temporary file; on stdout nothing is printed."""
+    import adclick_ops.predict as predict
+
+    monkeypatch.setattr(predict, "CHUNK_ROWS", 4)
+    good, bad, out = tmp_path / "good.csv", tmp_path / "bad.csv", tmp_path / "out" / "predictions.csv"
+    SEED[FEATURES].head(12).to_csv(good, index=False)
+    SEED[FEATURES].head(12).astype({"Age": object}).assign(Age=[35] * 10 + ["x", 35]).to_csv(bad, index=False)
+    assert main(["predict", "--pipelines", str(pipelines), str(good), str(out)]) == 0
+    before = out.read_bytes()
+    capsys.readouterr()
+    for target in (str(out), "-"):
+        assert main(["predict", "--pipelines", str(pipelines), str(bad), target]) == 1
+        said = capsys.readouterr()
+        assert said.out == "" and said.err == f"error: {bad}: column 'Age' must be numeric; found 'x' at line 12 (1 non-numeric value(s))\n"
+    assert out.read_bytes() == before and os.listdir(out.parent) == ["predictions.csv"]
+    assert main(["predict", "--pipelines", str(pipelines), str(good), "-"]) == 0
+    assert capsys.readouterr().out.encode() == before

@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,10 +26,8 @@ def _after_header(position: int) -> int:
     return position + 2  # 1-based, after the header line
 
 
-def data_line_numbers(text: str) -> list[int]:
-    """The file line where each data row starts, as pandas counts rows (blank lines skipped)."""
-    lines: list[int] = []
-    reader = csv.reader(io.StringIO(text))
+def _data_row_lines(reader: Any) -> Iterator[int]:
+    """The file line where each data row read by the csv `reader` starts, as pandas counts rows (blank lines skipped)."""
     previous_end = 0
     header_seen = False
     for row in reader:
@@ -39,8 +38,22 @@ def data_line_numbers(text: str) -> list[int]:
         if not header_seen:
             header_seen = True
             continue
-        lines.append(start)
-    return lines
+        yield start
+
+
+def data_line_numbers(text: str) -> list[int]:
+    """The file line where each data row starts, as pandas counts rows (blank lines skipped)."""
+    return list(_data_row_lines(csv.reader(io.StringIO(text))))
+
+
+def line_of_row(path: str, position: int) -> int:
+    """The file line where data row `position` (counted from 0) starts, as data_line_numbers counts: one pass over the
+    file, a row at a time, up to that row (the file is never held whole)."""
+    with as_path(path).open("rb") as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="") as text:
+        for index, line in enumerate(_data_row_lines(csv.reader(text))):
+            if index == position:
+                return line
+    return _after_header(position)
 
 
 def _readable_path(source: str) -> str:
@@ -64,34 +77,44 @@ def _readable_path(source: str) -> str:
     return where.path
 
 
+def _width_problem(fields: int, width: int) -> str:
+    return f"{fields} field{'' if fields == 1 else 's'}, the header has {width}; each row must have one field per column"
+
+
 def _row_problem(row: list[str], width: int) -> str | None:
     """What is wrong with one data row of the file, or None: a field count other than the header's, a NUL byte."""
     if len(row) != width:
-        return f"{len(row)} field{'' if len(row) == 1 else 's'}, the header has {width}; each row must have one field per column"
+        return _width_problem(len(row), width)
     for position, cell in enumerate(row, 1):
         if "\x00" in cell:
             return f"field {position} holds a NUL byte (a binary or damaged file?)"
     return None
 
 
-def check_fields(path: str, source: str | None = None) -> None:
+def check_fields(path: str, source: str | None = None, trailing_comma: bool = False) -> None:
     """Refuse, naming the first such line, a data row whose field count differs from the header's or that holds a NUL
     byte: pandas would take a wider row's first field as the row's name (shifting every value one column left),
     fill a shorter one with missing values, and cut a value at a NUL byte, all without a word.
 
     One pass over the file in Python, a row at a time, as the csv module and pandas count rows (blank lines
     skipped): slow on large files, so `_read_frame` calls it only for a file that shows a sign of such a row.
+    `trailing_comma`: when the first data row ends with one empty field more than the header has, as pandas reads
+    it (index_col=False), every row may end so (the field is dropped), as check_rows allows.
     """
     source = source or path
     with as_path(path).open("rb") as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="") as text:
         reader = csv.reader(text)
-        width = None
+        width = trailing = None
         previous_end = 0
         try:
             for row in reader:
                 start, previous_end = previous_end + 1, reader.line_num
                 if not row or (len(row) == 1 and not row[0].strip() and "\x00" not in row[0]):
                     continue  # a blank line: pandas skips it
+                if width is not None and trailing is None:  # the first data row
+                    trailing = trailing_comma and len(row) == width + 1 and row[-1] == ""
+                if trailing and len(row) == width + 1 and row[-1] == "":
+                    row = row[:-1]
                 width = len(row) if width is None else width  # the header's
                 problem = _row_problem(row, width)
                 if problem:
@@ -146,6 +169,79 @@ def _not_utf8(path: str, source: str, exc: UnicodeDecodeError) -> DataError:
     )
 
 
+class _RowScan:
+    """check_rows's state from one block of whole lines to the next: the header's width, whether the rows may end
+    with an empty field more (a trailing comma on the first data row), the number of the block's first line."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.width: int | None = None
+        self.trailing: bool | None = None
+        self.line = 1
+
+    def block(self, data: bytes) -> None:
+        """Check the lines of `data` (whole lines, without quotes, NUL bytes or a CR alone): numpy counts the fields."""
+        buf = np.frombuffer(data, dtype=np.uint8)
+        ends = np.flatnonzero(buf == 10)
+        if not data.endswith(b"\n"):
+            ends = np.append(ends, len(data))  # the file's last line, without its end
+        starts = np.concatenate(([0], ends[:-1] + 1))
+        stops = ends - (buf[np.maximum(ends - 1, 0)] == 13) * (ends > starts)  # before a CR of CR LF
+        commas = np.flatnonzero(buf == 44)
+        fields = np.searchsorted(commas, stops) - np.searchsorted(commas, starts) + 1
+        last_empty = (stops > starts) & (buf[np.maximum(stops - 1, 0)] == 44)
+        first = 0
+        while self.trailing is None and first < len(ends):  # the header, then the first data row
+            if not (fields[first] == 1 and self._blank(data, starts[first], stops[first])):
+                if self.width is None:
+                    self.width = int(fields[first])
+                else:
+                    self.trailing = bool(fields[first] == self.width + 1 and last_empty[first])
+                    continue
+            first += 1
+        if self.width is not None:
+            ok = fields == self.width
+            if self.trailing:
+                ok |= (fields == self.width + 1) & last_empty
+            for i in np.flatnonzero(~ok[first:]) + first:
+                if not (fields[i] == 1 and self._blank(data, starts[i], stops[i])):
+                    raise DataError(f"{self.source}: line {self.line + i}: {_width_problem(int(fields[i]), self.width)}")
+        self.line += int(np.count_nonzero(buf == 10))
+
+    @staticmethod
+    def _blank(data: bytes, start: int, stop: int) -> bool:
+        return not data[start:stop].decode("utf-8").strip()
+
+
+def check_rows(path: str, source: str) -> None:
+    """The checks of `read_csv_checked` on the file's text, before a read of its rows in chunks (pandas drops, without
+    a word, a wider row that starts a chunk): the file is UTF-8 (else its first other byte is named, by offset and
+    line), holds no NUL byte, and each data row has the header's field count (a trailing comma on every row, as
+    pandas reads it, is allowed); the first problem names its line.
+
+    One pass, a MiB at a time: numpy counts the fields of lines without quotes; a file with a quote, a NUL byte or a
+    CR alone goes through `check_fields` (the csv module, a row at a time) once the pass has found its text UTF-8.
+    """
+    scan, slow, carry = _RowScan(source), False, b""
+    with as_path(path).open("rb") as raw:
+        while True:
+            block = raw.read(HEAD_BYTES)
+            data = carry + block
+            if not data:
+                break
+            end = data.rfind(b"\n") + 1 if block else len(data)
+            whole, carry = data[:end], data[end:]
+            try:
+                whole.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _not_utf8(path, source, exc) from None
+            slow = slow or b'"' in whole or b"\x00" in whole or whole.count(b"\r") != whole.count(b"\r\n")
+            if whole and not slow:
+                scan.block(whole)
+    if slow:
+        check_fields(path, source, trailing_comma=True)
+
+
 def _read_frame(path: str, source: str) -> tuple[pd.DataFrame, str]:
     """The file as pandas reads it, and its first MiB as text."""
     try:
@@ -175,6 +271,22 @@ def _read_frame(path: str, source: str) -> tuple[pd.DataFrame, str]:
         raise DataError(f"{source}: not a readable CSV file: {exc}") from None
 
 
+def check_header(head: str, frame: pd.DataFrame, source: str) -> None:
+    """Refuse a header that names a column twice; `head`: the file's first MiB as text, `frame`: the file as pandas
+    reads it (its first rows are enough)."""
+    # pandas renames a repeated column to "name.1": the file's own header is the truth
+    header = next((row for row in csv.reader(io.StringIO(head)) if row and any(c.strip() for c in row)), [])
+    seen: dict[str, int] = {}
+    for position, name in enumerate(header, 1):
+        if name in seen:
+            named = f"column {name!r}" if _looks_like_csv(frame) else "a column name"
+            raise DataError(
+                f"{source}: line 1: {named} appears twice in the header (columns {seen[name]} and {position}); "
+                "each column name must be unique"
+            )
+        seen[name] = position
+
+
 def read_csv_checked(path: str | Path, name: str | None = None) -> tuple[pd.DataFrame, LineOf]:
     """Read a CSV file with clear errors; returns the frame and `line_of(row position) -> file line`. Messages name
     the file `name` (by default its path)."""
@@ -189,17 +301,7 @@ def read_csv_checked(path: str | Path, name: str | None = None) -> tuple[pd.Data
             text_cache.append(as_path(readable).read_bytes().decode("utf-8", errors="replace"))
         return text_cache[0]
 
-    # pandas renames a repeated column to "name.1": the file's own header is the truth
-    header = next((row for row in csv.reader(io.StringIO(head)) if row and any(c.strip() for c in row)), [])
-    seen: dict[str, int] = {}
-    for position, name in enumerate(header, 1):
-        if name in seen:
-            named = f"column {name!r}" if _looks_like_csv(frame) else "a column name"
-            raise DataError(
-                f"{source}: line 1: {named} appears twice in the header (columns {seen[name]} and {position}); "
-                "each column name must be unique"
-            )
-        seen[name] = position
+    check_header(head, frame, source)
 
     lines: list[list[int]] = []
 

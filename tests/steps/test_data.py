@@ -300,3 +300,77 @@ def test_the_first_byte_that_is_not_utf8_is_found_past_a_character_cut_by_a_mib(
     assert first_bad_utf8(str(path)) is None
     path.write_bytes(data[:HEAD_BYTES])  # a character cut by the end of the file
     assert first_bad_utf8(str(path)) == (HEAD_BYTES - 1, lines + 1, 0xC3)
+
+
+# --- the checks on the file's text before a read in chunks (adclick-ops predict) ---------------------------------
+
+TEXTS = {
+    "good": [HEADER, ROW, OTHER],
+    "blank lines, spaces": ["", HEADER, "  ", ROW, "\t", OTHER, ""],
+    "a wider row": [HEADER, ROW, f"{OTHER},8", ROW],
+    "a shorter row after a blank line": [HEADER, ROW, "", ROW.rsplit(",", 1)[0]],
+    "one field": [HEADER, ROW, "5"],
+    "a trailing comma on every row": [HEADER, f"{ROW},", f"{OTHER},"],
+    "a trailing comma from the second row": [HEADER, ROW, f"{OTHER},"],
+    "a trailing comma, then a field": [HEADER, f"{ROW},", f"{OTHER},9"],
+    "a NUL byte": [HEADER, ROW, ROW.replace(",35,", ",3\x005,")],
+}
+
+
+@pytest.mark.parametrize("quoted", [False, True], ids=["numpy", "csv module"])
+@pytest.mark.parametrize("ending", ["\n", "\r\n"], ids=["LF", "CRLF"])
+@pytest.mark.parametrize("name", TEXTS)
+def test_check_rows_counts_fields_as_the_csv_module_does(tmp_path, name, ending, quoted):
+    """The same verdict, naming the same line, whether numpy counts the fields (no quote in the file) or the csv module
+    does (a quoted header sends the file there): the verdict of check_fields with a trailing comma allowed."""
+    from adclick_ops.steps.data import check_fields, check_rows
+
+    lines = list(TEXTS[name])
+    if quoted:
+        lines = [line.replace(TARGET, f'"{TARGET}"') for line in lines]
+    path = tmp_path / "rows.csv"
+    path.write_bytes(ending.join(lines).encode() + (b"" if name == "one field" else ending.encode()))
+    said = []
+    for check in (check_rows, lambda p, s: check_fields(p, s, trailing_comma=True)):
+        try:
+            check(str(path), "rows.csv")
+            said.append(None)
+        except DataError as exc:
+            said.append(str(exc))
+    assert said[0] == said[1], said
+    expected = {
+        "a wider row": "rows.csv: line 3: 7 fields, the header has 6",
+        "a shorter row after a blank line": "rows.csv: line 4: 5 fields, the header has 6",
+        "one field": "rows.csv: line 3: 1 field, the header has 6",
+        "a trailing comma from the second row": "rows.csv: line 3: 7 fields, the header has 6",
+        "a trailing comma, then a field": "rows.csv: line 3: 7 fields, the header has 6",
+        "a NUL byte": "rows.csv: line 3: field 2 holds a NUL byte",
+    }.get(name)
+    assert said[0] is None if expected is None else said[0].startswith(expected), (said[0], expected)
+
+
+def test_check_rows_names_the_line_past_a_mib_and_the_first_byte_not_utf8(tmp_path):
+    from adclick_ops.steps.data import HEAD_BYTES, check_rows
+
+    path = tmp_path / "rows.csv"
+    body = "\n".join([ROW, OTHER] * 20_000)  # about 1.1 MB
+    path.write_text(f"{HEADER}\n{body}\n{ROW},9\n")
+    assert path.stat().st_size > HEAD_BYTES
+    with pytest.raises(DataError, match=rf"^{path}: line 40002: 7 fields, the header has 6"):
+        check_rows(str(path), str(path))
+    data = f"{HEADER}\n{body}\n".encode() + b"caf\xe9\n"
+    path.write_bytes(data)
+    offset = data.index(bytes([0xE9]))
+    with pytest.raises(DataError, match=rf"^{path}: line 40002: not UTF-8 text: byte {offset:,} \(counted from 0\) is 0xe9"):
+        check_rows(str(path), str(path))
+
+
+def test_line_of_row_counts_as_the_csv_module_does(tmp_path):
+    """Blank lines skipped, a quoted field's new lines counted: the line where each data row starts, read a row at a time."""
+    from adclick_ops.steps.data import data_line_numbers, line_of_row
+
+    text = f'\n{HEADER},note\n{ROW},"a\nb"\n\n{OTHER},x\n  \n{ROW},"c\r\nd\ne"\n{OTHER},y\n'
+    path = tmp_path / "rows.csv"
+    path.write_bytes(text.encode())
+    assert [line_of_row(str(path), i) for i in range(4)] == data_line_numbers(text) == [3, 6, 8, 11]
+    assert line_of_row(str(path), 4) == 6  # past the last row: counted from the header, as before
