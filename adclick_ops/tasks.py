@@ -16,6 +16,7 @@ from typing import Any
 from adclick_ops.artifacts import RunFiles, file_sha256
 from adclick_ops.config.models import Monitor, TrainingJob
 from adclick_ops.config.vocabulary import METRICS
+from adclick_ops.preload import freeze_heap
 from adclick_ops.steps.errors import QualityGateError
 
 __all__ = ["QualityGateError", "build_save_model", "load_data", "load_model", "preprocess", "separate_data_outputs", "start_flask_api"]
@@ -37,6 +38,7 @@ def _expose_failure(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        freeze_heap("task")
         try:
             return func(*args, **kwargs)
         except Exception as exc:

@@ -27,3 +27,4 @@ adclick_ops.preload.refresh()
 from adclick_ops.render import render  # noqa: E402
 
 render(globals(), dag_file=__file__)
+adclick_ops.preload.freeze_heap("parsed")

@@ -338,3 +338,66 @@ def test_a_running_scheduler_runs_each_task_on_the_code_as_edited_after_it_start
         before, after = task_log("before-edit", task), task_log("after-edit", task)
         assert edited not in before and refreshed not in before, task
         assert edited in after and refreshed in after, (task, after[-3000:])
+
+
+# What freeze_heap leaves in a process of its own: the frozen count after each step, and whether garbage made
+# after the freeze is still collected.
+_FREEZE = """
+import gc, json, sys
+from adclick_ops import preload
+counts = [gc.get_freeze_count()]
+keep = [[i] for i in range(1000)]
+preload.freeze_heap("parsed")
+counts.append(gc.get_freeze_count())
+more = [[i] for i in range(1000)]
+preload.freeze_heap("parsed")
+counts.append(gc.get_freeze_count())
+preload.freeze_heap("task")
+counts.append(gc.get_freeze_count())
+class Cycle:
+    pass
+c = Cycle(); c.me = c; del c
+print(json.dumps({"counts": counts, "collected": gc.collect()}))
+"""
+
+
+def test_freeze_heap_freezes_once_for_each_moment_and_later_garbage_is_still_collected():
+    out = subprocess.run([sys.executable, "-c", _FREEZE], capture_output=True, text=True, check=True, cwd=ROOT)
+    report = json.loads(out.stdout)
+    before, parsed, again, task = report["counts"]
+    assert before == 0 and parsed > 1000  # the lists alive at that moment, and all else
+    assert again == parsed  # the same moment a second time: the 1,000 new lists are not frozen
+    assert task > again + 1000  # another moment freezes what was made since
+    assert report["collected"] >= 1  # a cycle made after the freezes is still collected
+
+
+_PARSED_AND_TASK = """
+import gc, json, sys
+from airflow.dag_processing.dagbag import DagBag
+def collectable(obj):  # frozen objects are left out of what the collector walks
+    return any(o is obj for o in gc.get_objects())
+bag = DagBag(sys.argv[1])
+assert not bag.import_errors, bag.import_errors
+report = {"frozen_after_parse": gc.get_freeze_count()}
+from adclick_ops import tasks
+made = [[i] for i in range(100)]
+report["made_before_task"] = collectable(made)
+try:
+    tasks.load_data({}, "run")  # invalid settings: the task fails, after the freeze
+except Exception:
+    pass
+report["made_after_task"] = collectable(made)
+print(json.dumps(report))
+"""
+
+
+def test_parsing_the_dag_file_and_starting_a_task_each_freeze_the_heap(tmp_path):
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__DAG_FACTORY__ENABLE_TELEMETRY": "False"}
+    out = subprocess.run(
+        [sys.executable, "-c", _PARSED_AND_TASK, str(ROOT / "dags")], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    # the DAG file froze what its parse left alive, then a task's start froze what was made since
+    assert report["frozen_after_parse"] > 100_000
+    assert report["made_before_task"] is True and report["made_after_task"] is False
