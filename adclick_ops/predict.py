@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from adclick_ops.steps.errors import shown
+
 MAX_ROWS = 10_000
 
 
@@ -50,14 +52,6 @@ def load_champion(registry: Any, threads: int = 1) -> Champion | None:
         registry.load_model(number, threads=threads),
         tag,
     )
-
-
-MAX_SHOWN_CHARS = 80  # of a value, or a list of field names, that a message quotes
-
-
-def shown(text: str) -> str:
-    """`text` cut to MAX_SHOWN_CHARS with an ellipsis: a message never echoes a whole 4 MB value back."""
-    return text if len(text) <= MAX_SHOWN_CHARS else text[: MAX_SHOWN_CHARS - 1] + "…"
 
 
 def _number(value: Any, where: str, name: str) -> float:

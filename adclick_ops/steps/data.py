@@ -15,7 +15,7 @@ import pandas as pd
 from adclick_ops.artifacts import as_path
 from adclick_ops.config.locations import LocationError, parse_location
 from adclick_ops.config.paths import PathFault, regular_file
-from adclick_ops.steps.errors import DataError
+from adclick_ops.steps.errors import DataError, shown
 
 __all__ = ["DataError", "check_dataset", "check_feature_columns", "read_csv_checked", "read_dataset"]
 
@@ -333,15 +333,6 @@ def read_dataset(path: str | Path, features: list[str], target: str) -> pd.DataF
     return check_dataset(frame, features, target, str(path), line_of)
 
 
-MAX_SHOWN_CHARS = 80  # of a value that a message quotes
-
-
-def _shown(value: object) -> str:
-    """A value of the file in a message, cut to MAX_SHOWN_CHARS: a message never echoes a whole field of megabytes."""
-    text = repr(value)
-    return text if len(text) <= MAX_SHOWN_CHARS else text[: MAX_SHOWN_CHARS - 1] + "…"
-
-
 def _refuse_booleans(values: pd.Series, column: str, source: str, line_of: LineOf) -> None:
     """pandas reads true/false (True, TRUE, false...) as booleans, which are numbers to numpy: refused, as /api/predict
     refuses them, naming the first line."""
@@ -371,7 +362,7 @@ def check_feature_columns(frame: pd.DataFrame, columns: list[str], source: str, 
             if not bad.empty:
                 row = line_of(int(bad.index[0]))
                 raise DataError(
-                    f"{source}: column {column!r} must be numeric; found {_shown(bad.iloc[0])} at line {row} ({len(bad)} non-numeric value(s))"
+                    f"{source}: column {column!r} must be numeric; found {shown(repr(bad.iloc[0]))} at line {row} ({len(bad)} non-numeric value(s))"
                 )
             data[column] = converted
         nulls = data[column].isna()
